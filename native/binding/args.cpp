@@ -1,0 +1,158 @@
+// Argument readers and the storage handle class (see args.h).
+#include "args.h"
+
+#include "lmcl/allocator.h"
+#include "lmcl/cuda_memory.h"
+
+namespace lmcl {
+namespace binding {
+
+const char* device_name(Device device) { return device == Device::kCuda ? "cuda" : "cpu"; }
+
+[[noreturn]] void throw_error(Napi::Env env, const std::string& message) {
+  throw Napi::Error::New(env, message);
+}
+
+void throw_if_error(Napi::Env env, const Status& status, const char* op) {
+  if (status.is_ok()) return;
+  throw_error(env, std::string(op) + ": " + status.message());
+}
+
+// ---- StorageHandle ---------------------------------------------------------------------------
+
+Napi::Function StorageHandle::define_class(Napi::Env env) {
+  return DefineClass(env, "NativeStorage", {});
+}
+
+StorageHandle::StorageHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<StorageHandle>(info) {
+  // Only create() may construct one: it passes a private External carrying the request.
+  if (info.Length() != 1 || !info[0].IsExternal()) {
+    throw Napi::TypeError::New(info.Env(), "NativeStorage cannot be constructed from JavaScript; use alloc()");
+  }
+  auto* request = info[0].As<Napi::External<std::pair<Device, size_t>>>().Data();
+  device_ = request->first;
+  bytes_ = request->second;
+  if (bytes_ == 0) return;
+  if (device_ == Device::kCpu) {
+    data_ = cpu_allocate(bytes_);
+    if (!data_) throw_error(info.Env(), "alloc: out of memory allocating " + std::to_string(bytes_) + " bytes");
+  } else {
+    Status status = cuda::allocate(bytes_, &data_);
+    throw_if_error(info.Env(), status, "alloc");
+  }
+}
+
+StorageHandle::~StorageHandle() { release(); }
+
+void StorageHandle::release() {
+  if (released_) return;
+  released_ = true;
+  if (data_) {
+    if (device_ == Device::kCpu) cpu_free(data_);
+    else cuda::free(data_);
+  }
+  data_ = nullptr;
+  if (bytes_ == 0) bytes_ = 1;  // so is_freed() reports true for empty blocks too
+}
+
+Napi::Object StorageHandle::create(Napi::Env env, Device device, size_t bytes) {
+  std::pair<Device, size_t> request(device, bytes);
+  auto* data = env.GetInstanceData<AddonData>();
+  return data->storage_constructor.New({Napi::External<std::pair<Device, size_t>>::New(env, &request)});
+}
+
+// ---- readers --------------------------------------------------------------------------------
+
+static std::string where(const char* op, const char* name) { return std::string(op) + ": argument '" + name + "'"; }
+
+StorageHandle* get_storage(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name) {
+  Napi::Env env = info.Env();
+  if (index >= info.Length() || !info[index].IsObject()) {
+    throw Napi::TypeError::New(env, where(op, name) + " must be a tensor storage");
+  }
+  auto* data = env.GetInstanceData<AddonData>();
+  Napi::Object object = info[index].As<Napi::Object>();
+  if (!object.InstanceOf(data->storage_constructor.Value())) {
+    throw Napi::TypeError::New(env, where(op, name) + " must be a tensor storage");
+  }
+  StorageHandle* storage = StorageHandle::Unwrap(object);
+  if (storage->is_freed()) throw_error(env, where(op, name) + " refers to a tensor that was disposed");
+  return storage;
+}
+
+float* cpu_floats(const Napi::CallbackInfo& info, size_t index, int64_t count, const char* op, const char* name) {
+  StorageHandle* storage = get_storage(info, index, op, name);
+  if (storage->device() != Device::kCpu) {
+    throw_error(info.Env(), where(op, name) + " is on device '" + device_name(storage->device()) +
+                                "' but this op has no kernel for it yet (cpu only)");
+  }
+  if (count < 0 || static_cast<uint64_t>(count) * sizeof(float) > storage->bytes()) {
+    throw_error(info.Env(), where(op, name) + " holds " + std::to_string(storage->bytes() / sizeof(float)) +
+                                " floats but the op needs " + std::to_string(count));
+  }
+  return static_cast<float*>(storage->data());
+}
+
+float* optional_cpu_floats(const Napi::CallbackInfo& info, size_t index, int64_t count, const char* op,
+                           const char* name) {
+  if (index >= info.Length() || info[index].IsNull() || info[index].IsUndefined()) return nullptr;
+  return cpu_floats(info, index, count, op, name);
+}
+
+int64_t get_int(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name) {
+  if (index >= info.Length() || !info[index].IsNumber()) {
+    throw Napi::TypeError::New(info.Env(), where(op, name) + " must be an integer");
+  }
+  double value = info[index].As<Napi::Number>().DoubleValue();
+  if (!(value == static_cast<double>(static_cast<int64_t>(value))) || value > 9.0e15 || value < -9.0e15) {
+    throw Napi::TypeError::New(info.Env(), where(op, name) + " must be an integer, got " + std::to_string(value));
+  }
+  return static_cast<int64_t>(value);
+}
+
+double get_number(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name) {
+  if (index >= info.Length() || !info[index].IsNumber()) {
+    throw Napi::TypeError::New(info.Env(), where(op, name) + " must be a number");
+  }
+  return info[index].As<Napi::Number>().DoubleValue();
+}
+
+bool get_bool(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name) {
+  if (index >= info.Length() || !info[index].IsBoolean()) {
+    throw Napi::TypeError::New(info.Env(), where(op, name) + " must be a boolean");
+  }
+  return info[index].As<Napi::Boolean>().Value();
+}
+
+std::vector<int64_t> get_int_array(const Napi::CallbackInfo& info, size_t index, const char* op,
+                                   const char* name) {
+  if (index >= info.Length() || !info[index].IsArray()) {
+    throw Napi::TypeError::New(info.Env(), where(op, name) + " must be an array of integers");
+  }
+  Napi::Array array = info[index].As<Napi::Array>();
+  std::vector<int64_t> values(array.Length());
+  for (uint32_t i = 0; i < array.Length(); ++i) {
+    Napi::Value item = array.Get(i);
+    if (!item.IsNumber()) throw Napi::TypeError::New(info.Env(), where(op, name) + " must be an array of integers");
+    double value = item.As<Napi::Number>().DoubleValue();
+    if (value != static_cast<double>(static_cast<int64_t>(value)) || value > 9.0e15 || value < -9.0e15) {
+      throw Napi::TypeError::New(info.Env(), where(op, name) + " must be an array of integers");
+    }
+    values[i] = static_cast<int64_t>(value);
+  }
+  return values;
+}
+
+const int32_t* get_int32_array(const Napi::CallbackInfo& info, size_t index, int64_t* length, const char* op,
+                               const char* name) {
+  if (index >= info.Length() || !info[index].IsTypedArray() ||
+      info[index].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    throw Napi::TypeError::New(info.Env(), where(op, name) + " must be an Int32Array");
+  }
+  Napi::Int32Array array = info[index].As<Napi::Int32Array>();
+  *length = static_cast<int64_t>(array.ElementLength());
+  return array.Data();
+}
+
+}  // namespace binding
+}  // namespace lmcl

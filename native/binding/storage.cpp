@@ -1,0 +1,173 @@
+// Storage bindings: allocate/free device blocks, copy data in and out, fill, memory stats,
+// engine information. Dispatches on the storage's device (cpu or cuda).
+#include <cstring>
+
+#include "args.h"
+#include "lmcl/allocator.h"
+#include "lmcl/cpu_features.h"
+#include "lmcl/cuda_memory.h"
+#include "lmcl/parallel.h"
+
+namespace lmcl {
+namespace binding {
+namespace {
+
+Device parse_device(const Napi::CallbackInfo& info, size_t index, const char* op) {
+  if (index < info.Length() && info[index].IsString()) {
+    std::string name = info[index].As<Napi::String>().Utf8Value();
+    if (name == "cpu") return Device::kCpu;
+    if (name == "cuda") return Device::kCuda;
+    throw Napi::TypeError::New(info.Env(), std::string(op) + ": unknown device '" + name + "' (expected 'cpu' or 'cuda')");
+  }
+  throw Napi::TypeError::New(info.Env(), std::string(op) + ": device must be 'cpu' or 'cuda'");
+}
+
+// alloc(device, bytes) -> storage
+Napi::Value alloc(const Napi::CallbackInfo& info) {
+  Device device = parse_device(info, 0, "alloc");
+  int64_t bytes = get_int(info, 1, "alloc", "bytes");
+  if (bytes < 0) throw_error(info.Env(), "alloc: byte count must be >= 0, got " + std::to_string(bytes));
+  return StorageHandle::create(info.Env(), device, static_cast<size_t>(bytes));
+}
+
+// free(storage): returns the block to its caching allocator. Idempotent.
+Napi::Value free_storage(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(info.Env(), "free: expected a storage");
+  auto* data = info.Env().GetInstanceData<AddonData>();
+  Napi::Object object = info[0].As<Napi::Object>();
+  if (!object.InstanceOf(data->storage_constructor.Value())) throw Napi::TypeError::New(info.Env(), "free: expected a storage");
+  StorageHandle::Unwrap(object)->release();
+  return info.Env().Undefined();
+}
+
+// upload(storage, Float32Array | Int32Array, byteOffset): copies host data into the block.
+Napi::Value upload(const Napi::CallbackInfo& info) {
+  StorageHandle* storage = get_storage(info, 0, "upload", "storage");
+  if (info.Length() < 2 || !info[1].IsTypedArray()) throw Napi::TypeError::New(info.Env(), "upload: source must be a typed array");
+  Napi::TypedArray source = info[1].As<Napi::TypedArray>();
+  int64_t offset = get_int(info, 2, "upload", "byteOffset");
+  size_t bytes = source.ByteLength();
+  const uint8_t* host = static_cast<const uint8_t*>(source.ArrayBuffer().Data()) + source.ByteOffset();
+  if (offset < 0 || static_cast<uint64_t>(offset) + bytes > storage->bytes()) {
+    throw_error(info.Env(), "upload: " + std::to_string(bytes) + " bytes at offset " + std::to_string(offset) +
+                                " do not fit a block of " + std::to_string(storage->bytes()) + " bytes");
+  }
+  if (bytes == 0) return info.Env().Undefined();
+  uint8_t* destination = static_cast<uint8_t*>(storage->data()) + offset;
+  if (storage->device() == Device::kCpu) std::memcpy(destination, host, bytes);
+  else throw_if_error(info.Env(), cuda::copy_host_to_device(destination, host, bytes), "upload");
+  return info.Env().Undefined();
+}
+
+// download(storage, byteOffset, floatCount) -> Float32Array (a copy)
+Napi::Value download(const Napi::CallbackInfo& info) {
+  StorageHandle* storage = get_storage(info, 0, "download", "storage");
+  int64_t offset = get_int(info, 1, "download", "byteOffset");
+  int64_t count = get_int(info, 2, "download", "count");
+  if (offset < 0 || count < 0 || static_cast<uint64_t>(offset) + static_cast<uint64_t>(count) * 4 > storage->bytes()) {
+    throw_error(info.Env(), "download: range outside the block");
+  }
+  Napi::Float32Array result = Napi::Float32Array::New(info.Env(), static_cast<size_t>(count));
+  if (count == 0) return result;
+  const uint8_t* source = static_cast<const uint8_t*>(storage->data()) + offset;
+  if (storage->device() == Device::kCpu) std::memcpy(result.Data(), source, count * 4);
+  else throw_if_error(info.Env(), cuda::copy_device_to_host(result.Data(), source, count * 4), "download");
+  return result;
+}
+
+// fill(storage, value, count): sets the first count floats.
+Napi::Value fill(const Napi::CallbackInfo& info) {
+  StorageHandle* storage = get_storage(info, 0, "fill", "storage");
+  double value = get_number(info, 1, "fill", "value");
+  int64_t count = get_int(info, 2, "fill", "count");
+  if (count < 0 || static_cast<uint64_t>(count) * 4 > storage->bytes()) throw_error(info.Env(), "fill: count exceeds the block");
+  float* destination = static_cast<float*>(storage->data());
+  if (storage->device() == Device::kCpu) {
+    float fill_value = static_cast<float>(value);
+    parallel_for(0, count, 1 << 16, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) destination[i] = fill_value;
+    });
+  } else {
+    throw_if_error(info.Env(), cuda::fill(destination, static_cast<float>(value), count), "fill");
+  }
+  return info.Env().Undefined();
+}
+
+// copy(destination, source, bytes): same-device or cross-device copy of the first bytes.
+Napi::Value copy(const Napi::CallbackInfo& info) {
+  StorageHandle* destination = get_storage(info, 0, "copy", "destination");
+  StorageHandle* source = get_storage(info, 1, "copy", "source");
+  int64_t bytes = get_int(info, 2, "copy", "bytes");
+  if (bytes < 0 || static_cast<uint64_t>(bytes) > destination->bytes() || static_cast<uint64_t>(bytes) > source->bytes()) {
+    throw_error(info.Env(), "copy: byte count exceeds a block");
+  }
+  if (bytes == 0) return info.Env().Undefined();
+  Status status;
+  if (destination->device() == Device::kCpu && source->device() == Device::kCpu) {
+    const char* from = static_cast<const char*>(source->data());
+    char* to = static_cast<char*>(destination->data());
+    parallel_for(0, bytes, 1 << 20, [&](int64_t begin, int64_t end) { std::memcpy(to + begin, from + begin, end - begin); });
+  } else if (destination->device() == Device::kCuda && source->device() == Device::kCpu) {
+    status = cuda::copy_host_to_device(destination->data(), source->data(), bytes);
+  } else if (destination->device() == Device::kCpu && source->device() == Device::kCuda) {
+    status = cuda::copy_device_to_host(destination->data(), source->data(), bytes);
+  } else {
+    status = cuda::copy_device_to_device(destination->data(), source->data(), bytes);
+  }
+  throw_if_error(info.Env(), status, "copy");
+  return info.Env().Undefined();
+}
+
+Napi::Value memory_stats(const Napi::CallbackInfo& info) {
+  AllocatorStats stats = cpu_allocator_stats();
+  Napi::Object result = Napi::Object::New(info.Env());
+  result.Set("cpuLiveBytes", Napi::Number::New(info.Env(), static_cast<double>(stats.live_bytes)));
+  result.Set("cpuLiveBlocks", Napi::Number::New(info.Env(), static_cast<double>(stats.live_blocks)));
+  result.Set("cpuCachedBytes", Napi::Number::New(info.Env(), static_cast<double>(stats.cached_bytes)));
+  result.Set("cpuPeakLiveBytes", Napi::Number::New(info.Env(), static_cast<double>(stats.peak_live_bytes)));
+  result.Set("cudaLiveBytes", Napi::Number::New(info.Env(), static_cast<double>(cuda::live_bytes())));
+  return result;
+}
+
+Napi::Value empty_cache(const Napi::CallbackInfo& info) {
+  cpu_empty_cache();
+  return info.Env().Undefined();
+}
+
+Napi::Value engine_info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("simd", Napi::String::New(env, simd_level_name(simd_level())));
+  result.Set("threads", Napi::Number::New(env, num_threads()));
+  result.Set("cudaCompiled", Napi::Boolean::New(env, cuda::compiled_with_cuda()));
+  int count = 0;
+  Status status = cuda::device_count(&count);
+  result.Set("cudaDevices", Napi::Number::New(env, count));
+  result.Set("cudaStatus", Napi::String::New(env, status.is_ok() ? "ok" : status.message()));
+  return result;
+}
+
+Napi::Value set_threads(const Napi::CallbackInfo& info) {
+  int64_t count = get_int(info, 0, "setNumThreads", "count");
+  if (count < 1 || count > 1024) throw_error(info.Env(), "setNumThreads: count must be in 1..1024, got " + std::to_string(count));
+  set_num_threads(static_cast<int>(count));
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void register_storage(Napi::Env env, Napi::Object exports) {
+  exports.Set("alloc", Napi::Function::New(env, alloc, "alloc"));
+  exports.Set("free", Napi::Function::New(env, free_storage, "free"));
+  exports.Set("upload", Napi::Function::New(env, upload, "upload"));
+  exports.Set("download", Napi::Function::New(env, download, "download"));
+  exports.Set("fill", Napi::Function::New(env, fill, "fill"));
+  exports.Set("copy", Napi::Function::New(env, copy, "copy"));
+  exports.Set("memoryStats", Napi::Function::New(env, memory_stats, "memoryStats"));
+  exports.Set("emptyCache", Napi::Function::New(env, empty_cache, "emptyCache"));
+  exports.Set("info", Napi::Function::New(env, engine_info, "info"));
+  exports.Set("setNumThreads", Napi::Function::New(env, set_threads, "setNumThreads"));
+}
+
+}  // namespace binding
+}  // namespace lmcl

@@ -1,0 +1,28 @@
+// CUDA device memory entry points used by the storage layer.
+//
+// Implemented by src/cuda/memory.cu in a CUDA build and by src/cuda_stub/memory.cpp otherwise,
+// where every call returns kNotCompiled with a message that says how to build with CUDA.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "lmcl/status.h"
+
+namespace lmcl {
+namespace cuda {
+
+bool compiled_with_cuda();
+// Number of usable devices; 0 (and a reason) when the driver or device is missing.
+Status device_count(int* count);
+Status allocate(size_t bytes, void** pointer);
+Status free(void* pointer);
+Status copy_host_to_device(void* device_destination, const void* host_source, size_t bytes);
+Status copy_device_to_host(void* host_destination, const void* device_source, size_t bytes);
+Status copy_device_to_device(void* destination, const void* source, size_t bytes);
+Status fill(float* device_destination, float value, int64_t count);
+Status synchronize();
+int64_t live_bytes();
+
+}  // namespace cuda
+}  // namespace lmcl

@@ -1,0 +1,36 @@
+{
+  "sources": [
+    "src/core/allocator.cpp",
+    "src/core/cpu_features.cpp",
+    "src/core/parallel.cpp",
+    "src/cuda_stub/memory.cpp",
+    "binding/addon.cpp",
+    "binding/args.cpp",
+    "binding/args.h",
+    "binding/batchnorm.cpp",
+    "binding/conv2d.cpp",
+    "binding/elementwise.cpp",
+    "binding/gemm.cpp",
+    "binding/layout.cpp",
+    "binding/normalize.cpp",
+    "binding/pool.cpp",
+    "binding/reduce.cpp",
+    "binding/sgd.cpp",
+    "binding/softmax.cpp",
+    "binding/storage.cpp",
+    "src/cpu/conv2d.cpp",
+    "src/cpu/elementwise.cpp",
+    "src/cpu/gemm.cpp",
+    "src/cpu/gemm_avx2.cpp",
+    "src/cpu/gemm_avx512.cpp",
+    "src/cpu/reduce.cpp"
+  ],
+  "variables": {
+    "cuda_stub_sources": [
+      "src/cuda_stub/memory.cpp"
+    ],
+    "cuda_sources": [
+      "src/cuda/memory.cu"
+    ]
+  }
+}

@@ -1,0 +1,122 @@
+// A node of the autograd graph: one recorded op, its inputs and what it saved for backward.
+//
+// The contract (readable in one sitting, micrograd-style): an op computes its output, then calls
+// recordOperation(...) with its inputs, the tensors its backward needs and a backward function.
+// The backward function maps the gradient of the output to one gradient per input (or null) and
+// is written with ordinary differentiable ops, so running it with grad mode on records a graph
+// of its own: that is how higher-order gradients work.
+import { isGradEnabled } from './mode.js';
+import { formatShape, type Tensor } from '../tensor/tensor.js';
+
+export interface BackwardContext {
+  /** Tensors saved for backward, in the order given to recordOperation. */
+  saved: readonly Tensor[];
+  /** needsInputGrad[i]: whether input i needs a gradient (skip the work otherwise). */
+  needsInputGrad: readonly boolean[];
+  /** True when the backward runs with createGraph (its ops are being recorded). */
+  createGraph: boolean;
+}
+
+export type BackwardFunction = (gradOutput: Tensor, context: BackwardContext) => (Tensor | null)[];
+
+let nextNodeId = 0;
+
+export class GraphNode {
+  readonly id = nextNodeId++;
+  readonly name: string;
+  readonly inputs: readonly Tensor[];
+  readonly needsInputGrad: readonly boolean[];
+  readonly outputShape: readonly number[];
+  private savedTensors: Tensor[] | null;
+  private readonly savedVersions: number[];
+  private readonly backwardFunction: BackwardFunction;
+  private readonly onRelease: (() => void) | undefined;
+
+  constructor(
+    name: string,
+    inputs: readonly Tensor[],
+    saved: readonly Tensor[],
+    outputShape: readonly number[],
+    backward: BackwardFunction,
+    onRelease?: () => void,
+  ) {
+    this.name = name;
+    this.inputs = inputs;
+    this.needsInputGrad = inputs.map((input) => input.requiresGrad);
+    this.outputShape = outputShape;
+    for (const tensor of saved) tensor.retain();
+    this.savedTensors = [...saved];
+    this.savedVersions = saved.map((tensor) => tensor.version);
+    this.backwardFunction = backward;
+    this.onRelease = onRelease;
+  }
+
+  get released(): boolean {
+    return this.savedTensors === null;
+  }
+
+  /** Runs the backward function for this node. */
+  apply(gradOutput: Tensor, createGraph: boolean): (Tensor | null)[] {
+    if (this.savedTensors === null && this.savedVersions.length > 0) {
+      throw new Error(
+        `backward through ${this.name} a second time: its saved tensors were already freed. ` +
+          'Pass { retainGraph: true } (or createGraph) to the first backward/grad call.',
+      );
+    }
+    const saved = this.savedTensors ?? [];
+    saved.forEach((tensor, index) => {
+      if (tensor.version !== this.savedVersions[index]) {
+        throw new Error(
+          `${this.name} backward: a tensor of shape ${formatShape(tensor.shape)} saved for backward was modified ` +
+            'in place after it was saved (e.g. by an optimizer step); compute gradients before updating it',
+        );
+      }
+    });
+    const grads = this.backwardFunction(gradOutput, {
+      saved,
+      needsInputGrad: this.needsInputGrad,
+      createGraph,
+    });
+    if (grads.length !== this.inputs.length) {
+      throw new Error(`lmcl internal: ${this.name} backward returned ${grads.length} gradients for ${this.inputs.length} inputs`);
+    }
+    grads.forEach((grad, index) => {
+      const input = this.inputs[index]!;
+      if (grad && grad.size !== input.size) {
+        throw new Error(
+          `lmcl internal: ${this.name} backward gave gradient ${formatShape(grad.shape)} for input ${formatShape(input.shape)}`,
+        );
+      }
+    });
+    return grads;
+  }
+
+  /** Drops the saved tensors (after backward ran without retainGraph). */
+  release(): void {
+    if (this.savedTensors === null) return;
+    for (const tensor of this.savedTensors) tensor.release();
+    this.savedTensors = null;
+    this.onRelease?.();
+  }
+}
+
+/**
+ * Links output to its inputs in the graph when grad mode is on and some input requires grad.
+ * Returns output. `onRelease` frees op-private buffers (e.g. max-pool indices) when the node is
+ * released, or immediately when no graph is recorded.
+ */
+export function recordOperation(
+  name: string,
+  output: Tensor,
+  inputs: readonly Tensor[],
+  saved: readonly Tensor[],
+  backward: BackwardFunction,
+  onRelease?: () => void,
+): Tensor {
+  if (!isGradEnabled() || !inputs.some((input) => input.requiresGrad)) {
+    onRelease?.();
+    return output;
+  }
+  output.attachGraph(new GraphNode(name, inputs, saved, output.shape, backward, onRelease));
+  return output;
+}

@@ -1,0 +1,13 @@
+// Public API of lmcl. See README.md for the contract.
+import './autograd/engine.js'; // installs Tensor.backward
+
+export { Tensor, formatShape, shapeSize, tensorCounters } from './tensor/tensor.js';
+export type { Device } from './tensor/tensor.js';
+export { tensor, zeros, ones, full, zerosLike, onesLike, randn, rand } from './tensor/creation.js';
+export type { CreationOptions, RandomOptions } from './tensor/creation.js';
+export { Generator, manualSeed, defaultGenerator } from './tensor/random.js';
+export { tidy, keep } from './tensor/scope.js';
+export { grad } from './autograd/engine.js';
+export { noGrad, enableGrad, isGradEnabled } from './autograd/mode.js';
+export { memory, setNumThreads, engineInfo } from './runtime.js';
+export * as F from './ops/functional.js';

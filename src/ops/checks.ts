@@ -1,0 +1,68 @@
+// Argument checks shared by the ops: every failure is an Error that names the op and the problem.
+import { Tensor, formatShape } from '../tensor/tensor.js';
+
+/** Throws unless value is a live Tensor. */
+export function checkTensor(value: unknown, op: string, argument: string): asserts value is Tensor {
+  if (!(value instanceof Tensor)) {
+    throw new TypeError(`${op}: argument '${argument}' must be a Tensor, got ${describeValue(value)}`);
+  }
+  value.assertAlive(`${op} (argument '${argument}')`);
+}
+
+/** Throws unless all tensors are on the same device. */
+export function checkSameDevice(op: string, ...tensors: (Tensor | null | undefined)[]): void {
+  const present = tensors.filter((tensor): tensor is Tensor => tensor instanceof Tensor);
+  const device = present[0]?.device;
+  for (const tensor of present) {
+    if (tensor.device !== device) {
+      throw new Error(`${op}: expected all tensors on the same device, got '${device}' and '${tensor.device}' (use .to(device))`);
+    }
+  }
+}
+
+export function checkRank(tensor: Tensor, rank: number, op: string, argument: string, layout?: string): void {
+  if (tensor.shape.length !== rank) {
+    throw new Error(
+      `${op}: argument '${argument}' must be ${rank}-D${layout ? ` (${layout})` : ''}, got shape ${formatShape(tensor.shape)}`,
+    );
+  }
+}
+
+/** Normalises a possibly negative dimension index; throws when out of range. */
+export function normaliseDim(dim: number, rank: number, op: string): number {
+  if (!Number.isInteger(dim)) throw new TypeError(`${op}: dim must be an integer, got ${String(dim)}`);
+  const normalised = dim < 0 ? dim + rank : dim;
+  if (normalised < 0 || normalised >= Math.max(rank, 1)) {
+    throw new Error(`${op}: dim ${dim} is out of range for a ${rank}-D tensor`);
+  }
+  return normalised;
+}
+
+export function checkPositiveInteger(value: unknown, op: string, argument: string): asserts value is number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
+    throw new TypeError(`${op}: ${argument} must be a positive integer, got ${describeValue(value)}`);
+  }
+}
+
+export function checkFiniteNumber(value: unknown, op: string, argument: string): asserts value is number {
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    throw new TypeError(`${op}: ${argument} must be a finite number, got ${describeValue(value)}`);
+  }
+}
+
+/** A pair [h, w] from a number or a 2-element array. */
+export function pairOf(value: unknown, op: string, argument: string, minimum: number): [number, number] {
+  const pair = typeof value === 'number' ? [value, value] : value;
+  if (!Array.isArray(pair) || pair.length !== 2 || !pair.every((item) => Number.isInteger(item) && item >= minimum)) {
+    throw new TypeError(`${op}: ${argument} must be an integer >= ${minimum} or a pair [h, w] of them, got ${describeValue(value)}`);
+  }
+  return [pair[0] as number, pair[1] as number];
+}
+
+export function describeValue(value: unknown): string {
+  if (value instanceof Tensor) return `Tensor${formatShape(value.shape)}`;
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return JSON.stringify(value);
+  if (typeof value === 'object') return (value as object).constructor?.name ?? 'object';
+  return `${typeof value} ${String(value)}`;
+}

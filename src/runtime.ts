@@ -1,0 +1,39 @@
+// Engine-wide runtime controls and counters.
+import { native, nativeInfo } from './native/index.js';
+import { storageCounters } from './tensor/storage.js';
+import { tensorCounters } from './tensor/tensor.js';
+
+export interface MemoryReport {
+  /** Tensors whose memory is still held (by their owner or by autograd). */
+  liveTensors: number;
+  /** Bytes of storage still referenced from JavaScript. */
+  liveBytes: number;
+  liveStorages: number;
+  /** What the native allocator hands out (includes kernel workspaces in use) and keeps cached. */
+  nativeLiveBytes: number;
+  nativeCachedBytes: number;
+  nativePeakLiveBytes: number;
+  cudaLiveBytes: number;
+}
+
+export function memory(): MemoryReport {
+  const stats = native().memoryStats();
+  return {
+    ...tensorCounters(),
+    ...storageCounters(),
+    nativeLiveBytes: stats.cpuLiveBytes,
+    nativeCachedBytes: stats.cpuCachedBytes,
+    nativePeakLiveBytes: stats.cpuPeakLiveBytes,
+    cudaLiveBytes: stats.cudaLiveBytes,
+  };
+}
+
+/** Sets the size of the native CPU thread pool (default: the number of cores, or LMCL_NUM_THREADS). */
+export function setNumThreads(count: number): void {
+  native().setNumThreads(count);
+}
+
+/** Which native binary is loaded and why, SIMD level, threads, CUDA availability. */
+export function engineInfo(): ReturnType<typeof nativeInfo> {
+  return nativeInfo();
+}

@@ -1,0 +1,56 @@
+// Reference-counted device memory behind one or more tensors (views share a storage).
+//
+// Memory is released deterministically: when the last tensor referencing a storage lets go of
+// it, the block goes straight back to the native caching allocator — never left to the GC.
+import { native, type NativeStorage } from '../native/index.js';
+
+export type Device = 'cpu' | 'cuda';
+
+let liveStorageBytes = 0;
+let liveStorageCount = 0;
+
+export class Storage {
+  readonly handle: NativeStorage;
+  readonly device: Device;
+  readonly byteLength: number;
+  /** Bumped by every in-place write, so autograd can detect a saved tensor that was modified. */
+  version = 0;
+  private references = 1;
+
+  private constructor(handle: NativeStorage, device: Device, byteLength: number) {
+    this.handle = handle;
+    this.device = device;
+    this.byteLength = byteLength;
+    liveStorageBytes += byteLength;
+    liveStorageCount += 1;
+  }
+
+  /** A fresh, uninitialised block. */
+  static allocate(device: Device, byteLength: number): Storage {
+    return new Storage(native().alloc(device, byteLength), device, byteLength);
+  }
+
+  get alive(): boolean {
+    return this.references > 0;
+  }
+
+  retain(): void {
+    if (this.references <= 0) throw new Error('lmcl internal: retain() on a released storage');
+    this.references += 1;
+  }
+
+  release(): void {
+    if (this.references <= 0) return;
+    this.references -= 1;
+    if (this.references === 0) {
+      native().free(this.handle);
+      liveStorageBytes -= this.byteLength;
+      liveStorageCount -= 1;
+    }
+  }
+}
+
+/** Bytes and blocks held by live storages (what JavaScript still references). */
+export function storageCounters(): { liveBytes: number; liveStorages: number } {
+  return { liveBytes: liveStorageBytes, liveStorages: liveStorageCount };
+}

@@ -1,0 +1,42 @@
+// Fresh random inputs for tests (never zeros): values in about [-1, 1] from Math.random, so every
+// run draws new data. Failures print the shapes involved; rerun to reproduce statistically.
+import { Tensor, tensor } from '../../src/index.js';
+
+export function randomArray(length: number, scale = 1): Float32Array {
+  const values = new Float32Array(length);
+  for (let index = 0; index < length; index += 1) values[index] = (Math.random() * 2 - 1) * scale;
+  return values;
+}
+
+export function randomTensor(shape: number[], options: { requiresGrad?: boolean; scale?: number; offset?: number } = {}): Tensor {
+  const size = shape.reduce((product, extent) => product * extent, 1);
+  const values = randomArray(size, options.scale ?? 1);
+  if (options.offset) for (let index = 0; index < size; index += 1) values[index] += options.offset;
+  return tensor(values, shape, { requiresGrad: options.requiresGrad ?? false });
+}
+
+/** Random values bounded away from zero (for division, log, sqrt). */
+export function randomPositiveTensor(shape: number[], options: { requiresGrad?: boolean; minimum?: number } = {}): Tensor {
+  const size = shape.reduce((product, extent) => product * extent, 1);
+  const minimum = options.minimum ?? 0.5;
+  const values = new Float32Array(size);
+  for (let index = 0; index < size; index += 1) values[index] = minimum + Math.random();
+  return tensor(values, shape, { requiresGrad: options.requiresGrad ?? false });
+}
+
+/** Max over elements of |actual − expected| / (atol + rtol·|expected|) must be ≤ 1. */
+export function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, options: { rtol?: number; atol?: number; label?: string } = {}): void {
+  const rtol = options.rtol ?? 1e-5;
+  const atol = options.atol ?? 1e-6;
+  if (actual.length !== expected.length) {
+    throw new Error(`${options.label ?? 'expectClose'}: length ${actual.length} vs expected ${expected.length}`);
+  }
+  for (let index = 0; index < actual.length; index += 1) {
+    const a = actual[index]!;
+    const e = expected[index]!;
+    const allowed = atol + rtol * Math.abs(e);
+    if (!(Math.abs(a - e) <= allowed) && !(Number.isNaN(a) && Number.isNaN(e))) {
+      throw new Error(`${options.label ?? 'expectClose'}: element ${index} is ${a}, expected ${e} (allowed error ${allowed.toExponential(2)})`);
+    }
+  }
+}
