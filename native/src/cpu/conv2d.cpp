@@ -75,7 +75,7 @@ namespace {
 
 // ---- small vector helpers (compiled per ISA; elementwise results are ISA-independent) --------
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__GLIBC__)  // ifunc needs glibc
 #define LMCL_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define LMCL_CLONES
@@ -165,10 +165,18 @@ void fill_phases(const PhaseLayout& l, const float* x, float* buffer, int64_t c0
             if (count > 0) std::memcpy(row + left, src, sizeof(float) * count);
             for (int64_t j = left + std::max<int64_t>(count, 0); j < l.wq; ++j) row[j] = 0.0f;
           } else {
-            for (int64_t j = 0; j < l.wq; ++j) {
-              const int64_t iw = j * l.stride_w + rw - l.pad_w;
-              row[j] = (iw >= 0 && iw < l.width) ? src[iw] : 0.0f;
+            // in-bounds columns: 0 <= j*sw + rw - pw < width  <=>  j in [j_lo, j_hi)
+            const int64_t sw = l.stride_w, shift = rw - l.pad_w;
+            const int64_t j_lo = std::min(l.wq, shift >= 0 ? 0 : (-shift + sw - 1) / sw);
+            const int64_t j_hi = std::max(j_lo, std::min(l.wq, (l.width - shift + sw - 1) / sw));
+            for (int64_t j = 0; j < j_lo; ++j) row[j] = 0.0f;
+            const float* base = src + shift;
+            if (sw == 2) {
+              for (int64_t j = j_lo; j < j_hi; ++j) row[j] = base[2 * j];
+            } else {
+              for (int64_t j = j_lo; j < j_hi; ++j) row[j] = base[j * sw];
             }
+            for (int64_t j = j_hi; j < l.wq; ++j) row[j] = 0.0f;
           }
         }
       }

@@ -1,0 +1,213 @@
+// Raw-addon tests of the conv2d kernels (native/src/cpu/conv2d.cpp) against the float64
+// direct-loop reference in test/reference/conv2d_reference.ts. Tolerance per element:
+// |got - ref| <= 3e-5 * sqrt(terms) * (1 + |ref|), terms = number of products summed into it.
+// Every SIMD path (avx512, avx2, portable) is exercised by re-running a subset of shapes in child
+// node processes with LMCL_CPU_KERNELS set (the level is read once per process).
+import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { native } from '../../src/native/index.js';
+import type { NativeStorage } from '../../src/native/index.js';
+import {
+  type Conv2dParams, conv2dBackwardBiasReference, conv2dBackwardInputReference, conv2dBackwardWeightReference,
+  conv2dForwardReference, outSize, toParamArray,
+} from '../reference/conv2d_reference.js';
+
+const addon = native();
+
+function random(count: number): Float32Array {
+  const out = new Float32Array(count);
+  for (let i = 0; i < count; i++) out[i] = Math.random() * 2 - 1;
+  return out;
+}
+
+function upload(data: Float32Array): NativeStorage {
+  const storage = addon.alloc('cpu', Math.max(4, data.length * 4));
+  addon.upload(storage, data, 0);
+  return storage;
+}
+
+function garbage(count: number): NativeStorage {
+  const storage = addon.alloc('cpu', Math.max(4, count * 4));
+  addon.fill(storage, Number.NaN, count);
+  return storage;
+}
+
+function maxViolation(got: Float32Array, ref: Float64Array, terms: number): number {
+  let worst = 0;
+  const scale = 3e-5 * Math.sqrt(Math.max(1, terms));
+  for (let i = 0; i < ref.length; i++) {
+    const err = Math.abs(got[i] - ref[i]);
+    const bound = scale * (1 + Math.abs(ref[i]));
+    if (!(err <= bound)) worst = Math.max(worst, Number.isFinite(err) ? err / bound : Infinity);
+  }
+  return worst;
+}
+
+function shapeOf(batch: number, inChannels: number, inHeight: number, inWidth: number, outChannels: number,
+  kernelHeight: number, kernelWidth: number, stride: [number, number], padding: [number, number], groups = 1): Conv2dParams {
+  return { batch, inChannels, inHeight, inWidth, outChannels, kernelHeight, kernelWidth,
+    strideHeight: stride[0], strideWidth: stride[1], paddingHeight: padding[0], paddingWidth: padding[1], groups };
+}
+
+export const shapes: Array<[string, Conv2dParams]> = [
+  ['3x3 pad 1, batch 2', shapeOf(2, 3, 8, 8, 16, 3, 3, [1, 1], [1, 1])],
+  ['batch 1, odd sizes', shapeOf(1, 5, 7, 9, 7, 3, 3, [1, 1], [1, 1])],
+  ['non-square kernel and input', shapeOf(2, 4, 6, 11, 5, 2, 3, [1, 1], [0, 1])],
+  ['stride 2 pad 1', shapeOf(2, 8, 9, 10, 12, 3, 3, [2, 2], [1, 1])],
+  ['stride 2x1 pad 2', shapeOf(1, 3, 7, 6, 4, 3, 3, [2, 1], [2, 2])],
+  ['pad 0, 5x5', shapeOf(2, 3, 9, 8, 6, 5, 5, [1, 1], [0, 0])],
+  ['pad 2 > kernel-1', shapeOf(1, 2, 4, 5, 3, 2, 2, [1, 1], [2, 2])],
+  ['groups 2', shapeOf(2, 6, 7, 7, 8, 3, 3, [1, 1], [1, 1], 2)],
+  ['groups 2 stride 2', shapeOf(2, 4, 8, 8, 6, 3, 3, [2, 2], [1, 1], 2)],
+  ['depthwise 3x3', shapeOf(2, 6, 9, 8, 6, 3, 3, [1, 1], [1, 1], 6)],
+  ['depthwise 3x3 stride 2', shapeOf(2, 5, 9, 10, 5, 3, 3, [2, 2], [1, 1], 5)],
+  ['depthwise multiplier 2', shapeOf(1, 3, 6, 6, 6, 3, 3, [1, 1], [1, 1], 3)],
+  ['1x1', shapeOf(3, 20, 5, 7, 9, 1, 1, [1, 1], [0, 0])],
+  ['1x1 stride 2', shapeOf(2, 16, 8, 8, 32, 1, 1, [2, 2], [0, 0])],
+  ['wide channels 16->16 32x32', shapeOf(2, 16, 32, 32, 16, 3, 3, [1, 1], [1, 1])],
+  ['64->64 8x8', shapeOf(2, 64, 8, 8, 64, 3, 3, [1, 1], [1, 1])],
+  ['kernel = whole input', shapeOf(2, 3, 4, 4, 5, 4, 4, [1, 1], [0, 0])],
+];
+
+export interface CheckResult { forward: number; input: number; weight: number; bias: number }
+
+export function checkShape(p: Conv2dParams, withBias: boolean): CheckResult {
+  const [oh, ow] = outSize(p);
+  const cinG = p.inChannels / p.groups, coutG = p.outChannels / p.groups;
+  const xCount = p.batch * p.inChannels * p.inHeight * p.inWidth;
+  const wCount = p.outChannels * cinG * p.kernelHeight * p.kernelWidth;
+  const yCount = p.batch * p.outChannels * oh * ow;
+  const x = random(xCount), w = random(wCount), b = random(p.outChannels), dy = random(yCount);
+  const xs = upload(x), ws = upload(w), bs = upload(b), dys = upload(dy);
+  const ys = garbage(yCount), dxs = garbage(xCount), dws = garbage(wCount), dbs = garbage(p.outChannels);
+  const params = toParamArray(p);
+  addon.conv2dForward(xs, ws, withBias ? bs : null, ys, params);
+  addon.conv2dBackwardInput(dys, ws, dxs, params);
+  addon.conv2dBackwardWeight(xs, dys, dws, params);
+  addon.conv2dBackwardBias(dys, dbs, params);
+  const result = {
+    forward: maxViolation(addon.download(ys, 0, yCount), conv2dForwardReference(p, x, w, withBias ? b : null),
+      cinG * p.kernelHeight * p.kernelWidth),
+    input: maxViolation(addon.download(dxs, 0, xCount), conv2dBackwardInputReference(p, dy, w),
+      coutG * p.kernelHeight * p.kernelWidth),
+    weight: maxViolation(addon.download(dws, 0, wCount), conv2dBackwardWeightReference(p, x, dy), p.batch * oh * ow),
+    bias: maxViolation(addon.download(dbs, 0, p.outChannels), conv2dBackwardBiasReference(p, dy), p.batch * oh * ow),
+  };
+  for (const s of [xs, ws, bs, dys, ys, dxs, dws, dbs]) addon.free(s);
+  return result;
+}
+
+const zero: CheckResult = { forward: 0, input: 0, weight: 0, bias: 0 };
+
+describe(`conv2d kernels vs float64 reference (simd ${addon.info().simd})`, () => {
+  for (const [name, p] of shapes) {
+    it(`${name}: ${JSON.stringify(toParamArray(p))}`, () => {
+      expect(checkShape(p, true)).toEqual(zero);
+    });
+  }
+  it('forward without bias', () => {
+    expect(checkShape(shapes[1][1], false).forward).toBe(0);
+  });
+  it('single thread gives the same results within tolerance', () => {
+    addon.setNumThreads(1);
+    try {
+      expect(checkShape(shapes[3][1], true)).toEqual(zero);
+    } finally {
+      addon.setNumThreads(2);
+    }
+  });
+});
+
+describe('conv2d determinism', () => {
+  it('two runs give identical bits for every pass', () => {
+    const p = shapeOf(6, 8, 12, 12, 16, 3, 3, [1, 1], [1, 1]);
+    const [oh, ow] = outSize(p);
+    const xCount = p.batch * 8 * 144, wCount = 16 * 8 * 9, yCount = p.batch * 16 * oh * ow;
+    const xs = upload(random(xCount)), ws = upload(random(wCount)), dys = upload(random(yCount));
+    const run = (): Float32Array[] => {
+      const ys = garbage(yCount), dxs = garbage(xCount), dws = garbage(wCount);
+      const params = toParamArray(p);
+      addon.conv2dForward(xs, ws, null, ys, params);
+      addon.conv2dBackwardInput(dys, ws, dxs, params);
+      addon.conv2dBackwardWeight(xs, dys, dws, params);
+      const out = [addon.download(ys, 0, yCount), addon.download(dxs, 0, xCount), addon.download(dws, 0, wCount)];
+      for (const s of [ys, dxs, dws]) addon.free(s);
+      return out;
+    };
+    const first = run(), second = run();
+    for (let i = 0; i < first.length; i++) expect(Buffer.from(second[i].buffer).equals(Buffer.from(first[i].buffer))).toBe(true);
+  });
+});
+
+describe('conv2d argument checks', () => {
+  const p = shapeOf(2, 4, 6, 6, 8, 3, 3, [1, 1], [1, 1]);
+  const params = toParamArray(p);
+  const xs = addon.alloc('cpu', 2 * 4 * 36 * 4), ws = addon.alloc('cpu', 8 * 4 * 9 * 4);
+  const ys = addon.alloc('cpu', 2 * 8 * 36 * 4), bs = addon.alloc('cpu', 8 * 4);
+  it('rejects a params array of the wrong length', () => {
+    expect(() => addon.conv2dForward(xs, ws, null, ys, params.slice(0, 11))).toThrow(/conv2dForward: params must hold 12/);
+  });
+  it('rejects groups that do not divide the channels', () => {
+    const bad = [...params];
+    bad[11] = 3;
+    expect(() => addon.conv2dForward(xs, ws, null, ys, bad)).toThrow(/groups must divide/);
+    expect(() => addon.conv2dBackwardWeight(xs, ys, ws, bad)).toThrow(/conv2dBackwardWeight/);
+  });
+  it('rejects storages that are too small', () => {
+    const small = addon.alloc('cpu', 16);
+    expect(() => addon.conv2dForward(small, ws, null, ys, params)).toThrow(/argument 'input' holds 4 floats but the op needs 288/);
+    expect(() => addon.conv2dBackwardInput(ys, ws, small, params)).toThrow(/gradInput/);
+    expect(() => addon.conv2dForward(xs, ws, small, ys, params)).toThrow(/bias/);
+    expect(() => addon.conv2dBackwardBias(ys, small, params)).toThrow(/gradBias/);
+  });
+  it('rejects an output size below 1 and non-positive sizes', () => {
+    const bad = [...params];
+    bad[5] = 9; // kernel 9 > 6 + 2*1
+    expect(() => addon.conv2dForward(xs, ws, null, ys, bad)).toThrow(/output size would be < 1/);
+    const zeroBatch = [...params];
+    zeroBatch[0] = 0;
+    expect(() => addon.conv2dForward(xs, ws, null, ys, zeroBatch)).toThrow(/sizes must be >= 1/);
+    const badStride = [...params];
+    badStride[7] = 0;
+    expect(() => addon.conv2dForward(xs, ws, null, ys, badStride)).toThrow(/stride/);
+    const badPad = [...params];
+    badPad[9] = -1;
+    expect(() => addon.conv2dForward(xs, ws, null, ys, badPad)).toThrow(/padding/);
+  });
+  it('rejects wrong argument types and counts', () => {
+    expect(() => (addon.conv2dForward as unknown as (...a: unknown[]) => void)(xs, ws, null, ys)).toThrow(/expected 5 arguments/);
+    expect(() => addon.conv2dForward(xs, ws, null, ys, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 1.5] as number[])).toThrow(/params/);
+  });
+});
+
+// In the parent run, re-run this whole file once per SIMD level in a child vitest process (the
+// level is read once per process); children skip this block.
+const childLevel = process.env.LMCL_TEST_SIMD_CHILD;
+const levels = ['portable', 'avx2', 'avx512'];
+it.runIf(childLevel !== undefined)('child process runs at (or below) the requested SIMD level', () => {
+  expect(levels.indexOf(addon.info().simd)).toBeLessThanOrEqual(levels.indexOf(childLevel ?? 'avx512'));
+  if (childLevel !== 'avx512') expect(addon.info().simd).toBe(childLevel);
+});
+describe.skipIf(childLevel !== undefined)('conv2d on every SIMD path (child processes)', () => {
+  const file = fileURLToPath(import.meta.url);
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  for (const level of ['avx512', 'avx2', 'portable']) {
+    it(`LMCL_CPU_KERNELS=${level}`, () => {
+      const child = spawnSync(process.execPath, [`${root}node_modules/vitest/vitest.mjs`, 'run', file], {
+        cwd: root,
+        env: { ...process.env, LMCL_CPU_KERNELS: level, LMCL_TEST_SIMD_CHILD: level, NO_COLOR: '1' },
+        encoding: 'utf8',
+      });
+      // eslint-disable-next-line no-control-regex
+      const output = (child.stdout + child.stderr).replace(/\u001b\[[0-9;]*m/g, '');
+      expect(output, output).toMatch(/Tests\s+\d+ passed/);
+      expect(child.status, output).toBe(0);
+    });
+  }
+  it('children really used the requested level', () => {
+    const child = spawnSync(process.execPath, ['-e', `const a=require(${JSON.stringify(`${root}build/Release/lmcl.node`)});console.log(a.info().simd)`], {
+      env: { ...process.env, LMCL_CPU_KERNELS: 'avx2' }, encoding: 'utf8' });
+    expect(['avx2', 'portable']).toContain(child.stdout.trim());
+  });
+});
