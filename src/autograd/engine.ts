@@ -49,7 +49,42 @@ function run(outputs: readonly Tensor[], gradOutputs: readonly Tensor[], options
     }
   }
 
-  // Count, for every node reachable from the outputs, how many input edges point to it.
+  // grad() only follows edges that lead to a requested input (like PyTorch); backward() follows
+  // every edge that needs a gradient. `active(node)` is the per-input mask for this pass.
+  const leadsToWanted = new Map<GraphNode, boolean>();
+  if (!options.accumulateIntoLeaves) {
+    const visit: [GraphNode, boolean][] = outputs.flatMap((output) => (output.gradFn ? [[output.gradFn, false] as [GraphNode, boolean]] : []));
+    while (visit.length > 0) {
+      const [node, expanded] = visit.pop()!;
+      if (leadsToWanted.has(node) && !expanded) continue;
+      if (!expanded) {
+        leadsToWanted.set(node, false); // provisional, also breaks revisits
+        visit.push([node, true]);
+        node.inputs.forEach((input, index) => {
+          if (node.needsInputGrad[index] && input.gradFn && !leadsToWanted.has(input.gradFn)) visit.push([input.gradFn, false]);
+        });
+        continue;
+      }
+      const leads = capturedByNode.has(node) || node.inputs.some((input, index) =>
+        node.needsInputGrad[index] && (wanted.has(input) || (input.gradFn !== null && leadsToWanted.get(input.gradFn) === true)));
+      leadsToWanted.set(node, leads);
+    }
+  }
+  const masks = new Map<GraphNode, boolean[]>();
+  const active = (node: GraphNode): boolean[] => {
+    let mask = masks.get(node);
+    if (!mask) {
+      mask = node.inputs.map((input, index) => {
+        if (!node.needsInputGrad[index]) return false;
+        if (options.accumulateIntoLeaves) return true;
+        return wanted.has(input) || (input.gradFn !== null && leadsToWanted.get(input.gradFn) === true);
+      });
+      masks.set(node, mask);
+    }
+    return mask;
+  };
+
+  // Count, for every node reachable along active edges, how many edges point to it.
   const dependencies = new Map<GraphNode, number>();
   const stack: GraphNode[] = [];
   for (const output of outputs) {
@@ -60,9 +95,10 @@ function run(outputs: readonly Tensor[], gradOutputs: readonly Tensor[], options
   }
   while (stack.length > 0) {
     const node = stack.pop()!;
+    const mask = active(node);
     node.inputs.forEach((input, index) => {
       const producer = input.gradFn;
-      if (!producer || !node.needsInputGrad[index]) return;
+      if (!producer || !mask[index]) return;
       if (!dependencies.has(producer)) {
         dependencies.set(producer, 0);
         stack.push(producer);
@@ -114,13 +150,14 @@ function run(outputs: readonly Tensor[], gradOutputs: readonly Tensor[], options
       for (const input of capturedByNode.get(node) ?? []) {
         captured.set(input, accumulate(captured.get(input), reshape(shaped, input.shape)));
       }
-      inputGrads = node.apply(shaped, options.createGraph);
+      inputGrads = node.apply(shaped, options.createGraph, active(node));
       shaped.dispose();
     }
     if (!options.retainGraph) node.release();
+    const mask = active(node);
     node.inputs.forEach((input, index) => {
       const grad = inputGrads[index] ?? null;
-      if (!node.needsInputGrad[index]) {
+      if (!mask[index]) {
         grad?.dispose();
         return;
       }

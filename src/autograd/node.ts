@@ -31,6 +31,13 @@ export class GraphNode {
   private readonly savedVersions: number[];
   private readonly backwardFunction: BackwardFunction;
   private readonly onRelease: (() => void) | undefined;
+  /**
+   * Live tensors whose gradFn is this node plus live consumer nodes with an edge to it. When it
+   * drops to zero nobody can run this node's backward any more: its saved tensors are released
+   * and its own edges dropped (like PyTorch freeing a graph when the last reference goes).
+   */
+  private holders = 0;
+  private edgesDropped = false;
 
   constructor(
     name: string,
@@ -49,14 +56,40 @@ export class GraphNode {
     this.savedVersions = saved.map((tensor) => tensor.version);
     this.backwardFunction = backward;
     this.onRelease = onRelease;
+    inputs.forEach((input, index) => {
+      if (this.needsInputGrad[index] && input.gradFn) input.gradFn.addHolder();
+    });
+  }
+
+  /** Internal: a tensor or consumer node now refers to this node. */
+  addHolder(): void {
+    this.holders += 1;
+  }
+
+  /** Internal: a tensor or consumer node let go; frees the unreachable part of the graph. */
+  dropHolder(): void {
+    const pending: GraphNode[] = [this];
+    while (pending.length > 0) {
+      const node = pending.pop()!;
+      node.holders -= 1;
+      if (node.holders > 0 || node.edgesDropped) continue;
+      node.edgesDropped = true;
+      node.release();
+      node.inputs.forEach((input, index) => {
+        if (node.needsInputGrad[index] && input.gradFn) pending.push(input.gradFn);
+      });
+    }
   }
 
   get released(): boolean {
     return this.savedTensors === null;
   }
 
-  /** Runs the backward function for this node. */
-  apply(gradOutput: Tensor, createGraph: boolean): (Tensor | null)[] {
+  /**
+   * Runs the backward function for this node. `wanted` narrows needsInputGrad to the inputs the
+   * current backward pass needs (grad() skips paths that lead to none of its inputs).
+   */
+  apply(gradOutput: Tensor, createGraph: boolean, wanted: readonly boolean[] = this.needsInputGrad): (Tensor | null)[] {
     if (this.savedTensors === null && this.savedVersions.length > 0) {
       throw new Error(
         `backward through ${this.name} a second time: its saved tensors were already freed. ` +
@@ -74,7 +107,7 @@ export class GraphNode {
     });
     const grads = this.backwardFunction(gradOutput, {
       saved,
-      needsInputGrad: this.needsInputGrad,
+      needsInputGrad: wanted,
       createGraph,
     });
     if (grads.length !== this.inputs.length) {

@@ -9,6 +9,7 @@ import { Tensor, formatShape } from '../tensor/tensor.js';
 import { checkFiniteNumber, checkSameDevice, checkTensor, describeValue } from './checks.js';
 import { sumToShape } from './reduce.js';
 import { reshape } from './layout.js';
+import { zerosLike } from '../tensor/creation.js';
 
 const enum BinaryCode { Add = 0, Sub = 1, Mul = 2, Div = 3, Maximum = 4, Minimum = 5 }
 const enum UnaryCode { Neg = 0, Exp = 1, Log = 2, Sqrt = 3, Rsqrt = 4, Relu = 5, Sigmoid = 6, Reciprocal = 7, Square = 8, Abs = 9, Tanh = 10, Sign = 11, Step = 12 }
@@ -239,7 +240,7 @@ export function relu(x: Tensor): Tensor {
 
 /**
  * grad where mask > 0, else 0: ReLU's backward. Linear in grad, so its own backward is the same
- * mask applied to the incoming gradient (the mask itself gets no gradient: ReLU'' = 0 a.e.).
+ * mask applied to the incoming gradient (the mask's gradient is zero: ReLU'' = 0 a.e.).
  */
 export function reluMask(grad: Tensor, mask: Tensor): Tensor {
   checkTensor(grad, 'reluMask', 'grad');
@@ -248,7 +249,12 @@ export function reluMask(grad: Tensor, mask: Tensor): Tensor {
   if (grad.size !== mask.size) throw new Error(`reluMask: grad ${formatShape(grad.shape)} and mask ${formatShape(mask.shape)} differ`);
   const out = Tensor.empty(grad.shape, grad.device);
   native().reluMask(grad.storage.handle, mask.storage.handle, out.storage.handle, grad.size);
-  return recordOperation('reluMask', out, [grad], [mask], (gradOut, context) => [reluMask(gradOut, context.saved[0]!)]);
+  // The mask is recorded as an input with a zero gradient (like PyTorch's threshold_backward), so
+  // a Hessian-vector product through a ReLU-only path gives zeros rather than "no graph".
+  return recordOperation('reluMask', out, [grad, mask], [mask], (gradOut, context) => [
+    context.needsInputGrad[0] ? reluMask(gradOut, context.saved[0]!) : null,
+    context.needsInputGrad[1] ? zerosLike(context.saved[0]!) : null,
+  ]);
 }
 
 export function sigmoid(x: Tensor): Tensor {

@@ -90,8 +90,10 @@ export class Tensor {
 
   /** Internal: marks an op result as part of the graph. */
   attachGraph(node: GraphNode): void {
+    if (this.gradFn) throw new Error('lmcl internal: tensor already has a graph node');
     this.gradFn = node;
     this.requiresGradFlag = true;
+    node.addHolder();
   }
 
   get isLeaf(): boolean {
@@ -132,6 +134,8 @@ export class Tensor {
     if (this.references === 0) {
       liveTensorCount -= 1;
       this.storage.release();
+      // The graph behind this tensor may now be unreachable.
+      this.gradFn?.dropHolder();
     }
   }
 

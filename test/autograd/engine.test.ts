@@ -150,6 +150,29 @@ describe('tensor lifetime and memory', () => {
     expect(memory().liveTensors).toBe(before);
   });
 
+  it('a graph that is never differentiated is freed when its tensors are disposed', () => {
+    const x = randomTensor([16], { requiresGrad: true });
+    const before = memory();
+    tidy(() => {
+      const y = F.sum(F.exp(F.mul(F.sigmoid(x), F.square(x)))); // every node saves tensors
+      expect(y.requiresGrad).toBe(true);
+    });
+    expect(memory().liveTensors).toBe(before.liveTensors);
+    expect(memory().liveBytes).toBe(before.liveBytes);
+  });
+
+  it('grad(createGraph) followed by a partial second pass frees everything at the end of the scope', () => {
+    const w = randomTensor([5, 4], { requiresGrad: true });
+    const x = randomTensor([3, 5], { requiresGrad: true });
+    const before = memory();
+    tidy(() => {
+      const loss = F.sum(F.tanh(F.matmul(x, w)));
+      const [g] = grad(loss, [w], { createGraph: true }); // x's branch is not computed
+      grad(F.sum(F.mul(g!, randomTensor([5, 4]))), [w]);
+    });
+    expect(memory().liveTensors).toBe(before.liveTensors);
+  });
+
   it('using a disposed tensor throws a clear error', () => {
     const x = randomTensor([2]);
     x.dispose();
