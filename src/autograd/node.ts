@@ -150,6 +150,7 @@ export function recordOperation(
     onRelease?.();
     return output;
   }
-  output.attachGraph(new GraphNode(name, inputs, saved, output.shape, backward, onRelease));
+  const selfRetains = saved.filter((tensor) => tensor === output).length;
+  output.attachGraph(new GraphNode(name, inputs, saved, output.shape, backward, onRelease), selfRetains);
   return output;
 }

@@ -52,6 +52,10 @@ export class Tensor {
   private requiresGradFlag = false;
   private references = 1;
   private disposedByOwner = false;
+  /** References held by this tensor's own graph node (ops such as exp save their output). */
+  private selfRetains = 0;
+  /** Whether this tensor still counts as a holder of gradFn (see GraphNode.dropHolder). */
+  private holdsGraph = false;
 
   /** Wraps a storage (takes over one reference to it). Prefer the creation helpers. */
   constructor(storage: Storage, shape: readonly number[]) {
@@ -89,10 +93,12 @@ export class Tensor {
   }
 
   /** Internal: marks an op result as part of the graph. */
-  attachGraph(node: GraphNode): void {
+  attachGraph(node: GraphNode, selfRetains = 0): void {
     if (this.gradFn) throw new Error('lmcl internal: tensor already has a graph node');
     this.gradFn = node;
     this.requiresGradFlag = true;
+    this.selfRetains = selfRetains;
+    this.holdsGraph = true;
     node.addHolder();
   }
 
@@ -134,8 +140,12 @@ export class Tensor {
     if (this.references === 0) {
       liveTensorCount -= 1;
       this.storage.release();
-      // The graph behind this tensor may now be unreachable.
-      this.gradFn?.dropHolder();
+    }
+    // Once only its own node keeps it, this tensor no longer keeps the graph behind it alive
+    // (otherwise an op that saves its output would form a cycle that is never freed).
+    if (this.holdsGraph && this.references <= this.selfRetains) {
+      this.holdsGraph = false;
+      this.gradFn!.dropHolder();
     }
   }
 

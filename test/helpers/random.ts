@@ -40,3 +40,11 @@ export function expectClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
     }
   }
 }
+
+/** Random values with |x| in [0.1, 1] (for finite differences of kinked functions at 0). */
+export function randomAwayFromZeroTensor(shape: number[], options: { requiresGrad?: boolean } = {}): Tensor {
+  const size = shape.reduce((product, extent) => product * extent, 1);
+  const values = new Float32Array(size);
+  for (let index = 0; index < size; index += 1) values[index] = (Math.random() < 0.5 ? -1 : 1) * (0.1 + 0.9 * Math.random());
+  return tensor(values, shape, { requiresGrad: options.requiresGrad ?? false });
+}

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { F, tensor } from '../../src/index.js';
 import { referenceBinary } from '../reference/broadcast_reference.js';
 import { gradcheck, gradgradcheck } from '../helpers/gradcheck.js';
-import { expectClose, randomPositiveTensor, randomTensor } from '../helpers/random.js';
+import { expectClose, randomAwayFromZeroTensor, randomPositiveTensor, randomTensor } from '../helpers/random.js';
 
 const shapePairs: [number[], number[]][] = [
   [[7], [7]],
@@ -39,9 +39,16 @@ describe('binary elementwise ops', () => {
       }
     });
     it(`${name} gradients (first and second order) pass finite differences`, () => {
-      for (const [aShape, bShape] of [[[3, 4], [4]], [[2, 1, 3], [2, 5, 1]]] as [number[], number[]][]) {
+      const kinked = name === 'maximum' || name === 'minimum';
+      const pairs: [number[], number[]][] = kinked ? [[[3, 4], [3, 4]], [[2, 5], [2, 5]]] : [[[3, 4], [4]], [[2, 1, 3], [2, 5, 1]]];
+      for (const [aShape, bShape] of pairs) {
         const a = randomTensor(aShape, { requiresGrad: true });
-        const b = name === 'div' ? randomPositiveTensor(bShape, { requiresGrad: true }) : randomTensor(bShape, { requiresGrad: true });
+        // Keep max/min away from ties (finite differences straddling a kink are meaningless).
+        const b = name === 'div'
+          ? randomPositiveTensor(bShape, { requiresGrad: true })
+          : kinked
+            ? tensor(a.toFloat32Array().map((v) => v + (Math.random() < 0.5 ? -1 : 1) * (0.1 + 0.9 * Math.random())), bShape, { requiresGrad: true })
+            : randomTensor(bShape, { requiresGrad: true });
         const fn = (x: typeof a, y: typeof b) => (op as (p: typeof a, q: typeof b) => typeof a)(x, y);
         gradcheck(fn, [a, b]);
         if (name !== 'maximum' && name !== 'minimum') gradgradcheck(fn, [a, b]);
@@ -92,7 +99,11 @@ describe('unary elementwise ops', () => {
         const x = domain === 'positive' ? randomPositiveTensor(shape) : randomTensor(shape, { scale: 3 });
         expectClose(op(x).toFloat32Array(), Array.from(x.toFloat32Array(), reference), { rtol: 2e-6, atol: 1e-7, label: name });
       }
-      const x = domain === 'positive' ? randomPositiveTensor([4, 3], { requiresGrad: true }) : randomTensor([4, 3], { requiresGrad: true, scale: 2 });
+      const x = domain === 'positive'
+        ? randomPositiveTensor([4, 3], { requiresGrad: true })
+        : name === 'relu' || name === 'abs'
+          ? randomAwayFromZeroTensor([4, 3], { requiresGrad: true })
+          : randomTensor([4, 3], { requiresGrad: true, scale: 2 });
       gradcheck(op, [x], { epsilon: name === 'relu' || name === 'abs' ? 1e-3 : 1e-2 });
       if (name !== 'relu' && name !== 'abs') gradgradcheck(op, [x]);
     });
@@ -111,7 +122,7 @@ describe('unary elementwise ops', () => {
   });
 
   it('relu second order: the gradient of the gradient flows through the mask', () => {
-    const x = randomTensor([6, 4], { requiresGrad: true });
+    const x = randomAwayFromZeroTensor([6, 4], { requiresGrad: true });
     const w = randomTensor([6, 4], { requiresGrad: true });
     gradgradcheck((a, b) => F.mul(F.relu(a), b), [x, w]);
   });
