@@ -1,6 +1,8 @@
 // Argument readers and the storage handle class (see args.h).
 #include "args.h"
 
+#include <cmath>
+
 #include "lmcl/allocator.h"
 #include "lmcl/cuda_memory.h"
 
@@ -104,7 +106,8 @@ int64_t get_int(const Napi::CallbackInfo& info, size_t index, const char* op, co
     throw Napi::TypeError::New(info.Env(), where(op, name) + " must be an integer");
   }
   double value = info[index].As<Napi::Number>().DoubleValue();
-  if (!(value == static_cast<double>(static_cast<int64_t>(value))) || value > 9.0e15 || value < -9.0e15) {
+  // Range first: converting NaN or a huge double to int64 is undefined behaviour.
+  if (!(value >= -9.0e15 && value <= 9.0e15) || value != std::trunc(value)) {
     throw Napi::TypeError::New(info.Env(), where(op, name) + " must be an integer, got " + std::to_string(value));
   }
   return static_cast<int64_t>(value);
@@ -135,7 +138,7 @@ std::vector<int64_t> get_int_array(const Napi::CallbackInfo& info, size_t index,
     Napi::Value item = array.Get(i);
     if (!item.IsNumber()) throw Napi::TypeError::New(info.Env(), where(op, name) + " must be an array of integers");
     double value = item.As<Napi::Number>().DoubleValue();
-    if (value != static_cast<double>(static_cast<int64_t>(value)) || value > 9.0e15 || value < -9.0e15) {
+    if (!(value >= -9.0e15 && value <= 9.0e15) || value != std::trunc(value)) {
       throw Napi::TypeError::New(info.Env(), where(op, name) + " must be an array of integers");
     }
     values[i] = static_cast<int64_t>(value);

@@ -48,7 +48,7 @@ export class GraphNode {
     onRelease?: () => void,
   ) {
     this.name = name;
-    this.inputs = inputs;
+    this.inputs = [...inputs]; // callers may reuse their array
     this.needsInputGrad = inputs.map((input) => input.requiresGrad);
     this.outputShape = outputShape;
     for (const tensor of saved) tensor.retain();

@@ -31,8 +31,10 @@ export function checkRank(tensor: Tensor, rank: number, op: string, argument: st
 /** Normalises a possibly negative dimension index; throws when out of range. */
 export function normaliseDim(dim: number, rank: number, op: string): number {
   if (!Number.isInteger(dim)) throw new TypeError(`${op}: dim must be an integer, got ${String(dim)}`);
-  const normalised = dim < 0 ? dim + rank : dim;
-  if (normalised < 0 || normalised >= Math.max(rank, 1)) {
+  // A 0-d tensor accepts dims 0 and -1, like PyTorch.
+  const extent = Math.max(rank, 1);
+  const normalised = dim < 0 ? dim + extent : dim;
+  if (normalised < 0 || normalised >= extent) {
     throw new Error(`${op}: dim ${dim} is out of range for a ${rank}-D tensor`);
   }
   return normalised;

@@ -1,8 +1,9 @@
 // CPU caching allocator (see include/lmcl/allocator.h for why).
 //
-// Size classes: requests are rounded up to a multiple of 64 bytes below 1 MiB, and to the next
-// multiple of 1 MiB above, so that activation buffers of one training step map onto the same
-// classes in the next step. Free blocks are kept per exact rounded size. The cache is bounded
+// Size classes: requests are rounded up to a multiple of 64 bytes below 1 MiB, to a multiple of
+// 1 MiB up to 2 MiB and to a multiple of 2 MiB above, so that activation buffers of one training
+// step map onto the same classes in the next step. Blocks of 2 MiB and more are 2 MiB aligned so
+// madvise(MADV_HUGEPAGE) can back them with huge pages (it needs page-aligned ranges). Free blocks are kept per exact rounded size. The cache is bounded
 // (LMCL_CPU_CACHE_MB, default 4096 MiB): beyond it freed blocks go back to the system.
 #include "lmcl/allocator.h"
 
@@ -18,11 +19,13 @@ namespace {
 
 constexpr size_t kAlignment = 64;
 constexpr size_t kLargeBlock = size_t(1) << 20;
+constexpr size_t kHugePage = size_t(2) << 20;
 
 size_t round_size(size_t bytes) {
   if (bytes == 0) bytes = 1;
   if (bytes < kLargeBlock) return (bytes + kAlignment - 1) / kAlignment * kAlignment;
-  return (bytes + kLargeBlock - 1) / kLargeBlock * kLargeBlock;
+  if (bytes < kHugePage) return (bytes + kLargeBlock - 1) / kLargeBlock * kLargeBlock;
+  return (bytes + kHugePage - 1) / kHugePage * kHugePage;
 }
 
 int64_t cache_limit_bytes() {
@@ -98,9 +101,10 @@ class CachingAllocator {
 
  private:
   static void* system_allocate(size_t size) {
-    void* pointer = std::aligned_alloc(kAlignment, size);
+    // size is a multiple of the alignment chosen here (see round_size), as aligned_alloc requires.
+    void* pointer = std::aligned_alloc(size >= kHugePage ? kHugePage : kAlignment, size);
 #if defined(MADV_HUGEPAGE)
-    if (pointer && size >= (size_t(2) << 20)) madvise(pointer, size, MADV_HUGEPAGE);
+    if (pointer && size >= kHugePage) madvise(pointer, size, MADV_HUGEPAGE);  // a hint; failure is harmless
 #endif
     return pointer;
   }
