@@ -18,12 +18,18 @@
     "binding/sgd.cpp",
     "binding/softmax.cpp",
     "binding/storage.cpp",
+    "src/cpu/batchnorm.cpp",
     "src/cpu/conv2d.cpp",
     "src/cpu/elementwise.cpp",
     "src/cpu/gemm.cpp",
     "src/cpu/gemm_avx2.cpp",
     "src/cpu/gemm_avx512.cpp",
-    "src/cpu/reduce.cpp"
+    "src/cpu/layout.cpp",
+    "src/cpu/normalize.cpp",
+    "src/cpu/pool.cpp",
+    "src/cpu/reduce.cpp",
+    "src/cpu/sgd.cpp",
+    "src/cpu/softmax.cpp"
   ],
   "variables": {
     "cuda_stub_sources": [

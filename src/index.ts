@@ -11,3 +11,5 @@ export { grad } from './autograd/engine.js';
 export { noGrad, enableGrad, isGradEnabled } from './autograd/mode.js';
 export { memory, setNumThreads, engineInfo } from './runtime.js';
 export * as F from './ops/functional.js';
+export * as nn from './nn/index.js';
+export * as optim from './optim/index.js';

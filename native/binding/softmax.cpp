@@ -1,10 +1,106 @@
-// Bindings for the softmax kernels (native/src/cpu/softmax.cpp).
+// Bindings for the softmax, log-softmax and cross-entropy kernels (native/src/cpu/softmax.cpp).
 #include "args.h"
+#include "lmcl/softmax.h"
 
 namespace lmcl {
 namespace binding {
+namespace {
 
-void register_softmax(Napi::Env, Napi::Object) {}
+constexpr int64_t kMaxElements = int64_t{1} << 53;
+
+// outer·dim·inner after checking every extent is >= 0 and the product stays exact.
+int64_t element_count(Napi::Env env, const char* op, std::initializer_list<int64_t> extents) {
+  int64_t count = 1;
+  for (int64_t extent : extents) {
+    if (extent < 0) throw_error(env, std::string(op) + ": negative extent " + std::to_string(extent));
+    if (extent != 0 && count > kMaxElements / extent) throw_error(env, std::string(op) + ": tensor too large");
+    count *= extent;
+  }
+  return count;
+}
+
+// softmaxForward(x, out, outer, dim, inner, log)
+Napi::Value softmax_forward_op(const Napi::CallbackInfo& info) {
+  const char* name = "softmax";
+  int64_t outer = get_int(info, 2, name, "outer");
+  int64_t dim = get_int(info, 3, name, "dim");
+  int64_t inner = get_int(info, 4, name, "inner");
+  bool log = get_bool(info, 5, name, "log");
+  int64_t count = element_count(info.Env(), name, {outer, dim, inner});
+  const float* x = cpu_floats(info, 0, count, name, "x");
+  float* out = cpu_floats(info, 1, count, name, "out");
+  throw_if_error(info.Env(), softmax_forward(log, outer, dim, inner, x, out), log ? "logSoftmax" : "softmax");
+  return info.Env().Undefined();
+}
+
+// softmaxBackward(out, grad, gradInput, outer, dim, inner, log)
+Napi::Value softmax_backward_op(const Napi::CallbackInfo& info) {
+  const char* name = "softmaxBackward";
+  int64_t outer = get_int(info, 3, name, "outer");
+  int64_t dim = get_int(info, 4, name, "dim");
+  int64_t inner = get_int(info, 5, name, "inner");
+  bool log = get_bool(info, 6, name, "log");
+  int64_t count = element_count(info.Env(), name, {outer, dim, inner});
+  const float* y = cpu_floats(info, 0, count, name, "out");
+  const float* grad = cpu_floats(info, 1, count, name, "grad");
+  float* grad_input = cpu_floats(info, 2, count, name, "gradInput");
+  throw_if_error(info.Env(), softmax_backward(log, outer, dim, inner, y, grad, grad_input), name);
+  return info.Env().Undefined();
+}
+
+const int32_t* labels_of(const Napi::CallbackInfo& info, size_t index, int64_t batch, const char* name) {
+  int64_t length = 0;
+  const int32_t* labels = get_int32_array(info, index, &length, name, "labels");
+  if (length != batch) {
+    throw_error(info.Env(), std::string(name) + ": labels has length " + std::to_string(length) +
+                                " but logits has batch size " + std::to_string(batch));
+  }
+  return labels;
+}
+
+// crossEntropyForward(logits, labels, out, stats, batch, classes, reduction)
+Napi::Value cross_entropy_forward_op(const Napi::CallbackInfo& info) {
+  const char* name = "crossEntropy";
+  int64_t batch = get_int(info, 4, name, "batch");
+  int64_t classes = get_int(info, 5, name, "classes");
+  int64_t reduction = get_int(info, 6, name, "reduction");
+  if (reduction < 0 || reduction > 2) throw_error(info.Env(), "crossEntropy: reduction code must be 0 (none), 1 (sum) or 2 (mean)");
+  int64_t count = element_count(info.Env(), name, {batch, classes});
+  const float* logits = cpu_floats(info, 0, count, name, "logits");
+  const int32_t* labels = labels_of(info, 1, batch, name);
+  float* out = cpu_floats(info, 2, reduction == 0 ? batch : 1, name, "out");
+  float* stats = cpu_floats(info, 3, 2 * batch, name, "stats");
+  throw_if_error(info.Env(), cross_entropy_forward(batch, classes, logits, labels,
+                                                   static_cast<CrossEntropyReduction>(reduction), out, stats), name);
+  return info.Env().Undefined();
+}
+
+// crossEntropyBackward(logits, labels, stats, grad, gradInput, batch, classes, scale, gradPerRow)
+Napi::Value cross_entropy_backward_op(const Napi::CallbackInfo& info) {
+  const char* name = "crossEntropyBackward";
+  int64_t batch = get_int(info, 5, name, "batch");
+  int64_t classes = get_int(info, 6, name, "classes");
+  float scale = static_cast<float>(get_number(info, 7, name, "scale"));
+  bool per_row = get_bool(info, 8, name, "gradPerRow");
+  int64_t count = element_count(info.Env(), name, {batch, classes});
+  const float* logits = cpu_floats(info, 0, count, name, "logits");
+  const int32_t* labels = labels_of(info, 1, batch, name);
+  const float* stats = cpu_floats(info, 2, 2 * batch, name, "stats");
+  const float* grad = cpu_floats(info, 3, per_row ? batch : 1, name, "grad");
+  float* grad_input = cpu_floats(info, 4, count, name, "gradInput");
+  throw_if_error(info.Env(), cross_entropy_backward(batch, classes, logits, labels, stats, grad, per_row, scale,
+                                                    grad_input), name);
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void register_softmax(Napi::Env env, Napi::Object exports) {
+  exports.Set("softmaxForward", Napi::Function::New(env, softmax_forward_op, "softmaxForward"));
+  exports.Set("softmaxBackward", Napi::Function::New(env, softmax_backward_op, "softmaxBackward"));
+  exports.Set("crossEntropyForward", Napi::Function::New(env, cross_entropy_forward_op, "crossEntropyForward"));
+  exports.Set("crossEntropyBackward", Napi::Function::New(env, cross_entropy_backward_op, "crossEntropyBackward"));
+}
 
 }  // namespace binding
 }  // namespace lmcl

@@ -8,7 +8,7 @@
 import { enableGrad, noGrad } from './mode.js';
 import type { GraphNode } from './node.js';
 import { Tensor, formatShape, setBackwardHook } from '../tensor/tensor.js';
-import { keep } from '../tensor/scope.js';
+import { keep, tidy } from '../tensor/scope.js';
 import { add } from '../ops/elementwise.js';
 import { reshape } from '../ops/layout.js';
 import { onesLike, zerosLike } from '../tensor/creation.js';
@@ -150,7 +150,9 @@ function run(outputs: readonly Tensor[], gradOutputs: readonly Tensor[], options
       for (const input of capturedByNode.get(node) ?? []) {
         captured.set(input, accumulate(captured.get(input), reshape(shaped, input.shape)));
       }
-      inputGrads = node.apply(shaped, options.createGraph, active(node));
+      // A scope per node: temporaries of the backward rule are freed even when the caller runs
+      // backward outside tidy (tensors a recorded graph still needs stay alive via its references).
+      inputGrads = tidy(() => node.apply(shaped, options.createGraph, active(node)));
       shaped.dispose();
     }
     if (!options.retainGraph) node.release();

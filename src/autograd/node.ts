@@ -126,9 +126,11 @@ export class GraphNode {
 
   /** Drops the saved tensors (after backward ran without retainGraph). */
   release(): void {
-    if (this.savedTensors === null) return;
-    for (const tensor of this.savedTensors) tensor.release();
+    const saved = this.savedTensors;
+    if (saved === null) return;
+    // Cleared first: releasing the node's own saved output re-enters here through dropHolder().
     this.savedTensors = null;
+    for (const tensor of saved) tensor.release();
     this.onRelease?.();
   }
 }

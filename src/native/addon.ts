@@ -41,6 +41,22 @@ export interface NativeAddon {
   emptyCache(): void;
   info(): NativeEngineInfo;
   setNumThreads(count: number): void;
+
+  // ---- gemm (native/binding/gemm.cpp) ----
+  /** C = alpha*op(A)*op(B) + beta*C, row-major dense (lda = tA ? m : k, ldb = tB ? k : n, ldc = n).
+   *  beta = 0 ignores C's contents. */
+  gemm(a: NativeStorage, b: NativeStorage, c: NativeStorage, transposeA: boolean, transposeB: boolean,
+    m: number, n: number, k: number, alpha: number, beta: number): void;
+
+  // ---- conv2d (native/binding/conv2d.cpp) ----
+  // params = [batch, inChannels, inHeight, inWidth, outChannels, kernelHeight, kernelWidth,
+  //           strideHeight, strideWidth, paddingHeight, paddingWidth, groups]; NCHW, weight
+  // [outChannels, inChannels/groups, kh, kw]. All four overwrite their output.
+  conv2dForward(input: NativeStorage, weight: NativeStorage, bias: NativeStorage | null, output: NativeStorage,
+    params: number[]): void;
+  conv2dBackwardInput(gradOutput: NativeStorage, weight: NativeStorage, gradInput: NativeStorage, params: number[]): void;
+  conv2dBackwardWeight(input: NativeStorage, gradOutput: NativeStorage, gradWeight: NativeStorage, params: number[]): void;
+  conv2dBackwardBias(gradOutput: NativeStorage, gradBias: NativeStorage, params: number[]): void;
 }
 
 // The op sections below are merged into NativeAddon by interface declaration merging.
@@ -57,4 +73,90 @@ export interface NativeAddon {
 
   // ---- reduce (native/binding/reduce.cpp) ----
   sumAxes(x: NativeStorage, out: NativeStorage, shape: number[], axes: number[]): void;
+}
+
+export interface NativeAddon {
+  // ---- layout (native/binding/layout.cpp) ----
+  /** For every index i of the box `shape` (rank <= 8; strides in elements, >= 0):
+   *  dst[dstOffset + Σ i_d·dstStrides[d]] = src[srcOffset + Σ i_d·srcStrides[d]].
+   *  Serves permute, concat, slice and slice-backward. src and dst must be different storages. */
+  stridedCopy(src: NativeStorage, srcOffset: number, srcStrides: number[], dst: NativeStorage, dstOffset: number,
+    dstStrides: number[], shape: number[]): void;
+  /** x [outer, n, inner] → out [outer, indices.length, inner]: out[o, j] = x[o, indices[j]]. */
+  indexSelect(x: NativeStorage, out: NativeStorage, outer: number, n: number, inner: number, indices: Int32Array): void;
+  /** grad [outer, indices.length, inner] → out [outer, n, inner] (overwritten):
+   *  out[o, r] = Σ_{j: indices[j] = r} grad[o, j], summed in increasing j (deterministic). */
+  indexAdd(grad: NativeStorage, out: NativeStorage, outer: number, n: number, inner: number, indices: Int32Array): void;
+
+  // ---- sgd (native/binding/sgd.cpp) ----
+  /** In place, PyTorch 1.13 SGD: d = ±g + wd·p; b = firstStep ? d : momentum·b + (1−dampening)·d;
+   *  d = nesterov ? d + momentum·b : b (momentum ≠ 0 only; buffer may be null otherwise); p −= lr·d. */
+  sgdStep(param: NativeStorage, grad: NativeStorage, buffer: NativeStorage | null, count: number, lr: number,
+    momentum: number, dampening: number, weightDecay: number, nesterov: boolean, maximize: boolean, firstStep: boolean): void;
+}
+
+export interface NativeAddon {
+  // ---- batchnorm (native/binding/batchnorm.cpp) ----
+  // shape = [N, C, S] (S = product of the spatial extents, 1 for [N, C]); x, y, gradOut and
+  // gradInput hold N·C·S floats, every per-channel storage C floats. All overwrite their outputs.
+  /** Batch statistics: writes y, saveMean (μ) and saveInvstd (1/sqrt(σ²+eps), biased σ²) and, when
+   *  given, updates runningMean/runningVar in place (momentum; unbiased σ² for runningVar). */
+  batchNormForwardTraining(x: NativeStorage, weight: NativeStorage | null, bias: NativeStorage | null,
+    runningMean: NativeStorage | null, runningVar: NativeStorage | null, y: NativeStorage, saveMean: NativeStorage,
+    saveInvstd: NativeStorage, shape: number[], momentum: number, eps: number): void;
+  /** Running statistics: writes y, and saveMean = runningMean, saveInvstd = 1/sqrt(runningVar + eps). */
+  batchNormForwardEval(x: NativeStorage, weight: NativeStorage | null, bias: NativeStorage | null,
+    runningMean: NativeStorage, runningVar: NativeStorage, y: NativeStorage, saveMean: NativeStorage,
+    saveInvstd: NativeStorage, shape: number[], eps: number): void;
+  /** Fused backward; null outputs are skipped. training = false treats the statistics as constants. */
+  batchNormBackward(gradOut: NativeStorage, x: NativeStorage, weight: NativeStorage | null, saveMean: NativeStorage,
+    saveInvstd: NativeStorage, gradInput: NativeStorage | null, gradWeight: NativeStorage | null,
+    gradBias: NativeStorage | null, shape: number[], training: boolean): void;
+
+  // ---- pool (native/binding/pool.cpp) ----
+  // params = [planes, inH, inW, kernelH, kernelW, strideH, strideW, padH, padW] (planes = N·C);
+  // adaptive params = [planes, inH, inW, outH, outW]. indices: int32 argmax (h·inW + w) stored in
+  // a native block of 4 bytes per output element. Backward kernels overwrite gradIn.
+  avgPool2dForward(x: NativeStorage, out: NativeStorage, params: number[]): void;
+  avgPool2dBackward(gradOut: NativeStorage, gradIn: NativeStorage, params: number[]): void;
+  maxPool2dForward(x: NativeStorage, out: NativeStorage, indices: NativeStorage | null, params: number[]): void;
+  /** Scatter: gradIn = 0, gradIn[argmax] += gradOut. */
+  maxPool2dBackward(gradOut: NativeStorage, indices: NativeStorage, gradIn: NativeStorage, params: number[]): void;
+  /** Gather: out[o] = source[argmax[o]] (source input-shaped, out output-shaped). */
+  maxPool2dGather(source: NativeStorage, indices: NativeStorage, out: NativeStorage, params: number[]): void;
+  adaptiveAvgPool2dForward(x: NativeStorage, out: NativeStorage, params: number[]): void;
+  adaptiveAvgPool2dBackward(gradOut: NativeStorage, gradIn: NativeStorage, params: number[]): void;
+}
+
+export interface NativeAddon {
+  // ---- softmax (native/binding/softmax.cpp) ----
+  // x viewed as [outer, dim, inner] (contiguous); the softmax runs along dim. All overwrite outputs.
+  /** out = softmax(x) (log: log-softmax), max-subtracted. */
+  softmaxForward(x: NativeStorage, out: NativeStorage, outer: number, dim: number, inner: number, log: boolean): void;
+  /** From the forward output: softmax gradInput = out ⊙ (grad − Σ grad ⊙ out); log: grad − exp(out) · Σ grad. */
+  softmaxBackward(out: NativeStorage, grad: NativeStorage, gradInput: NativeStorage, outer: number, dim: number,
+    inner: number, log: boolean): void;
+  /** logits [batch, classes], labels[batch] in [0, classes). reduction: 0 none (out: batch floats), 1 sum,
+   *  2 mean (out: 1 float). stats [batch, 2] = (row max, log Σ exp(x − max)), kept for the backward. */
+  crossEntropyForward(logits: NativeStorage, labels: Int32Array, out: NativeStorage, stats: NativeStorage,
+    batch: number, classes: number, reduction: number): void;
+  /** gradInput = (softmax(logits) − onehot(labels)) · scale · grad[gradPerRow ? i : 0]. */
+  crossEntropyBackward(logits: NativeStorage, labels: Int32Array, stats: NativeStorage, grad: NativeStorage,
+    gradInput: NativeStorage, batch: number, classes: number, scale: number, gradPerRow: boolean): void;
+
+  // ---- normalize (native/binding/normalize.cpp) ----
+  // Tensors viewed as [outer, dim, inner]; norms and cosine outputs hold outer·inner floats.
+  /** out = x / max(‖x‖₂, eps) along dim; norms = the unclamped ‖x‖₂. */
+  normalizeForward(x: NativeStorage, out: NativeStorage, norms: NativeStorage, outer: number, dim: number,
+    inner: number, eps: number): void;
+  /** gradInput = (grad − [norm ≥ eps] · out · Σ grad ⊙ out) / max(norm, eps). */
+  normalizeBackward(out: NativeStorage, norms: NativeStorage, grad: NativeStorage, gradInput: NativeStorage,
+    outer: number, dim: number, inner: number, eps: number): void;
+  /** out = Σ (a / max(‖a‖, eps)) ⊙ (b / max(‖b‖, eps)) (torch 1.13); normsA/normsB = unclamped norms. */
+  cosineSimilarityForward(a: NativeStorage, b: NativeStorage, out: NativeStorage, normsA: NativeStorage,
+    normsB: NativeStorage, outer: number, dim: number, inner: number, eps: number): void;
+  /** gradA = grad/n_a · (b/n_b − out · a/n_a), gradB symmetric (n = max(norm, eps)); a null output is skipped. */
+  cosineSimilarityBackward(a: NativeStorage, b: NativeStorage, out: NativeStorage, normsA: NativeStorage,
+    normsB: NativeStorage, grad: NativeStorage, gradA: NativeStorage | null, gradB: NativeStorage | null,
+    outer: number, dim: number, inner: number, eps: number): void;
 }

@@ -6,3 +6,15 @@ export {
 } from './elementwise.js';
 export { sum, mean, sumToShape } from './reduce.js';
 export { reshape, flatten } from './layout.js';
+export { conv2d } from './conv2d.js';
+export type { Conv2dOptions } from './conv2d.js';
+export { matmul, linear } from './gemm.js';
+export { permute, transpose, concat, cat, stack, slice, sliceBackward, chunk, split, indexSelect, indexAdd } from './layout.js';
+export { batchNorm } from './batchnorm.js';
+export type { BatchNormOptions } from './batchnorm.js';
+export { avgPool2d, maxPool2d, adaptiveAvgPool2d } from './pool.js';
+export { softmax, logSoftmax } from './softmax.js';
+export { crossEntropy } from './cross_entropy.js';
+export type { CrossEntropyOptions, CrossEntropyReduction } from './cross_entropy.js';
+export { normalize, cosineSimilarity } from './normalize.js';
+export type { NormalizeOptions, CosineSimilarityOptions } from './normalize.js';

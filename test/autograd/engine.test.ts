@@ -173,6 +173,32 @@ describe('tensor lifetime and memory', () => {
     expect(memory().liveTensors).toBe(before.liveTensors);
   });
 
+  it('after backward, outputs that their op saved (exp, sigmoid) and leaf inputs stay usable', () => {
+    const x = randomTensor([6], { requiresGrad: true });
+    const y = F.exp(x);
+    const z = F.sigmoid(y);
+    F.sum(z).backward();
+    expect(y.toFloat32Array().length).toBe(6);
+    expect(z.toFloat32Array().length).toBe(6);
+    expect(x.toFloat32Array().length).toBe(6);
+    const before = memory().liveTensors;
+    y.dispose();
+    z.dispose();
+    expect(memory().liveTensors).toBe(before - 2);
+  });
+
+  it('backward outside tidy frees the temporaries of the backward rules', () => {
+    const a = randomTensor([4, 3], { requiresGrad: true });
+    const b = randomTensor([3], { requiresGrad: true });
+    const loss = F.sum(F.div(F.mul(a, b), F.add(F.square(b), 1)));
+    loss.backward();
+    const before = memory().liveTensors;
+    const loss2 = F.sum(F.div(F.mul(a, b), F.add(F.square(b), 1)));
+    loss2.backward(); // grads already exist: accumulation replaces them
+    // Only loss2's own forward intermediates (4 tensors + loss2) remain, owned by this test.
+    expect(memory().liveTensors).toBe(before + 5);
+  });
+
   it('using a disposed tensor throws a clear error', () => {
     const x = randomTensor([2]);
     x.dispose();

@@ -1,0 +1,51 @@
+// Batch normalisation kernels (forward in training and eval mode, fused backward). Float32,
+// layout [N, C, S] row-major, where S is the product of the spatial extents (NCHW: S = H·W;
+// [N, C] input: S = 1). Per-channel vectors (weight, bias, running stats, saved stats) are [C].
+// See native/src/cpu/batchnorm.cpp for the formulas and the accumulation scheme.
+#pragma once
+
+#include <cstdint>
+
+#include "lmcl/status.h"
+
+namespace lmcl {
+
+struct BatchNormShape {
+  int64_t batch = 0;     // N
+  int64_t channels = 0;  // C
+  int64_t spatial = 0;   // S = H·W (1 for [N, C])
+  int64_t numel() const { return batch * channels * spatial; }
+};
+
+// Checks extents (N >= 0, C >= 1, S >= 0) and that the element count fits comfortably in int64.
+Status validate_batch_norm_shape(const BatchNormShape& shape);
+
+// Training mode. Per channel c over the M = N·S values x[n, c, s]:
+//   mean_c = Σ x / M,  var_c = Σ (x − mean_c)² / M (biased),  invstd_c = 1/sqrt(var_c + eps)
+//   y = (x − mean_c)·invstd_c·weight_c + bias_c   (weight/bias may be null: 1 and 0)
+// Writes save_mean[c] = mean_c and save_invstd[c] = invstd_c (for backward). When running_mean
+// and running_var are given (both or neither) they are updated in place:
+//   running_mean = (1 − momentum)·running_mean + momentum·mean_c
+//   running_var  = (1 − momentum)·running_var  + momentum·var_c·M/(M − 1)   (unbiased)
+// Requires M > 1.
+Status batch_norm_forward_training(const BatchNormShape& shape, const float* x, const float* weight,
+                                   const float* bias, float* running_mean, float* running_var, double momentum,
+                                   double eps, float* y, float* save_mean, float* save_invstd);
+
+// Eval mode: y = (x − running_mean_c)·invstd_c·weight_c + bias_c with invstd_c = 1/sqrt(running_var_c + eps).
+// Also writes save_mean = running_mean and save_invstd = invstd (the constants backward needs).
+Status batch_norm_forward_eval(const BatchNormShape& shape, const float* x, const float* weight, const float* bias,
+                               const float* running_mean, const float* running_var, double eps, float* y,
+                               float* save_mean, float* save_invstd);
+
+// Backward from grad_out (= dy), x and the saved mean/invstd. With x̂ = (x − mean_c)·invstd_c:
+//   grad_bias_c   = Σ dy
+//   grad_weight_c = Σ dy·x̂
+//   training:  grad_input = weight_c·invstd_c·(dy − Σdy/M − x̂·Σ(dy·x̂)/M)
+//   eval:      grad_input = weight_c·invstd_c·dy          (the statistics are constants)
+// Any of grad_input, grad_weight, grad_bias may be null (not computed). weight may be null (1).
+Status batch_norm_backward(const BatchNormShape& shape, const float* grad_out, const float* x, const float* weight,
+                           const float* save_mean, const float* save_invstd, bool training, float* grad_input,
+                           float* grad_weight, float* grad_bias);
+
+}  // namespace lmcl

@@ -1,0 +1,227 @@
+// Batch normalisation (torch.nn.functional.batch_norm semantics), layout [N, C, ...] (NCHW).
+// Native kernels: native/src/cpu/batchnorm.cpp. Tests: test/ops/batchnorm.test.ts against the
+// float64 reference test/reference/batchnorm_reference.ts.
+//
+//   y = (x − μ_c)·rsqrt(σ²_c + eps)·γ_c + β_c
+// training: μ, σ² are the batch statistics over N and the spatial axes (biased σ²), and the
+// running stats (when given) are updated in place with the unbiased σ²·M/(M−1), like PyTorch.
+// eval: μ, σ² are the running stats.
+//
+// Backward: without createGraph, one fused native kernel gives dx, dγ, dβ. With createGraph (e.g.
+// Hessian-vector products through batchnorm) the same gradients are computed by a composite of
+// differentiable ops, recomputing the statistics from x so that the result can be differentiated
+// again with respect to x, γ and the incoming gradient.
+import { native } from '../native/index.js';
+import { recordOperation, type BackwardContext } from '../autograd/node.js';
+import { Tensor, formatShape, shapeSize } from '../tensor/tensor.js';
+import { tidy } from '../tensor/scope.js';
+import { checkSameDevice, checkTensor, describeValue } from './checks.js';
+import { add, mul, rsqrt, square, sub } from './elementwise.js';
+import { mean, sum } from './reduce.js';
+import { reshape } from './layout.js';
+
+export interface BatchNormOptions {
+  /** Use batch statistics and update the running stats (default false, like PyTorch). */
+  training?: boolean;
+  /** Running-stat update factor (default 0.1). */
+  momentum?: number;
+  /** Added to the variance (default 1e-5). */
+  eps?: number;
+}
+
+const op = 'batchNorm';
+
+function checkChannelVector(value: unknown, name: string, channels: number, x: Tensor): value is Tensor {
+  if (value === null || value === undefined) return false;
+  checkTensor(value, op, name);
+  if (value.shape.length !== 1 || value.shape[0] !== channels) {
+    throw new Error(
+      `${op}: argument '${name}' must have shape [${channels}] (the channel count of x ${formatShape(x.shape)}), got ${formatShape(value.shape)}`,
+    );
+  }
+  return true;
+}
+
+/**
+ * Batch normalisation over axis 1 of x ([N, C], [N, C, L] or [N, C, H, W]). weight, bias,
+ * runningMean and runningVar are [C] tensors or null.
+ */
+export function batchNorm(
+  x: Tensor,
+  runningMean: Tensor | null,
+  runningVar: Tensor | null,
+  weight: Tensor | null = null,
+  bias: Tensor | null = null,
+  options: BatchNormOptions = {},
+): Tensor {
+  checkTensor(x, op, 'x');
+  if (x.shape.length < 2) {
+    throw new Error(`${op}: argument 'x' must be at least 2-D ([N, C] or [N, C, H, W]), got shape ${formatShape(x.shape)}`);
+  }
+  if (options === null || typeof options !== 'object') throw new TypeError(`${op}: options must be an object, got ${describeValue(options)}`);
+  const training = options.training ?? false;
+  const momentum = options.momentum ?? 0.1;
+  const eps = options.eps ?? 1e-5;
+  if (typeof training !== 'boolean') throw new TypeError(`${op}: options.training must be a boolean, got ${describeValue(training)}`);
+  if (typeof momentum !== 'number' || !Number.isFinite(momentum)) {
+    throw new TypeError(`${op}: options.momentum must be a finite number, got ${describeValue(momentum)}`);
+  }
+  if (typeof eps !== 'number' || !Number.isFinite(eps) || eps < 0) {
+    throw new TypeError(`${op}: options.eps must be a finite number >= 0, got ${describeValue(eps)}`);
+  }
+  const batch = x.shape[0]!;
+  const channels = x.shape[1]!;
+  const spatial = shapeSize(x.shape.slice(2));
+  if (channels < 1) throw new Error(`${op}: x ${formatShape(x.shape)} has no channels`);
+  const hasWeight = checkChannelVector(weight, 'weight', channels, x);
+  const hasBias = checkChannelVector(bias, 'bias', channels, x);
+  const hasMean = checkChannelVector(runningMean, 'runningMean', channels, x);
+  const hasVar = checkChannelVector(runningVar, 'runningVar', channels, x);
+  checkSameDevice(op, x, weight, bias, runningMean, runningVar);
+  if (hasMean !== hasVar) throw new Error(`${op}: runningMean and runningVar must be given together (or both null)`);
+  for (const [stat, name] of [[runningMean, 'runningMean'], [runningVar, 'runningVar']] as const) {
+    if (stat && stat.requiresGrad) throw new Error(`${op}: argument '${name}' must not require grad (running stats are buffers)`);
+  }
+  if (!training && !hasMean) {
+    throw new Error(`${op}: eval mode (training: false) needs runningMean and runningVar; pass them or use training: true`);
+  }
+  const count = batch * spatial;
+  if (training && count <= 1) {
+    throw new Error(`${op}: expected more than 1 value per channel when training, got input of shape ${formatShape(x.shape)}`);
+  }
+
+  const shape = [batch, channels, spatial];
+  const y = Tensor.empty(x.shape, x.device);
+  const saveMean = Tensor.empty([channels], x.device);
+  const saveInvstd = Tensor.empty([channels], x.device);
+  const w = hasWeight ? weight!.storage.handle : null;
+  const b = hasBias ? bias!.storage.handle : null;
+  try {
+    if (training) {
+      native().batchNormForwardTraining(x.storage.handle, w, b, hasMean ? runningMean!.storage.handle : null,
+        hasVar ? runningVar!.storage.handle : null, y.storage.handle, saveMean.storage.handle, saveInvstd.storage.handle,
+        shape, momentum, eps);
+      if (hasMean) {
+        runningMean!.storage.version += 1;
+        runningVar!.storage.version += 1;
+      }
+    } else {
+      native().batchNormForwardEval(x.storage.handle, w, b, runningMean!.storage.handle, runningVar!.storage.handle,
+        y.storage.handle, saveMean.storage.handle, saveInvstd.storage.handle, shape, eps);
+    }
+  } catch (error) {
+    y.dispose();
+    saveMean.dispose();
+    saveInvstd.dispose();
+    throw error;
+  }
+
+  // Inputs and saved tensors, with the optional ones left out.
+  const inputs: Tensor[] = [x];
+  if (hasWeight) inputs.push(weight!);
+  if (hasBias) inputs.push(bias!);
+  const saved: Tensor[] = [x, saveMean, saveInvstd];
+  if (hasWeight) saved.push(weight!);
+  const geometry: Geometry = { shape: x.shape, channels, count, training, eps, hasWeight, hasBias };
+  const result = recordOperation(op, y, inputs, saved, (gradOutput, context) => batchNormBackward(gradOutput, context, geometry));
+  // The graph node (if any) holds its own references to the statistics.
+  saveMean.dispose();
+  saveInvstd.dispose();
+  return result;
+}
+
+interface Geometry {
+  shape: readonly number[];
+  channels: number;
+  count: number;
+  training: boolean;
+  eps: number;
+  hasWeight: boolean;
+  hasBias: boolean;
+}
+
+function batchNormBackward(gradOutput: Tensor, context: BackwardContext, g: Geometry): (Tensor | null)[] {
+  const [x, saveMean, saveInvstd, weight] = context.saved as [Tensor, Tensor, Tensor, Tensor | undefined];
+  const needs = context.needsInputGrad;
+  const needX = needs[0]!;
+  const needWeight = g.hasWeight && needs[1]!;
+  const needBias = g.hasBias && needs[g.hasWeight ? 2 : 1]!;
+  const grads = context.createGraph
+    ? compositeBackward(gradOutput, x, saveMean, saveInvstd, weight ?? null, g, needX, needWeight, needBias)
+    : fusedBackward(gradOutput, x, saveMean, saveInvstd, weight ?? null, g, needX, needWeight, needBias);
+  const result: (Tensor | null)[] = [grads.x];
+  if (g.hasWeight) result.push(grads.weight);
+  if (g.hasBias) result.push(grads.bias);
+  return result;
+}
+
+interface Gradients {
+  x: Tensor | null;
+  weight: Tensor | null;
+  bias: Tensor | null;
+}
+
+function fusedBackward(gradOutput: Tensor, x: Tensor, saveMean: Tensor, saveInvstd: Tensor, weight: Tensor | null,
+  g: Geometry, needX: boolean, needWeight: boolean, needBias: boolean): Gradients {
+  const gradX = needX ? Tensor.empty(g.shape, x.device) : null;
+  const gradWeight = needWeight ? Tensor.empty([g.channels], x.device) : null;
+  const gradBias = needBias ? Tensor.empty([g.channels], x.device) : null;
+  const spatial = g.count / g.shape[0]!;
+  try {
+    native().batchNormBackward(gradOutput.storage.handle, x.storage.handle, weight ? weight.storage.handle : null,
+      saveMean.storage.handle, saveInvstd.storage.handle, gradX?.storage.handle ?? null, gradWeight?.storage.handle ?? null,
+      gradBias?.storage.handle ?? null, [g.shape[0]!, g.channels, spatial], g.training);
+  } catch (error) {
+    gradX?.dispose();
+    gradWeight?.dispose();
+    gradBias?.dispose();
+    throw error;
+  }
+  return { x: gradX, weight: gradWeight, bias: gradBias };
+}
+
+/**
+ * The same gradients from differentiable ops (used when the backward itself is recorded):
+ *   x̂ = (x − μ)·invstd,  dβ = Σ dy,  dγ = Σ dy·x̂,
+ *   training: dx = γ·invstd·(dy − mean(dy) − x̂·mean(dy·x̂)), with μ and invstd recomputed from x;
+ *   eval:     dx = γ·invstd·dy, μ and invstd the saved (constant) running statistics.
+ */
+function compositeBackward(gradOutput: Tensor, x: Tensor, saveMean: Tensor, saveInvstd: Tensor,
+  weight: Tensor | null, g: Geometry, needX: boolean, needWeight: boolean, needBias: boolean): Gradients {
+  return tidy(() => {
+    const rank = g.shape.length;
+    const axes = [0, ...Array.from({ length: rank - 2 }, (_, index) => index + 2)];
+    const channelShape = [1, g.channels, ...new Array<number>(rank - 2).fill(1)];
+    const dy = reshape(gradOutput, g.shape);
+    let xHat: Tensor;
+    let invstd: Tensor;
+    if (g.training) {
+      const mu = mean(x, axes, true);
+      const centred = sub(x, mu);
+      const variance = mean(square(centred), axes, true);
+      invstd = rsqrt(add(variance, g.eps));
+      xHat = mul(centred, invstd);
+    } else {
+      invstd = reshape(saveInvstd, channelShape);
+      xHat = mul(sub(x, reshape(saveMean, channelShape)), invstd);
+    }
+    const needSums = needWeight || needBias || (g.training && needX);
+    const sumDy = needSums ? sum(dy, axes, true) : null;
+    const sumDyXHat = needSums ? sum(mul(dy, xHat), axes, true) : null;
+    let gradX: Tensor | null = null;
+    if (needX) {
+      const scale = weight ? mul(invstd, reshape(weight, channelShape)) : invstd;
+      if (g.training) {
+        const inner = sub(sub(dy, mul(sumDy!, 1 / g.count)), mul(xHat, mul(sumDyXHat!, 1 / g.count)));
+        gradX = mul(inner, scale);
+      } else {
+        gradX = mul(dy, scale);
+      }
+    }
+    return {
+      x: gradX,
+      weight: needWeight ? reshape(sumDyXHat!, [g.channels]) : null,
+      bias: needBias ? reshape(sumDy!, [g.channels]) : null,
+    };
+  });
+}

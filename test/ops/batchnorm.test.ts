@@ -1,0 +1,337 @@
+// Batch normalisation: forward (training and eval) and running-stat updates vs the float64
+// reference, fused backward vs the reference, first- and second-order finite differences,
+// composite (createGraph) vs fused backward, determinism, memory and bad input.
+// Tolerances: forward y and backward within 2e-5 of the reference, relative to the largest
+// magnitude of the reference (float32 arithmetic with double statistics); running stats rtol
+// 1e-5; composite vs fused 1e-5 relative (to the largest gradient); gradcheck see gradcheck.ts.
+import { afterEach, describe, expect, it } from 'vitest';
+import { F, Tensor, grad, memory, noGrad, setNumThreads, tensor, tidy, engineInfo } from '../../src/index.js';
+import { native } from '../../src/native/index.js';
+import { referenceBatchNorm, referenceBatchNormBackward, referenceRunningUpdate } from '../reference/batchnorm_reference.js';
+import { gradcheck, gradgradcheck } from '../helpers/gradcheck.js';
+import { expectClose, randomArray, randomPositiveTensor, randomTensor } from '../helpers/random.js';
+
+/** |actual − expected| <= tolerance·max|expected| elementwise (error relative to the data's scale). */
+function expectScaledClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tolerance: number, label: string): void {
+  let scale = 0;
+  for (let i = 0; i < expected.length; i += 1) scale = Math.max(scale, Math.abs(expected[i]!));
+  expectClose(actual, expected, { rtol: 0, atol: tolerance * Math.max(scale, 1e-30), label });
+}
+
+function channelsOf(shape: number[]): number {
+  return shape[1]!;
+}
+
+const shapes: number[][] = [
+  [1, 3, 5, 7], // batch 1, odd, non-square
+  [4, 1, 6, 6], // C = 1 (the batch is split into blocks)
+  [3, 5, 4, 9],
+  [2, 20, 3, 3], // C >= 16 (one task per channel)
+  [7, 4], // [N, C] like BatchNorm1d
+  [5, 3, 11], // [N, C, L]
+  [32, 2, 1, 1],
+];
+
+afterEach(() => {
+  setNumThreads(engineInfo().threads);
+});
+
+describe('batchNorm forward', () => {
+  it('training mode matches the float64 reference and updates the running stats (unbiased variance)', () => {
+    for (const shape of shapes) {
+      const C = channelsOf(shape);
+      const x = randomTensor(shape, { scale: 2, offset: 0.5 });
+      const weight = randomTensor([C]);
+      const bias = randomTensor([C]);
+      const runningMean = randomTensor([C]);
+      const runningVar = randomPositiveTensor([C]);
+      const rm0 = runningMean.toFloat32Array();
+      const rv0 = runningVar.toFloat32Array();
+      const versions = [runningMean.version, runningVar.version];
+      const momentum = 0.1 + 0.3 * Math.random();
+      const y = F.batchNorm(x, runningMean, runningVar, weight, bias, { training: true, momentum, eps: 1e-5 });
+      const ref = referenceBatchNorm(x.toFloat32Array(), shape, weight.toFloat32Array(), bias.toFloat32Array(), { training: true, eps: 1e-5 });
+      expect(y.shape).toEqual(shape);
+      expectScaledClose(y.toFloat32Array(), ref.y, 2e-5, `y ${JSON.stringify(shape)}`);
+      expectClose(runningMean.toFloat32Array(), referenceRunningUpdate(rm0, ref.mean, momentum), { rtol: 1e-5, atol: 1e-6, label: 'runningMean' });
+      expectClose(runningVar.toFloat32Array(), referenceRunningUpdate(rv0, ref.unbiasedVar, momentum), { rtol: 1e-5, atol: 1e-6, label: 'runningVar' });
+      expect(runningMean.version).toBe(versions[0]! + 1);
+      expect(runningVar.version).toBe(versions[1]! + 1);
+    }
+  });
+
+  it('the running variance uses n/(n−1), the normalisation the biased variance', () => {
+    // Two values per channel: biased var = d², unbiased = 2d².
+    const x = tensor([1, 10, 3, 20], [2, 2]);
+    const runningMean = tensor([0, 0], [2]);
+    const runningVar = tensor([0, 0], [2]);
+    const y = F.batchNorm(x, runningMean, runningVar, null, null, { training: true, momentum: 1, eps: 0 });
+    expectClose(runningMean.toFloat32Array(), [2, 15], { rtol: 1e-6 });
+    expectClose(runningVar.toFloat32Array(), [2, 50], { rtol: 1e-6 });
+    expectClose(y.toFloat32Array(), [-1, -1, 1, 1], { rtol: 1e-6, atol: 1e-6 });
+  });
+
+  it('without weight, bias or running stats (training), and a large N·H·W with a large mean stays accurate', () => {
+    const shape = [128, 4, 32, 32];
+    const x = randomTensor(shape, { offset: 20 });
+    const y = F.batchNorm(x, null, null, null, null, { training: true });
+    const ref = referenceBatchNorm(x.toFloat32Array(), shape, null, null, { training: true, eps: 1e-5 });
+    expectScaledClose(y.toFloat32Array(), ref.y, 2e-5, 'large');
+  });
+
+  it('large CIFAR shape [128, 16, 32, 32]: forward and running stats', () => {
+    const shape = [128, 16, 32, 32];
+    const x = randomTensor(shape, { scale: 3, offset: -1 });
+    const weight = randomTensor([16]);
+    const bias = randomTensor([16]);
+    const runningMean = randomTensor([16]);
+    const runningVar = randomPositiveTensor([16]);
+    const rv0 = runningVar.toFloat32Array();
+    const y = F.batchNorm(x, runningMean, runningVar, weight, bias, { training: true });
+    const ref = referenceBatchNorm(x.toFloat32Array(), shape, weight.toFloat32Array(), bias.toFloat32Array(), { training: true, eps: 1e-5 });
+    expectScaledClose(y.toFloat32Array(), ref.y, 2e-5, 'cifar');
+    expectClose(runningVar.toFloat32Array(), referenceRunningUpdate(rv0, ref.unbiasedVar, 0.1), { rtol: 1e-5 });
+  });
+
+  it('eval mode uses the running stats and leaves them unchanged', () => {
+    for (const shape of shapes) {
+      const C = channelsOf(shape);
+      const x = randomTensor(shape, { scale: 2 });
+      const weight = randomTensor([C]);
+      const bias = randomTensor([C]);
+      const runningMean = randomTensor([C]);
+      const runningVar = randomPositiveTensor([C]);
+      const before = [runningMean.toFloat32Array(), runningVar.toFloat32Array()];
+      const version = runningMean.version;
+      const y = F.batchNorm(x, runningMean, runningVar, weight, bias, { eps: 1e-3 });
+      const ref = referenceBatchNorm(x.toFloat32Array(), shape, weight.toFloat32Array(), bias.toFloat32Array(),
+        { training: false, eps: 1e-3, runningMean: before[0], runningVar: before[1] });
+      expectScaledClose(y.toFloat32Array(), ref.y, 2e-5, `eval ${JSON.stringify(shape)}`);
+      expect(Array.from(runningMean.toFloat32Array())).toEqual(Array.from(before[0]!));
+      expect(Array.from(runningVar.toFloat32Array())).toEqual(Array.from(before[1]!));
+      expect(runningMean.version).toBe(version);
+    }
+  });
+});
+
+describe('batchNorm backward', () => {
+  const backwardShapes = [[3, 5, 4, 9], [1, 2, 3, 5], [4, 1, 6, 6], [6, 3], [16, 17, 2, 2], [64, 2, 8, 8]];
+  for (const training of [true, false]) {
+    it(`fused backward (${training ? 'training' : 'eval'}) matches the reference for x, weight and bias`, () => {
+      for (const shape of backwardShapes) {
+        const C = channelsOf(shape);
+        const x = randomTensor(shape, { requiresGrad: true, scale: 2, offset: 0.3 });
+        const weight = randomTensor([C], { requiresGrad: true });
+        const bias = randomTensor([C], { requiresGrad: true });
+        const runningMean = randomTensor([C]);
+        const runningVar = randomPositiveTensor([C]);
+        const rm = runningMean.toFloat32Array();
+        const rv = runningVar.toFloat32Array();
+        const y = F.batchNorm(x, runningMean, runningVar, weight, bias, { training });
+        const dy = randomTensor(shape);
+        const [dx, dw, db] = grad(y, [x, weight, bias], { gradOutputs: [dy] });
+        const ref = referenceBatchNorm(x.toFloat32Array(), shape, weight.toFloat32Array(), null,
+          { training, eps: 1e-5, runningMean: rm, runningVar: rv });
+        const expected = referenceBatchNormBackward(dy.toFloat32Array(), x.toFloat32Array(), shape, weight.toFloat32Array(), ref.mean, ref.invstd, training);
+        const label = `${training ? 'training' : 'eval'} ${JSON.stringify(shape)}`;
+        expectScaledClose(dx!.toFloat32Array(), expected.dx, 2e-5, `dx ${label}`);
+        expectScaledClose(dw!.toFloat32Array(), expected.dweight, 2e-5, `dweight ${label}`);
+        expectScaledClose(db!.toFloat32Array(), expected.dbias, 2e-5, `dbias ${label}`);
+      }
+    });
+  }
+
+  it('gradients reach only the inputs that need them (x only, weight only, no weight/bias)', () => {
+    const shape = [4, 3, 2, 5];
+    const x = randomTensor(shape, { requiresGrad: true });
+    const xConst = randomTensor(shape);
+    const weight = randomTensor([3], { requiresGrad: true });
+    const dy = randomTensor(shape);
+    const [gx] = grad(F.batchNorm(x, null, null, null, null, { training: true }), [x], { gradOutputs: [dy] });
+    const ref = referenceBatchNorm(x.toFloat32Array(), shape, null, null, { training: true, eps: 1e-5 });
+    const expected = referenceBatchNormBackward(dy.toFloat32Array(), x.toFloat32Array(), shape, null, ref.mean, ref.invstd, true);
+    expectScaledClose(gx!.toFloat32Array(), expected.dx, 2e-5, 'x only');
+    const [gw] = grad(F.batchNorm(xConst, null, null, weight, null, { training: true }), [weight], { gradOutputs: [dy] });
+    const refConst = referenceBatchNorm(xConst.toFloat32Array(), shape, null, null, { training: true, eps: 1e-5 });
+    const expectedW = referenceBatchNormBackward(dy.toFloat32Array(), xConst.toFloat32Array(), shape, weight.toFloat32Array(), refConst.mean, refConst.invstd, true);
+    expectScaledClose(gw!.toFloat32Array(), expectedW.dweight, 2e-5, 'weight only');
+  });
+
+  it('gradcheck: training and eval, through x, weight and bias', () => {
+    for (const training of [true, false]) {
+      for (const shape of [[3, 2, 2, 3], [5, 3]]) {
+        const C = channelsOf(shape);
+        const x = randomTensor(shape, { requiresGrad: true });
+        const weight = randomTensor([C], { requiresGrad: true });
+        const bias = randomTensor([C], { requiresGrad: true });
+        const runningMean = randomTensor([C]);
+        const runningVar = randomPositiveTensor([C]);
+        gradcheck((a, w, b) => F.batchNorm(a, training ? null : runningMean, training ? null : runningVar, w, b, { training }), [x, weight, bias]);
+      }
+    }
+  });
+
+  it('gradgradcheck: training mode through x, weight and bias (and eval)', () => {
+    for (const shape of [[3, 2, 2, 3], [4, 3], [2, 1, 3, 2]]) {
+      const C = channelsOf(shape);
+      const x = randomTensor(shape, { requiresGrad: true });
+      const weight = randomTensor([C], { requiresGrad: true });
+      const bias = randomTensor([C], { requiresGrad: true });
+      gradgradcheck((a, w, b) => F.batchNorm(a, null, null, w, b, { training: true }), [x, weight, bias]);
+      // A nonlinear consumer, so the second derivative sees dy that depends on x.
+      gradgradcheck((a, w, b) => F.square(F.batchNorm(a, null, null, w, b, { training: true })), [x, weight, bias]);
+    }
+    const x = randomTensor([3, 2, 4], { requiresGrad: true });
+    const weight = randomTensor([2], { requiresGrad: true });
+    const runningMean = randomTensor([2]);
+    const runningVar = randomPositiveTensor([2]);
+    gradgradcheck((a, w) => F.square(F.batchNorm(a, runningMean, runningVar, w, null, { training: false })), [x, weight]);
+    const xOnly = randomTensor([5, 2, 3], { requiresGrad: true });
+    gradgradcheck((a) => F.batchNorm(a, null, null, null, null, { training: true }), [xOnly]);
+  });
+
+  it('the composite (createGraph) and fused backward agree to 1e-5 relative', () => {
+    for (const training of [true, false]) {
+      for (const shape of [[8, 4, 5, 5], [16, 3], [32, 16, 4, 4]]) {
+        const C = channelsOf(shape);
+        const x = randomTensor(shape, { requiresGrad: true, scale: 2, offset: 1 });
+        const weight = randomTensor([C], { requiresGrad: true });
+        const bias = randomTensor([C], { requiresGrad: true });
+        const runningMean = randomTensor([C]);
+        const runningVar = randomPositiveTensor([C]);
+        const y = F.batchNorm(x, runningMean, runningVar, weight, bias, { training });
+        const dy = randomTensor(shape);
+        const fused = grad(y, [x, weight, bias], { gradOutputs: [dy], retainGraph: true });
+        const composite = grad(y, [x, weight, bias], { gradOutputs: [dy], createGraph: true });
+        expect(composite[0]!.requiresGrad).toBe(true);
+        fused.forEach((g, index) => {
+          expectScaledClose(composite[index]!.toFloat32Array(), g.toFloat32Array(), 1e-5, `composite vs fused ${index} ${training} ${JSON.stringify(shape)}`);
+        });
+      }
+    }
+  });
+});
+
+describe('batchNorm determinism and memory', () => {
+  it('gives the same bits twice and on 1 or 2 threads (forward, running stats, backward)', () => {
+    for (const shape of [[128, 16, 32, 32], [128, 3, 8, 8]]) {
+      const C = channelsOf(shape);
+      const data = randomArray(shape.reduce((p, e) => p * e, 1), 2);
+      const dyData = randomArray(data.length);
+      const weight = randomTensor([C]);
+      const bias = randomTensor([C]);
+      const run = (threads: number) => {
+        setNumThreads(threads);
+        const x = tensor(data, shape, { requiresGrad: true });
+        const runningMean = tensor(new Float32Array(C), [C]);
+        const runningVar = tensor(new Float32Array(C).fill(1), [C]);
+        const y = F.batchNorm(x, runningMean, runningVar, weight, bias, { training: true });
+        const [dx] = grad(y, [x], { gradOutputs: [tensor(dyData, shape)] });
+        return [y.toFloat32Array(), runningMean.toFloat32Array(), runningVar.toFloat32Array(), dx!.toFloat32Array()];
+      };
+      const first = run(2);
+      const second = run(2);
+      const single = run(1);
+      first.forEach((values, index) => {
+        expect(Buffer.from(second[index]!.buffer).equals(Buffer.from(values.buffer))).toBe(true);
+        expect(Buffer.from(single[index]!.buffer).equals(Buffer.from(values.buffer))).toBe(true);
+      });
+    }
+  });
+
+  it('releases everything it allocated (forward + backward, and under noGrad)', () => {
+    const shape = [8, 4, 6, 6];
+    const weight = randomTensor([4], { requiresGrad: true });
+    const bias = randomTensor([4], { requiresGrad: true });
+    const runningMean = randomTensor([4]);
+    const runningVar = randomPositiveTensor([4]);
+    const x = randomTensor(shape, { requiresGrad: true });
+    const before = memory();
+    for (let i = 0; i < 3; i += 1) {
+      // Without a scope: F.sum's backward creates no intermediates, so everything batchNorm
+      // allocated (output, saved statistics, gradients) must be gone after disposal.
+      const y = F.batchNorm(x, runningMean, runningVar, weight, bias, { training: true });
+      const loss = F.sum(y);
+      loss.backward();
+      loss.dispose();
+      y.dispose();
+      // Inside tidy, with a nonlinear loss. (A createGraph graph is not checked here: its nodes
+      // keep their saved tensors until they are traversed again without retainGraph.)
+      tidy(() => {
+        const out = F.batchNorm(x, runningMean, runningVar, weight, bias, { training: true });
+        F.sum(F.square(out)).backward();
+      });
+      noGrad(() => F.batchNorm(x, runningMean, runningVar, weight, bias, { training: false })).dispose();
+      noGrad(() => F.batchNorm(x, null, null, weight, bias, { training: true })).dispose();
+      x.grad?.dispose();
+      x.grad = null;
+      weight.grad?.dispose();
+      weight.grad = null;
+      bias.grad?.dispose();
+      bias.grad = null;
+    }
+    const after = memory();
+    expect(after.liveTensors).toBe(before.liveTensors);
+    expect(after.liveBytes).toBe(before.liveBytes);
+    expect(after.nativeLiveBytes).toBe(before.nativeLiveBytes);
+  });
+});
+
+describe('batchNorm bad input', () => {
+  it('rejects wrong ranks, channel mismatches, missing running stats and bad options with clear errors', () => {
+    const x = randomTensor([4, 3, 2, 2]);
+    const c3 = randomTensor([3]);
+    const c4 = randomTensor([4]);
+    expect(() => F.batchNorm(randomTensor([5]), null, null, null, null, { training: true })).toThrow(/batchNorm: argument 'x' must be at least 2-D/);
+    expect(() => F.batchNorm(x, null, null, c4, null, { training: true })).toThrow(/batchNorm: argument 'weight' must have shape \[3\].*got \[4\]/);
+    expect(() => F.batchNorm(x, null, null, c3, c4, { training: true })).toThrow(/batchNorm: argument 'bias' must have shape \[3\]/);
+    expect(() => F.batchNorm(x, c4, c3, null, null, { training: true })).toThrow(/batchNorm: argument 'runningMean' must have shape \[3\]/);
+    expect(() => F.batchNorm(x, randomTensor([3, 1]), c3, null, null)).toThrow(/batchNorm: argument 'runningMean' must have shape \[3\]/);
+    expect(() => F.batchNorm(x, null, null, null, null, { training: false })).toThrow(/batchNorm: eval mode .* needs runningMean and runningVar/);
+    expect(() => F.batchNorm(x, null, null)).toThrow(/batchNorm: eval mode/);
+    expect(() => F.batchNorm(x, c3, null, null, null, { training: true })).toThrow(/batchNorm: runningMean and runningVar must be given together/);
+    expect(() => F.batchNorm(randomTensor([1, 3]), null, null, null, null, { training: true })).toThrow(/batchNorm: expected more than 1 value per channel when training/);
+    expect(() => F.batchNorm(randomTensor([1, 3, 1, 1]), null, null, null, null, { training: true })).toThrow(/more than 1 value per channel/);
+    expect(() => F.batchNorm(x, null, null, null, null, { training: 'yes' as never })).toThrow(/batchNorm: options.training must be a boolean/);
+    expect(() => F.batchNorm(x, null, null, null, null, { training: true, momentum: Number.NaN })).toThrow(/batchNorm: options.momentum must be a finite number/);
+    expect(() => F.batchNorm(x, null, null, null, null, { training: true, eps: -1 })).toThrow(/batchNorm: options.eps must be a finite number >= 0/);
+    expect(() => F.batchNorm('x' as never, null, null)).toThrow(/batchNorm: argument 'x' must be a Tensor/);
+    expect(() => F.batchNorm(x, null, null, [1, 2, 3] as never, null, { training: true })).toThrow(/batchNorm: argument 'weight' must be a Tensor/);
+    const trainable = randomTensor([3], { requiresGrad: true });
+    expect(() => F.batchNorm(x, trainable, c3, null, null, { training: true })).toThrow(/batchNorm: argument 'runningMean' must not require grad/);
+    const disposed = randomTensor([3]);
+    disposed.dispose();
+    expect(() => F.batchNorm(x, null, null, disposed, null, { training: true })).toThrow(/batchNorm.*was disposed/);
+    const onCuda = randomTensor([3]);
+    Object.defineProperty(onCuda, 'device', { value: 'cuda' });
+    expect(() => F.batchNorm(x, null, null, onCuda, null, { training: true })).toThrow(/batchNorm: expected all tensors on the same device/);
+  });
+
+  it('the native layer re-validates its arguments and never crashes', () => {
+    const addon = native();
+    const x = randomTensor([2, 3, 4]);
+    const small = randomTensor([2]);
+    const c3 = randomTensor([3]);
+    const out = Tensor.empty([2, 3, 4]);
+    const s1 = Tensor.empty([3]);
+    const s2 = Tensor.empty([3]);
+    const h = (t: Tensor) => t.storage.handle;
+    expect(() => addon.batchNormForwardTraining(h(x), null, null, null, null, h(out), h(s1), h(s2), [2, 3, 5], 0.1, 1e-5)).toThrow(/batchNormForwardTraining: argument 'x' holds 24 floats but the op needs 30/);
+    expect(() => addon.batchNormForwardTraining(h(x), h(small), null, null, null, h(out), h(s1), h(s2), [2, 3, 4], 0.1, 1e-5)).toThrow(/argument 'weight'/);
+    expect(() => addon.batchNormForwardTraining(h(x), null, null, null, null, h(out), h(s1), h(s2), [2, 3], 0.1, 1e-5)).toThrow(/must be \[N, C, S\]/);
+    expect(() => addon.batchNormForwardTraining(h(x), null, null, null, null, h(out), h(s1), h(s2), [2, -3, 4], 0.1, 1e-5)).toThrow(/batchNormForwardTraining: invalid shape/);
+    expect(() => addon.batchNormForwardTraining(h(x), null, null, h(c3), null, h(out), h(s1), h(s2), [2, 3, 4], 0.1, 1e-5)).toThrow(/given together/);
+    expect(() => addon.batchNormForwardTraining(h(x), null, null, null, null, h(out), h(s1), h(s2), [1, 3, 1], 0.1, 1e-5)).toThrow(/more than 1 value/);
+    expect(() => addon.batchNormForwardTraining(h(x), null, null, null, null, h(out), h(s1), h(s2), [2, 3, 4], Number.NaN, 1e-5)).toThrow(/momentum/);
+    expect(() => addon.batchNormForwardTraining(h(x), null, null, null, null, h(out), h(s1), h(s2), [2, 3, 4], 0.1, -1)).toThrow(/eps/);
+    expect(() => addon.batchNormForwardTraining(h(x), null, null, null, null, h(out), h(s1), h(s2), [1e15, 1e15, 4], 0.1, 1e-5)).toThrow(/too large/);
+    expect(() => addon.batchNormForwardEval(h(x), null, null, null as never, h(c3), h(out), h(s1), h(s2), [2, 3, 4], 1e-5)).toThrow(/argument 'runningMean' must be a tensor storage/);
+    expect(() => addon.batchNormBackward(h(x), h(x), null, h(s1), h(s2), h(small), null, null, [2, 3, 4], true)).toThrow(/argument 'gradInput'/);
+    expect(() => addon.batchNormBackward(h(x), h(x), null, h(s1), h(s2), null, null, null, [2, 3, 4], 1 as never)).toThrow(/argument 'training' must be a boolean/);
+    expect(() => addon.batchNormBackward({} as never, h(x), null, h(s1), h(s2), null, null, null, [2, 3, 4], true)).toThrow(/argument 'gradOut' must be a tensor storage/);
+    const freed = randomTensor([2, 3, 4]);
+    const handle = freed.storage.handle;
+    freed.dispose();
+    expect(() => addon.batchNormForwardEval(handle, null, null, h(c3), h(c3), h(out), h(s1), h(s2), [2, 3, 4], 1e-5)).toThrow(/disposed/);
+  });
+});
