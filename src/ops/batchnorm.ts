@@ -122,7 +122,7 @@ export function batchNorm(
   if (hasBias) inputs.push(bias!);
   const saved: Tensor[] = [x, saveMean, saveInvstd];
   if (hasWeight) saved.push(weight!);
-  const geometry: Geometry = { shape: x.shape, channels, count, training, eps, hasWeight, hasBias };
+  const geometry: Geometry = { shape: x.shape, channels, spatial, count, training, eps, hasWeight, hasBias };
   const result = recordOperation(op, y, inputs, saved, (gradOutput, context) => batchNormBackward(gradOutput, context, geometry));
   // The graph node (if any) holds its own references to the statistics.
   saveMean.dispose();
@@ -133,6 +133,9 @@ export function batchNorm(
 interface Geometry {
   shape: readonly number[];
   channels: number;
+  /** Product of the spatial extents (1 for [N, C]). */
+  spatial: number;
+  /** Values per channel: N·spatial. */
   count: number;
   training: boolean;
   eps: number;
@@ -166,11 +169,10 @@ function fusedBackward(gradOutput: Tensor, x: Tensor, saveMean: Tensor, saveInvs
   const gradX = needX ? Tensor.empty(g.shape, x.device) : null;
   const gradWeight = needWeight ? Tensor.empty([g.channels], x.device) : null;
   const gradBias = needBias ? Tensor.empty([g.channels], x.device) : null;
-  const spatial = g.count / g.shape[0]!;
   try {
     native().batchNormBackward(gradOutput.storage.handle, x.storage.handle, weight ? weight.storage.handle : null,
       saveMean.storage.handle, saveInvstd.storage.handle, gradX?.storage.handle ?? null, gradWeight?.storage.handle ?? null,
-      gradBias?.storage.handle ?? null, [g.shape[0]!, g.channels, spatial], g.training);
+      gradBias?.storage.handle ?? null, [g.shape[0]!, g.channels, g.spatial], g.training);
   } catch (error) {
     gradX?.dispose();
     gradWeight?.dispose();

@@ -239,7 +239,7 @@ describe('batchNorm determinism and memory', () => {
     }
   });
 
-  it('releases everything it allocated (forward + backward, and under noGrad)', () => {
+  it('releases everything it allocated (backward, double backward, no backward, noGrad)', () => {
     const shape = [8, 4, 6, 6];
     const weight = randomTensor([4], { requiresGrad: true });
     const bias = randomTensor([4], { requiresGrad: true });
@@ -255,12 +255,18 @@ describe('batchNorm determinism and memory', () => {
       loss.backward();
       loss.dispose();
       y.dispose();
-      // Inside tidy, with a nonlinear loss. (A createGraph graph is not checked here: its nodes
-      // keep their saved tensors until they are traversed again without retainGraph.)
+      // Inside tidy, with a nonlinear loss; and a second-order (createGraph) pass.
       tidy(() => {
         const out = F.batchNorm(x, runningMean, runningVar, weight, bias, { training: true });
         F.sum(F.square(out)).backward();
       });
+      tidy(() => {
+        const out = F.batchNorm(x, runningMean, runningVar, weight, bias, { training: true });
+        const [gx] = grad(F.sum(F.square(out)), [x], { createGraph: true });
+        F.sum(F.square(gx!)).backward();
+      });
+      // A recorded forward that is never differentiated: disposing the output frees the graph.
+      F.batchNorm(x, runningMean, runningVar, weight, bias, { training: true }).dispose();
       noGrad(() => F.batchNorm(x, runningMean, runningVar, weight, bias, { training: false })).dispose();
       noGrad(() => F.batchNorm(x, null, null, weight, bias, { training: true })).dispose();
       x.grad?.dispose();

@@ -194,7 +194,7 @@ describe('pooling determinism and memory', () => {
     first.forEach((values, index) => expect(Buffer.from(second[index]!.buffer).equals(Buffer.from(values.buffer))).toBe(true));
   });
 
-  it('frees the max-pool argmax indices after backward, and allocates none without a graph', () => {
+  it('frees the max-pool argmax indices after backward or with the graph, and allocates none without one', () => {
     const x = randomTensor([4, 3, 8, 8], { requiresGrad: true });
     const before = memory();
     const indicesBefore = maxPoolIndexCounters();
@@ -212,6 +212,10 @@ describe('pooling determinism and memory', () => {
       });
       x.grad?.dispose();
       x.grad = null;
+      // A recorded forward that is never differentiated: disposing the output frees the graph
+      // node and with it the indices.
+      F.maxPool2d(x, 3, 2, 1).dispose();
+      tidy(() => F.sum(F.avgPool2d(F.maxPool2d(x, 2), 2))).dispose();
     }
     const after = memory();
     expect(after.nativeLiveBytes).toBe(before.nativeLiveBytes);
@@ -233,8 +237,18 @@ describe('pooling determinism and memory', () => {
       x.grad = null;
       expect(maxPoolIndexCounters()).toEqual(indicesBefore);
     }
-    // (Retained first-order nodes that are never traversed again keep their saved tensors: that
-    // is the engine's retainGraph contract, not checked here.)
+    const before = memory();
+    tidy(() => {
+      const [gx] = grad(F.sum(F.square(F.maxPool2d(x, 3, 1, 1))), [x], { createGraph: true });
+      const [ggx] = grad(F.sum(F.square(gx!)), [x], { createGraph: true });
+      F.sum(F.mul(ggx!, gx!)).backward();
+    });
+    x.grad?.dispose();
+    x.grad = null;
+    const after = memory();
+    expect(after.nativeLiveBytes).toBe(before.nativeLiveBytes);
+    expect(after.liveTensors).toBe(before.liveTensors);
+    expect(maxPoolIndexCounters()).toEqual(indicesBefore);
   });
 
   it('a second backward through a released max-pool node fails with a clear error', () => {

@@ -1,7 +1,8 @@
 // Batch normalisation kernels (forward in training and eval mode, fused backward). Float32,
 // layout [N, C, S] row-major, where S is the product of the spatial extents (NCHW: S = H·W;
 // [N, C] input: S = 1). Per-channel vectors (weight, bias, running stats, saved stats) are [C].
-// See native/src/cpu/batchnorm.cpp for the formulas and the accumulation scheme.
+// See native/src/cpu/batchnorm.cpp for the accumulation scheme. Tested against the float64
+// reference test/reference/batchnorm_reference.ts (test/ops/batchnorm.test.ts).
 #pragma once
 
 #include <cstdint>

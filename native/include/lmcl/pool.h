@@ -1,5 +1,6 @@
 // 2-D pooling kernels: average, max (with argmax indices) and adaptive average. Float32, planes
-// of [H, W] row-major: an NCHW tensor is N·C planes. See native/src/cpu/pool.cpp.
+// of [H, W] row-major: an NCHW tensor is N·C planes. See native/src/cpu/pool.cpp. Tested against
+// the float64 reference test/reference/pool_reference.ts (test/ops/pool.test.ts).
 #pragma once
 
 #include <cstdint>

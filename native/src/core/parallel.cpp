@@ -47,17 +47,23 @@ class ThreadPool {
     }
     std::lock_guard<std::mutex> run_lock(run_mutex_);
     ensure_workers(thread_count_.load() - 1);
-    count = std::min(count, static_cast<int>(workers_.size()) + 1);
+    // If the pool has fewer threads than parts (set_num_threads raced with a caller that sized
+    // its chunks earlier), each thread runs every parts-th part: nothing is ever skipped.
+    const int parts = count;
+    const int threads = std::min(parts, static_cast<int>(workers_.size()) + 1);
+    const std::function<void(int)> strided = [&body, parts, threads](int thread) {
+      for (int part = thread; part < parts; part += threads) body(part);
+    };
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      job_ = &body;
-      job_parts_ = count;
-      pending_.store(count - 1);
+      job_ = &strided;
+      job_parts_ = threads;
+      pending_.store(threads - 1);
       generation_.fetch_add(1);
     }
     wake_.notify_all();
     inside_worker = true;
-    body(0);
+    strided(0);
     inside_worker = false;
     // Spin, then yield, until every worker part is done.
     for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {

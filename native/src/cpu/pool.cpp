@@ -1,12 +1,17 @@
 // 2-D pooling (CPU). Contracts in include/lmcl/pool.h.
 //
 // Layout: planes of [H, W] row-major float32 (NCHW = N·C planes); outputs [planes, out_h, out_w].
-//   avg:      out[oh, ow] = Σ_{h,w ∈ window ∩ input} x[h, w] / (kh·kw)      (count_include_pad)
-//   max:      out[oh, ow] = max_{h,w ∈ window ∩ input} x[h, w], argmax = h·W + w (int32)
+//   avg:      out[oh, ow] = Σ_{h,w ∈ window ∩ input} x[h, w] · (1/(kh·kw))   (count_include_pad)
+//   max:      out[oh, ow] = max_{h,w ∈ window ∩ input} x[h, w], argmax = h·W + w (int32); the
+//             window is visited in row-major order taking v when v > best or v is NaN (PyTorch's
+//             rule: first maximum wins ties, NaN propagates)
 //   adaptive: bin rows [⌊i·H/oh⌋, ⌈(i+1)·H/oh⌉), columns likewise; out = mean over the bin
 // with window rows [oh·sh − ph, oh·sh − ph + kh). Backward: avg/adaptive distribute grad/area
 // over the window; max scatters grad to the argmax; gather reads back at the argmax (the adjoint
 // of the scatter, used for second-order gradients).
+// Windowed pools work one output row at a time: for each window offset (h, kw) one strided,
+// vectorisable pass over the outputs whose window contains that column (ranges precomputed per
+// call), so every output still sees its window in row-major order.
 // Threading: over planes (fixed chunks). Every plane is written by one thread in a fixed order
 // (backward scatters accumulate within the plane), so results never depend on the thread count.
 // The global-average case (adaptive to 1×1) sums a plane in 16 float lanes per 1024-element chunk,
