@@ -29,7 +29,8 @@
     "src/cpu/pool.cpp",
     "src/cpu/reduce.cpp",
     "src/cpu/sgd.cpp",
-    "src/cpu/softmax.cpp"
+    "src/cpu/softmax.cpp",
+    "src/cpu/simd_variants.h"
   ],
   "variables": {
     "cuda_stub_sources": [

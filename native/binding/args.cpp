@@ -101,6 +101,17 @@ float* optional_cpu_floats(const Napi::CallbackInfo& info, size_t index, int64_t
   return cpu_floats(info, index, count, op, name);
 }
 
+int64_t element_count(Napi::Env env, const char* op, std::initializer_list<int64_t> extents) {
+  constexpr int64_t kMaxElements = int64_t{1} << 53;
+  int64_t count = 1;
+  for (int64_t extent : extents) {
+    if (extent < 0) throw_error(env, std::string(op) + ": negative extent " + std::to_string(extent));
+    if (extent != 0 && count > kMaxElements / extent) throw_error(env, std::string(op) + ": tensor too large");
+    count *= extent;
+  }
+  return count;
+}
+
 int64_t get_int(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name) {
   if (index >= info.Length() || !info[index].IsNumber()) {
     throw Napi::TypeError::New(info.Env(), where(op, name) + " must be an integer");

@@ -9,6 +9,7 @@
 #include <napi.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -67,6 +68,10 @@ std::vector<int64_t> get_int_array(const Napi::CallbackInfo& info, size_t index,
 // An Int32Array argument (labels, indices); returns its data and length.
 const int32_t* get_int32_array(const Napi::CallbackInfo& info, size_t index, int64_t* length, const char* op,
                                const char* name);
+
+// The product of the extents, after checking each is >= 0 and the product stays an exact
+// integer in a double (< 2^53); throws an Error naming op otherwise.
+int64_t element_count(Napi::Env env, const char* op, std::initializer_list<int64_t> extents);
 
 // Registration functions, one per binding file (same stem as the kernel files).
 void register_storage(Napi::Env env, Napi::Object exports);

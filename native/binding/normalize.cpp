@@ -8,18 +8,6 @@ namespace lmcl {
 namespace binding {
 namespace {
 
-constexpr int64_t kMaxElements = int64_t{1} << 53;
-
-// The product of the extents after checking every extent is >= 0 and the product stays exact.
-int64_t element_count(Napi::Env env, const char* op, std::initializer_list<int64_t> extents) {
-  int64_t count = 1;
-  for (int64_t extent : extents) {
-    if (extent < 0) throw_error(env, std::string(op) + ": negative extent " + std::to_string(extent));
-    if (extent != 0 && count > kMaxElements / extent) throw_error(env, std::string(op) + ": tensor too large");
-    count *= extent;
-  }
-  return count;
-}
 
 float eps_of(const Napi::CallbackInfo& info, size_t index, const char* op) {
   double eps = get_number(info, index, op, "eps");

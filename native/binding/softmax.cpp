@@ -6,18 +6,6 @@ namespace lmcl {
 namespace binding {
 namespace {
 
-constexpr int64_t kMaxElements = int64_t{1} << 53;
-
-// outer·dim·inner after checking every extent is >= 0 and the product stays exact.
-int64_t element_count(Napi::Env env, const char* op, std::initializer_list<int64_t> extents) {
-  int64_t count = 1;
-  for (int64_t extent : extents) {
-    if (extent < 0) throw_error(env, std::string(op) + ": negative extent " + std::to_string(extent));
-    if (extent != 0 && count > kMaxElements / extent) throw_error(env, std::string(op) + ": tensor too large");
-    count *= extent;
-  }
-  return count;
-}
 
 // softmaxForward(x, out, outer, dim, inner, log)
 Napi::Value softmax_forward_op(const Napi::CallbackInfo& info) {

@@ -13,6 +13,7 @@ import { native, type NativeStorage } from '../native/index.js';
 import { recordOperation } from '../autograd/node.js';
 import { isGradEnabled } from '../autograd/mode.js';
 import { Tensor, formatShape, shapeSize, type Device } from '../tensor/tensor.js';
+import { Storage } from '../tensor/storage.js';
 import { checkTensor, pairOf } from './checks.js';
 
 interface PoolGeometry {
@@ -135,35 +136,42 @@ export function maxPoolIndexCounters(): { liveBuffers: number; liveBytes: number
   return { liveBuffers: liveIndexBuffers, liveBytes: liveIndexBytes };
 }
 
-/** The argmax indices of one maxPool2d call: an int32 native block with a reference count. */
+/**
+ * The argmax indices of one maxPool2d call: an int32 block in a reference-counted Storage (the
+ * same mechanism as tensor data), shared by the forward, scatter and gather nodes.
+ */
 class IndexBuffer {
-  private references = 1;
-  private constructor(readonly handle: NativeStorage, readonly bytes: number) {
+  readonly storage: Storage;
+
+  private constructor(storage: Storage) {
+    this.storage = storage;
     liveIndexBuffers += 1;
-    liveIndexBytes += bytes;
+    liveIndexBytes += storage.byteLength;
   }
 
   static allocate(device: Device, count: number): IndexBuffer {
-    return new IndexBuffer(native().alloc(device, count * 4), count * 4);
+    return new IndexBuffer(Storage.allocate(device, count * 4));
+  }
+
+  get handle(): NativeStorage {
+    return this.storage.handle;
   }
 
   retain(): void {
-    if (this.references <= 0) throw new Error('lmcl internal: maxPool2d indices retained after they were freed');
-    this.references += 1;
+    this.storage.retain();
   }
 
   release(): void {
-    if (this.references <= 0) return;
-    this.references -= 1;
-    if (this.references === 0) {
-      native().free(this.handle);
+    if (!this.storage.alive) return;
+    this.storage.release();
+    if (!this.storage.alive) {
       liveIndexBuffers -= 1;
-      liveIndexBytes -= this.bytes;
+      liveIndexBytes -= this.storage.byteLength;
     }
   }
 
   assertLive(op: string): void {
-    if (this.references <= 0) {
+    if (!this.storage.alive) {
       throw new Error(
         `${op}: the argmax indices of this maxPool2d were already freed (backward through the graph a second time?). ` +
           'Pass { retainGraph: true } (or createGraph) to the first backward/grad call.',

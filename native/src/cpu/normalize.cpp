@@ -27,46 +27,7 @@
 
 #include "lmcl/cpu_features.h"
 #include "lmcl/parallel.h"
-
-#if defined(__GNUC__) || defined(__clang__)
-#define LMCL_INLINE inline __attribute__((always_inline))
-#define LMCL_NO_UNROLL _Pragma("GCC unroll 1")
-#else
-#define LMCL_INLINE inline
-#define LMCL_NO_UNROLL
-#endif
-
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define LMCL_SIMD_VARIANTS 1
-#define LMCL_TARGET_AVX2 __attribute__((target("avx2")))
-#define LMCL_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw")))
-#else
-#define LMCL_SIMD_VARIANTS 0
-#endif
-
-// Defines name_portable / name_avx2 / name_avx512 (each inlines name_body, a range function
-// over tasks [begin, end)) and name_pick(), which returns the one for simd_level().
-#if LMCL_SIMD_VARIANTS
-#define LMCL_DEFINE_VARIANTS(name, Args)                                                                         \
-  void name##_portable(int64_t begin, int64_t end, const Args& args) { name##_body(begin, end, args); }           \
-  LMCL_TARGET_AVX2 void name##_avx2(int64_t begin, int64_t end, const Args& args) { name##_body(begin, end, args); } \
-  LMCL_TARGET_AVX512 void name##_avx512(int64_t begin, int64_t end, const Args& args) {                          \
-    name##_body(begin, end, args);                                                                               \
-  }                                                                                                              \
-  using name##_fn = void (*)(int64_t, int64_t, const Args&);                                                     \
-  name##_fn name##_pick() {                                                                                      \
-    switch (simd_level()) {                                                                                      \
-      case SimdLevel::kAvx512: return name##_avx512;                                                             \
-      case SimdLevel::kAvx2: return name##_avx2;                                                                 \
-      default: return name##_portable;                                                                           \
-    }                                                                                                            \
-  }
-#else
-#define LMCL_DEFINE_VARIANTS(name, Args)                                                                         \
-  void name##_portable(int64_t begin, int64_t end, const Args& args) { name##_body(begin, end, args); }           \
-  using name##_fn = void (*)(int64_t, int64_t, const Args&);                                                     \
-  name##_fn name##_pick() { return name##_portable; }
-#endif
+#include "simd_variants.h"
 
 namespace lmcl {
 namespace {
