@@ -10,7 +10,11 @@ Step: forward (train mode) + F.cross_entropy + zero_grad(set_to_none=True) + bac
 with random labels in [0, 100). Warm-up, then median over --steps steps, for NCHW and for
 channels_last (model and input converted with memory_format=torch.channels_last).
 
-    /usr/bin/python3 bench/pytorch_resnet32_step.py [--threads 2] [--steps 15] [--batch 128] [--formats nchw,cl]
+    /usr/bin/python3 bench/pytorch_resnet32_step.py [--threads 2] [--steps 15] [--batch 128] [--formats nchw,cl] [--profile]
+
+--profile: after the timed steps of each format, profiles 3 more steps with torch.profiler (CPU)
+and prints the ops with the largest self CPU time per step (for comparison with the op profile of
+bench/resnet32_step.bench.mjs --profile).
 
 (`python3` on PATH may be a pyenv without torch; use /usr/bin/python3.)
 """
@@ -96,16 +100,39 @@ def run(fmt, args):
           f"{args.steps} steps after {args.warmup} warm-up) = {args.batch / (ms / 1e3):.0f} images/s; "
           f"loss first {losses[0]:.4f}, last {losses[-1]:.4f}")
     print(f"  all step times ms: {' '.join(f'{t:.1f}' for t in times)}")
+    if args.profile:
+        profile_steps = 3
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            for _ in range(profile_steps):
+                step()
+        rows = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+        total = sum(e.self_cpu_time_total for e in rows) / 1e3 / profile_steps
+        print(f"  profile ({name}, mean of {profile_steps} steps, self CPU time, total {total:.1f} ms/step):")
+        print("  | op | calls/step | self ms/step |")
+        print("  |---|---|---|")
+        for e in rows[:args.profile_rows]:
+            print(f"  | {e.key} | {e.count / profile_steps:g} | {e.self_cpu_time_total / 1e3 / profile_steps:.2f} |")
     return ms
 
 
+def rss_mib():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def main():
+    baseline_rss = rss_mib()
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=15)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--formats", default="nchw,cl")
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--profile-rows", type=int, default=15)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     params = sum(p.numel() for p in CifarResNet(5, 100).parameters())
@@ -114,7 +141,7 @@ def main():
     for fmt in args.formats.split(","):
         run(fmt, args)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS (whole process, all formats run) {peak:.1f} MiB")
+    print(f"peak RSS (whole process, all formats run) {peak:.1f} MiB; RSS after import torch {baseline_rss:.1f} MiB")
 
 
 if __name__ == "__main__":
