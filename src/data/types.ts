@@ -1,0 +1,44 @@
+// Shared data contracts (datasets in memory, batches, loader state).
+import type { Tensor } from '../tensor/tensor.js';
+
+/** A labelled image dataset held in memory as uint8 pixels, layout [N, C, H, W]. */
+export interface ImageDataset {
+  /** Human name, e.g. 'fashion-mnist (bundled sample)' or 'cifar100'. */
+  name: string;
+  pixels: Uint8Array;
+  labels: Int32Array;
+  count: number;
+  channels: number;
+  height: number;
+  width: number;
+  classes: number;
+  /** Optional class names. */
+  classNames?: string[];
+}
+
+export interface DatasetSplits {
+  train: ImageDataset;
+  test: ImageDataset;
+  /** Per-channel normalisation constants used for both splits. */
+  mean: number[];
+  std: number[];
+  /** Where the data came from (path or 'bundled'), for the resolved config. */
+  source: string;
+}
+
+/** One training/eval batch: normalised float input and its labels. */
+export interface Batch {
+  x: Tensor;
+  y: Int32Array;
+  /** Dataset indices of the batch items. */
+  indices: Int32Array;
+}
+
+/** Serialisable loader position, for exact resume. */
+export interface LoaderState {
+  epoch: number;
+  /** Index of the next batch within the epoch. */
+  position: number;
+  /** RNG state at the start of the epoch (Generator.getState()). */
+  epochRngState: number[];
+}
