@@ -1,0 +1,48 @@
+// Students by name, and cohorts (homogeneous `--arch resnet32 --number-net 2` or heterogeneous
+// `--arch resnet32,resnet110`). Each model file exports its factories; this file only lists them.
+import type { ModelFactory, ModelOptions, Student } from './types.js';
+
+const factories = new Map<string, ModelFactory>();
+
+/** Adds a factory under a name (model files call this through the table below). */
+function register(name: string, factory: ModelFactory): void {
+  if (factories.has(name)) throw new Error(`lmcl internal: model '${name}' registered twice`);
+  factories.set(name, factory);
+}
+
+// ---- the table: one line per architecture (model files add theirs here) -----------------------
+
+/** Names of every registered architecture, sorted. */
+export function listModels(): string[] {
+  return [...factories.keys()].sort();
+}
+
+/** Builds one student by registry name. */
+export function createModel(name: string, options: ModelOptions): Student {
+  const factory = factories.get(name);
+  if (!factory) {
+    throw new Error(`unknown architecture '${name}'. Known: ${listModels().join(', ')}`);
+  }
+  return factory(options);
+}
+
+/**
+ * The networks of a cohort: `architectures` is one name repeated `numberNet` times, or a
+ * comma-separated list with one name per network (then numberNet must match or be omitted).
+ */
+export function createCohort(architectures: string, numberNet: number | undefined, options: ModelOptions): Student[] {
+  const names = architectures.split(',').map((name) => name.trim()).filter((name) => name.length > 0);
+  if (names.length === 0) throw new Error('--arch: no architecture given');
+  let list: string[];
+  if (names.length === 1) list = new Array<string>(numberNet ?? 1).fill(names[0]!);
+  else {
+    if (numberNet !== undefined && numberNet !== names.length) {
+      throw new Error(`--number-net ${numberNet} does not match the ${names.length} architectures in --arch ${architectures}`);
+    }
+    list = names;
+  }
+  if (list.length < 1) throw new Error('--number-net must be at least 1');
+  return list.map((name) => createModel(name, options));
+}
+
+export { register as registerModel };
