@@ -13,3 +13,5 @@ export { memory, setNumThreads, engineInfo } from './runtime.js';
 export * as F from './ops/functional.js';
 export * as nn from './nn/index.js';
 export * as optim from './optim/index.js';
+export * as models from './models/index.js';
+export * as io from './io/index.js';

@@ -1,6 +1,11 @@
 // Students by name, and cohorts (homogeneous `--arch resnet32 --number-net 2` or heterogeneous
 // `--arch resnet32,resnet110`). Each model file exports its factories; this file only lists them.
 import type { ModelFactory, ModelOptions, Student } from './types.js';
+import { resnet8, resnet14, resnet20, resnet32, resnet56, resnet110 } from './resnet_cifar.js';
+import { resnet18, resnet34, resnet50 } from './resnet_imagenet.js';
+import { wrn16x2, wrn40x2, wrn28x4 } from './wrn_cifar.js';
+import { shufflenetv2x05, shufflenetv2x1 } from './shufflenetv2_cifar.js';
+import { hcgnetA1, hcgnetA2 } from './hcgnet_cifar.js';
 
 const factories = new Map<string, ModelFactory>();
 
@@ -11,6 +16,23 @@ function register(name: string, factory: ModelFactory): void {
 }
 
 // ---- the table: one line per architecture (model files add theirs here) -----------------------
+
+register('resnet8', resnet8);
+register('resnet14', resnet14);
+register('resnet20', resnet20);
+register('resnet32', resnet32);
+register('resnet56', resnet56);
+register('resnet110', resnet110);
+register('resnet18', resnet18);
+register('resnet34', resnet34);
+register('resnet50', resnet50);
+register('wrn_16_2', wrn16x2);
+register('wrn_40_2', wrn40x2);
+register('wrn_28_4', wrn28x4);
+register('shufflenetv2_0.5x', shufflenetv2x05);
+register('shufflenetv2_1x', shufflenetv2x1);
+register('hcgnet_a1', hcgnetA1);
+register('hcgnet_a2', hcgnetA2);
 
 /** Names of every registered architecture, sorted. */
 export function listModels(): string[] {

@@ -1,0 +1,13 @@
+// File I/O for the trainer: safetensors, crash-safe writes, checkpoints, config files, SVG plots.
+export { writeFileAtomic, fsyncDirectory, isTemporaryName, temporaryPathFor } from './atomic.js';
+export { encodeSafetensors, decodeSafetensors, writeSafetensors, readSafetensors } from './safetensors.js';
+export type { SafetensorsEntry, SafetensorsTensors, SafetensorsContents } from './safetensors.js';
+export {
+  saveCheckpoint, loadCheckpoint, latestCheckpoint, listCheckpoints, cleanCheckpointScratch, checkpointName,
+} from './checkpoint.js';
+export type {
+  TensorMap, CheckpointPayload, SaveCheckpointOptions, CheckpointManifest, CheckpointInfo, LoadedCheckpoint,
+} from './checkpoint.js';
+export { readConfigFile } from './config_file.js';
+export { plotRunsSvg, readMetricsJsonl, niceScale, formatTick } from './plot.js';
+export type { PlotRun, PlotOptions } from './plot.js';

@@ -1,0 +1,195 @@
+// Checkpoints: layout, bit-exact round trip, latest/rotation/best, crash leftovers.
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  checkpointName, latestCheckpoint, listCheckpoints, loadCheckpoint, saveCheckpoint, type CheckpointPayload,
+} from '../../src/io/checkpoint.js';
+import { readSafetensors } from '../../src/io/safetensors.js';
+
+type Entry = { shape: number[]; data: Float32Array };
+let runDir: string;
+
+beforeEach(() => {
+  runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lmcl-ckpt-'));
+});
+afterEach(() => {
+  vi.restoreAllMocks();
+  fs.rmSync(runDir, { recursive: true, force: true });
+});
+
+function bits(data: Float32Array): number[] {
+  return Array.from(new Uint32Array(data.buffer, data.byteOffset, data.length));
+}
+
+function fromBits(values: number[]): Float32Array {
+  return new Float32Array(new Uint32Array(values).buffer);
+}
+
+const awkward = [0x7fc12345, 0xffc00001, 0x7f800001, 0x80000000, 0x00000001, 0x807fffff, 0x7f800000, 0x3eaaaaab];
+
+function net(seed: number): Map<string, Entry> {
+  return new Map<string, Entry>([
+    ['conv1.weight', { shape: [2, 1, 2, 2], data: fromBits(awkward.map((b) => (b + seed) >>> 0)) }],
+    ['bn1.running_mean', { shape: [2], data: new Float32Array([seed, -0]) }],
+    ['bn1.num_batches_tracked', { shape: [], data: new Float32Array([seed * 10]) }],
+  ]);
+}
+
+function payload(epoch: number, step: number): CheckpointPayload {
+  return {
+    networks: [net(epoch), net(epoch + 100)],
+    networkMetadata: [{ architecture: 'resnet8' }, { architecture: 'wrn_16_2' }],
+    optimizerBuffers: new Map([['objective0.embed.weight', { shape: [2, 2], data: fromBits(awkward.slice(0, 4)) }]]),
+    state: {
+      epoch,
+      step,
+      optimizers: [{ state: { 0: { momentumBuffer: fromBits(awkward) } }, paramGroups: [{ lr: 0.1, params: [0] }] }],
+      scheduler: { lastEpoch: epoch, factors: [0.1, 0.01] },
+      rng: [1, 2, 3, 4294967295, Number.NaN],
+      sampler: { position: 17, order: Int32Array.from([3, 1, 2, 0]) },
+      best: { metric: -Infinity, negativeZero: -0, infinite: Infinity },
+      history: [{ loss: 1.5 }, { loss: Number.NaN }],
+      config: { model: ['resnet8', 'wrn_16_2'], lr: 0.1, note: 'x', nested: { deep: [1, [2, null]] } },
+      seen: new Map([['a', 1]]),
+      counter: 2n ** 70n,
+    },
+  };
+}
+
+describe('checkpoints', () => {
+  it('writes the documented layout, loadable by a safetensors reader', () => {
+    const info = saveCheckpoint(runDir, checkpointName(3, 1200), payload(3, 1200), { keepLast: 3 });
+    expect(info.name).toBe('checkpoint-e0003-s1200');
+    expect(fs.readdirSync(runDir)).toEqual(['checkpoint-e0003-s1200']);
+    expect(fs.readdirSync(info.path).sort()).toEqual(['checkpoint.json', 'net0.safetensors', 'net1.safetensors', 'optimizer.safetensors', 'state.json']);
+    const net1 = readSafetensors(path.join(info.path, 'net1.safetensors'));
+    expect([...net1.tensors.keys()]).toEqual(['conv1.weight', 'bn1.running_mean', 'bn1.num_batches_tracked']);
+    expect(net1.metadata).toMatchObject({ format: 'pt', architecture: 'wrn_16_2', epoch: '3', step: '1200' });
+    const optimizer = readSafetensors(path.join(info.path, 'optimizer.safetensors'));
+    expect([...optimizer.tensors.keys()].sort()).toEqual(['objective0.embed.weight', 'state:optimizers.0.state.0.momentumBuffer']);
+    const state = JSON.parse(fs.readFileSync(path.join(info.path, 'state.json'), 'utf8'));
+    expect(state.state.epoch).toBe(3);
+    expect(state.state.config.model).toEqual(['resnet8', 'wrn_16_2']);
+  });
+
+  it('round-trips networks, buffers and state exactly (NaN payloads, -0, denormals, typed arrays)', () => {
+    const saved = payload(5, 50);
+    saveCheckpoint(runDir, 'ck', saved);
+    const loaded = loadCheckpoint(path.join(runDir, 'ck'));
+    expect(loaded.name).toBe('ck');
+    expect(loaded.networks).toHaveLength(2);
+    loaded.networks.forEach((network, index) => {
+      const expected = saved.networks[index]!;
+      expect([...network.keys()]).toEqual([...expected.keys()]);
+      for (const [name, entry] of expected) {
+        expect(network.get(name)!.shape).toEqual(entry.shape);
+        expect(bits(network.get(name)!.data)).toEqual(bits(entry.data));
+      }
+    });
+    expect(loaded.networkMetadata[0]!.architecture).toBe('resnet8');
+    expect([...loaded.optimizerBuffers.keys()]).toEqual(['objective0.embed.weight']);
+    expect(bits(loaded.optimizerBuffers.get('objective0.embed.weight')!.data)).toEqual(awkward.slice(0, 4));
+
+    const state = loaded.state as any;
+    const original = saved.state as any;
+    const momentum = state.optimizers[0].state['0'].momentumBuffer;
+    expect(momentum).toBeInstanceOf(Float32Array);
+    expect(bits(momentum)).toEqual(awkward);
+    expect(state.optimizers[0].paramGroups).toEqual(original.optimizers[0].paramGroups);
+    expect(state.rng).toHaveLength(5);
+    expect(state.rng.slice(0, 4)).toEqual([1, 2, 3, 4294967295]);
+    expect(Number.isNaN(state.rng[4])).toBe(true);
+    expect(state.sampler.order).toBeInstanceOf(Int32Array);
+    expect(Array.from(state.sampler.order)).toEqual([3, 1, 2, 0]);
+    expect(state.best.metric).toBe(-Infinity);
+    expect(Object.is(state.best.negativeZero, -0)).toBe(true);
+    expect(state.best.infinite).toBe(Infinity);
+    expect(Number.isNaN(state.history[1].loss)).toBe(true);
+    expect(state.config).toEqual(original.config);
+    expect(state.seen).toEqual(new Map([['a', 1]]));
+    expect(state.counter).toBe(2n ** 70n);
+  });
+
+  it('finds the latest complete checkpoint of a run directory and rotates old ones', () => {
+    expect(latestCheckpoint(runDir)).toBeNull();
+    expect(() => loadCheckpoint(runDir)).toThrow(/no complete checkpoint in/);
+    for (let epoch = 1; epoch <= 5; epoch += 1) {
+      saveCheckpoint(runDir, checkpointName(epoch, epoch * 10), payload(epoch, epoch * 10), { keepLast: 2 });
+      if (epoch === 2) saveCheckpoint(runDir, 'best', payload(epoch, epoch * 10), { best: true });
+    }
+    expect(fs.readdirSync(runDir).sort()).toEqual(['best', 'checkpoint-e0004-s40', 'checkpoint-e0005-s50']);
+    expect(latestCheckpoint(runDir)!.name).toBe('checkpoint-e0005-s50');
+    expect((loadCheckpoint(runDir).state as any).epoch).toBe(5);
+    expect((loadCheckpoint(path.join(runDir, 'best')).state as any).epoch).toBe(2);
+    // Replacing 'best' keeps a single, updated directory.
+    saveCheckpoint(runDir, 'best', payload(5, 50), { best: true });
+    expect((loadCheckpoint(path.join(runDir, 'best')).state as any).epoch).toBe(5);
+    expect(latestCheckpoint(runDir)!.name).toBe('checkpoint-e0005-s50'); // best is not "latest"
+    // Latest is by save order (sequence), not by name.
+    saveCheckpoint(runDir, 'checkpoint-e0001-s1', payload(9, 1), { keepLast: 2 });
+    expect(latestCheckpoint(runDir)!.name).toBe('checkpoint-e0001-s1');
+    expect(listCheckpoints(runDir).map((info) => info.name)).toEqual(['checkpoint-e0005-s50', 'best', 'checkpoint-e0001-s1']); // save order
+  });
+
+  it('keepLast = 1 keeps only the newest; a best-only run resumes from best', () => {
+    saveCheckpoint(runDir, 'best', payload(1, 1), { best: true });
+    expect(latestCheckpoint(runDir)!.name).toBe('best');
+    saveCheckpoint(runDir, 'a', payload(1, 1), { keepLast: 1 });
+    saveCheckpoint(runDir, 'b', payload(2, 2), { keepLast: 1 });
+    expect(fs.readdirSync(runDir).sort()).toEqual(['b', 'best']);
+    expect(() => saveCheckpoint(runDir, 'c', payload(3, 3), { keepLast: 0 })).toThrow(/keepLast must be an integer ≥ 1/);
+    expect(() => saveCheckpoint(runDir, '../escape', payload(3, 3))).toThrow(/bad checkpoint name/);
+    expect(() => saveCheckpoint(runDir, '.hidden', payload(3, 3))).toThrow(/bad checkpoint name/);
+    fs.mkdirSync(path.join(runDir, 'notes'));
+    expect(() => saveCheckpoint(runDir, 'notes', payload(3, 3))).toThrow(/'.*notes' exists and is not an lmcl checkpoint; not replacing it/);
+  });
+
+  it('ignores and cleans incomplete temporary directories; a failed save changes nothing', () => {
+    saveCheckpoint(runDir, 'a', payload(1, 1));
+    // Leftovers of a killed writer (a pid that cannot exist) and of this process.
+    const dead = path.join(runDir, '.tmp-checkpoint-b-999999999-abcdef');
+    fs.mkdirSync(dead);
+    fs.writeFileSync(path.join(dead, 'net0.safetensors'), 'partial');
+    fs.mkdirSync(path.join(runDir, `.trash-old-${process.pid}-0123`));
+    expect(latestCheckpoint(runDir)!.name).toBe('a');
+    expect(fs.readdirSync(runDir)).toEqual(['a']);
+
+    // A failure midway (the manifest write) leaves the previous state as it was.
+    const realRename = fs.renameSync;
+    vi.spyOn(fs, 'renameSync').mockImplementation((from, to) => {
+      if (String(to).endsWith('checkpoint.json')) throw new Error('injected failure');
+      return realRename(from, to);
+    });
+    expect(() => saveCheckpoint(runDir, 'b', payload(2, 2), { keepLast: 1 })).toThrow(/saveCheckpoint: could not save checkpoint '.*b': .*injected failure/);
+    vi.restoreAllMocks();
+    expect(fs.readdirSync(runDir)).toEqual(['a']);
+    expect((loadCheckpoint(runDir).state as any).epoch).toBe(1);
+  });
+
+  it('restores a checkpoint moved aside by a save that crashed between its two renames', () => {
+    saveCheckpoint(runDir, 'best', payload(4, 4), { best: true });
+    fs.renameSync(path.join(runDir, 'best'), path.join(runDir, '.old-best-999999999-00ff'));
+    expect(latestCheckpoint(runDir)!.name).toBe('best');
+    expect((loadCheckpoint(path.join(runDir, 'best')).state as any).epoch).toBe(4);
+  });
+
+  it('rejects incomplete or corrupt checkpoints with clear errors', () => {
+    const info = saveCheckpoint(runDir, 'a', payload(1, 1));
+    expect(() => loadCheckpoint(path.join(runDir, 'nope'))).toThrow(/'.*nope' does not exist/);
+    fs.appendFileSync(path.join(info.path, 'net1.safetensors'), 'x');
+    expect(() => loadCheckpoint(info.path)).toThrow(/net1\.safetensors' is \d+ bytes, the manifest says \d+ \(corrupt checkpoint\)/);
+    expect(latestCheckpoint(runDir)).toBeNull(); // a checkpoint whose files do not match is not complete
+    fs.rmSync(path.join(info.path, 'checkpoint.json'));
+    expect(() => loadCheckpoint(info.path)).toThrow(/looks like a checkpoint but has no checkpoint\.json: it is incomplete/);
+  });
+
+  it('rejects state it cannot store', () => {
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    expect(() => saveCheckpoint(runDir, 'a', { networks: [], state: cyclic })).toThrow(/state\.self contains a cycle/);
+    expect(() => saveCheckpoint(runDir, 'a', { networks: [], state: { x: { $lmcl: 1 } } })).toThrow(/reserves/);
+    expect(fs.readdirSync(runDir)).toEqual([]);
+  });
+});

@@ -1,0 +1,146 @@
+// plotRunsSvg: well-formed standalone SVG, one series per run × metric, gaps break lines.
+import { describe, expect, it } from 'vitest';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { formatTick, niceScale, plotRunsSvg, readMetricsJsonl } from '../../src/io/plot.js';
+
+/** A minimal XML well-formedness check: balanced tags, quoted attributes, escaped text. */
+function parseXml(text: string): { name: string; attributes: Record<string, string>; parent: number }[] {
+  const elements: { name: string; attributes: Record<string, string>; parent: number }[] = [];
+  const stack: number[] = [];
+  const tag = /<(\/?)([A-Za-z][\w:-]*)((?:\s+[\w:-]+="[^"<]*")*)\s*(\/?)>/y;
+  let index = 0;
+  let rootClosed = false;
+  while (index < text.length) {
+    const next = text.indexOf('<', index);
+    const chunk = next < 0 ? text.slice(index) : text.slice(index, next);
+    if (/&(?!(amp|lt|gt|quot|apos);)/.test(chunk)) throw new Error(`unescaped '&' in text near ${index}`);
+    if (chunk.includes('>')) throw new Error(`stray '>' near ${index}`);
+    if (chunk.trim() !== '' && stack.length === 0) throw new Error('text outside the root element');
+    if (next < 0) break;
+    tag.lastIndex = next;
+    const match = tag.exec(text);
+    if (!match) throw new Error(`malformed tag at ${next}: ${text.slice(next, next + 60)}`);
+    const [, closing, name, rawAttributes, selfClosing] = match;
+    if (closing) {
+      const open = stack.pop();
+      if (open === undefined || elements[open]!.name !== name) throw new Error(`mismatched </${name}>`);
+      if (stack.length === 0) rootClosed = true;
+    } else {
+      if (rootClosed || (stack.length === 0 && elements.length > 0)) throw new Error('more than one root element');
+      const attributes: Record<string, string> = {};
+      for (const [, key, value] of rawAttributes!.matchAll(/([\w:-]+)="([^"]*)"/g)) {
+        if (key! in attributes) throw new Error(`duplicate attribute ${key}`);
+        attributes[key!] = value!;
+      }
+      elements.push({ name: name!, attributes, parent: stack.at(-1) ?? -1 });
+      if (selfClosing) {
+        if (stack.length === 0) rootClosed = true;
+      } else stack.push(elements.length - 1);
+    }
+    index = tag.lastIndex;
+  }
+  if (stack.length > 0 || !rootClosed) throw new Error('unclosed elements');
+  return elements;
+}
+
+function curve(n: number, f: (i: number) => number): Record<string, number>[] {
+  return Array.from({ length: n }, (_, i) => ({ step: i * 100, epoch: i, loss: f(i), acc: 1 - f(i) / 3 }));
+}
+
+describe('plotRunsSvg', () => {
+  it('draws one polyline per run × metric with axes, ticks, labels and a legend', () => {
+    const runs = [
+      { label: 'resnet32 <a&b>', rows: curve(20, (i) => 2.3 * Math.exp(-i / 5)) },
+      { label: 'wrn_16_2', rows: curve(15, (i) => 2.3 * Math.exp(-i / 4)) },
+      { label: 'vgg8', rows: curve(10, (i) => 2.3 / (1 + i)) },
+    ];
+    const svg = plotRunsSvg(runs, { x: 'step', ys: ['loss', 'acc'], title: 'CIFAR-100 "cohort"' });
+    const elements = parseXml(svg);
+    expect(elements[0]!.name).toBe('svg');
+    expect(elements[0]!.attributes.xmlns).toBe('http://www.w3.org/2000/svg');
+    expect(elements.filter((e) => e.name === 'polyline')).toHaveLength(6);
+    const series = elements.filter((e) => e.attributes.class === 'series');
+    expect(series.map((e) => [e.attributes['data-run'], e.attributes['data-metric']])).toEqual([
+      ['resnet32 &lt;a&amp;b&gt;', 'loss'], ['resnet32 &lt;a&amp;b&gt;', 'acc'],
+      ['wrn_16_2', 'loss'], ['wrn_16_2', 'acc'], ['vgg8', 'loss'], ['vgg8', 'acc'],
+    ]);
+    expect(svg).toContain('CIFAR-100 &quot;cohort&quot;');
+    expect(svg).toContain('resnet32 &lt;a&amp;b&gt; · loss');
+    // Every point lies inside the plot area (the clip rectangle).
+    const clip = elements.find((e) => e.name === 'rect' && e.parent >= 0 && elements[e.parent]!.name === 'clipPath')!.attributes;
+    const [x0, y0] = [Number(clip.x), Number(clip.y)];
+    const [x1, y1] = [x0 + Number(clip.width), y0 + Number(clip.height)];
+    for (const polyline of elements.filter((e) => e.name === 'polyline')) {
+      for (const point of polyline.attributes.points!.split(' ')) {
+        const [px, py] = point.split(',').map(Number) as [number, number];
+        expect(px).toBeGreaterThanOrEqual(x0 - 1e-6);
+        expect(px).toBeLessThanOrEqual(x1 + 1e-6);
+        expect(py).toBeGreaterThanOrEqual(y0 - 1e-6);
+        expect(py).toBeLessThanOrEqual(y1 + 1e-6);
+      }
+    }
+    // Tick labels on both axes, axis titles, legend entries for all six series.
+    const labels = [...svg.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) => m[1]);
+    expect(labels).toContain('0');
+    expect(labels).toContain('step');
+    expect(labels).toContain('value');
+    expect(elements.filter((e) => e.name === 'line' && e.parent >= 0 && elements[e.parent]!.attributes.class === 'legend')).toHaveLength(6);
+  });
+
+  it('breaks lines at NaN / null values but not at rows that lack the metric', () => {
+    const rows: Record<string, unknown>[] = [
+      { step: 0, loss: 2 }, { step: 1, loss: 1.8 }, { step: 1, test_acc: 0.1 }, { step: 2, loss: 1.7 },
+      { step: 3, loss: Number.NaN }, { step: 4, loss: 1.5 }, { step: 5, loss: 1.4 },
+      { step: 6, loss: null }, { step: 7, loss: 1.2 }, { step: 8, loss: Infinity }, { step: 9, loss: 1 }, { step: 10, loss: 0.9 },
+    ];
+    const svg = plotRunsSvg([{ label: 'r', rows }], { x: 'step', ys: ['loss', 'test_acc'] });
+    const elements = parseXml(svg);
+    const lossGroup = elements.findIndex((e) => e.attributes['data-metric'] === 'loss');
+    const accGroup = elements.findIndex((e) => e.attributes['data-metric'] === 'test_acc');
+    const children = (group: number, name: string) => elements.filter((e) => e.parent === group && e.name === name);
+    expect(children(lossGroup, 'polyline').map((p) => p.attributes.points!.split(' ').length)).toEqual([3, 2, 2]);
+    expect(children(lossGroup, 'circle')).toHaveLength(1); // the isolated point at step 7
+    expect(children(accGroup, 'circle')).toHaveLength(1);
+  });
+
+  it('handles empty and constant data', () => {
+    const empty = plotRunsSvg([{ label: 'r', rows: [] }], { x: 'epoch', ys: ['loss'] });
+    expect(() => parseXml(empty)).not.toThrow();
+    expect(empty).toContain('no data');
+    const flat = plotRunsSvg([{ label: 'r', rows: curve(5, () => 1) }], { x: 'epoch', ys: ['loss'] });
+    const points = parseXml(flat).find((e) => e.name === 'polyline')!.attributes.points!;
+    expect(points).not.toMatch(/NaN|Infinity/);
+    expect(() => plotRunsSvg([], { x: 'step', ys: [] })).toThrow(/ys: string\[\] \(non-empty\)/);
+  });
+
+  it('chooses nice ticks and labels', () => {
+    expect(niceScale(0.03, 2.31, 6)).toMatchObject({ min: 0, max: 2.5, step: 0.5 });
+    expect(niceScale(0, 78_000, 8)).toMatchObject({ min: 0, max: 80_000, step: 10_000 });
+    expect(formatTick(0.1 + 0.2, 0.1)).toBe('0.3');
+    expect(formatTick(0.75, 0.25)).toBe('0.75');
+    expect(formatTick(20_000, 10_000)).toBe('20k');
+    expect(formatTick(1_500_000, 500_000)).toBe('1500k');
+    expect(formatTick(3_000_000, 1_000_000)).toBe('3M');
+    expect(formatTick(-1e-17, 0.2)).toBe('0.0');
+    expect(formatTick(0, 2000)).toBe('0');
+  });
+});
+
+describe('readMetricsJsonl', () => {
+  it('reads rows, skips blank lines and a torn last line, names bad lines', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lmcl-plot-'));
+    try {
+      const good = path.join(dir, 'metrics.jsonl');
+      fs.writeFileSync(good, '{"step":1,"loss":2}\n\n{"step":2,"loss":null}\n{"step":3,"lo');
+      expect(readMetricsJsonl(good)).toEqual([{ step: 1, loss: 2 }, { step: 2, loss: null }]);
+      const bad = path.join(dir, 'bad.jsonl');
+      fs.writeFileSync(bad, '{"step":1}\nnot json\n{"step":2}\n');
+      expect(() => readMetricsJsonl(bad)).toThrow(/metrics file '.*bad\.jsonl', line 2: invalid JSON/);
+      expect(() => readMetricsJsonl(path.join(dir, 'none.jsonl'))).toThrow(/not found/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
