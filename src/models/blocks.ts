@@ -8,11 +8,11 @@
 //   block:      conv1, bn1, conv2, bn2 (, conv3, bn3), downsample.0 (1×1 conv), downsample.1 (BN)
 //   stage:      a Sequential of blocks '0', '1', ...
 //   auxiliary:  block_extractor{k} (a Sequential of stages), fc{k}, k = 1..S−1
-// The students keep their backbone at the top level (conv1, layer1, ..., fc, exactly the plain
-// model's keys) and register the branches as one child 'auxiliary_classifier', so dropping the
-// 'auxiliary_classifier.' keys gives the deployable plain model (method.md §8.13). (The reference's
-// L-MCL wrapper ResNet_Auxiliary nests the backbone under 'backbone.': strip that prefix to load
-// one of its checkpoints.)
+// Without auxiliary branches a student is the plain backbone (conv1, layer1, ..., fc). With them
+// it is the reference's L-MCL wrapper: the backbone under 'backbone.' and the branches under
+// 'auxiliary_classifier.' (AuxiliaryStudent below), so state dicts map one-to-one onto the
+// authors' models; dropping 'auxiliary_classifier.*' and the 'backbone.' prefix gives the
+// deployable plain model (method.md §8.13). Every model family in src/models uses this layout.
 // ReLU and pooling hold no parameters and are applied functionally (no module entries).
 import { Module } from '../nn/module.js';
 import { Conv2d } from '../nn/conv.js';
@@ -22,7 +22,7 @@ import { Sequential } from '../nn/container.js';
 import * as init from '../nn/init.js';
 import * as F from '../ops/functional.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { ModelOptions, StudentOutput } from './types.js';
+import type { ModelOptions, Student, StudentOutput } from './types.js';
 
 // ---- residual blocks ----------------------------------------------------------------------------
 
@@ -237,4 +237,37 @@ export class AuxiliaryClassifier extends Module {
 export function stageOutput(auxiliary: StudentOutput | null, feature: Tensor, logits: Tensor): StudentOutput {
   if (!auxiliary) return { features: [feature], logits: [logits] };
   return { features: [...auxiliary.features, feature], logits: [...auxiliary.logits, logits] };
+}
+
+/** A backbone that hands its intermediate stage maps to auxiliary branches. */
+export interface StagedBackbone extends Module {
+  readonly featureDim: number;
+  /** The maps fed to the branches (shallowest first), and the backbone's own feature and logits. */
+  forwardStages(x: Tensor): { maps: Tensor[]; feature: Tensor; logits: Tensor };
+}
+
+/**
+ * The reference's L-MCL student (e.g. ResNet_Auxiliary): children 'backbone' and
+ * 'auxiliary_classifier'; forward returns [aux1, ..., aux(S−1), backbone].
+ */
+export class AuxiliaryStudent extends Module implements Student {
+  readonly architecture: string;
+  readonly stageCount: number;
+  readonly featureDim: number;
+  readonly backbone: StagedBackbone;
+  readonly auxiliaryClassifier: AuxiliaryClassifier;
+
+  constructor(architecture: string, backbone: StagedBackbone, auxiliaryClassifier: AuxiliaryClassifier) {
+    super();
+    this.architecture = architecture;
+    this.backbone = this.registerModule('backbone', backbone);
+    this.auxiliaryClassifier = this.registerModule('auxiliary_classifier', auxiliaryClassifier);
+    this.featureDim = backbone.featureDim;
+    this.stageCount = auxiliaryClassifier.extractors.length + 1;
+  }
+
+  override forward(x: Tensor): StudentOutput {
+    const { maps, feature, logits } = this.backbone.forwardStages(x);
+    return stageOutput(this.auxiliaryClassifier.forward(maps), feature, logits);
+  }
 }

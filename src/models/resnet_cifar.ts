@@ -12,9 +12,8 @@
 //     (the reference's ResNet-110 is this bottleneck variant, depth 9n+2).
 // Parameter names: conv1, bn1, layer{1,2,3}.{i}.{conv1,bn1,conv2,bn2[,conv3,bn3],downsample.{0,1}}, fc.
 //
-// auxiliary: true adds the reference's Auxiliary_Classifier as the child `auxiliary_classifier`
-// (the backbone keeps the names above, so dropping the 'auxiliary_classifier.' keys gives the
-// plain model; the reference's wrapper nests the backbone under 'backbone.' instead), with
+// auxiliary: true builds the reference's L-MCL student (AuxiliaryStudent in blocks.ts): this
+// backbone under 'backbone.' and the reference's Auxiliary_Classifier under 'auxiliary_classifier.':
 //   block_extractor1 = Sequential(copy of layer2, copy of layer3)  (fed from layer1's output)
 //   block_extractor2 = Sequential(copy of layer3)                  (fed from layer2's output)
 //   fc1, fc2: Linear(d → classes)
@@ -30,8 +29,8 @@ import * as F from '../ops/functional.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { ModelFactory, ModelOptions, Student, StudentOutput } from './types.js';
 import {
-  AuxiliaryClassifier, BasicBlock, Bottleneck, globalAveragePool, initResNetWeights, makeStage, resolveModelOptions,
-  stageOutput, type BlockType,
+  AuxiliaryClassifier, AuxiliaryStudent, BasicBlock, Bottleneck, globalAveragePool, initResNetWeights, makeStage, resolveModelOptions,
+  stageOutput, type BlockType, type StagedBackbone,
 } from './blocks.js';
 
 /** Stem width and the planes of the three stages (the reference's num_filters). */
@@ -60,7 +59,7 @@ export function cifarAuxiliaryClassifier(config: CifarResNetConfig, numClasses: 
 }
 
 /** A CIFAR ResNet student: the reference's ResNet, plus its Auxiliary_Classifier when asked. */
-export class CifarResNet extends Module implements Student {
+export class CifarResNet extends Module implements Student, StagedBackbone {
   readonly architecture: string;
   readonly stageCount: number;
   readonly featureDim: number;
@@ -70,8 +69,6 @@ export class CifarResNet extends Module implements Student {
   readonly layer2: Sequential;
   readonly layer3: Sequential;
   readonly fc: Linear;
-  /** The L-MCL branches (null without options.auxiliary). */
-  readonly auxiliaryClassifier: AuxiliaryClassifier | null;
 
   constructor(architecture: string, config: CifarResNetConfig, options: ModelOptions) {
     super();
@@ -89,28 +86,34 @@ export class CifarResNet extends Module implements Student {
     this.featureDim = third.outPlanes;
     this.fc = this.registerModule('fc', new Linear(this.featureDim, resolved.numClasses));
     initResNetWeights(this);
-    this.auxiliaryClassifier = this.registerModule(
-      'auxiliary_classifier',
-      resolved.auxiliary ? cifarAuxiliaryClassifier(config, resolved.numClasses) : null,
-    );
-    this.stageCount = this.auxiliaryClassifier ? this.auxiliaryClassifier.extractors.length + 1 : 1;
+    this.stageCount = 1;
   }
 
-  /** Stages [aux1, aux2, backbone] with auxiliary branches, else [backbone]. */
-  override forward(x: Tensor): StudentOutput {
+  /** The maps the auxiliary branches read (f1, f2), and the backbone's feature and logits. */
+  forwardStages(x: Tensor): { maps: Tensor[]; feature: Tensor; logits: Tensor } {
     const stem = F.relu(this.bn1.forward(this.conv1.forward(x)));
     const f1 = this.layer1.forward(stem) as Tensor;
     const f2 = this.layer2.forward(f1) as Tensor;
     const f3 = this.layer3.forward(f2) as Tensor;
     const feature = globalAveragePool(f3);
     const logits = this.fc.forward(feature);
-    const auxiliary = this.auxiliaryClassifier ? this.auxiliaryClassifier.forward([f1, f2]) : null;
-    return stageOutput(auxiliary, feature, logits);
+    return { maps: [f1, f2], feature, logits };
+  }
+
+  /** The backbone alone: one stage. */
+  override forward(x: Tensor): StudentOutput {
+    const { feature, logits } = this.forwardStages(x);
+    return stageOutput(null, feature, logits);
   }
 }
 
 function factory(architecture: string, config: CifarResNetConfig): ModelFactory {
-  return (options) => new CifarResNet(architecture, config, options);
+  return (options) => {
+    const backbone = new CifarResNet(architecture, config, { ...options, auxiliary: false });
+    if (!options.auxiliary) return backbone;
+    const resolved = resolveModelOptions(options, 32, architecture);
+    return new AuxiliaryStudent(architecture, backbone, cifarAuxiliaryClassifier(config, resolved.numClasses));
+  };
 }
 
 /** Quick-run variants: 1, 2, 3 BasicBlocks per stage. */

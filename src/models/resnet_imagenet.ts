@@ -10,9 +10,9 @@
 // Any imageSize ≥ 1 works (the stem and stages only halve the map; GAP makes the head size-free):
 // 224 → 7×7 at layer4, 64 → 2×2, 32 → 1×1.
 //
-// auxiliary: true adds the reference's Auxiliary_Classifier as the child `auxiliary_classifier`
-// (the backbone keeps torchvision's names; the reference's wrapper nests it under 'backbone.'),
-// with one block per auxiliary stage:
+// auxiliary: true builds the reference's L-MCL student (AuxiliaryStudent in blocks.ts): this
+// backbone under 'backbone.' and the Auxiliary_Classifier under 'auxiliary_classifier.', with one
+// block per auxiliary stage:
 //   block_extractor1 = Sequential(1 block @128 s2, 1 @256 s2, 1 @512 s2)   (from layer1's output)
 //   block_extractor2 = Sequential(1 @256 s2, 1 @512 s2)                   (from layer2's output)
 //   block_extractor3 = Sequential(1 @512 s2)                              (from layer3's output)
@@ -29,8 +29,8 @@ import * as F from '../ops/functional.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { ModelFactory, ModelOptions, Student, StudentOutput } from './types.js';
 import {
-  AuxiliaryClassifier, BasicBlock, Bottleneck, globalAveragePool, initResNetWeights, makeStage, resolveModelOptions,
-  stageOutput, type BlockType,
+  AuxiliaryClassifier, AuxiliaryStudent, BasicBlock, Bottleneck, globalAveragePool, initResNetWeights, makeStage, resolveModelOptions,
+  stageOutput, type BlockType, type StagedBackbone,
 } from './blocks.js';
 
 const STEM_WIDTH = 64;
@@ -62,7 +62,7 @@ export function imageNetAuxiliaryClassifier(block: BlockType, numClasses: number
 }
 
 /** A torchvision-layout ResNet student, plus the reference's Auxiliary_Classifier when asked. */
-export class ImageNetResNet extends Module implements Student {
+export class ImageNetResNet extends Module implements Student, StagedBackbone {
   readonly architecture: string;
   readonly stageCount: number;
   readonly featureDim: number;
@@ -73,8 +73,6 @@ export class ImageNetResNet extends Module implements Student {
   readonly layer3: Sequential;
   readonly layer4: Sequential;
   readonly fc: Linear;
-  /** The L-MCL branches (null without options.auxiliary). */
-  readonly auxiliaryClassifier: AuxiliaryClassifier | null;
 
   constructor(architecture: string, config: ImageNetResNetConfig, options: ModelOptions) {
     super();
@@ -94,15 +92,11 @@ export class ImageNetResNet extends Module implements Student {
     this.featureDim = inPlanes;
     this.fc = this.registerModule('fc', new Linear(this.featureDim, resolved.numClasses));
     initResNetWeights(this);
-    this.auxiliaryClassifier = this.registerModule(
-      'auxiliary_classifier',
-      resolved.auxiliary ? imageNetAuxiliaryClassifier(block, resolved.numClasses) : null,
-    );
-    this.stageCount = this.auxiliaryClassifier ? this.auxiliaryClassifier.extractors.length + 1 : 1;
+    this.stageCount = 1;
   }
 
-  /** Stages [aux1, aux2, aux3, backbone] with auxiliary branches, else [backbone]. */
-  override forward(x: Tensor): StudentOutput {
+  /** The maps the auxiliary branches read (f1, f2, f3), and the backbone's feature and logits. */
+  forwardStages(x: Tensor): { maps: Tensor[]; feature: Tensor; logits: Tensor } {
     const stem = F.maxPool2d(F.relu(this.bn1.forward(this.conv1.forward(x))), 3, 2, 1);
     const f1 = this.layer1.forward(stem) as Tensor;
     const f2 = this.layer2.forward(f1) as Tensor;
@@ -110,13 +104,23 @@ export class ImageNetResNet extends Module implements Student {
     const f4 = this.layer4.forward(f3) as Tensor;
     const feature = globalAveragePool(f4);
     const logits = this.fc.forward(feature);
-    const auxiliary = this.auxiliaryClassifier ? this.auxiliaryClassifier.forward([f1, f2, f3]) : null;
-    return stageOutput(auxiliary, feature, logits);
+    return { maps: [f1, f2, f3], feature, logits };
+  }
+
+  /** The backbone alone: one stage. */
+  override forward(x: Tensor): StudentOutput {
+    const { feature, logits } = this.forwardStages(x);
+    return stageOutput(null, feature, logits);
   }
 }
 
 function factory(architecture: string, config: ImageNetResNetConfig): ModelFactory {
-  return (options) => new ImageNetResNet(architecture, config, options);
+  return (options) => {
+    const backbone = new ImageNetResNet(architecture, config, { ...options, auxiliary: false });
+    if (!options.auxiliary) return backbone;
+    const resolved = resolveModelOptions(options, 224, architecture);
+    return new AuxiliaryStudent(architecture, backbone, imageNetAuxiliaryClassifier(config.block, resolved.numClasses));
+  };
 }
 
 /** ResNet-18: BasicBlock [2,2,2,2] (11,689,512 parameters for 1000 classes). */

@@ -181,11 +181,12 @@ describe('state-dict names', () => {
     expect(bottleneck110.get('fc.weight')).toEqual([100, 256]);
   });
 
-  it('CIFAR auxiliary: backbone keys unchanged, branches under auxiliary_classifier.*', () => {
+  it("CIFAR auxiliary: the reference's layout, backbone.* (plain keys) and auxiliary_classifier.*", () => {
     const plain = make('resnet8', { numClasses: 10 });
     const withAux = make('resnet8', { numClasses: 10, auxiliary: true });
     const keys = [...withAux.stateDict().keys()];
-    expect(keys.filter((key) => !key.startsWith('auxiliary_classifier.'))).toEqual([...plain.stateDict().keys()]);
+    expect(keys.every((key) => key.startsWith('backbone.') || key.startsWith('auxiliary_classifier.'))).toBe(true);
+    expect(keys.filter((key) => key.startsWith('backbone.')).map((key) => key.slice('backbone.'.length))).toEqual([...plain.stateDict().keys()]);
     const shapes = shapesOf(withAux);
     expect(shapes.get('auxiliary_classifier.block_extractor1.0.0.conv1.weight')).toEqual([32, 16, 3, 3]);
     expect(shapes.get('auxiliary_classifier.block_extractor1.0.0.downsample.0.weight')).toEqual([32, 16, 1, 1]);
@@ -194,19 +195,19 @@ describe('state-dict names', () => {
     expect(shapes.get('auxiliary_classifier.fc1.weight')).toEqual([10, 64]);
     expect(shapes.get('auxiliary_classifier.fc2.bias')).toEqual([10]);
     expect(shapes.has('auxiliary_classifier.fc3.weight')).toBe(false);
-    // The backbone of an auxiliary model loads into the plain model once the branch keys are dropped.
-    const backboneOnly = new Map([...withAux.stateDict()].filter(([key]) => !key.startsWith('auxiliary_classifier.')));
+    // The backbone of an auxiliary model loads into the plain model (deployment, method.md §8.13).
+    const backboneOnly = new Map([...withAux.stateDict()].filter(([key]) => key.startsWith('backbone.')).map(([key, value]) => [key.slice('backbone.'.length), value]));
     plain.loadStateDict(backboneOnly);
   });
 
   it('ImageNet: torchvision names, auxiliary block_extractor1..3 and fc1..3', () => {
     const shapes = shapesOf(make('resnet18', { numClasses: 10, auxiliary: true }));
-    expect(shapes.get('conv1.weight')).toEqual([64, 3, 7, 7]);
-    expect(shapes.get('layer1.1.conv2.weight')).toEqual([64, 64, 3, 3]);
-    expect(shapes.has('layer1.0.downsample.0.weight')).toBe(false);
-    expect(shapes.get('layer2.0.downsample.0.weight')).toEqual([128, 64, 1, 1]);
-    expect(shapes.get('layer4.0.downsample.1.weight')).toEqual([512]);
-    expect(shapes.get('fc.weight')).toEqual([10, 512]);
+    expect(shapes.get('backbone.conv1.weight')).toEqual([64, 3, 7, 7]);
+    expect(shapes.get('backbone.layer1.1.conv2.weight')).toEqual([64, 64, 3, 3]);
+    expect(shapes.has('backbone.layer1.0.downsample.0.weight')).toBe(false);
+    expect(shapes.get('backbone.layer2.0.downsample.0.weight')).toEqual([128, 64, 1, 1]);
+    expect(shapes.get('backbone.layer4.0.downsample.1.weight')).toEqual([512]);
+    expect(shapes.get('backbone.fc.weight')).toEqual([10, 512]);
     expect(shapes.get('auxiliary_classifier.block_extractor1.0.0.conv1.weight')).toEqual([128, 64, 3, 3]);
     expect(shapes.get('auxiliary_classifier.block_extractor1.2.0.conv1.weight')).toEqual([512, 256, 3, 3]);
     expect(shapes.has('auxiliary_classifier.block_extractor1.3.0.conv1.weight')).toBe(false);
@@ -231,8 +232,8 @@ describe('forward: features and logits per stage', () => {
   it('CIFAR auxiliary on Fashion-MNIST-sized input (1×28×28): [aux1, aux2, backbone]', () => {
     const model = make('resnet8', { numClasses: 10, inChannels: 1, imageSize: 28, auxiliary: true });
     expect([model.stageCount, model.featureDim]).toEqual([3, 64]);
-    expect(model.getParameter('conv1.weight')!.shape).toEqual([16, 1, 3, 3]);
-    const m = model as Student & { fc: { forward(x: Tensor): Tensor } };
+    expect(model.getParameter('backbone.conv1.weight')!.shape).toEqual([16, 1, 3, 3]);
+    const m = model as Student & { backbone: { fc: { forward(x: Tensor): Tensor } } };
     tidy(() => {
       noGrad(() => {
         model.eval();
@@ -241,7 +242,7 @@ describe('forward: features and logits per stage', () => {
         expect(out.features.map((t) => t.shape)).toEqual([[3, 64], [3, 64], [3, 64]]);
         expect(out.logits.map((t) => t.shape)).toEqual([[3, 10], [3, 10], [3, 10]]);
         // The last stage is the backbone: its logits are fc(feature).
-        expect(Array.from(m.fc.forward(out.features[2]!).toFloat32Array())).toEqual(Array.from(out.logits[2]!.toFloat32Array()));
+        expect(Array.from(m.backbone.fc.forward(out.features[2]!).toFloat32Array())).toEqual(Array.from(out.logits[2]!.toFloat32Array()));
         // The auxiliary stages differ from the backbone (fresh, non-shared copies).
         expect(Array.from(out.features[0]!.toFloat32Array())).not.toEqual(Array.from(out.features[2]!.toFloat32Array()));
       });
@@ -291,19 +292,19 @@ describe('initialisation (method.md §5.1)', () => {
       return { mean, std: Math.sqrt(squares / data.length - mean * mean) };
     };
     // std = sqrt(2 / fan_out), fan_out = C_out · 3 · 3; 64·64·9 = 36,864 draws → ±1.5 % (≈4σ).
-    for (const name of ['layer3.1.conv1.weight', 'auxiliary_classifier.block_extractor2.0.1.conv2.weight']) {
+    for (const name of ['backbone.layer3.1.conv1.weight', 'auxiliary_classifier.block_extractor2.0.1.conv2.weight']) {
       const { mean, std } = stats(name);
       expect(Math.abs(std / Math.sqrt(2 / (64 * 9)) - 1), name).toBeLessThan(0.03);
       expect(Math.abs(mean), name).toBeLessThan(0.01);
     }
     // 1×1 projection: fan_out = 64.
-    expect(Math.abs(stats('layer3.0.downsample.0.weight').std / Math.sqrt(2 / 64) - 1)).toBeLessThan(0.1);
-    for (const name of ['bn1', 'layer2.0.downsample.1', 'auxiliary_classifier.block_extractor1.1.0.bn2']) {
+    expect(Math.abs(stats('backbone.layer3.0.downsample.0.weight').std / Math.sqrt(2 / 64) - 1)).toBeLessThan(0.1);
+    for (const name of ['backbone.bn1', 'backbone.layer2.0.downsample.1', 'auxiliary_classifier.block_extractor1.1.0.bn2']) {
       expect(model.getParameter(`${name}.weight`)!.toFloat32Array().every((v) => v === 1), name).toBe(true);
       expect(model.getParameter(`${name}.bias`)!.toFloat32Array().every((v) => v === 0), name).toBe(true);
     }
     expect(model.getParameter('auxiliary_classifier.fc1.bias')!.toFloat32Array().every((v) => v === 0)).toBe(true);
-    expect(model.getParameter('fc.bias')!.toFloat32Array().some((v) => v !== 0)).toBe(true);
+    expect(model.getParameter('backbone.fc.bias')!.toFloat32Array().some((v) => v !== 0)).toBe(true);
   });
 });
 
