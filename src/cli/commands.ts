@@ -1,0 +1,120 @@
+// `lmcl eval | export | plot | info`.
+import fs from 'node:fs';
+import path from 'node:path';
+import { Command, Option, InvalidArgumentError } from 'commander';
+import { loadCheckpoint } from '../io/checkpoint.js';
+import { writeSafetensors } from '../io/safetensors.js';
+import { plotRunsSvg } from '../io/plot.js';
+import { engineInfo, setNumThreads } from '../runtime.js';
+import { listModels } from '../models/registry.js';
+import { evaluateCheckpoint } from '../train/evaluate.js';
+import { flattenRecord, readHistory } from '../train/rundir.js';
+
+function integer(name: string, min = 0) {
+  return (value: string): number => {
+    const parsed = Number(value);
+    if (!Number.isSafeInteger(parsed) || parsed < min) throw new InvalidArgumentError(`${name} expects an integer ≥ ${min}`);
+    return parsed;
+  };
+}
+
+export function evalCommand(): Command {
+  return new Command('eval')
+    .description('evaluate a checkpoint on the test split: top-1/top-5 per network, per head, and the ensemble (mean of softmax of the final heads)')
+    .argument('<checkpoint>', 'a run directory (its latest checkpoint), its checkpoints/ folder, or a checkpoint directory (e.g. .../checkpoints/best)')
+    .option('--data <dir>', "dataset folder (default: the one the run used; 'bundled' = the repo's Fashion-MNIST sample)")
+    .option('--limit-test <n>', 'only the first N test images (default: as in the run)', integer('--limit-test'))
+    .option('--eval-batch-size <n>', 'batch size', integer('--eval-batch-size', 1))
+    .option('--threads <n>', 'native CPU threads', integer('--threads'))
+    .option('--json', 'print the result as JSON')
+    .showHelpAfterError()
+    .action(async (target: string, options: { data?: string; limitTest?: number; evalBatchSize?: number; threads?: number; json?: boolean }) => {
+      if (options.threads) setNumThreads(options.threads);
+      const { result, checkpoint, config } = await evaluateCheckpoint(target, options);
+      if (options.json) {
+        process.stdout.write(`${JSON.stringify({ checkpoint, ...result }, null, 2)}\n`);
+        return;
+      }
+      console.log(`checkpoint ${checkpoint} (${config.method}, ${config.arch}×${config.numberNet}) on ${result.count} test images`);
+      result.heads.forEach((heads, n) => {
+        heads.forEach((head, s) => {
+          const label = s === heads.length - 1 ? 'final head' : `aux head ${s}`;
+          console.log(`  net${n} ${label.padEnd(10)} top-1 ${head.top1.toFixed(2)}%  top-5 ${head.top5.toFixed(2)}%`);
+        });
+      });
+      console.log(`  ensemble (mean softmax) top-1 ${result.ensemble.top1.toFixed(2)}%  top-5 ${result.ensemble.top5.toFixed(2)}%`);
+    });
+}
+
+export function exportCommand(): Command {
+  return new Command('export')
+    .description("write one network's weights as a safetensors file (PyTorch state-dict names; loads with safetensors.torch.load_file)")
+    .argument('<checkpoint>', 'a run directory (latest checkpoint) or a checkpoint directory')
+    .addOption(new Option('--net <index>', 'which network of the cohort').default(0).argParser(integer('--net')))
+    .requiredOption('-o, --output <file>', 'output .safetensors file')
+    .showHelpAfterError()
+    .action((target: string, options: { net: number; output: string }) => {
+      const resolved = fs.existsSync(path.join(target, 'checkpoints')) ? path.join(target, 'checkpoints') : target;
+      const loaded = loadCheckpoint(resolved);
+      const network = loaded.networks[options.net];
+      if (!network) throw new Error(`export: checkpoint ${loaded.path} has ${loaded.networks.length} networks; --net ${options.net} is out of range`);
+      const metadata: Record<string, string> = { ...loaded.networkMetadata[options.net], source: loaded.path };
+      fs.mkdirSync(path.dirname(path.resolve(options.output)), { recursive: true });
+      writeSafetensors(options.output, network, metadata);
+      const count = [...network.values()].reduce((a, e) => a + e.data.length, 0);
+      console.log(`wrote ${options.output}: network ${options.net} (${metadata.architecture ?? 'unknown architecture'}), ${network.size} tensors, ${count.toLocaleString('en-US')} values`);
+    });
+}
+
+const metricSets: Record<string, (columns: string[]) => string[]> = {
+  loss: (columns) => columns.filter((c) => c === 'train_loss' || c === 'train_ce' || c === 'train_kd' || /^test_loss_net\d+$/.test(c)),
+  accuracy: (columns) => columns.filter((c) => /^test_top1_(net\d+|ensemble)$/.test(c)),
+  'train-accuracy': (columns) => columns.filter((c) => /^train_top1_net\d+$/.test(c)),
+  lr: (columns) => columns.filter((c) => c === 'lr'),
+};
+
+export function plotCommand(): Command {
+  return new Command('plot')
+    .description('draw loss/accuracy curves of one or more run directories (metrics.jsonl) to SVG')
+    .argument('<runs...>', 'run directories')
+    .option('-o, --output <file>', 'output SVG (with several --metrics: one file per set, suffixed)', 'plot.svg')
+    .option('--metrics <sets>', `comma-separated: ${Object.keys(metricSets).join(', ')}, or column names of summary.csv`, 'loss,accuracy')
+    .showHelpAfterError()
+    .action((runs: string[], options: { output: string; metrics: string }) => {
+      const loaded = runs.map((dir) => ({ label: path.basename(path.resolve(dir)), rows: readHistory(dir).map(flattenRecord) }));
+      const columns = [...new Set(loaded.flatMap((run) => run.rows.flatMap((row) => Object.keys(row))))];
+      const sets = options.metrics.split(',').map((s) => s.trim()).filter(Boolean);
+      const written: string[] = [];
+      for (const set of sets) {
+        const ys = metricSets[set] ? metricSets[set]!(columns) : columns.includes(set) ? [set] : null;
+        if (!ys || ys.length === 0) throw new Error(`plot: no columns for '${set}' (known sets: ${Object.keys(metricSets).join(', ')}; columns: ${columns.join(', ')})`);
+        const file = sets.length === 1 ? options.output : options.output.replace(/(\.svg)?$/i, `-${set}.svg`);
+        const svg = plotRunsSvg(loaded, { x: 'epoch', ys, title: `${set}: ${loaded.map((r) => r.label).join(', ')}`, yLabel: set === 'accuracy' ? 'test top-1 (%)' : undefined });
+        fs.writeFileSync(file, svg);
+        written.push(file);
+      }
+      console.log(`wrote ${written.join(', ')}`);
+    });
+}
+
+export function infoCommand(): Command {
+  return new Command('info')
+    .description('native build (path, why it was chosen, SIMD level), threads, CUDA availability, architectures')
+    .option('--json', 'print as JSON')
+    .action((options: { json?: boolean }) => {
+      const info = engineInfo();
+      if (options.json) {
+        process.stdout.write(`${JSON.stringify({ engine: info, node: process.version, architectures: listModels() }, null, 2)}\n`);
+        return;
+      }
+      const record = info as unknown as Record<string, unknown>;
+      console.log(`lmcl native addon: ${info.path}`);
+      console.log(`  chosen because: ${info.reason}`);
+      for (const [key, value] of Object.entries(record)) {
+        if (key === 'path' || key === 'reason') continue;
+        console.log(`  ${key}: ${typeof value === 'object' ? JSON.stringify(value) : String(value)}`);
+      }
+      console.log(`node ${process.version}, ${process.platform}/${process.arch}`);
+      console.log(`architectures: ${listModels().join(', ')}`);
+    });
+}

@@ -1,0 +1,104 @@
+// `lmcl train`: flags (mirroring the reference scripts' names where they exist), --config FILE
+// (JSON/YAML, flag names in kebab- or camelCase; flags given on the command line override it).
+import { Command, Option, InvalidArgumentError } from 'commander';
+import { readConfigFile } from '../io/config_file.js';
+import { defaultTrainConfig } from '../train/config.js';
+import { train } from '../train/trainer.js';
+import { listModels } from '../models/registry.js';
+import { DATASET_NAMES } from '../data/datasets.js';
+
+function integer(name: string, min = 0) {
+  return (value: string): number => {
+    const parsed = Number(value);
+    if (!Number.isSafeInteger(parsed) || parsed < min) throw new InvalidArgumentError(`${name} expects an integer ≥ ${min}`);
+    return parsed;
+  };
+}
+
+function number(name: string) {
+  return (value: string): number => {
+    const parsed = Number(value);
+    if (!Number.isFinite(parsed)) throw new InvalidArgumentError(`${name} expects a number`);
+    return parsed;
+  };
+}
+
+function integerList(value: string, previous: number[] | undefined): number[] {
+  const parsed = value.split(/[,\s]+/).filter(Boolean).map(Number);
+  if (parsed.some((v) => !Number.isSafeInteger(v) || v < 0)) throw new InvalidArgumentError('--milestones expects epochs, e.g. 150,225');
+  return [...(previous ?? []), ...parsed];
+}
+
+const d = defaultTrainConfig;
+
+/** Option key (commander's camelCase attribute) → config key. */
+const trainOptions: Option[] = [
+  new Option('--arch <names>', `architecture, or a comma-separated list for a heterogeneous cohort (${'see `lmcl info`'})`).default(d.arch),
+  new Option('--number-net <n>', 'networks in the cohort (with one --arch name)').default(d.numberNet).argParser(integer('--number-net', 1)),
+  new Option('--method <name>', 'training method').choices(['baseline', 'dml']).default(d.method),
+  new Option('--epochs <n>', 'epochs').default(d.epochs).argParser(integer('--epochs', 1)),
+  new Option('--batch-size <n>', 'training batch size').default(d.batchSize).argParser(integer('--batch-size', 1)),
+  new Option('--eval-batch-size <n>', 'evaluation batch size').default(d.evalBatchSize).argParser(integer('--eval-batch-size', 1)),
+  new Option('--lr <x>', 'initial learning rate (--init-lr in the reference)').default(d.lr).argParser(number('--lr')),
+  new Option('--weight-decay <x>', 'SGD weight decay').default(d.weightDecay).argParser(number('--weight-decay')),
+  new Option('--momentum <x>', 'SGD momentum').default(d.momentum).argParser(number('--momentum')),
+  new Option('--no-nesterov', 'plain momentum instead of Nesterov'),
+  new Option('--lr-type <type>', 'schedule, set at each epoch start: cosine lr·½(1+cos(π·e/E)), or multistep').choices(['cosine', 'multistep']).default(d.lrType),
+  new Option('--milestones <epochs>', 'multistep epochs where lr ×= gamma, e.g. 150,225').argParser(integerList).default(d.milestones, 'none'),
+  new Option('--gamma <x>', 'multistep factor').default(d.gamma).argParser(number('--gamma')),
+  new Option('--warmup-epochs <n>', 'linear warm-up epochs before the schedule').default(d.warmupEpochs).argParser(integer('--warmup-epochs')),
+  new Option('--seed <n>', 'seed of initialisation, sampling and augmentation (--manual_seed in the reference)').default(d.seed).argParser(integer('--seed')),
+  new Option('--kd-T <x>', 'KL temperature of dml (--kd_T in the reference)').default(d.kdT).argParser(number('--kd-T')),
+  new Option('--dataset <name>', 'dataset').choices([...DATASET_NAMES]).default(d.dataset),
+  new Option('--data <dir>', "dataset folder; 'bundled' = the Fashion-MNIST sample in the repo. Default: the bundled sample when neither --dataset nor --data is given, else the dataset's system folder").default(null, 'see text'),
+  new Option('--image-size <n>', 'input size (imagefolder: resize/crop side)').default(null, "the dataset's").argParser(integer('--image-size', 1)),
+  new Option('--sampler <kind>', 'training batch sampler').choices(['shuffle', 'm-per-class']).default(d.sampler),
+  new Option('--flip', 'random horizontal flips (default: on, except for mnist digits)'),
+  new Option('--no-flip', 'no horizontal flips'),
+  new Option('--limit-train <n>', 'use only the first N training images (0 = all)').default(d.limitTrain).argParser(integer('--limit-train')),
+  new Option('--limit-test <n>', 'use only the first N test images (0 = all)').default(d.limitTest).argParser(integer('--limit-test')),
+  new Option('--auxiliary', 'build the auxiliary (L-MCL) heads; their CE is trained and each head is evaluated').default(d.auxiliary),
+  new Option('--out <dir>', 'parent folder of run directories (--checkpoint-dir in the reference)').default(d.out),
+  new Option('--name <name>', 'run directory name').default(null, '<method>_<arch>x<N>_<dataset>_seed<seed>'),
+  new Option('--resume <auto|DIR>', "continue a run: 'auto' = this config's latest run with a checkpoint (fresh start if none), or a run/checkpoint directory").default(null, 'no'),
+  new Option('--device <device>', 'compute device').choices(['cpu', 'cuda']).default(d.device),
+  new Option('--threads <n>', 'native CPU threads (0 = LMCL_NUM_THREADS or the core count)').default(d.threads).argParser(integer('--threads')),
+  new Option('--workers <n>', 'data worker threads (0 = prepare batches on the main thread)').default(d.workers).argParser(integer('--workers')),
+  new Option('--keep-last <n>', 'checkpoints to keep (plus best)').default(d.keepLast).argParser(integer('--keep-last', 1)),
+  new Option('--log-interval <s>', 'seconds between progress lines when not on a TTY').default(d.logInterval).argParser(number('--log-interval')),
+  new Option('--quiet', 'no progress line or console log (files are still written)'),
+  new Option('--config <file>', 'JSON/YAML file of options (kebab- or camelCase keys); command-line flags override it'),
+];
+
+/** Merges config file < explicit flags; returns the partial config for resolveTrainConfig. */
+export function collectTrainConfig(command: Command): Record<string, unknown> {
+  const values = command.opts<Record<string, unknown>>();
+  const partial: Record<string, unknown> = {};
+  if (typeof values.config === 'string') Object.assign(partial, readConfigFile(values.config));
+  for (const [key, value] of Object.entries(values)) {
+    if (key === 'config' || key === 'quiet') continue;
+    const source = command.getOptionValueSource(key);
+    if (source === 'cli' || source === 'env') partial[key] = value;
+  }
+  return partial;
+}
+
+export function trainCommand(): Command {
+  const command = new Command('train')
+    .description('train a cohort (baseline or DML) and write a run directory: config.json, metrics.jsonl, summary.csv, train.log, checkpoints/')
+    .showHelpAfterError();
+  for (const option of trainOptions) command.addOption(option);
+  command.addHelpText('after', `
+Architectures: ${listModels().join(', ') || '(none registered)'}
+With no arguments: a DML cohort of two resnet14 on the bundled Fashion-MNIST sample, 12 epochs (README: main job).
+Exit codes: 0 done, 130 interrupted (Ctrl-C; a checkpoint was saved), 3 non-finite loss, 1 error.`);
+  command.action(async () => {
+    const partial = collectTrainConfig(command);
+    const quiet = command.opts().quiet === true;
+    const result = await train({ config: partial, console: quiet ? null : undefined });
+    if (result.status === 'nonfinite') process.stderr.write(`lmcl train: ${result.message}\n`);
+    for (const net of result.networks) net.dispose();
+    process.exitCode = result.exitCode;
+  });
+  return command;
+}

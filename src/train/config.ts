@@ -1,0 +1,154 @@
+// The resolved training configuration: every option with its default filled in. The CLI parses
+// flags (and --config FILE) into a partial config; resolveTrainConfig() fills and checks it, and
+// the trainer writes the result (plus engine info, seed and data source) to <run>/config.json.
+import { checkSchedule, type LrType } from './schedule.js';
+import { objectiveNames } from './objectives.js';
+
+export type SamplerName = 'shuffle' | 'm-per-class';
+
+export interface TrainConfig {
+  /** Architecture name, or a comma-separated list (one per network). */
+  arch: string;
+  numberNet: number;
+  method: string;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  weightDecay: number;
+  momentum: number;
+  nesterov: boolean;
+  lrType: LrType;
+  milestones: number[];
+  gamma: number;
+  warmupEpochs: number;
+  seed: number;
+  kdT: number;
+  dataset: string;
+  /** Dataset directory (null: the dataset's default location / the bundled sample). */
+  data: string | null;
+  /** Input size (null: the dataset's own size). */
+  imageSize: number | null;
+  sampler: SamplerName;
+  /** Horizontal-flip augmentation (off for digits / clothing). Null: the dataset's default. */
+  flip: boolean | null;
+  /** Use only the first N training / test images (0: all). For quick runs and tests. */
+  limitTrain: number;
+  limitTest: number;
+  evalBatchSize: number;
+  /** Parent folder of run directories. */
+  out: string;
+  /** Run directory name under `out` (null: derived from method, arch, dataset, seed). */
+  name: string | null;
+  /** null, 'auto' or a run directory / checkpoint path. */
+  resume: string | null;
+  device: 'cpu' | 'cuda';
+  /** Native threads (0: the engine's default). */
+  threads: number;
+  /** Data worker threads (0: prepare batches on the main thread). */
+  workers: number;
+  keepLast: number;
+  auxiliary: boolean;
+  /** Seconds between plain progress lines (no TTY). */
+  logInterval: number;
+}
+
+export const defaultTrainConfig: Readonly<TrainConfig> = Object.freeze({
+  arch: 'resnet14',
+  numberNet: 2,
+  method: 'dml',
+  epochs: 12,
+  batchSize: 64,
+  lr: 0.1,
+  weightDecay: 5e-4,
+  momentum: 0.9,
+  nesterov: true,
+  lrType: 'cosine' as LrType,
+  milestones: [] as number[],
+  gamma: 0.1,
+  warmupEpochs: 0,
+  seed: 0,
+  kdT: 3,
+  dataset: 'fashion-mnist',
+  data: null,
+  imageSize: null,
+  sampler: 'shuffle' as SamplerName,
+  flip: null,
+  limitTrain: 0,
+  limitTest: 0,
+  evalBatchSize: 256,
+  out: 'runs',
+  name: null,
+  resume: null,
+  device: 'cpu' as const,
+  threads: 0,
+  workers: 1,
+  keepLast: 2,
+  auxiliary: false,
+  logInterval: 10,
+});
+
+const keys = new Set(Object.keys(defaultTrainConfig));
+
+/** Accepts camelCase or kebab-case keys (config files may use the flag names). */
+export function normaliseKey(key: string): string {
+  const camel = key.replace(/[-_]([a-zA-Z])/g, (_, c: string) => c.toUpperCase());
+  if (camel === 'kdt' || camel === 'kdT') return 'kdT';
+  return camel;
+}
+
+function isInt(value: unknown, min: number): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= min;
+}
+
+/** Fills defaults into `partial` (unknown keys are an error) and validates every field. */
+export function resolveTrainConfig(partial: Record<string, unknown> = {}): TrainConfig {
+  const config: Record<string, unknown> = { ...defaultTrainConfig, milestones: [...defaultTrainConfig.milestones] };
+  for (const [rawKey, value] of Object.entries(partial)) {
+    if (value === undefined) continue;
+    const key = normaliseKey(rawKey);
+    if (!keys.has(key)) throw new Error(`unknown option '${rawKey}' (known: ${[...keys].join(', ')})`);
+    config[key] = value;
+  }
+  const c = config as unknown as TrainConfig;
+  const given = new Set(Object.keys(partial).filter((k) => partial[k] !== undefined).map(normaliseKey));
+  // The main job: with neither --dataset nor --data, train on the bundled sample (even when the
+  // full Fashion-MNIST is installed system-wide, which `--dataset fashion-mnist` picks up).
+  if (!given.has('dataset') && !given.has('data')) c.data = 'bundled';
+  if (typeof c.arch !== 'string' || c.arch.trim() === '') throw new Error('--arch: expected an architecture name');
+  const archCount = c.arch.split(',').filter((s) => s.trim()).length;
+  if (archCount > 1 && !given.has('numberNet')) c.numberNet = archCount;
+  if (!isInt(c.numberNet, 1)) throw new Error(`--number-net must be an integer ≥ 1, got ${String(c.numberNet)}`);
+  if (!(objectiveNames as readonly string[]).includes(c.method)) {
+    throw new Error(`--method must be one of ${objectiveNames.join(', ')}, got '${String(c.method)}'`);
+  }
+  if (!isInt(c.batchSize, 1)) throw new Error(`--batch-size must be an integer ≥ 1, got ${String(c.batchSize)}`);
+  if (!isInt(c.evalBatchSize, 1)) throw new Error(`--eval-batch-size must be an integer ≥ 1, got ${String(c.evalBatchSize)}`);
+  for (const [name, value] of [['weight-decay', c.weightDecay], ['momentum', c.momentum], ['gamma', c.gamma], ['kd-T', c.kdT], ['log-interval', c.logInterval]] as const) {
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new Error(`--${name} must be a finite number ≥ 0, got ${String(value)}`);
+  }
+  if (!(c.kdT > 0)) throw new Error(`--kd-T must be > 0, got ${c.kdT}`);
+  if (!Array.isArray(c.milestones)) throw new Error('--milestones: expected a list of epochs');
+  c.milestones = c.milestones.map(Number);
+  checkSchedule({ lr: c.lr, epochs: c.epochs, type: c.lrType, milestones: c.milestones, gamma: c.gamma, warmupEpochs: c.warmupEpochs });
+  if (!isInt(c.seed, 0)) throw new Error(`--seed must be an integer ≥ 0, got ${String(c.seed)}`);
+  if (c.imageSize !== null && !isInt(c.imageSize, 1)) throw new Error(`--image-size must be an integer ≥ 1, got ${String(c.imageSize)}`);
+  if (c.sampler !== 'shuffle' && c.sampler !== 'm-per-class') throw new Error(`--sampler must be shuffle or m-per-class, got '${String(c.sampler)}'`);
+  if (c.flip !== null && typeof c.flip !== 'boolean') throw new Error('--flip must be true or false');
+  for (const [name, value] of [['limit-train', c.limitTrain], ['limit-test', c.limitTest], ['threads', c.threads], ['workers', c.workers]] as const) {
+    if (!isInt(value, 0)) throw new Error(`--${name} must be an integer ≥ 0, got ${String(value)}`);
+  }
+  if (!isInt(c.keepLast, 1)) throw new Error(`--keep-last must be an integer ≥ 1, got ${String(c.keepLast)}`);
+  if (c.device !== 'cpu' && c.device !== 'cuda') throw new Error(`--device must be cpu or cuda, got '${String(c.device)}'`);
+  if (typeof c.nesterov !== 'boolean' || typeof c.auxiliary !== 'boolean') throw new Error('--nesterov/--auxiliary must be booleans');
+  if (typeof c.out !== 'string' || c.out === '') throw new Error('--out: expected a folder');
+  if (c.name !== null && (typeof c.name !== 'string' || c.name === '' || /[\\/]/.test(c.name))) throw new Error('--name: expected a plain folder name');
+  if (c.resume !== null && (typeof c.resume !== 'string' || c.resume === '')) throw new Error("--resume: expected 'auto' or a run directory");
+  if (c.data !== null && typeof c.data !== 'string') throw new Error('--data: expected a folder');
+  return c;
+}
+
+/** Default run directory name: <method>_<arch>x<N>_<dataset>_seed<seed>. */
+export function defaultRunName(config: TrainConfig): string {
+  const arch = config.arch.includes(',') ? config.arch.replace(/,/g, '+') : `${config.arch}x${config.numberNet}`;
+  return `${config.method}_${arch}_${config.dataset}_seed${config.seed}`.replace(/[^A-Za-z0-9_.+-]/g, '-');
+}

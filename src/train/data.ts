@@ -1,0 +1,78 @@
+// The trainer's view of the data: the dataset splits (optionally truncated with --limit-train /
+// --limit-test), a seeded training DataLoader (shuffled or m-per-class, random crop + flip, worker
+// threads) and sequential, un-augmented test batches.
+import { loadDataset, type DatasetName } from '../data/datasets.js';
+import { DataLoader } from '../data/loader.js';
+import type { Batch, ImageDataset } from '../data/types.js';
+import type { TrainConfig } from './config.js';
+
+export interface TrainData {
+  classes: number;
+  channels: number;
+  imageSize: number;
+  trainCount: number;
+  testCount: number;
+  mean: number[];
+  std: number[];
+  flip: boolean;
+  padding: number;
+  /** 'bundled' or the folder the data came from. */
+  source: string;
+  /** One line for the log. */
+  description: string;
+  train: DataLoader;
+  testBatches(): Iterable<Batch>;
+  close(): void;
+}
+
+/** The first `limit` images of a split (0: all of it). */
+export function truncateDataset(split: ImageDataset, limit: number): ImageDataset {
+  if (limit <= 0 || limit >= split.count) return split;
+  const plane = split.channels * split.height * split.width;
+  return { ...split, count: limit, pixels: split.pixels.slice(0, limit * plane), labels: split.labels.slice(0, limit), name: `${split.name} (first ${limit})` };
+}
+
+/** Crop padding by image size: 4 at 32×32 (the reference's CIFAR setting), 2 at 28×28, size/8 otherwise. */
+export function defaultPadding(size: number): number {
+  return size >= 32 ? 4 : Math.max(1, Math.round(size / 14));
+}
+
+export function openData(config: TrainConfig, options: { trainLoader?: boolean } = {}): TrainData {
+  const splits = loadDataset(config.dataset as DatasetName, { data: config.data ?? undefined, imageSize: config.imageSize ?? undefined });
+  const train = truncateDataset(splits.train, config.limitTrain);
+  const test = truncateDataset(splits.test, config.limitTest);
+  if (train.height !== train.width) throw new Error(`${train.name}: images are ${train.height}×${train.width}; square images are expected`);
+  if (config.imageSize !== null && config.dataset !== 'imagefolder' && config.imageSize !== train.height) {
+    throw new Error(`--image-size ${config.imageSize}: ${config.dataset} images are ${train.height}×${train.width} (only imagefolder is resized)`);
+  }
+  const flip = config.flip ?? config.dataset !== 'mnist';
+  const padding = defaultPadding(train.height);
+  const loader = new DataLoader(train, {
+    batchSize: config.batchSize, sampler: config.sampler, augment: true, flip, padding, mean: splits.mean, std: splits.std,
+    seed: config.seed, workers: options.trainLoader === false ? 0 : config.workers,
+  });
+  const testLoader = new DataLoader(test, {
+    batchSize: config.evalBatchSize, sampler: 'shuffle', augment: false, flip: false, padding: 0, mean: splits.mean, std: splits.std,
+    seed: config.seed, workers: 0,
+  });
+  return {
+    classes: train.classes,
+    channels: train.channels,
+    imageSize: train.height,
+    trainCount: train.count,
+    testCount: test.count,
+    mean: splits.mean,
+    std: splits.std,
+    flip,
+    padding,
+    source: splits.source,
+    description: `${train.name}: ${train.count} train / ${test.count} test images, ${train.channels}×${train.height}×${train.width}, ` +
+      `${train.classes} classes, ${config.sampler} sampler, crop pad ${padding}${flip ? ' + flip' : ''}`,
+    train: loader,
+    testBatches: () => testLoader.evalBatches(),
+    close: () => {
+      loader.close();
+      testLoader.close();
+    },
+  };
+}

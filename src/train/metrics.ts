@@ -1,0 +1,131 @@
+// Accuracy counting and evaluation of a cohort: top-1/top-5 per network, per head, and the
+// ensemble. The ensemble is the MEAN OF THE SOFTMAX PROBABILITIES of the networks' final heads
+// (backbone classifiers); auxiliary heads never enter it.
+// The honest headline is each network's final head (its backbone classifier); `meanTop1` is the
+// mean of those over networks. Best-epoch numbers picked with it on the test set are labelled so.
+import { noGrad } from '../autograd/mode.js';
+import { tidy } from '../tensor/scope.js';
+import type { Tensor } from '../tensor/tensor.js';
+import type { Student } from '../models/types.js';
+
+/** Number of rows whose label is among the k largest logits (ties count against: strict >). */
+export function countTopK(logits: Float32Array, labels: Int32Array, classes: number, k: number): number {
+  let correct = 0;
+  const rows = labels.length;
+  for (let row = 0; row < rows; row += 1) {
+    const base = row * classes;
+    const target = logits[base + labels[row]!]!;
+    let above = 0;
+    for (let c = 0; c < classes; c += 1) {
+      const value = logits[base + c]!;
+      // Rank of the target: entries strictly larger, plus equal entries at lower index.
+      if (value > target || (value === target && c < labels[row]!)) above += 1;
+      if (above >= k) break;
+    }
+    if (above < k) correct += 1;
+  }
+  return correct;
+}
+
+/** Row-wise softmax of a [rows, classes] block, accumulated into `into`. */
+export function addSoftmax(logits: Float32Array, classes: number, into: Float64Array): void {
+  const rows = logits.length / classes;
+  for (let row = 0; row < rows; row += 1) {
+    const base = row * classes;
+    let max = -Infinity;
+    for (let c = 0; c < classes; c += 1) max = Math.max(max, logits[base + c]!);
+    let total = 0;
+    for (let c = 0; c < classes; c += 1) total += Math.exp(logits[base + c]! - max);
+    for (let c = 0; c < classes; c += 1) into[base + c]! += Math.exp(logits[base + c]! - max) / total;
+  }
+}
+
+export interface HeadAccuracy {
+  top1: number;
+  top5: number;
+}
+
+export interface EvalResult {
+  /** Per network: the final head (backbone classifier). Percentages. */
+  networks: HeadAccuracy[];
+  /** Per network, per head (stage order; last = final head). */
+  heads: HeadAccuracy[][];
+  /** Mean of softmax over the networks' final heads. */
+  ensemble: HeadAccuracy;
+  /** Mean over networks of the final-head top-1 (the honest selection metric). */
+  meanTop1: number;
+  /** Mean cross-entropy of each network's final head. */
+  loss: number[];
+  count: number;
+}
+
+/** A source of evaluation batches (x is owned by the consumer: evaluate() disposes it). */
+export type EvalBatches = Iterable<{ x: Tensor; y: Int32Array }> | AsyncIterable<{ x: Tensor; y: Int32Array }>;
+
+function logSumExpCE(logits: Float32Array, labels: Int32Array, classes: number): number {
+  let total = 0;
+  for (let row = 0; row < labels.length; row += 1) {
+    const base = row * classes;
+    let max = -Infinity;
+    for (let c = 0; c < classes; c += 1) max = Math.max(max, logits[base + c]!);
+    let sum = 0;
+    for (let c = 0; c < classes; c += 1) sum += Math.exp(logits[base + c]! - max);
+    total += max + Math.log(sum) - logits[base + labels[row]!]!;
+  }
+  return total;
+}
+
+/** Evaluates every network (eval mode, no gradients) on all batches. Restores training mode. */
+export async function evaluate(networks: Student[], batches: EvalBatches, classes: number): Promise<EvalResult> {
+  const wasTraining = networks.map((net) => net.training);
+  for (const net of networks) net.eval();
+  const heads = networks.map(() => [] as { top1: number; top5: number }[]);
+  const ensemble = { top1: 0, top5: 0 };
+  const loss = networks.map(() => 0);
+  let count = 0;
+  const k5 = Math.min(5, classes);
+  try {
+    for await (const batch of batches as AsyncIterable<{ x: Tensor; y: Int32Array }>) {
+      const labels = batch.y;
+      const probabilities = new Float64Array(labels.length * classes);
+      try {
+        tidy(() =>
+          noGrad(() => {
+            networks.forEach((net, n) => {
+              const output = net.forward(batch.x);
+              output.logits.forEach((logitsTensor, s) => {
+                const logits = logitsTensor.toFloat32Array();
+                const slot = (heads[n]![s] ??= { top1: 0, top5: 0 });
+                slot.top1 += countTopK(logits, labels, classes, 1);
+                slot.top5 += countTopK(logits, labels, classes, k5);
+                if (s === output.logits.length - 1) {
+                  addSoftmax(logits, classes, probabilities);
+                  loss[n]! += logSumExpCE(logits, labels, classes);
+                }
+              });
+            });
+          }),
+        );
+      } finally {
+        batch.x.dispose();
+      }
+      const asFloat = Float32Array.from(probabilities);
+      ensemble.top1 += countTopK(asFloat, labels, classes, 1);
+      ensemble.top5 += countTopK(asFloat, labels, classes, k5);
+      count += labels.length;
+    }
+  } finally {
+    networks.forEach((net, n) => net.train(wasTraining[n]!));
+  }
+  const pct = (value: number): number => (count === 0 ? 0 : (100 * value) / count);
+  const headAcc = heads.map((list) => list.map((h) => ({ top1: pct(h.top1), top5: pct(h.top5) })));
+  const finals = headAcc.map((list) => list[list.length - 1] ?? { top1: 0, top5: 0 });
+  return {
+    networks: finals,
+    heads: headAcc,
+    ensemble: { top1: pct(ensemble.top1), top5: pct(ensemble.top5) },
+    meanTop1: finals.reduce((a, h) => a + h.top1, 0) / Math.max(1, finals.length),
+    loss: loss.map((value) => (count === 0 ? 0 : value / count)),
+    count,
+  };
+}

@@ -1,0 +1,121 @@
+// The run directory: config.json (resolved), metrics.jsonl (one JSON object per epoch),
+// summary.csv (one row per epoch), train.log (human log, also echoed to the console), and
+// checkpoints/ (see checkpoint.ts). Files that are rewritten go through writeFileAtomic; the
+// append-only ones are re-written atomically from the in-memory history on resume so that a
+// resumed run never has duplicate epochs.
+import fs from 'node:fs';
+import path from 'node:path';
+import { writeFileAtomic } from '../io/atomic.js';
+import type { EvalResult } from './metrics.js';
+
+export interface EpochRecord {
+  epoch: number; // one-based, as printed
+  lr: number;
+  /** Mean training losses over the epoch, by part name ('total', 'ce', 'kd', 'ce/net0', ...). */
+  train: Record<string, number>;
+  /** Training top-1 per network (final head), percent. */
+  trainTop1: number[];
+  test: EvalResult;
+  imagesPerSecond: number;
+  /** Seconds spent in training steps and in evaluation this epoch. */
+  trainSeconds: number;
+  evalSeconds: number;
+  /** Wall time since the run started (across resumes), seconds. */
+  elapsedSeconds: number;
+  /** Best-so-far mean final-head test top-1 (selected on the test set) and its epoch. */
+  bestMeanTop1: number;
+  bestEpoch: number;
+}
+
+export function summaryHeader(networks: number, heads: number[]): string[] {
+  const columns = ['epoch', 'lr', 'train_loss', 'train_ce', 'train_kd'];
+  for (let n = 0; n < networks; n += 1) columns.push(`train_top1_net${n}`);
+  for (let n = 0; n < networks; n += 1) {
+    columns.push(`test_top1_net${n}`, `test_top5_net${n}`);
+    for (let s = 0; s + 1 < (heads[n] ?? 1); s += 1) columns.push(`test_top1_net${n}_aux${s}`);
+  }
+  columns.push('test_top1_ensemble', 'test_top5_ensemble', 'test_top1_mean', 'images_per_s', 'epoch_seconds', 'elapsed_seconds');
+  return columns;
+}
+
+export function summaryRow(record: EpochRecord): string[] {
+  const fmt = (value: number | undefined, digits = 4): string => (value === undefined ? '' : Number(value.toFixed(digits)).toString());
+  const row = [String(record.epoch), fmt(record.lr, 6), fmt(record.train.total), fmt(record.train.ce), fmt(record.train.kd ?? 0)];
+  for (const value of record.trainTop1) row.push(fmt(value, 2));
+  record.test.networks.forEach((final, n) => {
+    row.push(fmt(final.top1, 2), fmt(final.top5, 2));
+    const heads = record.test.heads[n] ?? [];
+    for (let s = 0; s + 1 < heads.length; s += 1) row.push(fmt(heads[s]!.top1, 2));
+  });
+  row.push(fmt(record.test.ensemble.top1, 2), fmt(record.test.ensemble.top5, 2), fmt(record.test.meanTop1, 2), fmt(record.imagesPerSecond, 1),
+    fmt(record.trainSeconds + record.evalSeconds, 1), fmt(record.elapsedSeconds, 1));
+  return row;
+}
+
+export class RunDirectory {
+  readonly dir: string;
+  readonly checkpointDir: string;
+  private readonly logPath: string;
+  private console: ((line: string) => void) | null;
+
+  constructor(dir: string, consoleLine: ((line: string) => void) | null) {
+    this.dir = dir;
+    this.checkpointDir = path.join(dir, 'checkpoints');
+    this.logPath = path.join(dir, 'train.log');
+    this.console = consoleLine;
+    fs.mkdirSync(this.checkpointDir, { recursive: true });
+  }
+
+  /** A line to the human log (timestamped) and to the console. */
+  log(line: string): void {
+    const stamp = new Date().toISOString().replace('T', ' ').replace(/\..*$/, '');
+    fs.appendFileSync(this.logPath, `${stamp} ${line}\n`);
+    this.console?.(line);
+  }
+
+  writeConfig(resolved: unknown): void {
+    writeFileAtomic(path.join(this.dir, 'config.json'), `${JSON.stringify(resolved, null, 2)}\n`);
+  }
+
+  /** Rewrites metrics.jsonl and summary.csv from the whole history (atomic, no duplicates on resume). */
+  writeHistory(history: EpochRecord[]): void {
+    writeFileAtomic(path.join(this.dir, 'metrics.jsonl'), history.map((record) => JSON.stringify(record)).join('\n') + (history.length ? '\n' : ''));
+    if (history.length === 0) return;
+    const first = history[0]!;
+    const header = summaryHeader(first.test.networks.length, first.test.heads.map((h) => h.length));
+    const lines = [header.join(','), ...history.map((record) => summaryRow(record).join(','))];
+    writeFileAtomic(path.join(this.dir, 'summary.csv'), `${lines.join('\n')}\n`);
+  }
+}
+
+/** Reads metrics.jsonl of a run directory (for plot and resume). */
+export function readHistory(dir: string): EpochRecord[] {
+  const file = path.join(dir, 'metrics.jsonl');
+  if (!fs.existsSync(file)) throw new Error(`${dir}: no metrics.jsonl (not an lmcl run directory?)`);
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line, index) => {
+      try {
+        return JSON.parse(line) as EpochRecord;
+      } catch {
+        throw new Error(`${file}: line ${index + 1} is not valid JSON`);
+      }
+    });
+}
+
+/** One epoch record as a flat row (the summary.csv columns as numbers), for plots. */
+export function flattenRecord(record: EpochRecord): Record<string, number> {
+  const header = summaryHeader(record.test.networks.length, record.test.heads.map((h) => h.length));
+  const row = summaryRow(record);
+  const flat: Record<string, number> = {};
+  header.forEach((key, index) => {
+    const value = row[index];
+    if (value !== undefined && value !== '') flat[key] = Number(value);
+  });
+  record.test.loss.forEach((value, n) => {
+    flat[`test_loss_net${n}`] = value;
+  });
+  return flat;
+}

@@ -1,0 +1,345 @@
+// The training loop: one SGD over every network of the cohort (and the objective's own modules),
+// an Objective module for the loss, per-epoch lr schedule, evaluation every epoch, a run directory
+// with metrics and checkpoints, exact resume, Ctrl-C and NaN handling.
+//
+// Determinism: one seed drives initialisation (the global generator, seeded before the cohort is
+// built) and the data loader (its own generator, restored from the loader state). A checkpoint
+// holds every network, the optimizer buffers and hyper-parameters, the schedule position (epoch,
+// step, batch position), both RNG states and the partial-epoch meters, so an interrupted and
+// resumed run performs exactly the same floating-point operations as an uninterrupted one (same
+// thread count) and ends with the same bits.
+import fs from 'node:fs';
+import path from 'node:path';
+import '../autograd/engine.js'; // installs Tensor.backward
+import * as F from '../ops/functional.js';
+import { tidy } from '../tensor/scope.js';
+import { defaultGenerator, manualSeed } from '../tensor/random.js';
+import { SGD } from '../optim/sgd.js';
+import { engineInfo, setNumThreads } from '../runtime.js';
+import { createCohort } from '../models/registry.js';
+import type { Student } from '../models/types.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { createObjective, type Objective } from './objectives.js';
+import { learningRate, type ScheduleOptions } from './schedule.js';
+import { countTopK, evaluate, type EvalResult } from './metrics.js';
+import { Progress, formatDuration, type ProgressOptions } from './progress.js';
+import { RunDirectory, type EpochRecord } from './rundir.js';
+import { defaultRunName, normaliseKey, resolveTrainConfig, type TrainConfig } from './config.js';
+import { STATE_FORMAT, collectTensors, emptyMeters, restoreTensors, type EpochMeters, type TrainState } from './state.js';
+import { findResumeCheckpoint, readTrainCheckpoint, writeTrainCheckpoint, type SavedTraining } from './checkpoint.js';
+import { openData, type TrainData } from './data.js';
+
+export interface TrainOptions {
+  /** Partial config (flags / config file); defaults are filled by resolveTrainConfig. */
+  config: Partial<TrainConfig> | Record<string, unknown>;
+  /** Console lines (default: console.log). null: silent. */
+  console?: ((line: string) => void) | null;
+  progress?: ProgressOptions;
+  /** Install a SIGINT handler (default true). */
+  handleSignals?: boolean;
+  /** Use this objective instead of the one named by config.method (tests, experiments). */
+  objective?: Objective;
+  /** Testing: behave as if interrupted (checkpoint + stop) once this many global steps are done. */
+  stopAfterSteps?: number;
+}
+
+export type TrainStatus = 'completed' | 'interrupted' | 'nonfinite';
+
+export interface TrainResult {
+  status: TrainStatus;
+  /** Process exit code the CLI should use: 0, 130 (interrupted), 3 (non-finite loss). */
+  exitCode: number;
+  runDir: string;
+  config: TrainConfig;
+  /** Test metrics of the last completed epoch (null if none completed in this process or before). */
+  final: EvalResult | null;
+  bestMeanTop1: number;
+  bestEpoch: number;
+  epochsCompleted: number;
+  step: number;
+  message: string;
+  /** The networks (still alive; the caller disposes them) — used by tests to compare weights. */
+  networks: Student[];
+}
+
+class NonFiniteLossError extends Error {}
+
+function uniqueRunDir(out: string, name: string): string {
+  let candidate = path.join(out, name);
+  for (let k = 2; fs.existsSync(candidate); k += 1) candidate = path.join(out, `${name}_${k}`);
+  return candidate;
+}
+
+/** Picks the run directory and (when resuming) the checkpoint to restore. */
+function locateRun(config: TrainConfig): { dir: string; checkpoint: string | null } {
+  const name = config.name ?? defaultRunName(config);
+  if (config.resume === null) return { dir: uniqueRunDir(config.out, name), checkpoint: null };
+  if (config.resume === 'auto') {
+    // The most recent <name> or <name>_<k> folder with a checkpoint.
+    const candidates: { dir: string; checkpoint: string; mtime: number }[] = [];
+    if (fs.existsSync(config.out)) {
+      for (const entry of fs.readdirSync(config.out)) {
+        if (entry !== name && !new RegExp(`^${name.replace(/[.+]/g, '\\$&')}_\\d+$`).test(entry)) continue;
+        const dir = path.join(config.out, entry);
+        const checkpoint = findResumeCheckpoint(dir);
+        if (checkpoint) candidates.push({ dir, checkpoint, mtime: fs.statSync(checkpoint).mtimeMs });
+      }
+    }
+    candidates.sort((a, b) => b.mtime - a.mtime);
+    if (candidates.length === 0) return { dir: uniqueRunDir(config.out, name), checkpoint: null };
+    return { dir: candidates[0]!.dir, checkpoint: candidates[0]!.checkpoint };
+  }
+  const target = config.resume;
+  if (!fs.existsSync(target)) throw new Error(`--resume ${target}: no such run directory or checkpoint`);
+  const checkpoint = findResumeCheckpoint(target);
+  if (!checkpoint) throw new Error(`--resume ${target}: no checkpoint found there`);
+  // A checkpoint path lives in <run>/checkpoints/...; the run directory is the folder above it.
+  let dir = path.resolve(target);
+  while (!fs.existsSync(path.join(dir, 'config.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  if (!fs.existsSync(path.join(dir, 'config.json'))) dir = path.resolve(target);
+  return { dir, checkpoint };
+}
+
+/** Options that must match between a checkpoint and the resuming run (others may change, e.g. --out). */
+const resumeInvariant: (keyof TrainConfig)[] = ['arch', 'numberNet', 'method', 'epochs', 'batchSize', 'lr', 'weightDecay', 'momentum', 'nesterov',
+  'lrType', 'milestones', 'gamma', 'warmupEpochs', 'seed', 'kdT', 'dataset', 'imageSize', 'sampler', 'flip', 'limitTrain', 'limitTest', 'auxiliary'];
+
+/** Runs (or resumes) a training job. */
+export async function train(options: TrainOptions): Promise<TrainResult> {
+  const started = Date.now();
+  let config = resolveTrainConfig(options.config as Record<string, unknown>);
+  const say = options.console === undefined ? (line: string) => console.log(line) : options.console;
+  if (config.device === 'cuda') {
+    const info = engineInfo();
+    throw new Error(`--device cuda: training ops have no CUDA kernels yet (CUDA: ${info.cudaCompiled ? `${info.cudaDevices} device(s), ${info.cudaStatus}` : 'not compiled in'}); use --device cpu`);
+  }
+  if (config.threads > 0) setNumThreads(config.threads);
+
+  const { dir, checkpoint } = locateRun(config);
+  let saved: SavedTraining | null = null;
+  if (checkpoint) {
+    saved = readTrainCheckpoint(checkpoint);
+    if (saved.state.format !== STATE_FORMAT) throw new Error(`${checkpoint}: unknown state format '${saved.state.format}'`);
+    const old = saved.state.config;
+    // The checkpoint's config is the base; options given now override it, except those that
+    // define the trajectory (an error when they differ).
+    const given = Object.fromEntries(Object.entries(options.config as Record<string, unknown>)
+      .filter(([, value]) => value !== undefined).map(([key, value]) => [normaliseKey(key), value]));
+    const merged = resolveTrainConfig({ ...old, ...given, resume: config.resume });
+    const conflicting = resumeInvariant.filter((key) => JSON.stringify(old[key]) !== JSON.stringify(merged[key]));
+    if (conflicting.length > 0) {
+      throw new Error(`--resume: ${conflicting.map((k) => `${k} (checkpoint ${JSON.stringify(old[k])}, now ${JSON.stringify(merged[k])})`).join(', ')} differ from the checkpoint`);
+    }
+    config = merged;
+  }
+
+  const progress = new Progress({ intervalSeconds: config.logInterval, ...options.progress, quiet: options.progress?.quiet ?? say === null });
+  const run = new RunDirectory(dir, say === null ? null : (line) => {
+    progress.clear();
+    say(line);
+  });
+
+  // ---- data, cohort, objective, optimizer --------------------------------------------------
+  const data: TrainData = openData(config);
+  manualSeed(config.seed);
+  const networks = createCohort(config.arch, config.numberNet, {
+    numClasses: data.classes,
+    inChannels: data.channels,
+    imageSize: data.imageSize,
+    auxiliary: config.auxiliary,
+  });
+  const objective: Objective = options.objective ?? createObjective(config.method, { kdT: config.kdT });
+  const trainable = [...networks.flatMap((net) => net.parameters()), ...objective.modules().flatMap((m) => m.parameters())];
+  const optimizer = new SGD(trainable, { lr: config.lr, momentum: config.momentum, nesterov: config.nesterov, weightDecay: config.weightDecay });
+  const schedule: ScheduleOptions = { lr: config.lr, epochs: config.epochs, type: config.lrType, milestones: config.milestones, gamma: config.gamma, warmupEpochs: config.warmupEpochs };
+
+  let epoch = 0;
+  let position = 0;
+  let step = 0;
+  let meters: EpochMeters = emptyMeters(networks.length);
+  let best = { meanTop1: -1, epoch: 0 };
+  let history: EpochRecord[] = [];
+  let elapsedBefore = 0;
+  if (saved) {
+    const state = saved.state;
+    restoreTensors(saved, networks, objective.modules(), optimizer, state.optimizer.paramGroups, checkpoint!);
+    defaultGenerator.setState(state.rng);
+    if (state.loader) data.train.loadState(state.loader);
+    epoch = state.epoch;
+    position = state.position;
+    step = state.step;
+    meters = state.meters;
+    best = { meanTop1: state.bestMeanTop1, epoch: state.bestEpoch };
+    history = state.history;
+    elapsedBefore = state.elapsedSeconds;
+  }
+
+  const info = engineInfo();
+  const paramCounts = networks.map((net) => net.parameters().reduce((a, p) => a + p.size, 0));
+  run.writeConfig({
+    ...config,
+    runDir: dir,
+    dataset: { name: config.dataset, source: data.source, train: data.trainCount, test: data.testCount, classes: data.classes,
+      channels: data.channels, imageSize: data.imageSize, mean: data.mean, std: data.std, flip: data.flip },
+    ensemble: 'mean of softmax probabilities of the final heads',
+    selection: 'best epoch = highest mean over networks of the final-head test top-1 (selected on the test set; labelled best-epoch)',
+    networks: networks.map((net, n) => ({ index: n, architecture: net.architecture, parameters: paramCounts[n], stages: net.stageCount })),
+    engine: info,
+    node: process.version,
+    resumedFrom: checkpoint,
+  });
+  if (saved) run.log(`resuming ${dir} from ${checkpoint} at epoch ${epoch + 1}, batch ${position} (step ${step})`);
+  else run.log(`run directory ${dir}`);
+  run.log(`${config.method} cohort: ${networks.map((net, n) => `${net.architecture} (${paramCounts[n]!.toLocaleString('en-US')} params)`).join(' + ')}; ` +
+    `data ${data.description}; ${config.epochs} epochs × ${data.train.batchesPerEpoch} batches of ${config.batchSize}; ` +
+    `lr ${config.lr} ${config.lrType}${config.warmupEpochs ? ` +${config.warmupEpochs} warm-up` : ''}; engine ${info.simd}, ${info.threads} threads`);
+
+  // ---- signals --------------------------------------------------------------------------------
+  let interruptRequested = false;
+  const onSigint = (): void => {
+    if (interruptRequested) {
+      progress.clear();
+      process.stderr.write('second Ctrl-C: exiting without a checkpoint\n');
+      process.exit(130);
+    }
+    interruptRequested = true;
+    progress.log('Ctrl-C: saving a checkpoint at the next step boundary (press again to quit immediately)');
+  };
+  const handleSignals = options.handleSignals ?? true;
+  if (handleSignals) process.on('SIGINT', onSigint);
+
+  const saveCheckpoint = (reason: string): string => {
+    const state: TrainState = {
+      format: STATE_FORMAT, epoch, position, step, lr: optimizer.paramGroups[0]!.lr,
+      optimizer: { paramGroups: optimizer.stateDict().paramGroups },
+      rng: defaultGenerator.getState(), loader: data.train.state(), meters,
+      bestMeanTop1: best.meanTop1, bestEpoch: best.epoch,
+      elapsedSeconds: elapsedBefore + (Date.now() - started) / 1000, history, config, reason,
+    };
+    return writeTrainCheckpoint(run.checkpointDir, { state, ...collectTensors(networks, objective.modules(), optimizer) },
+      { keepLast: config.keepLast, best: reason === 'epoch' && best.epoch === epoch, architectures: networks.map((net) => net.architecture) });
+  };
+
+  const finish = (status: TrainStatus, exitCode: number, message: string): TrainResult => {
+    if (handleSignals) process.off('SIGINT', onSigint);
+    data.close();
+    const last = history[history.length - 1];
+    return { status, exitCode, runDir: dir, config, final: last ? last.test : null, bestMeanTop1: best.meanTop1, bestEpoch: best.epoch,
+      epochsCompleted: history.length, step, message, networks };
+  };
+
+  // ---- the loop -------------------------------------------------------------------------------
+  const batches = data.train.batchesPerEpoch;
+  const classes = data.classes;
+  try {
+    while (epoch < config.epochs) {
+      const lr = learningRate(schedule, epoch);
+      for (const group of optimizer.paramGroups) group.lr = lr;
+      for (const net of networks) net.train();
+      // Seconds per step include waiting for the data (honest images/s).
+      let tick = Date.now();
+      for await (const batch of data.train.epoch(epoch, position)) {
+        let parts: Record<string, number>;
+        try {
+          parts = tidy(() => {
+            const outputs = networks.map((net) => net.forward(batch.x));
+            const result = objective.compute(outputs, batch.y, { epoch, step, classes });
+            const value = result.parts.total ?? result.loss.item();
+            if (!Number.isFinite(value) || F.countNonFinite(result.loss) > 0) {
+              throw new NonFiniteLossError(`loss is ${value} at epoch ${epoch + 1}, batch ${position + 1} (step ${step + 1}): ` +
+                `${Object.entries(result.parts).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+            }
+            optimizer.zeroGrad();
+            result.loss.backward();
+            optimizer.step();
+            outputs.forEach((output, n) => {
+              const logits = output.logits[output.logits.length - 1] as Tensor;
+              meters.correct[n]! += countTopK(logits.toFloat32Array(), batch.y, classes, 1);
+            });
+            return result.parts;
+          });
+        } finally {
+          batch.x.dispose();
+        }
+        optimizer.zeroGrad();
+        const size = batch.y.length;
+        for (const [key, value] of Object.entries(parts)) meters.lossSums[key] = (meters.lossSums[key] ?? 0) + value * size;
+        meters.seen += size;
+        meters.batches += 1;
+        const now = Date.now();
+        meters.trainSeconds += (now - tick) / 1000;
+        tick = now;
+        position += 1;
+        step += 1;
+
+        const rate = meters.seen / Math.max(meters.trainSeconds, 1e-9);
+        const remainingBatches = (config.epochs - epoch) * batches - position;
+        progress.update({
+          epoch, epochs: config.epochs, batch: position, batches, imagesPerSecond: rate,
+          etaSeconds: (remainingBatches * config.batchSize) / Math.max(rate, 1e-9),
+          loss: meters.lossSums.total! / meters.seen, lr, top1: meters.correct.map((c) => (100 * c) / meters.seen),
+        });
+
+        // Step boundary: honour Ctrl-C (the await lets the signal handler run).
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        tick += Date.now() - now; // the yield is not training time
+        const stopForTest = options.stopAfterSteps !== undefined && step >= options.stopAfterSteps;
+        if (interruptRequested || stopForTest) {
+          const file = saveCheckpoint('interrupt');
+          run.log(`interrupted at epoch ${epoch + 1}, batch ${position}/${batches} (step ${step}); checkpoint ${file}`);
+          run.log(`resume with: lmcl train --resume ${dir}`);
+          return finish('interrupted', 130, `interrupted; resume with --resume ${dir}`);
+        }
+      }
+
+      // ---- end of epoch: evaluate, record, checkpoint -------------------------------------------
+      const evalStart = Date.now();
+      const test = await evaluate(networks, data.testBatches(), classes);
+      const evalSeconds = (Date.now() - evalStart) / 1000;
+      if (test.meanTop1 > best.meanTop1) best = { meanTop1: test.meanTop1, epoch: epoch + 1 };
+      const train: Record<string, number> = {};
+      for (const [key, value] of Object.entries(meters.lossSums)) train[key] = value / Math.max(meters.seen, 1);
+      const record: EpochRecord = {
+        epoch: epoch + 1, lr, train, trainTop1: meters.correct.map((c) => (100 * c) / Math.max(meters.seen, 1)), test,
+        imagesPerSecond: meters.seen / Math.max(meters.trainSeconds, 1e-9), trainSeconds: meters.trainSeconds, evalSeconds,
+        elapsedSeconds: elapsedBefore + (Date.now() - started) / 1000, bestMeanTop1: best.meanTop1, bestEpoch: best.epoch,
+      };
+      history = [...history, record];
+      run.writeHistory(history);
+      run.log(formatEpoch(record, config.epochs));
+      epoch += 1;
+      position = 0;
+      meters = emptyMeters(networks.length);
+      saveCheckpoint('epoch');
+    }
+  } catch (error) {
+    if (error instanceof NonFiniteLossError) {
+      const last = findResumeCheckpoint(dir);
+      run.log(`stopping: non-finite loss — ${error.message}`);
+      run.log(last ? `the last good checkpoint is kept: ${last}` : 'no checkpoint was written before this step');
+      return finish('nonfinite', 3, `non-finite loss: ${error.message}`);
+    }
+    if (handleSignals) process.off('SIGINT', onSigint);
+    data.close();
+    throw error;
+  }
+
+  const last = history[history.length - 1]!;
+  const total = elapsedBefore + (Date.now() - started) / 1000;
+  run.log(`done in ${formatDuration(total)} (${total.toFixed(0)} s). Final epoch ${last.epoch} test top-1 (final head): ` +
+    `${last.test.networks.map((h, n) => `net${n} ${h.top1.toFixed(2)}%`).join(', ')}; ensemble (mean softmax) ${last.test.ensemble.top1.toFixed(2)}%`);
+  run.log(`best-epoch (selected on the test set, mean final-head top-1): epoch ${best.epoch}, ${best.meanTop1.toFixed(2)}%`);
+  run.log(`run directory: ${dir}`);
+  return finish('completed', 0, 'completed');
+}
+
+export function formatEpoch(record: EpochRecord, epochs: number): string {
+  const nets = record.test.networks.map((h, n) => {
+    const aux = (record.test.heads[n] ?? []).slice(0, -1).map((a, s) => ` aux${s} ${a.top1.toFixed(2)}`).join('');
+    return `net${n} ${h.top1.toFixed(2)}/${h.top5.toFixed(2)}${aux}`;
+  }).join('  ');
+  const parts = Object.entries(record.train).filter(([k]) => !k.includes('/')).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(' ');
+  return `epoch ${record.epoch}/${epochs} lr ${record.lr.toPrecision(4)} train ${parts} top1 ${record.trainTop1.map((v) => v.toFixed(2)).join('/')} | ` +
+    `test top1/top5 ${nets}  ensemble ${record.test.ensemble.top1.toFixed(2)}/${record.test.ensemble.top5.toFixed(2)} | ` +
+    `${record.imagesPerSecond.toFixed(0)} img/s, ${(record.trainSeconds + record.evalSeconds).toFixed(1)} s`;
+}

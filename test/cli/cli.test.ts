@@ -1,0 +1,139 @@
+// CLI smoke tests: the compiled `lmcl` (bin/lmcl.js → dist/) on tiny jobs of the bundled sample.
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readSafetensors } from '../../src/io/safetensors.js';
+import { loadCheckpoint } from '../../src/io/checkpoint.js';
+
+const repo = path.resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
+const bin = path.join(repo, 'bin', 'lmcl.js');
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'lmcl-cli-'));
+const tiny = ['--arch', 'resnet8', '--epochs', '1', '--limit-train', '96', '--limit-test', '64', '--batch-size', '32', '--eval-batch-size', '64', '--threads', '2'];
+
+function lmcl(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, [bin, ...args], { cwd: work, encoding: 'utf8', timeout: 60_000 });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+beforeAll(() => {
+  // Build the TypeScript the launcher runs (type errors elsewhere do not block emitting).
+  spawnSync(process.execPath, [path.join(repo, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(repo, 'tsconfig.json')], { cwd: repo, stdio: 'ignore' });
+  expect(fs.existsSync(path.join(repo, 'dist', 'src', 'cli', 'main.js'))).toBe(true);
+}, 120_000);
+afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
+
+describe('lmcl CLI', () => {
+  let runDir = '';
+
+  it('train --help documents every flag with its default', () => {
+    const { status, stdout } = lmcl(['train', '--help']);
+    expect(status).toBe(0);
+    const flags = ['--arch', '--number-net', '--method', '--epochs', '--batch-size', '--lr', '--weight-decay', '--momentum', '--no-nesterov',
+      '--lr-type', '--milestones', '--gamma', '--warmup-epochs', '--seed', '--kd-T', '--dataset', '--data', '--image-size', '--sampler',
+      '--flip', '--no-flip', '--limit-train', '--limit-test', '--eval-batch-size', '--auxiliary', '--out', '--name', '--resume', '--device',
+      '--threads', '--workers', '--keep-last', '--log-interval', '--quiet', '--config'];
+    for (const flag of flags) expect(stdout).toMatch(new RegExp(`^\\s+${flag}\\b`, 'm'));
+    expect(stdout).toMatch(/\(default:\s+"resnet14"\)/);
+    expect(stdout).toMatch(/default:\s+"dml"/);
+    expect(stdout).toMatch(/--keep-last <n>[^]*?\(default:\s+2\)/);
+  });
+
+  it('train: a tiny run writes the run directory and prints accuracies and the directory', () => {
+    const { status, stdout, stderr } = lmcl(['train', ...tiny, '--out', 'runs', '--workers', '0']);
+    expect(stderr).not.toMatch(/^lmcl:/m);
+    expect(status).toBe(0);
+    expect(stdout).toMatch(/test top-1 \(final head\): net0 [\d.]+%, net1 [\d.]+%; ensemble \(mean softmax\) [\d.]+%/);
+    const match = /run directory: (.+)$/m.exec(stdout);
+    expect(match).not.toBeNull();
+    runDir = path.resolve(work, match![1]!.trim());
+    for (const file of ['config.json', 'metrics.jsonl', 'summary.csv', 'train.log']) expect(fs.existsSync(path.join(runDir, file))).toBe(true);
+    expect(fs.existsSync(path.join(runDir, 'checkpoints', 'checkpoint-e0001-s3', 'net0.safetensors'))).toBe(true);
+    expect(fs.existsSync(path.join(runDir, 'checkpoints', 'best', 'checkpoint.json'))).toBe(true);
+  });
+
+  it('eval: per network, per head and the ensemble', () => {
+    const text = lmcl(['eval', runDir]);
+    expect(text.status).toBe(0);
+    expect(text.stdout).toMatch(/net0 final head\s+top-1 [\d.]+%/);
+    expect(text.stdout).toMatch(/ensemble \(mean softmax\) top-1/);
+    const json = lmcl(['eval', path.join(runDir, 'checkpoints', 'best'), '--json']);
+    expect(json.status).toBe(0);
+    const result = JSON.parse(json.stdout);
+    expect(result.count).toBe(64);
+    expect(result.networks).toHaveLength(2);
+    // Same numbers as the training run's last evaluation.
+    const last = JSON.parse(fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').pop()!);
+    expect(result.networks).toEqual(last.test.networks);
+  });
+
+  it("export: one network's safetensors with PyTorch names", () => {
+    const { status } = lmcl(['export', runDir, '--net', '1', '-o', 'net1.safetensors']);
+    expect(status).toBe(0);
+    const exported = readSafetensors(path.join(work, 'net1.safetensors'));
+    expect(exported.tensors.has('conv1.weight')).toBe(true);
+    expect(exported.tensors.has('bn1.running_mean')).toBe(true);
+    expect(exported.metadata.architecture).toBe('resnet8');
+    const checkpoint = loadCheckpoint(path.join(runDir, 'checkpoints'));
+    expect([...exported.tensors.keys()]).toEqual([...checkpoint.networks[1]!.keys()]);
+    expect(exported.tensors.get('fc.weight')!.data).toEqual(checkpoint.networks[1]!.get('fc.weight')!.data);
+    expect(lmcl(['export', runDir, '--net', '5', '-o', 'x.safetensors']).stderr).toMatch(/out of range/);
+  });
+
+  it('plot: SVG curves of one or more runs', () => {
+    const { status, stdout } = lmcl(['plot', runDir, runDir, '-o', 'curves.svg']);
+    expect(status).toBe(0);
+    expect(stdout).toContain('curves-loss.svg');
+    const svg = fs.readFileSync(path.join(work, 'curves-accuracy.svg'), 'utf8');
+    expect(svg).toContain('<svg');
+    expect(svg).toContain('test_top1_ensemble');
+  });
+
+  it('info: native build, threads, CUDA', () => {
+    const { status, stdout } = lmcl(['info']);
+    expect(status).toBe(0);
+    expect(stdout).toMatch(/native addon: .*\.node/);
+    expect(stdout).toMatch(/simd: (avx512|avx2|portable)/);
+    expect(stdout).toMatch(/threads: \d+/);
+    expect(stdout).toMatch(/cudaCompiled: (true|false)/);
+  });
+
+  it('--config YAML with flags overriding it; bad input gives a clear error', () => {
+    fs.writeFileSync(path.join(work, 'job.yaml'), 'method: baseline\narch: resnet8\nnumber-net: 1\nepochs: 1\nbatch-size: 48\nlimit-train: 96\nlimit-test: 32\nworkers: 0\nseed: 7\n');
+    const { status, stdout } = lmcl(['train', '--config', 'job.yaml', '--seed', '3', '--out', 'runs', '--quiet']);
+    expect(status).toBe(0);
+    expect(stdout).toBe('');
+    const config = JSON.parse(fs.readFileSync(path.join(work, 'runs', 'baseline_resnet8x1_fashion-mnist_seed3', 'config.json'), 'utf8'));
+    expect(config.batchSize).toBe(48);
+    expect(config.seed).toBe(3);
+    expect(config.numberNet).toBe(1);
+    const bad = lmcl(['train', '--arch', 'resnet9', '--out', 'runs']);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/unknown architecture 'resnet9'/);
+  });
+
+  it('Ctrl-C saves a checkpoint at the next step and exits with 130; --resume finishes the run', async () => {
+    const child = spawn(process.execPath, [bin, 'train', '--arch', 'resnet8', '--epochs', '2', '--limit-train', '320', '--limit-test', '32', '--batch-size', '32',
+      '--threads', '2', '--workers', '0', '--log-interval', '0', '--out', 'sigint'], { cwd: work });
+    let output = '';
+    let sent = false;
+    const onData = (chunk: Buffer): void => {
+      output += chunk.toString();
+      if (!sent && /batch \d+\/10/.test(output)) {
+        sent = true;
+        child.kill('SIGINT');
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(code).toBe(130);
+    expect(output).toMatch(/interrupted at epoch 1, batch \d+\/10/);
+    const dir = path.join(work, 'sigint', 'dml_resnet8x2_fashion-mnist_seed0');
+    const resumed = lmcl(['train', '--resume', dir, '--quiet']);
+    expect(resumed.status).toBe(0);
+    expect(fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n')).toHaveLength(2);
+  });
+});

@@ -1,0 +1,141 @@
+// The training loop on a tiny job (two resnet8 on 160 images of the bundled Fashion-MNIST sample):
+// resume == uninterrupted (bit-exact weights, optimizer buffers and metrics), NaN stop keeps the
+// last good checkpoint, run-directory files.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import * as F from '../../src/ops/functional.js';
+import { tensor } from '../../src/tensor/creation.js';
+import { train, type TrainResult } from '../../src/train/trainer.js';
+import { DmlObjective, type Objective } from '../../src/train/objectives.js';
+import { loadCheckpoint } from '../../src/io/checkpoint.js';
+import type { Student } from '../../src/models/types.js';
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'lmcl-train-'));
+afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+
+// 160 images / batch 32 = 5 steps per epoch; tiny test set.
+const tiny = { arch: 'resnet8', numberNet: 2, method: 'dml', epochs: 2, batchSize: 32, limitTrain: 160, limitTest: 64, evalBatchSize: 64, workers: 0, threads: 2 };
+
+function weights(networks: Student[]): Float32Array[] {
+  return networks.flatMap((net) => [...net.stateDict().values()].map((entry) => entry.data));
+}
+
+function release(result: TrainResult): void {
+  for (const net of result.networks) net.dispose();
+}
+
+function stripTimes(file: string): unknown[] {
+  return fs.readFileSync(file, 'utf8').trim().split('\n').map((line) => {
+    const record = JSON.parse(line) as Record<string, unknown>;
+    for (const key of ['imagesPerSecond', 'trainSeconds', 'evalSeconds', 'elapsedSeconds']) delete record[key];
+    return record;
+  });
+}
+
+function expectSameBits(a: Float32Array[], b: Float32Array[]): void {
+  expect(a.length).toBe(b.length);
+  a.forEach((values, k) => {
+    const other = b[k]!;
+    expect(values.length).toBe(other.length);
+    expect(Buffer.from(values.buffer, values.byteOffset, values.byteLength).equals(Buffer.from(other.buffer, other.byteOffset, other.byteLength))).toBe(true);
+  });
+}
+
+describe('trainer', () => {
+  let reference: Float32Array[] = [];
+  let referenceDir = '';
+
+  it('runs a tiny DML job and writes the run directory', async () => {
+    const result = await train({ config: { ...tiny, out: root, name: 'full' }, console: null, handleSignals: false });
+    expect(result.status).toBe('completed');
+    expect(result.exitCode).toBe(0);
+    expect(result.epochsCompleted).toBe(2);
+    expect(result.step).toBe(10);
+    referenceDir = result.runDir;
+    reference = weights(result.networks);
+    release(result);
+    for (const file of ['config.json', 'metrics.jsonl', 'summary.csv', 'train.log']) expect(fs.existsSync(path.join(referenceDir, file))).toBe(true);
+    const config = JSON.parse(fs.readFileSync(path.join(referenceDir, 'config.json'), 'utf8'));
+    expect(config.seed).toBe(0);
+    expect(config.engine.simd).toBeTypeOf('string');
+    expect(config.dataset.source).toBe('bundled');
+    expect(config.keepLast).toBe(2);
+    const lines = fs.readFileSync(path.join(referenceDir, 'metrics.jsonl'), 'utf8').trim().split('\n');
+    expect(lines).toHaveLength(2);
+    const last = JSON.parse(lines[1]!);
+    expect(last.test.networks).toHaveLength(2);
+    expect(last.test.ensemble.top1).toBeGreaterThanOrEqual(0);
+    expect(last.trainTop1).toHaveLength(2);
+    expect(last.train.kd).toBeGreaterThan(0);
+    const csv = fs.readFileSync(path.join(referenceDir, 'summary.csv'), 'utf8').trim().split('\n');
+    expect(csv[0]).toContain('test_top1_ensemble');
+    expect(csv).toHaveLength(3);
+    const checkpoints = fs.readdirSync(path.join(referenceDir, 'checkpoints')).filter((name) => !name.startsWith('.')).sort();
+    expect(checkpoints).toEqual(['best', 'checkpoint-e0001-s5', 'checkpoint-e0002-s10']);
+  });
+
+  it('resume == uninterrupted, bit for bit (stop after epoch 1, and mid-epoch)', async () => {
+    for (const [name, stopAfterSteps] of [['epoch-boundary', 5], ['mid-epoch', 7]] as const) {
+      const first = await train({ config: { ...tiny, out: root, name, workers: 1 }, console: null, handleSignals: false, stopAfterSteps });
+      expect(first.status).toBe('interrupted');
+      expect(first.exitCode).toBe(130);
+      release(first);
+      const resumed = await train({ config: { resume: first.runDir, out: root }, console: null, handleSignals: false });
+      expect(resumed.status).toBe('completed');
+      expect(resumed.step).toBe(10);
+      expectSameBits(weights(resumed.networks), reference);
+      release(resumed);
+      expect(stripTimes(path.join(resumed.runDir, 'metrics.jsonl'))).toEqual(stripTimes(path.join(referenceDir, 'metrics.jsonl')));
+      // Optimizer momentum buffers are identical too.
+      const a = loadCheckpoint(path.join(referenceDir, 'checkpoints', 'checkpoint-e0002-s10'));
+      const b = loadCheckpoint(path.join(resumed.runDir, 'checkpoints', 'checkpoint-e0002-s10'));
+      expectSameBits([...a.optimizerBuffers.values()].map((e) => e.data), [...b.optimizerBuffers.values()].map((e) => e.data));
+    }
+  });
+
+  it('resume auto finds the run of the same config; differing trajectory flags are refused', async () => {
+    const first = await train({ config: { ...tiny, out: path.join(root, 'auto'), epochs: 1 }, console: null, handleSignals: false, stopAfterSteps: 2 });
+    release(first);
+    const resumed = await train({ config: { ...tiny, out: path.join(root, 'auto'), epochs: 1, resume: 'auto' }, console: null, handleSignals: false });
+    expect(resumed.runDir).toBe(first.runDir);
+    expect(resumed.step).toBe(5);
+    release(resumed);
+    await expect(train({ config: { resume: first.runDir, lr: 0.5 }, console: null, handleSignals: false })).rejects.toThrow(/lr .* differ from the checkpoint/);
+  });
+
+  it('a non-finite loss stops the run with a clear message and keeps the last good checkpoint', async () => {
+    const dml = new DmlObjective();
+    const poisoned: Objective = {
+      name: 'poisoned',
+      modules: () => [],
+      compute(outputs, labels, context) {
+        const result = dml.compute(outputs, labels, context);
+        if (context.step < 6) return result;
+        return { loss: F.add(result.loss, tensor(Float32Array.of(Number.NaN), [])), parts: { ...result.parts, total: Number.NaN } };
+      },
+    };
+    const lines: string[] = [];
+    const result = await train({ config: { ...tiny, out: root, name: 'nan' }, console: (line) => lines.push(line), progress: { quiet: true }, handleSignals: false, objective: poisoned });
+    expect(result.status).toBe('nonfinite');
+    expect(result.exitCode).toBe(3);
+    expect(result.step).toBe(6);
+    release(result);
+    expect(lines.join('\n')).toMatch(/non-finite loss — loss is NaN at epoch 2, batch 2 \(step 7\)/);
+    expect(lines.join('\n')).toMatch(/last good checkpoint is kept: .*checkpoint-e0001-s5/);
+    expect(fs.existsSync(path.join(result.runDir, 'checkpoints', 'checkpoint-e0001-s5', 'checkpoint.json'))).toBe(true);
+  });
+
+  it('--auxiliary: every head is trained (CE) and evaluated; baseline with one network', async () => {
+    const result = await train({ config: { ...tiny, method: 'baseline', numberNet: 1, epochs: 1, auxiliary: true, out: root, name: 'aux' }, console: null, handleSignals: false });
+    expect(result.status).toBe('completed');
+    const heads = result.final!.heads[0]!;
+    expect(heads.length).toBe(result.networks[0]!.stageCount);
+    expect(heads.length).toBeGreaterThan(1);
+    expect(result.final!.networks[0]).toEqual(heads[heads.length - 1]);
+    release(result);
+    const csv = fs.readFileSync(path.join(result.runDir, 'summary.csv'), 'utf8');
+    expect(csv.split('\n')[0]).toContain('test_top1_net0_aux0');
+  });
+});
