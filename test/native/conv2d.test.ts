@@ -68,6 +68,22 @@ export const shapes: Array<[string, Conv2dParams]> = [
   ['wide channels 16->16 32x32', shapeOf(2, 16, 32, 32, 16, 3, 3, [1, 1], [1, 1])],
   ['64->64 8x8', shapeOf(2, 64, 8, 8, 64, 3, 3, [1, 1], [1, 1])],
   ['kernel = whole input', shapeOf(2, 3, 4, 4, 5, 4, 4, [1, 1], [0, 0])],
+  // Compact (column-shift) layout, forward path (out channels per group >= 8) and the row-gather
+  // weight-gradient kernel (avx512, out channels per group >= 24 and (in channels per group)*kh*kw
+  // >= 64): odd sizes, row/column tails,
+  // grid positions split into units, images grouped across thread chunks, groups, strides, padding.
+  ['compact: 12->50 9x9 batch 5 (row and column tails)', shapeOf(5, 12, 9, 9, 50, 3, 3, [1, 1], [1, 1])],
+  ['compact: batch 1, 17x17 (grid split into units)', shapeOf(1, 8, 17, 17, 32, 3, 3, [1, 1], [1, 1])],
+  ['compact: stride 2 pad 2', shapeOf(3, 8, 11, 13, 24, 3, 3, [2, 2], [2, 2])],
+  ['compact: stride 2x1 pad 0, 2x3 kernel', shapeOf(2, 12, 10, 9, 48, 2, 3, [2, 1], [0, 0])],
+  ['compact: groups 2', shapeOf(3, 16, 7, 9, 64, 3, 3, [1, 1], [1, 1], 2)],
+  ['compact: groups 2 stride 2', shapeOf(2, 8, 9, 9, 16, 3, 3, [2, 2], [1, 1], 2)],
+  ['compact: stride 3, 2x2 kernel', shapeOf(2, 3, 11, 10, 8, 2, 2, [3, 3], [1, 1])],
+  ['compact: pad 0, 5x5', shapeOf(2, 3, 9, 8, 24, 5, 5, [1, 1], [0, 0])],
+  ['compact: 8x8 batch 5 (image units across thread chunks)', shapeOf(5, 16, 8, 8, 32, 3, 3, [1, 1], [1, 1])],
+  ['stride 2 pad 0, batch 1, odd sizes', shapeOf(1, 5, 8, 7, 6, 3, 3, [2, 2], [0, 0])],
+  ['stride 2, 4x4 kernel (two taps in every phase)', shapeOf(2, 3, 9, 9, 5, 4, 4, [2, 2], [1, 1])],
+  ['1x1 stride 1 into 32 channels (input read in place)', shapeOf(3, 72, 5, 7, 32, 1, 1, [1, 1], [0, 0])],
 ];
 
 export interface CheckResult { forward: number; input: number; weight: number; bias: number }
@@ -137,6 +153,47 @@ describe('conv2d determinism', () => {
     };
     const first = run(), second = run();
     for (let i = 0; i < first.length; i++) expect(Buffer.from(second[i].buffer).equals(Buffer.from(first[i].buffer))).toBe(true);
+  });
+});
+
+describe('conv2d determinism, compact layout and row-gather weight gradient', () => {
+  it('two runs give identical bits for every pass', () => {
+    const p = shapeOf(7, 12, 9, 9, 48, 3, 3, [1, 1], [1, 1]);
+    const [oh, ow] = outSize(p);
+    const xCount = p.batch * 12 * 81, wCount = 48 * 12 * 9, yCount = p.batch * 48 * oh * ow;
+    const xs = upload(random(xCount)), ws = upload(random(wCount)), dys = upload(random(yCount));
+    const run = (): Float32Array[] => {
+      const ys = garbage(yCount), dxs = garbage(xCount), dws = garbage(wCount);
+      const params = toParamArray(p);
+      addon.conv2dForward(xs, ws, null, ys, params);
+      addon.conv2dBackwardInput(dys, ws, dxs, params);
+      addon.conv2dBackwardWeight(xs, dys, dws, params);
+      const out = [addon.download(ys, 0, yCount), addon.download(dxs, 0, xCount), addon.download(dws, 0, wCount)];
+      for (const s of [ys, dxs, dws]) addon.free(s);
+      return out;
+    };
+    const first = run(), second = run();
+    for (const s of [xs, ws, dys]) addon.free(s);
+    for (let i = 0; i < first.length; i++) expect(Buffer.from(second[i].buffer).equals(Buffer.from(first[i].buffer))).toBe(true);
+  });
+  // The compact layout has no discarded columns: an Inf in the input only reaches the weight
+  // gradients whose terms really multiply it (here kw = 0 never touches input column 7 of 8).
+  it.runIf(addon.info().simd === 'avx512')('Inf in the input does not leak through discarded columns', () => {
+    const p = shapeOf(2, 8, 8, 8, 32, 3, 3, [1, 1], [1, 1]);
+    const x = random(2 * 8 * 64);
+    x[3 * 8 + 7] = Number.POSITIVE_INFINITY; // image 0, channel 0, row 3, last column
+    const dy = random(2 * 32 * 64);
+    const xs = upload(x), dys = upload(dy), dws = garbage(32 * 8 * 9);
+    addon.conv2dBackwardWeight(xs, dys, dws, toParamArray(p));
+    const got = addon.download(dws, 0, 32 * 8 * 9);
+    const ref = conv2dBackwardWeightReference(p, x, dy);
+    for (let i = 0; i < got.length; i++) {
+      const ci = Math.floor(i / 9) % 8, kw = i % 3;
+      if (ci === 0 && kw > 0) continue; // these terms multiply the Inf
+      expect(Number.isFinite(got[i])).toBe(true);
+      expect(Math.abs(got[i] - ref[i])).toBeLessThanOrEqual(3e-5 * Math.sqrt(128) * (1 + Math.abs(ref[i])));
+    }
+    for (const s of [xs, dys, dws]) addon.free(s);
   });
 });
 

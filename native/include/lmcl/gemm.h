@@ -44,6 +44,14 @@ using DotKernel = void (*)(int64_t length, int64_t images, const float* a, int64
                            const float* b, const int64_t* b_offsets, int64_t b_image, float* out, int64_t ldo,
                            int ra, int rb);
 
+// Row-gather kernel (long reductions, e.g. the conv2d weight gradient):
+//   C[i*ldc + j] += sum_{img<images} sum_{l<length} A_i[img*a_image + l] * Bpack[(img*length + l)*nr + j]
+// for i < m_eff (<= mr), j < n_eff (<= nr), A_i = a + a_offsets[i]. A rows are read in place (no
+// packing; only rows i < m_eff, only their first `length` floats per image); Bpack rows are nr
+// floats wide. Each C element's sum is formed in a fixed order, then added to C once.
+using RowsKernel = void (*)(int64_t length, int64_t images, const float* a, const int64_t* a_offsets,
+                            int64_t a_image, const float* b, float* c, int64_t ldc, int m_eff, int n_eff);
+
 struct MicroKernels {
   SimdLevel level;
   int mr, nr;          // register tile of the packed/indirect kernels
@@ -51,6 +59,7 @@ struct MicroKernels {
   PackedKernel packed;
   IndirectKernel indirect;
   DotKernel dot;
+  RowsKernel rows;     // nullptr where the level has none (conv2d then uses the dot kernel)
 };
 
 // The kernels for lmcl::simd_level() (or an explicit level, for tests/benchmarks).

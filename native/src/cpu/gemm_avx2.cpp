@@ -221,14 +221,14 @@ void dot_kernel_avx2(int64_t length, int64_t images, const float* a, int64_t a_r
 
 const MicroKernels* portable_micro_kernels() {
   static const MicroKernels kernels{SimdLevel::kPortable, kPortableMr, kPortableNr, kDotRa, kDotRb,
-                                    &portable_packed, &portable_indirect, &dot_kernel_portable};
+                                    &portable_packed, &portable_indirect, &dot_kernel_portable, nullptr};
   return &kernels;
 }
 
 const MicroKernels* avx2_micro_kernels() {
 #if LMCL_HAVE_X86
   static const MicroKernels kernels{SimdLevel::kAvx2, kAvx2Mr, kAvx2Nr, kDotRa, kDotRb,
-                                    &avx2_packed, &avx2_indirect, &dot_kernel_avx2};
+                                    &avx2_packed, &avx2_indirect, &dot_kernel_avx2, nullptr};
   return &kernels;
 #else
   return nullptr;

@@ -5,6 +5,9 @@
 // 5. 8 rows divide the conv channel counts (16/32/64) exactly. The edge columns of a tile use
 // masked loads/stores, so the indirect kernel never reads past the n_eff floats of a B row.
 // Dot kernel: 4 x 6 tile of 16-lane accumulators over the contiguous reduction axis.
+// Row-gather kernel (conv2d weight gradient): the same 8 x 32 tile, A broadcast from 8 rows read
+// in place through an offset table, B from a packed 32-wide panel; AVX-512 only (other levels
+// leave it null and conv2d falls back to the dot kernel).
 // Compiled with function target attributes so the rest of the build stays portable; only called
 // when simd_level() == kAvx512. Tested against float64 references in test/native/gemm.test.ts and
 // test/native/conv2d.test.ts (LMCL_CPU_KERNELS=avx512).
@@ -96,6 +99,56 @@ LMCL_AVX512 void indirect_kernel(int64_t kc, const float* a, const float* b, con
   else kernel_body<true, false>(kc, a, b, offsets, c, ldc, m_eff, n_eff, alpha, beta);
 }
 
+// ---- row-gather kernel ------------------------------------------------------------------------
+
+template <int MR, int NV>
+LMCL_AVX512 inline void rows_body(int64_t length, int64_t images, const float* a, const int64_t* a_offsets,
+                                  int64_t a_image, const float* b, float* c, int64_t ldc, int m_eff, int n_eff) {
+  __m512 acc[MR][NV];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
+  const float* rows[MR];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) rows[i] = a + a_offsets[i < m_eff ? i : 0];  // missing rows: re-read row 0
+  for (int64_t image = 0; image < images; ++image) {
+    for (int64_t l = 0; l < length; ++l) {
+      __m512 bv[NV];
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_ps(b + 16 * v);
+      b += 16 * NV;
+#pragma GCC unroll 8
+      for (int i = 0; i < MR; ++i) {
+        const __m512 av = _mm512_set1_ps(rows[i][l]);
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(av, bv[v], acc[i][v]);
+      }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) rows[i] += a_image;
+  }
+  __mmask16 masks[NV];
+#pragma GCC unroll 2
+  for (int v = 0; v < NV; ++v) masks[v] = tail_mask(n_eff - 16 * v);
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    if (i >= m_eff) break;
+    float* cr = c + i * ldc;
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) {
+      if (masks[v] == 0) continue;
+      const __m512 r = _mm512_add_ps(_mm512_maskz_loadu_ps(masks[v], cr + 16 * v), acc[i][v]);
+      _mm512_mask_storeu_ps(cr + 16 * v, masks[v], r);
+    }
+  }
+}
+
+LMCL_AVX512 void rows_kernel(int64_t length, int64_t images, const float* a, const int64_t* a_offsets,
+                             int64_t a_image, const float* b, float* c, int64_t ldc, int m_eff, int n_eff) {
+  rows_body<kMr, kNv>(length, images, a, a_offsets, a_image, b, c, ldc, m_eff, n_eff);
+}
+
 // ---- dot kernel ---------------------------------------------------------------------------
 
 constexpr int kDotRa = 4;
@@ -175,7 +228,7 @@ void dot_kernel(int64_t length, int64_t images, const float* a, int64_t a_row, i
 
 const MicroKernels* avx512_micro_kernels() {
   static const MicroKernels kernels{SimdLevel::kAvx512, kMr, kNr, kDotRa, kDotRb, &packed_kernel,
-                                    &indirect_kernel, &dot_kernel};
+                                    &indirect_kernel, &dot_kernel, &rows_kernel};
   return &kernels;
 }
 
