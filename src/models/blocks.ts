@@ -169,7 +169,12 @@ export interface ResolvedModelOptions {
   auxiliary: boolean;
 }
 
-export function resolveModelOptions(options: ModelOptions, defaultImageSize: number, architecture: string): ResolvedModelOptions {
+export function resolveModelOptions(
+  options: ModelOptions,
+  defaultImageSize: number,
+  architecture: string,
+  minimumImageSize = 1,
+): ResolvedModelOptions {
   if (options === null || typeof options !== 'object') throw new TypeError(`${architecture}: options must be an object`);
   const numClasses = options.numClasses;
   const inChannels = options.inChannels ?? 3;
@@ -183,6 +188,7 @@ export function resolveModelOptions(options: ModelOptions, defaultImageSize: num
   positive(numClasses, 'numClasses');
   positive(inChannels, 'inChannels');
   positive(imageSize, 'imageSize');
+  if (imageSize < minimumImageSize) throw new Error(`${architecture}: imageSize must be at least ${minimumImageSize}, got ${imageSize}`);
   if (typeof auxiliary !== 'boolean') throw new TypeError(`${architecture}: auxiliary must be a boolean, got ${String(auxiliary)}`);
   return { numClasses, inChannels, imageSize, auxiliary };
 }
@@ -213,19 +219,41 @@ export class AuxiliaryClassifier extends Module {
     });
   }
 
-  override forward(maps: readonly Tensor[]): StudentOutput {
-    if (maps.length !== this.extractors.length) {
-      throw new Error(`AuxiliaryClassifier: expected ${this.extractors.length} feature maps, got ${maps.length}`);
-    }
-    const features: Tensor[] = [];
-    const logits: Tensor[] = [];
-    maps.forEach((map, index) => {
-      const feature = globalAveragePool(this.extractors[index]!.forward(map) as Tensor);
-      features.push(feature);
-      logits.push(this.classifiers[index]!.forward(feature));
-    });
-    return { features, logits };
+  get branchCount(): number {
+    return this.extractors.length;
   }
+
+  override forward(maps: readonly Tensor[]): StudentOutput {
+    return runBranches('AuxiliaryClassifier', maps, this.extractors.map((extractor, index) =>
+      [(map: Tensor) => globalAveragePool(extractor.forward(map) as Tensor), this.classifiers[index]!] as const));
+  }
+}
+
+/** The auxiliary branches of a student: one feature and logits per intermediate map. */
+export interface AuxiliaryBranches extends Module {
+  readonly branchCount: number;
+  forward(maps: readonly Tensor[]): StudentOutput;
+}
+
+/**
+ * Runs branch k on map k: feature = pooledFeature_k(map) ([B, d]), logits = fc_k(feature). The
+ * one loop behind every model family's Auxiliary_Classifier.
+ */
+export function runBranches(
+  owner: string,
+  maps: readonly Tensor[],
+  branches: readonly (readonly [(map: Tensor) => Tensor, Linear])[],
+): StudentOutput {
+  if (maps.length !== branches.length) throw new Error(`${owner}: expected ${branches.length} feature maps, got ${maps.length}`);
+  const features: Tensor[] = [];
+  const logits: Tensor[] = [];
+  maps.forEach((map, index) => {
+    const [pooledFeature, fc] = branches[index]!;
+    const feature = pooledFeature(map);
+    features.push(feature);
+    logits.push(fc.forward(feature));
+  });
+  return { features, logits };
 }
 
 // ---- students ---------------------------------------------------------------------------------
@@ -255,15 +283,15 @@ export class AuxiliaryStudent extends Module implements Student {
   readonly stageCount: number;
   readonly featureDim: number;
   readonly backbone: StagedBackbone;
-  readonly auxiliaryClassifier: AuxiliaryClassifier;
+  readonly auxiliaryClassifier: AuxiliaryBranches;
 
-  constructor(architecture: string, backbone: StagedBackbone, auxiliaryClassifier: AuxiliaryClassifier) {
+  constructor(architecture: string, backbone: StagedBackbone, auxiliaryClassifier: AuxiliaryBranches) {
     super();
     this.architecture = architecture;
     this.backbone = this.registerModule('backbone', backbone);
     this.auxiliaryClassifier = this.registerModule('auxiliary_classifier', auxiliaryClassifier);
     this.featureDim = backbone.featureDim;
-    this.stageCount = auxiliaryClassifier.extractors.length + 1;
+    this.stageCount = auxiliaryClassifier.branchCount + 1;
   }
 
   override forward(x: Tensor): StudentOutput {

@@ -62,24 +62,7 @@ import * as F from '../ops/functional.js';
 import { tensor } from '../tensor/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { ModelOptions, Student, StudentOutput } from './types.js';
-
-function resolveOptions(options: ModelOptions, name: string) {
-  if (options === null || typeof options !== 'object') throw new TypeError(`${name}: options must be an object { numClasses, ... }`);
-  const { numClasses, inChannels = 3, imageSize = 32, auxiliary = false } = options;
-  for (const [key, value] of [['numClasses', numClasses], ['inChannels', inChannels], ['imageSize', imageSize]] as const) {
-    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
-      throw new TypeError(`${name}: ${key} must be a positive integer, got ${String(value)}`);
-    }
-  }
-  if (imageSize < 4) throw new Error(`${name}: imageSize must be at least 4, got ${imageSize}`);
-  if (typeof auxiliary !== 'boolean') throw new TypeError(`${name}: auxiliary must be a boolean, got ${String(auxiliary)}`);
-  return { numClasses, inChannels, imageSize, auxiliary };
-}
-
-/** [B, C, H, W] → [B, C]: global average pooling. */
-function globalPool(x: Tensor): Tensor {
-  return F.flatten(F.adaptiveAvgPool2d(x, 1), 1);
-}
+import { AuxiliaryStudent, globalAveragePool, resolveModelOptions, runBranches } from './blocks.js';
 
 // 9×25 matrix that spreads a row-major 3×3 kernel onto the even positions of a 5×5 kernel.
 const DILATE_3X3_TO_5X5 = (() => {
@@ -334,7 +317,7 @@ export class HCGNet extends Module implements Student {
     const map1 = s.transition1.forward(s.hybrid1.forward(this.conv0.forward(x)) as Tensor);
     const map2 = s.transition2.forward(s.hybrid2.forward(map1) as Tensor);
     const out = s.norm5.forward(s.hybrid3.forward(map2) as Tensor);
-    const feature = globalPool(F.relu(out));
+    const feature = globalAveragePool(F.relu(out));
     return { maps: [map1, map2], feature, logits: this.classifier.forward(feature) };
   }
 
@@ -372,54 +355,22 @@ export class HCGNetAuxiliaryClassifier extends Module {
   }
 
   /** Inputs: [Transition1 output, Transition2 output]; returns their features and logits. */
+  readonly branchCount = 2;
+
   override forward(inputs: readonly Tensor[]): StudentOutput {
-    const branches = [[this.blockExtractor1, this.fc1], [this.blockExtractor2, this.fc2]] as const;
-    if (inputs.length !== branches.length) {
-      throw new Error(`HCGNetAuxiliaryClassifier: expected ${branches.length} inputs, got ${inputs.length}`);
-    }
-    const features: Tensor[] = [];
-    const logits: Tensor[] = [];
-    inputs.forEach((input, index) => {
-      const [extractor, fc] = branches[index]!;
-      const feature = globalPool(extractor.forward(input) as Tensor);
-      features.push(feature);
-      logits.push(fc.forward(feature));
-    });
-    return { features, logits };
-  }
-}
-
-/**
- * HCGNet with the two L-MCL auxiliary branches (HCGNet_Auxiliary): children 'backbone' and
- * 'auxiliary_classifier'; stages [aux1, aux2, backbone].
- */
-export class HCGNetAuxiliary extends Module implements Student {
-  readonly architecture: string;
-  readonly stageCount = 3;
-  readonly featureDim: number;
-  readonly backbone: HCGNet;
-  readonly auxiliaryClassifier: HCGNetAuxiliaryClassifier;
-
-  constructor(architecture: string, config: HCGNetConfig, numClasses: number, inChannels = 3) {
-    super();
-    this.architecture = architecture;
-    this.backbone = this.registerModule('backbone', new HCGNet(architecture, config, numClasses, inChannels));
-    this.featureDim = this.backbone.featureDim;
-    this.auxiliaryClassifier = this.registerModule('auxiliary_classifier', new HCGNetAuxiliaryClassifier(config, numClasses));
-  }
-
-  override forward(x: Tensor): StudentOutput {
-    const { maps, feature, logits } = this.backbone.forwardStages(x);
-    const aux = this.auxiliaryClassifier.forward(maps);
-    return { features: [...aux.features, feature], logits: [...aux.logits, logits] };
+    return runBranches('HCGNetAuxiliaryClassifier', inputs, [
+      [(map: Tensor) => globalAveragePool(this.blockExtractor1.forward(map) as Tensor), this.fc1],
+      [(map: Tensor) => globalAveragePool(this.blockExtractor2.forward(map) as Tensor), this.fc2],
+    ]);
   }
 }
 
 function build(architecture: string, config: HCGNetConfig, options: ModelOptions): Student {
-  const resolved = resolveOptions(options, architecture);
-  return resolved.auxiliary
-    ? new HCGNetAuxiliary(architecture, config, resolved.numClasses, resolved.inChannels)
-    : new HCGNet(architecture, config, resolved.numClasses, resolved.inChannels);
+  const resolved = resolveModelOptions(options, 32, architecture, 4);
+  const backbone = new HCGNet(architecture, config, resolved.numClasses, resolved.inChannels);
+  if (!resolved.auxiliary) return backbone;
+  // The reference's HCGNet_Auxiliary: children 'backbone' and 'auxiliary_classifier'.
+  return new AuxiliaryStudent(architecture, backbone, new HCGNetAuxiliaryClassifier(config, resolved.numClasses));
 }
 
 export function hcgnetA1(options: ModelOptions): Student {

@@ -37,25 +37,7 @@ import { Sequential } from '../nn/container.js';
 import * as F from '../ops/functional.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { ModelOptions, Student, StudentOutput } from './types.js';
-
-function resolveOptions(options: ModelOptions, name: string) {
-  if (options === null || typeof options !== 'object') throw new TypeError(`${name}: options must be an object { numClasses, ... }`);
-  const { numClasses, inChannels = 3, imageSize = 32, auxiliary = false } = options;
-  for (const [key, value] of [['numClasses', numClasses], ['inChannels', inChannels], ['imageSize', imageSize]] as const) {
-    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
-      throw new TypeError(`${name}: ${key} must be a positive integer, got ${String(value)}`);
-    }
-  }
-  // Three stride-2 stages: from 8×8 up the final map is at least 1×1.
-  if (imageSize < 8) throw new Error(`${name}: imageSize must be at least 8, got ${imageSize}`);
-  if (typeof auxiliary !== 'boolean') throw new TypeError(`${name}: auxiliary must be a boolean, got ${String(auxiliary)}`);
-  return { numClasses, inChannels, imageSize, auxiliary };
-}
-
-/** [B, C, H, W] → [B, C]: global average pooling (adaptive; see the header on avg_pool2d(4)). */
-function globalPool(x: Tensor): Tensor {
-  return F.flatten(F.adaptiveAvgPool2d(x, 1), 1);
-}
+import { AuxiliaryStudent, globalAveragePool, resolveModelOptions, runBranches } from './blocks.js';
 
 /** Channel shuffle with `groups` groups: [N, g, C/g, H, W] → transpose(1, 2) → [N, C, H, W]. */
 export function channelShuffle(x: Tensor, groups = 2): Tensor {
@@ -212,7 +194,7 @@ export class ShuffleNetV2 extends Module implements Student {
     const out1 = this.layer1.forward(stem) as Tensor;
     const out2 = this.layer2.forward(out1) as Tensor;
     const out3 = this.layer3.forward(out2) as Tensor;
-    const feature = globalPool(F.relu(this.bn2.forward(this.conv2.forward(out3))));
+    const feature = globalAveragePool(F.relu(this.bn2.forward(this.conv2.forward(out3))));
     return { maps: [out1, out2], feature, logits: this.linear.forward(feature) };
   }
 
@@ -247,54 +229,22 @@ export class ShuffleNetV2AuxiliaryClassifier extends Module {
   }
 
   /** Inputs: [layer1 output, layer2 output]; returns their features and logits, in that order. */
+  readonly branchCount = 2;
+
   override forward(inputs: readonly Tensor[]): StudentOutput {
-    const branches = [[this.blockExtractor1, this.fc1], [this.blockExtractor2, this.fc2]] as const;
-    if (inputs.length !== branches.length) {
-      throw new Error(`ShuffleNetV2AuxiliaryClassifier: expected ${branches.length} inputs, got ${inputs.length}`);
-    }
-    const features: Tensor[] = [];
-    const logits: Tensor[] = [];
-    inputs.forEach((input, index) => {
-      const [extractor, fc] = branches[index]!;
-      const feature = globalPool(extractor.forward(input) as Tensor);
-      features.push(feature);
-      logits.push(fc.forward(feature));
-    });
-    return { features, logits };
-  }
-}
-
-/**
- * ShuffleNetV2 with the two L-MCL auxiliary branches (ShuffleNetV2_Auxiliary): children
- * 'backbone' and 'auxiliary_classifier'; stages [aux1, aux2, backbone].
- */
-export class ShuffleNetV2Auxiliary extends Module implements Student {
-  readonly architecture: string;
-  readonly stageCount = 3;
-  readonly featureDim: number;
-  readonly backbone: ShuffleNetV2;
-  readonly auxiliaryClassifier: ShuffleNetV2AuxiliaryClassifier;
-
-  constructor(architecture: string, config: ShuffleNetV2Config, numClasses: number, inChannels = 3) {
-    super();
-    this.architecture = architecture;
-    this.backbone = this.registerModule('backbone', new ShuffleNetV2(architecture, config, numClasses, inChannels));
-    this.featureDim = this.backbone.featureDim;
-    this.auxiliaryClassifier = this.registerModule('auxiliary_classifier', new ShuffleNetV2AuxiliaryClassifier(config, numClasses));
-  }
-
-  override forward(x: Tensor): StudentOutput {
-    const { maps, feature, logits } = this.backbone.forwardStages(x);
-    const aux = this.auxiliaryClassifier.forward(maps);
-    return { features: [...aux.features, feature], logits: [...aux.logits, logits] };
+    return runBranches('ShuffleNetV2AuxiliaryClassifier', inputs, [
+      [(map: Tensor) => globalAveragePool(this.blockExtractor1.forward(map) as Tensor), this.fc1],
+      [(map: Tensor) => globalAveragePool(this.blockExtractor2.forward(map) as Tensor), this.fc2],
+    ]);
   }
 }
 
 function build(architecture: string, config: ShuffleNetV2Config, options: ModelOptions): Student {
-  const resolved = resolveOptions(options, architecture);
-  return resolved.auxiliary
-    ? new ShuffleNetV2Auxiliary(architecture, config, resolved.numClasses, resolved.inChannels)
-    : new ShuffleNetV2(architecture, config, resolved.numClasses, resolved.inChannels);
+  const resolved = resolveModelOptions(options, 32, architecture, 4);
+  const backbone = new ShuffleNetV2(architecture, config, resolved.numClasses, resolved.inChannels);
+  if (!resolved.auxiliary) return backbone;
+  // The reference's ShuffleNetV2_Auxiliary: children 'backbone' and 'auxiliary_classifier'.
+  return new AuxiliaryStudent(architecture, backbone, new ShuffleNetV2AuxiliaryClassifier(config, resolved.numClasses));
 }
 
 export function shufflenetv2x05(options: ModelOptions): Student {

@@ -35,32 +35,7 @@ import * as init from '../nn/init.js';
 import * as F from '../ops/functional.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { ModelOptions, Student, StudentOutput } from './types.js';
-
-interface ResolvedOptions {
-  numClasses: number;
-  inChannels: number;
-  imageSize: number;
-  auxiliary: boolean;
-}
-
-function resolveOptions(options: ModelOptions, name: string): ResolvedOptions {
-  if (options === null || typeof options !== 'object') throw new TypeError(`${name}: options must be an object { numClasses, ... }`);
-  const { numClasses, inChannels = 3, imageSize = 32, auxiliary = false } = options;
-  for (const [key, value] of [['numClasses', numClasses], ['inChannels', inChannels], ['imageSize', imageSize]] as const) {
-    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
-      throw new TypeError(`${name}: ${key} must be a positive integer, got ${String(value)}`);
-    }
-  }
-  // Two stride-2 stages: anything from 4×4 up keeps at least a 1×1 final map.
-  if (imageSize < 4) throw new Error(`${name}: imageSize must be at least 4, got ${imageSize}`);
-  if (typeof auxiliary !== 'boolean') throw new TypeError(`${name}: auxiliary must be a boolean, got ${String(auxiliary)}`);
-  return { numClasses, inChannels, imageSize, auxiliary };
-}
-
-/** [B, C, H, W] → [B, C]: global average pooling (adaptive; see the header on avg_pool2d(8)). */
-function globalPool(x: Tensor): Tensor {
-  return F.flatten(F.adaptiveAvgPool2d(x, 1), 1);
-}
+import { AuxiliaryStudent, globalAveragePool, resolveModelOptions, runBranches } from './blocks.js';
 
 /** Pre-activation basic block of wrn_cifar.py (dropout 0). */
 export class WrnBasicBlock extends Module {
@@ -131,21 +106,13 @@ export class WrnAuxiliaryClassifier extends Module {
   }
 
   /** Inputs: [block1 output, block2 output]; returns their features and logits, in that order. */
+  readonly branchCount = 2;
+
   override forward(inputs: readonly Tensor[]): StudentOutput {
-    const branches = [
-      [this.blockExtractor1, this.bn1, this.fc1],
-      [this.blockExtractor2, this.bn2, this.fc2],
-    ] as const;
-    if (inputs.length !== branches.length) throw new Error(`WrnAuxiliaryClassifier: expected ${branches.length} inputs, got ${inputs.length}`);
-    const features: Tensor[] = [];
-    const logits: Tensor[] = [];
-    inputs.forEach((input, index) => {
-      const [extractor, bn, fc] = branches[index]!;
-      const feature = globalPool(F.relu(bn.forward(extractor.forward(input) as Tensor)));
-      features.push(feature);
-      logits.push(fc.forward(feature));
-    });
-    return { features, logits };
+    return runBranches('WrnAuxiliaryClassifier', inputs, [
+      [(map: Tensor) => globalAveragePool(F.relu(this.bn1.forward(this.blockExtractor1.forward(map) as Tensor))), this.fc1],
+      [(map: Tensor) => globalAveragePool(F.relu(this.bn2.forward(this.blockExtractor2.forward(map) as Tensor))), this.fc2],
+    ]);
   }
 }
 
@@ -219,7 +186,7 @@ export class WideResNet extends Module implements Student {
     const out1 = this.block1.forward(this.conv1.forward(x));
     const out2 = this.block2.forward(out1);
     const out3 = this.block3.forward(out2);
-    const feature = globalPool(F.relu(this.bn1.forward(out3)));
+    const feature = globalAveragePool(F.relu(this.bn1.forward(out3)));
     return { maps: [out1, out2], feature, logits: this.fc.forward(feature) };
   }
 
@@ -229,39 +196,14 @@ export class WideResNet extends Module implements Student {
   }
 }
 
-/**
- * WRN with the two L-MCL auxiliary branches (lmcl_wrn_cifar.py's WideResNet_Auxiliary):
- * children 'backbone' (a WideResNet) and 'auxiliary_classifier'; stages [aux1, aux2, backbone].
- */
-export class WideResNetAuxiliary extends Module implements Student {
-  readonly architecture: string;
-  readonly stageCount = 3;
-  readonly featureDim: number;
-  readonly backbone: WideResNet;
-  readonly auxiliaryClassifier: WrnAuxiliaryClassifier;
-
-  constructor(architecture: string, config: WideResNetConfig, numClasses: number, inChannels = 3) {
-    super();
-    this.architecture = architecture;
-    this.backbone = this.registerModule('backbone', new WideResNet(architecture, config, numClasses, inChannels));
-    this.featureDim = this.backbone.featureDim;
-    this.auxiliaryClassifier = this.registerModule('auxiliary_classifier',
-      new WrnAuxiliaryClassifier(this.backbone.blocksPerGroup, this.backbone.widths, numClasses));
-    initialiseLikeReference(this.auxiliaryClassifier);
-  }
-
-  override forward(x: Tensor): StudentOutput {
-    const { maps, feature, logits } = this.backbone.forwardStages(x);
-    const aux = this.auxiliaryClassifier.forward(maps);
-    return { features: [...aux.features, feature], logits: [...aux.logits, logits] };
-  }
-}
-
 function build(architecture: string, config: WideResNetConfig, options: ModelOptions): Student {
-  const resolved = resolveOptions(options, architecture);
-  return resolved.auxiliary
-    ? new WideResNetAuxiliary(architecture, config, resolved.numClasses, resolved.inChannels)
-    : new WideResNet(architecture, config, resolved.numClasses, resolved.inChannels);
+  const resolved = resolveModelOptions(options, 32, architecture, 4);
+  const backbone = new WideResNet(architecture, config, resolved.numClasses, resolved.inChannels);
+  if (!resolved.auxiliary) return backbone;
+  const branches = new WrnAuxiliaryClassifier(backbone.blocksPerGroup, backbone.widths, resolved.numClasses);
+  initialiseLikeReference(branches);
+  // lmcl_wrn_cifar.py's WideResNet_Auxiliary: children 'backbone' and 'auxiliary_classifier'.
+  return new AuxiliaryStudent(architecture, backbone, branches);
 }
 
 export function wrn16x2(options: ModelOptions): Student {
