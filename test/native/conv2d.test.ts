@@ -4,10 +4,9 @@
 // Every SIMD path (avx512, avx2, portable) is exercised by re-running a subset of shapes in child
 // node processes with LMCL_CPU_KERNELS set (the level is read once per process).
 import { describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { native } from '../../src/native/index.js';
 import type { NativeStorage } from '../../src/native/index.js';
+import { runOnEverySimdLevel } from '../helpers/simd_levels.js';
 import {
   type Conv2dParams, conv2dBackwardBiasReference, conv2dBackwardInputReference, conv2dBackwardWeightReference,
   conv2dForwardReference, outSize, toParamArray,
@@ -238,33 +237,4 @@ describe('conv2d argument checks', () => {
   });
 });
 
-// In the parent run, re-run this whole file once per SIMD level in a child vitest process (the
-// level is read once per process); children skip this block.
-const childLevel = process.env.LMCL_TEST_SIMD_CHILD;
-const levels = ['portable', 'avx2', 'avx512'];
-it.runIf(childLevel !== undefined)('child process runs at (or below) the requested SIMD level', () => {
-  expect(levels.indexOf(addon.info().simd)).toBeLessThanOrEqual(levels.indexOf(childLevel ?? 'avx512'));
-  if (childLevel !== 'avx512') expect(addon.info().simd).toBe(childLevel);
-});
-describe.skipIf(childLevel !== undefined)('conv2d on every SIMD path (child processes)', () => {
-  const file = fileURLToPath(import.meta.url);
-  const root = fileURLToPath(new URL('../../', import.meta.url));
-  for (const level of ['avx512', 'avx2', 'portable']) {
-    it(`LMCL_CPU_KERNELS=${level}`, () => {
-      const child = spawnSync(process.execPath, [`${root}node_modules/vitest/vitest.mjs`, 'run', file], {
-        cwd: root,
-        env: { ...process.env, LMCL_CPU_KERNELS: level, LMCL_TEST_SIMD_CHILD: level, NO_COLOR: '1' },
-        encoding: 'utf8',
-      });
-      // eslint-disable-next-line no-control-regex
-      const output = (child.stdout + child.stderr).replace(/\u001b\[[0-9;]*m/g, '');
-      expect(output, output).toMatch(/Tests\s+\d+ passed/);
-      expect(child.status, output).toBe(0);
-    });
-  }
-  it('children really used the requested level', () => {
-    const child = spawnSync(process.execPath, ['-e', `const a=require(${JSON.stringify(`${root}build/Release/lmcl.node`)});console.log(a.info().simd)`], {
-      env: { ...process.env, LMCL_CPU_KERNELS: 'avx2' }, encoding: 'utf8' });
-    expect(['avx2', 'portable']).toContain(child.stdout.trim());
-  });
-});
+runOnEverySimdLevel(import.meta.url, 'conv2d');

@@ -3,11 +3,10 @@
 // |got - ref| <= 2e-5 * sqrt(k) * (1 + |ref|)   (inputs uniform in [-1, 1]).
 // Each SIMD path is exercised by re-running this file in child processes with LMCL_CPU_KERNELS.
 import { describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { native } from '../../src/native/index.js';
 import type { NativeStorage } from '../../src/native/index.js';
 import { gemmReference } from '../reference/gemm_reference.js';
+import { runOnEverySimdLevel } from '../helpers/simd_levels.js';
 
 const addon = native();
 
@@ -109,26 +108,4 @@ describe('gemm argument checks', () => {
   });
 });
 
-const childLevel = process.env.LMCL_TEST_SIMD_CHILD;
-const levels = ['portable', 'avx2', 'avx512'];
-it.runIf(childLevel !== undefined)('child process runs at (or below) the requested SIMD level', () => {
-  expect(levels.indexOf(addon.info().simd)).toBeLessThanOrEqual(levels.indexOf(childLevel ?? 'avx512'));
-  if (childLevel !== 'avx512') expect(addon.info().simd).toBe(childLevel);
-});
-describe.skipIf(childLevel !== undefined)('gemm on every SIMD path (child processes)', () => {
-  const file = fileURLToPath(import.meta.url);
-  const root = fileURLToPath(new URL('../../', import.meta.url));
-  for (const level of ['avx512', 'avx2', 'portable']) {
-    it(`LMCL_CPU_KERNELS=${level}`, () => {
-      const child = spawnSync(process.execPath, [`${root}node_modules/vitest/vitest.mjs`, 'run', file], {
-        cwd: root,
-        env: { ...process.env, LMCL_CPU_KERNELS: level, LMCL_TEST_SIMD_CHILD: level, NO_COLOR: '1' },
-        encoding: 'utf8',
-      });
-      // eslint-disable-next-line no-control-regex
-      const output = (child.stdout + child.stderr).replace(/\u001b\[[0-9;]*m/g, '');
-      expect(output, output).toMatch(/Tests\s+\d+ passed/);
-      expect(child.status, output).toBe(0);
-    });
-  }
-});
+runOnEverySimdLevel(import.meta.url, 'gemm');
