@@ -8,82 +8,76 @@ namespace lmcl {
 namespace binding {
 namespace {
 
+// The trailing (outer, dim, inner, eps) arguments every entry point takes, checked, plus the
+// element count of an [outer, dim, inner] operand and of an [outer, inner] per-row operand.
+struct RowGeometry {
+  int64_t outer, dim, inner;
+  float eps;
+  int64_t count, rows;
+};
 
-float eps_of(const Napi::CallbackInfo& info, size_t index, const char* op) {
-  double eps = get_number(info, index, op, "eps");
+RowGeometry read_geometry(const Napi::CallbackInfo& info, size_t first, const char* op) {
+  RowGeometry g{};
+  g.outer = get_int(info, first, op, "outer");
+  g.dim = get_int(info, first + 1, op, "dim");
+  g.inner = get_int(info, first + 2, op, "inner");
+  double eps = get_number(info, first + 3, op, "eps");
   if (!std::isfinite(eps) || eps < 0) throw_error(info.Env(), std::string(op) + ": eps must be a finite number >= 0");
-  return static_cast<float>(eps);
+  g.eps = static_cast<float>(eps);
+  g.count = element_count(info.Env(), op, {g.outer, g.dim, g.inner});
+  g.rows = element_count(info.Env(), op, {g.outer, g.inner});
+  return g;
 }
 
 // normalizeForward(x, out, norms, outer, dim, inner, eps)
 Napi::Value normalize_forward_op(const Napi::CallbackInfo& info) {
   const char* name = "normalize";
-  int64_t outer = get_int(info, 3, name, "outer");
-  int64_t dim = get_int(info, 4, name, "dim");
-  int64_t inner = get_int(info, 5, name, "inner");
-  float eps = eps_of(info, 6, name);
-  int64_t count = element_count(info.Env(), name, {outer, dim, inner});
-  int64_t rows = element_count(info.Env(), name, {outer, inner});
-  const float* x = cpu_floats(info, 0, count, name, "x");
-  float* out = cpu_floats(info, 1, count, name, "out");
-  float* norms = cpu_floats(info, 2, rows, name, "norms");
-  throw_if_error(info.Env(), l2_normalize_forward(outer, dim, inner, eps, x, out, norms), name);
+  const RowGeometry g = read_geometry(info, 3, name);
+  const float* x = cpu_floats(info, 0, g.count, name, "x");
+  float* out = cpu_floats(info, 1, g.count, name, "out");
+  float* norms = cpu_floats(info, 2, g.rows, name, "norms");
+  throw_if_error(info.Env(), l2_normalize_forward(g.outer, g.dim, g.inner, g.eps, x, out, norms), name);
   return info.Env().Undefined();
 }
 
 // normalizeBackward(out, norms, grad, gradInput, outer, dim, inner, eps)
 Napi::Value normalize_backward_op(const Napi::CallbackInfo& info) {
   const char* name = "normalizeBackward";
-  int64_t outer = get_int(info, 4, name, "outer");
-  int64_t dim = get_int(info, 5, name, "dim");
-  int64_t inner = get_int(info, 6, name, "inner");
-  float eps = eps_of(info, 7, name);
-  int64_t count = element_count(info.Env(), name, {outer, dim, inner});
-  int64_t rows = element_count(info.Env(), name, {outer, inner});
-  const float* y = cpu_floats(info, 0, count, name, "out");
-  const float* norms = cpu_floats(info, 1, rows, name, "norms");
-  const float* grad = cpu_floats(info, 2, count, name, "grad");
-  float* grad_input = cpu_floats(info, 3, count, name, "gradInput");
-  throw_if_error(info.Env(), l2_normalize_backward(outer, dim, inner, eps, y, norms, grad, grad_input), name);
+  const RowGeometry g = read_geometry(info, 4, name);
+  const float* y = cpu_floats(info, 0, g.count, name, "out");
+  const float* norms = cpu_floats(info, 1, g.rows, name, "norms");
+  const float* grad = cpu_floats(info, 2, g.count, name, "grad");
+  float* grad_input = cpu_floats(info, 3, g.count, name, "gradInput");
+  throw_if_error(info.Env(), l2_normalize_backward(g.outer, g.dim, g.inner, g.eps, y, norms, grad, grad_input), name);
   return info.Env().Undefined();
 }
 
 // cosineSimilarityForward(a, b, out, normsA, normsB, outer, dim, inner, eps)
 Napi::Value cosine_forward_op(const Napi::CallbackInfo& info) {
   const char* name = "cosineSimilarity";
-  int64_t outer = get_int(info, 5, name, "outer");
-  int64_t dim = get_int(info, 6, name, "dim");
-  int64_t inner = get_int(info, 7, name, "inner");
-  float eps = eps_of(info, 8, name);
-  int64_t count = element_count(info.Env(), name, {outer, dim, inner});
-  int64_t rows = element_count(info.Env(), name, {outer, inner});
-  const float* a = cpu_floats(info, 0, count, name, "a");
-  const float* b = cpu_floats(info, 1, count, name, "b");
-  float* out = cpu_floats(info, 2, rows, name, "out");
-  float* norms_a = cpu_floats(info, 3, rows, name, "normsA");
-  float* norms_b = cpu_floats(info, 4, rows, name, "normsB");
-  throw_if_error(info.Env(), cosine_similarity_forward(outer, dim, inner, eps, a, b, out, norms_a, norms_b), name);
+  const RowGeometry g = read_geometry(info, 5, name);
+  const float* a = cpu_floats(info, 0, g.count, name, "a");
+  const float* b = cpu_floats(info, 1, g.count, name, "b");
+  float* out = cpu_floats(info, 2, g.rows, name, "out");
+  float* norms_a = cpu_floats(info, 3, g.rows, name, "normsA");
+  float* norms_b = cpu_floats(info, 4, g.rows, name, "normsB");
+  throw_if_error(info.Env(), cosine_similarity_forward(g.outer, g.dim, g.inner, g.eps, a, b, out, norms_a, norms_b), name);
   return info.Env().Undefined();
 }
 
 // cosineSimilarityBackward(a, b, out, normsA, normsB, grad, gradA | null, gradB | null, outer, dim, inner, eps)
 Napi::Value cosine_backward_op(const Napi::CallbackInfo& info) {
   const char* name = "cosineSimilarityBackward";
-  int64_t outer = get_int(info, 8, name, "outer");
-  int64_t dim = get_int(info, 9, name, "dim");
-  int64_t inner = get_int(info, 10, name, "inner");
-  float eps = eps_of(info, 11, name);
-  int64_t count = element_count(info.Env(), name, {outer, dim, inner});
-  int64_t rows = element_count(info.Env(), name, {outer, inner});
-  const float* a = cpu_floats(info, 0, count, name, "a");
-  const float* b = cpu_floats(info, 1, count, name, "b");
-  const float* out = cpu_floats(info, 2, rows, name, "out");
-  const float* norms_a = cpu_floats(info, 3, rows, name, "normsA");
-  const float* norms_b = cpu_floats(info, 4, rows, name, "normsB");
-  const float* grad = cpu_floats(info, 5, rows, name, "grad");
-  float* grad_a = optional_cpu_floats(info, 6, count, name, "gradA");
-  float* grad_b = optional_cpu_floats(info, 7, count, name, "gradB");
-  throw_if_error(info.Env(), cosine_similarity_backward(outer, dim, inner, eps, a, b, out, norms_a, norms_b, grad,
+  const RowGeometry g = read_geometry(info, 8, name);
+  const float* a = cpu_floats(info, 0, g.count, name, "a");
+  const float* b = cpu_floats(info, 1, g.count, name, "b");
+  const float* out = cpu_floats(info, 2, g.rows, name, "out");
+  const float* norms_a = cpu_floats(info, 3, g.rows, name, "normsA");
+  const float* norms_b = cpu_floats(info, 4, g.rows, name, "normsB");
+  const float* grad = cpu_floats(info, 5, g.rows, name, "grad");
+  float* grad_a = optional_cpu_floats(info, 6, g.count, name, "gradA");
+  float* grad_b = optional_cpu_floats(info, 7, g.count, name, "gradB");
+  throw_if_error(info.Env(), cosine_similarity_backward(g.outer, g.dim, g.inner, g.eps, a, b, out, norms_a, norms_b, grad,
                                                         grad_a, grad_b), name);
   return info.Env().Undefined();
 }

@@ -115,14 +115,7 @@ function run(outputs: readonly Tensor[], gradOutputs: readonly Tensor[], options
       return;
     }
     if (options.accumulateIntoLeaves && leaf.requiresGrad) {
-      const previous = leaf.grad;
-      if (previous) {
-        leaf.grad = keep(add(previous, grad));
-        previous.dispose();
-        grad.dispose();
-      } else {
-        leaf.grad = keep(grad);
-      }
+      leaf.grad = keep(accumulate(leaf.grad ?? undefined, grad));
       return;
     }
     grad.dispose();

@@ -267,11 +267,19 @@ export function stageOutput(auxiliary: StudentOutput | null, feature: Tensor, lo
   return { features: [...auxiliary.features, feature], logits: [...auxiliary.logits, logits] };
 }
 
+/** What a backbone's forwardStages returns. */
+export interface BackboneStages {
+  /** The maps fed to the auxiliary branches, shallowest first. */
+  maps: Tensor[];
+  /** The backbone's own pooled feature and logits. */
+  feature: Tensor;
+  logits: Tensor;
+}
+
 /** A backbone that hands its intermediate stage maps to auxiliary branches. */
 export interface StagedBackbone extends Module {
   readonly featureDim: number;
-  /** The maps fed to the branches (shallowest first), and the backbone's own feature and logits. */
-  forwardStages(x: Tensor): { maps: Tensor[]; feature: Tensor; logits: Tensor };
+  forwardStages(x: Tensor): BackboneStages;
 }
 
 /**

@@ -62,7 +62,7 @@ import * as F from '../ops/functional.js';
 import { tensor } from '../tensor/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { ModelOptions, Student, StudentOutput } from './types.js';
-import { AuxiliaryStudent, globalAveragePool, resolveModelOptions, runBranches } from './blocks.js';
+import { AuxiliaryStudent, globalAveragePool, resolveModelOptions, runBranches, type BackboneStages } from './blocks.js';
 
 // 9×25 matrix that spreads a row-major 3×3 kernel onto the even positions of a 5×5 kernel.
 const DILATE_3X3_TO_5X5 = (() => {
@@ -267,13 +267,6 @@ function widthsOf(config: HCGNetConfig) {
   return { stem, block1, transition1, block2, transition2, block3 };
 }
 
-interface BackboneStages {
-  /** Transition1 and Transition2 outputs. */
-  maps: [Tensor, Tensor];
-  feature: Tensor;
-  logits: Tensor;
-}
-
 /** HCGNet for CIFAR-sized inputs (hcgnet_cifar.py): a one-stage Student. */
 export class HCGNet extends Module implements Student {
   readonly architecture: string;
@@ -312,6 +305,7 @@ export class HCGNet extends Module implements Student {
   }
 
   /** The forward pass, also returning the maps the auxiliary branches are fed from. */
+  /** Maps for the auxiliary branches: Transition1 and Transition2 outputs. */
   forwardStages(x: Tensor): BackboneStages {
     const s = this.stages;
     const map1 = s.transition1.forward(s.hybrid1.forward(this.conv0.forward(x)) as Tensor);

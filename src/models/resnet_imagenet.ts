@@ -30,7 +30,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import type { ModelFactory, ModelOptions, Student, StudentOutput } from './types.js';
 import {
   AuxiliaryClassifier, AuxiliaryStudent, BasicBlock, Bottleneck, globalAveragePool, initResNetWeights, makeStage, resolveModelOptions,
-  stageOutput, type BlockType, type StagedBackbone,
+  stageOutput, type BlockType, type StagedBackbone, type BackboneStages,
 } from './blocks.js';
 
 const STEM_WIDTH = 64;
@@ -96,7 +96,7 @@ export class ImageNetResNet extends Module implements Student, StagedBackbone {
   }
 
   /** The maps the auxiliary branches read (f1, f2, f3), and the backbone's feature and logits. */
-  forwardStages(x: Tensor): { maps: Tensor[]; feature: Tensor; logits: Tensor } {
+  forwardStages(x: Tensor): BackboneStages {
     const stem = F.maxPool2d(F.relu(this.bn1.forward(this.conv1.forward(x))), 3, 2, 1);
     const f1 = this.layer1.forward(stem) as Tensor;
     const f2 = this.layer2.forward(f1) as Tensor;

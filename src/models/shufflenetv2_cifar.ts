@@ -37,7 +37,7 @@ import { Sequential } from '../nn/container.js';
 import * as F from '../ops/functional.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { ModelOptions, Student, StudentOutput } from './types.js';
-import { AuxiliaryStudent, globalAveragePool, resolveModelOptions, runBranches } from './blocks.js';
+import { AuxiliaryStudent, globalAveragePool, resolveModelOptions, runBranches, type BackboneStages } from './blocks.js';
 
 /** Channel shuffle with `groups` groups: [N, g, C/g, H, W] → transpose(1, 2) → [N, C, H, W]. */
 export function channelShuffle(x: Tensor, groups = 2): Tensor {
@@ -150,13 +150,6 @@ const CONFIGS: Record<'0.5x' | '1x', ShuffleNetV2Config> = {
   '1x': { outChannels: [116, 232, 464, 1024], numBlocks: [3, 7, 3] },
 };
 
-interface BackboneStages {
-  /** layer1 and layer2 outputs. */
-  maps: [Tensor, Tensor];
-  feature: Tensor;
-  logits: Tensor;
-}
-
 /** ShuffleNetV2 for CIFAR-sized inputs (shufflenetv2_cifar.py): a one-stage Student. */
 export class ShuffleNetV2 extends Module implements Student {
   readonly architecture: string;
@@ -189,6 +182,7 @@ export class ShuffleNetV2 extends Module implements Student {
   }
 
   /** The forward pass, also returning the maps the auxiliary branches are fed from. */
+  /** Maps for the auxiliary branches: layer1 and layer2 outputs. */
   forwardStages(x: Tensor): BackboneStages {
     const stem = F.relu(this.bn1.forward(this.conv1.forward(x)));
     const out1 = this.layer1.forward(stem) as Tensor;

@@ -35,7 +35,7 @@ import * as init from '../nn/init.js';
 import * as F from '../ops/functional.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { ModelOptions, Student, StudentOutput } from './types.js';
-import { AuxiliaryStudent, globalAveragePool, resolveModelOptions, runBranches } from './blocks.js';
+import { AuxiliaryStudent, globalAveragePool, resolveModelOptions, runBranches, type BackboneStages } from './blocks.js';
 
 /** Pre-activation basic block of wrn_cifar.py (dropout 0). */
 export class WrnBasicBlock extends Module {
@@ -137,13 +137,6 @@ export interface WideResNetConfig {
 }
 
 /** What the backbone hands to the auxiliary branches, besides its own feature and logits. */
-interface BackboneStages {
-  /** block1 and block2 outputs (pre-activation maps). */
-  maps: [Tensor, Tensor];
-  feature: Tensor;
-  logits: Tensor;
-}
-
 /** WRN-depth-k for CIFAR-sized inputs (wrn_cifar.py's WideResNet): a one-stage Student. */
 export class WideResNet extends Module implements Student {
   readonly architecture: string;
@@ -182,6 +175,7 @@ export class WideResNet extends Module implements Student {
   }
 
   /** The forward pass, also returning the maps the auxiliary branches are fed from. */
+  /** Maps for the auxiliary branches: block1 and block2 outputs (pre-activation maps). */
   forwardStages(x: Tensor): BackboneStages {
     const out1 = this.block1.forward(this.conv1.forward(x));
     const out2 = this.block2.forward(out1);

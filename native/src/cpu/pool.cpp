@@ -272,42 +272,43 @@ Status validate_pool2d_shape(const Pool2dShape& s) {
   return Status::ok();
 }
 
-Status avg_pool2d_forward(const Pool2dShape& s, const float* x, float* out) {
+namespace {
+
+// Validates s, builds the column ranges once, and runs body(plane, ranges) for every plane
+// (threaded over planes: each plane is written by one thread, so results never depend on it).
+template <typename PlaneBody>
+Status for_each_plane(const Pool2dShape& s, PlaneBody body) {
   LMCL_RETURN_IF_ERROR(validate_pool2d_shape(s));
   ColumnRanges columns(s);
   if (!columns.ok()) return out_of_memory("pool2d: out of memory for the column ranges");
   const int64_t* ranges = columns.data();
-  const int64_t plane_in = s.in_h * s.in_w, plane_out = s.out_h() * s.out_w();
-  parallel_for(0, s.planes, plane_grain(plane_in), [&](int64_t begin, int64_t end) {
-    for (int64_t p = begin; p < end; ++p) avg_plane_forward(s, ranges, x + p * plane_in, out + p * plane_out);
+  parallel_for(0, s.planes, plane_grain(s.in_h * s.in_w), [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) body(p, ranges);
   });
   return Status::ok();
+}
+
+}  // namespace
+
+Status avg_pool2d_forward(const Pool2dShape& s, const float* x, float* out) {
+  const int64_t plane_in = s.in_h * s.in_w, plane_out = s.out_h() * s.out_w();
+  return for_each_plane(s, [&](int64_t p, const int64_t* ranges) {
+    avg_plane_forward(s, ranges, x + p * plane_in, out + p * plane_out);
+  });
 }
 
 Status avg_pool2d_backward(const Pool2dShape& s, const float* grad_out, float* grad_in) {
-  LMCL_RETURN_IF_ERROR(validate_pool2d_shape(s));
-  ColumnRanges columns(s);
-  if (!columns.ok()) return out_of_memory("pool2d: out of memory for the column ranges");
-  const int64_t* ranges = columns.data();
   const int64_t plane_in = s.in_h * s.in_w, plane_out = s.out_h() * s.out_w();
-  parallel_for(0, s.planes, plane_grain(plane_in), [&](int64_t begin, int64_t end) {
-    for (int64_t p = begin; p < end; ++p) avg_plane_backward(s, ranges, grad_out + p * plane_out, grad_in + p * plane_in);
+  return for_each_plane(s, [&](int64_t p, const int64_t* ranges) {
+    avg_plane_backward(s, ranges, grad_out + p * plane_out, grad_in + p * plane_in);
   });
-  return Status::ok();
 }
 
 Status max_pool2d_forward(const Pool2dShape& s, const float* x, float* out, int32_t* indices) {
-  LMCL_RETURN_IF_ERROR(validate_pool2d_shape(s));
-  ColumnRanges columns(s);
-  if (!columns.ok()) return out_of_memory("pool2d: out of memory for the column ranges");
-  const int64_t* ranges = columns.data();
   const int64_t plane_in = s.in_h * s.in_w, plane_out = s.out_h() * s.out_w();
-  parallel_for(0, s.planes, plane_grain(plane_in), [&](int64_t begin, int64_t end) {
-    for (int64_t p = begin; p < end; ++p) {
-      max_plane_forward(s, ranges, x + p * plane_in, out + p * plane_out, indices ? indices + p * plane_out : nullptr);
-    }
+  return for_each_plane(s, [&](int64_t p, const int64_t* ranges) {
+    max_plane_forward(s, ranges, x + p * plane_in, out + p * plane_out, indices ? indices + p * plane_out : nullptr);
   });
-  return Status::ok();
 }
 
 Status max_pool2d_backward(const Pool2dShape& s, const float* grad_out, const int32_t* indices, float* grad_in) {
