@@ -30,7 +30,8 @@
     "src/cpu/reduce.cpp",
     "src/cpu/sgd.cpp",
     "src/cpu/softmax.cpp",
-    "src/cpu/simd_variants.h"
+    "src/cpu/simd_variants.h",
+    "src/cpu/row_math.h"
   ],
   "variables": {
     "cuda_stub_sources": [

@@ -12,6 +12,7 @@
 // differentiable ops, recomputing the statistics from x so that the result can be differentiated
 // again with respect to x, γ and the incoming gradient.
 import { native } from '../native/index.js';
+import { fusedOrComposite } from '../autograd/fused.js';
 import { recordOperation, type BackwardContext } from '../autograd/node.js';
 import { Tensor, formatShape, shapeSize } from '../tensor/tensor.js';
 import { tidy } from '../tensor/scope.js';
@@ -149,9 +150,10 @@ function batchNormBackward(gradOutput: Tensor, context: BackwardContext, g: Geom
   const needX = needs[0]!;
   const needWeight = g.hasWeight && needs[1]!;
   const needBias = g.hasBias && needs[g.hasWeight ? 2 : 1]!;
-  const grads = context.createGraph
-    ? compositeBackward(gradOutput, x, saveMean, saveInvstd, weight ?? null, g, needX, needWeight, needBias)
-    : fusedBackward(gradOutput, x, saveMean, saveInvstd, weight ?? null, g, needX, needWeight, needBias);
+  const grads = fusedOrComposite('batchNorm', context, {
+    fused: () => fusedBackward(gradOutput, x, saveMean, saveInvstd, weight ?? null, g, needX, needWeight, needBias),
+    composite: () => compositeBackward(gradOutput, x, saveMean, saveInvstd, weight ?? null, g, needX, needWeight, needBias),
+  });
   const result: (Tensor | null)[] = [grads.x];
   if (g.hasWeight) result.push(grads.weight);
   if (g.hasBias) result.push(grads.bias);

@@ -13,6 +13,7 @@
 // so gradients of gradients (Hessian-vector products) stay inside the family. The bias gradient
 // is Σ_{n,h,w} h: the native kernel without a graph, F.sum (differentiable) under createGraph.
 import { native } from '../native/index.js';
+import { fusedOrComposite } from '../autograd/fused.js';
 import { recordOperation, type BackwardContext } from '../autograd/node.js';
 import { Tensor, formatShape } from '../tensor/tensor.js';
 import { checkSameDevice, checkTensor, describeValue, pairOf, checkRank } from './checks.js';
@@ -130,16 +131,20 @@ function conv2dRecorded(x: Tensor, weight: Tensor, bias: Tensor | null, geometry
     const gradX = needX ? conv2dBackwardInputRecorded(grad, savedAt(context, flags, 1), geometry) : null;
     const gradW = needW ? conv2dBackwardWeightRecorded(savedAt(context, flags, 0), grad, geometry) : null;
     const result: (Tensor | null)[] = [gradX, gradW];
-    if (bias) result.push(needB ? biasGradient(grad, geometry, context.createGraph) : null);
+    if (bias) result.push(needB ? biasGradient(grad, geometry, context) : null);
     return result;
   });
 }
 
-function biasGradient(grad: Tensor, geometry: Conv2dGeometry, createGraph: boolean): Tensor {
-  if (createGraph) return sum(grad, [0, 2, 3]);
-  const out = Tensor.empty([geometry.params[4]!], grad.device);
-  native().conv2dBackwardBias(grad.storage.handle, out.storage.handle, geometry.params);
-  return out;
+function biasGradient(grad: Tensor, geometry: Conv2dGeometry, context: BackwardContext): Tensor {
+  return fusedOrComposite('conv2dBias', context, {
+    fused: () => {
+      const out = Tensor.empty([geometry.params[4]!], grad.device);
+      native().conv2dBackwardBias(grad.storage.handle, out.storage.handle, geometry.params);
+      return out;
+    },
+    composite: () => sum(grad, [0, 2, 3]),
+  });
 }
 
 function conv2dBackwardInputRecorded(gradOutput: Tensor, weight: Tensor, geometry: Conv2dGeometry): Tensor {

@@ -8,6 +8,7 @@
 // log-sum of the forward). With createGraph it is built from F.softmax and differentiable ops, so
 // it is itself differentiable in the logits (Hessian-vector products for the meta step) and in g.
 import { native } from '../native/index.js';
+import { fusedOrComposite } from '../autograd/fused.js';
 import { recordOperation } from '../autograd/node.js';
 import { Tensor, formatShape, shapeSize } from '../tensor/tensor.js';
 import { tensor } from '../tensor/creation.js';
@@ -67,13 +68,15 @@ export function crossEntropy(logits: Tensor, labels: Int32Array, options?: Cross
   const scale = reduction === 'mean' ? (batch > 0 ? 1 / batch : 0) : 1;
   const result = recordOperation('crossEntropy', out, [logits], [logits, stats], (grad, context) => {
     const [savedLogits, savedStats] = context.saved as [Tensor, Tensor];
-    if (!context.createGraph) {
-      const gradInput = Tensor.empty(savedLogits.shape, savedLogits.device);
-      native().crossEntropyBackward(savedLogits.storage.handle, saved, savedStats.storage.handle, grad.storage.handle,
-        gradInput.storage.handle, batch, classes, scale, reduction === 'none');
-      return [gradInput];
-    }
-    return [crossEntropyBackwardComposite(savedLogits, saved, grad, reduction === 'none', scale)];
+    return [fusedOrComposite('crossEntropy', context, {
+      fused: () => {
+        const gradInput = Tensor.empty(savedLogits.shape, savedLogits.device);
+        native().crossEntropyBackward(savedLogits.storage.handle, saved, savedStats.storage.handle, grad.storage.handle,
+          gradInput.storage.handle, batch, classes, scale, reduction === 'none');
+        return gradInput;
+      },
+      composite: () => crossEntropyBackwardComposite(savedLogits, saved, grad, reduction === 'none', scale),
+    })];
   });
   stats.dispose();
   return result;

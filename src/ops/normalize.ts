@@ -12,6 +12,7 @@
 // differentiable ops on the saved input and output, with the clamped norm as a small op of its
 // own (clampedNorm below), so gradients of gradients work.
 import { native } from '../native/index.js';
+import { fusedOrComposite } from '../autograd/fused.js';
 import { recordOperation } from '../autograd/node.js';
 import { Tensor } from '../tensor/tensor.js';
 import { full } from '../tensor/creation.js';
@@ -114,22 +115,26 @@ export function normalize(x: Tensor, options?: NormalizeOptions): Tensor {
   native().normalizeForward(x.storage.handle, out.storage.handle, norms.storage.handle, outer, extent, inner, eps);
   const result = recordOperation('normalize', out, [x], [x, out, norms], (grad, context) => {
     const [savedX, y, savedNorms] = context.saved as [Tensor, Tensor, Tensor];
-    if (!context.createGraph) {
-      const gradInput = Tensor.empty(y.shape, y.device);
-      native().normalizeBackward(y.storage.handle, savedNorms.storage.handle, grad.storage.handle, gradInput.storage.handle,
-        outer, extent, inner, eps);
-      return [gradInput];
-    }
-    const denominator = clampedNorm(savedX, savedNorms, eps, true);
-    const mask = atLeast(savedNorms, eps);
-    const product = mul(grad, y);
-    const total = sum(product, axis, true);
-    const masked = mul(total, mask);
-    const projection = mul(y, masked);
-    const numerator = sub(grad, projection);
-    const gradInput = div(numerator, denominator);
-    for (const intermediate of [denominator, mask, product, total, masked, projection, numerator]) intermediate.dispose();
-    return [gradInput];
+    return [fusedOrComposite('normalize', context, {
+      fused: () => {
+        const gradInput = Tensor.empty(y.shape, y.device);
+        native().normalizeBackward(y.storage.handle, savedNorms.storage.handle, grad.storage.handle, gradInput.storage.handle,
+          outer, extent, inner, eps);
+        return gradInput;
+      },
+      composite: () => {
+        const denominator = clampedNorm(savedX, savedNorms, eps, true);
+        const mask = atLeast(savedNorms, eps);
+        const product = mul(grad, y);
+        const total = sum(product, axis, true);
+        const masked = mul(total, mask);
+        const projection = mul(y, masked);
+        const numerator = sub(grad, projection);
+        const gradInput = div(numerator, denominator);
+        for (const intermediate of [denominator, mask, product, total, masked, projection, numerator]) intermediate.dispose();
+        return gradInput;
+      },
+    })];
   });
   norms.dispose();
   return result;
@@ -168,35 +173,39 @@ export function cosineSimilarity(a: Tensor, b: Tensor, options?: CosineSimilarit
   const result = recordOperation('cosineSimilarity', out, [left, right], [left, right, out, normsA, normsB], (grad, context) => {
     const [savedA, savedB, savedOut, savedNormsA, savedNormsB] = context.saved as [Tensor, Tensor, Tensor, Tensor, Tensor];
     const [needA, needB] = context.needsInputGrad;
-    if (!context.createGraph) {
-      const gradA = needA ? Tensor.empty(shape, a.device) : null;
-      const gradB = needB ? Tensor.empty(shape, a.device) : null;
-      native().cosineSimilarityBackward(savedA.storage.handle, savedB.storage.handle, savedOut.storage.handle,
-        savedNormsA.storage.handle, savedNormsB.storage.handle, grad.storage.handle, gradA?.storage.handle ?? null,
-        gradB?.storage.handle ?? null, outer, extent, inner, eps);
-      return [gradA, gradB];
-    }
-    const normA = clampedNorm(savedA, savedNormsA, eps, false);
-    const normB = clampedNorm(savedB, savedNormsB, eps, false);
-    const unitA = div(savedA, normA);
-    const unitB = div(savedB, normB);
-    const similarity = reshape(savedOut, keptShape);
-    const gradKept = reshape(grad, keptShape);
-    // g / n_self · (unit_other − out · unit_self)
-    const side = (unitSelf: Tensor, unitOther: Tensor, normSelf: Tensor): Tensor => {
-      const along = mul(similarity, unitSelf);
-      const difference = sub(unitOther, along);
-      const weight = div(gradKept, normSelf);
-      const gradSide = mul(weight, difference);
-      along.dispose();
-      difference.dispose();
-      weight.dispose();
-      return gradSide;
-    };
-    const gradA = needA ? side(unitA, unitB, normA) : null;
-    const gradB = needB ? side(unitB, unitA, normB) : null;
-    for (const intermediate of [normA, normB, unitA, unitB, similarity, gradKept]) intermediate.dispose();
-    return [gradA, gradB];
+    return fusedOrComposite('cosineSimilarity', context, {
+      fused: () => {
+        const gradA = needA ? Tensor.empty(shape, a.device) : null;
+        const gradB = needB ? Tensor.empty(shape, a.device) : null;
+        native().cosineSimilarityBackward(savedA.storage.handle, savedB.storage.handle, savedOut.storage.handle,
+          savedNormsA.storage.handle, savedNormsB.storage.handle, grad.storage.handle, gradA?.storage.handle ?? null,
+          gradB?.storage.handle ?? null, outer, extent, inner, eps);
+        return [gradA, gradB];
+      },
+      composite: () => {
+        const normA = clampedNorm(savedA, savedNormsA, eps, false);
+        const normB = clampedNorm(savedB, savedNormsB, eps, false);
+        const unitA = div(savedA, normA);
+        const unitB = div(savedB, normB);
+        const similarity = reshape(savedOut, keptShape);
+        const gradKept = reshape(grad, keptShape);
+        // g / n_self · (unit_other − out · unit_self)
+        const side = (unitSelf: Tensor, unitOther: Tensor, normSelf: Tensor): Tensor => {
+          const along = mul(similarity, unitSelf);
+          const difference = sub(unitOther, along);
+          const weight = div(gradKept, normSelf);
+          const gradSide = mul(weight, difference);
+          along.dispose();
+          difference.dispose();
+          weight.dispose();
+          return gradSide;
+        };
+        const gradA = needA ? side(unitA, unitB, normA) : null;
+        const gradB = needB ? side(unitB, unitA, normB) : null;
+        for (const intermediate of [normA, normB, unitA, unitB, similarity, gradKept]) intermediate.dispose();
+        return [gradA, gradB];
+      },
+    });
   });
   normsA.dispose();
   normsB.dispose();

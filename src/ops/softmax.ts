@@ -4,10 +4,11 @@
 // Backward, from the saved output y:
 //   softmax      dx = y ⊙ (g − Σ_dim g ⊙ y)
 //   log-softmax  dx = g − exp(y) ⊙ Σ_dim g
-// Without createGraph a fused native kernel computes it. With createGraph the same formula is
+// Without createGraph a fused native kernel computes it; with createGraph the same formula is
 // built from differentiable ops on y, whose own graph leads back to x through this op, so
 // gradients of gradients (and higher) work.
 import { native } from '../native/index.js';
+import { fusedOrComposite } from '../autograd/fused.js';
 import { recordOperation } from '../autograd/node.js';
 import { Tensor } from '../tensor/tensor.js';
 import { checkTensor, normaliseDim } from './checks.js';
@@ -52,12 +53,14 @@ function softmaxAlong(x: Tensor, dim: number, log: boolean): Tensor {
   native().softmaxForward(x.storage.handle, out.storage.handle, outer, extent, inner, log);
   return recordOperation(op, out, [x], [out], (grad, context) => {
     const y = context.saved[0]!;
-    if (!context.createGraph) {
-      const gradInput = Tensor.empty(y.shape, y.device);
-      native().softmaxBackward(y.storage.handle, grad.storage.handle, gradInput.storage.handle, outer, extent, inner, log);
-      return [gradInput];
-    }
-    return [log ? logSoftmaxBackwardComposite(y, grad, axis) : softmaxBackwardComposite(y, grad, axis)];
+    return [fusedOrComposite(log ? 'logSoftmax' : 'softmax', context, {
+      fused: () => {
+        const gradInput = Tensor.empty(y.shape, y.device);
+        native().softmaxBackward(y.storage.handle, grad.storage.handle, gradInput.storage.handle, outer, extent, inner, log);
+        return gradInput;
+      },
+      composite: () => (log ? logSoftmaxBackwardComposite(y, grad, axis) : softmaxBackwardComposite(y, grad, axis)),
+    })];
   });
 }
 
