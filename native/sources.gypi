@@ -31,7 +31,14 @@
     "src/cpu/sgd.cpp",
     "src/cpu/softmax.cpp",
     "src/cpu/simd_variants.h",
-    "src/cpu/row_math.h"
+    "src/cpu/row_math.h",
+    "binding/cohort_contrastive.cpp",
+    "binding/contrastive_kl.cpp",
+    "binding/infonce.cpp",
+    "src/cpu/cohort_contrastive.cpp",
+    "src/cpu/contrastive_kl.cpp",
+    "src/cpu/infonce.cpp",
+    "src/cpu/contrastive_rows.h"
   ],
   "variables": {
     "cuda_stub_sources": [

@@ -19,6 +19,9 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   register_normalize(env, exports);
   register_layout(env, exports);
   register_sgd(env, exports);
+  register_infonce(env, exports);
+  register_contrastive_kl(env, exports);
+  register_cohort_contrastive(env, exports);
   return exports;
 }
 

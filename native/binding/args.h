@@ -85,6 +85,9 @@ void register_reduce(Napi::Env env, Napi::Object exports);
 void register_normalize(Napi::Env env, Napi::Object exports);
 void register_layout(Napi::Env env, Napi::Object exports);
 void register_sgd(Napi::Env env, Napi::Object exports);
+void register_infonce(Napi::Env env, Napi::Object exports);
+void register_contrastive_kl(Napi::Env env, Napi::Object exports);
+void register_cohort_contrastive(Napi::Env env, Napi::Object exports);
 
 }  // namespace binding
 }  // namespace lmcl

@@ -160,3 +160,41 @@ export interface NativeAddon {
     normsB: NativeStorage, grad: NativeStorage, gradA: NativeStorage | null, gradB: NativeStorage | null,
     outer: number, dim: number, inner: number, eps: number): void;
 }
+
+export interface NativeAddon {
+  // ---- contrastive losses (native/binding/infonce.cpp, contrastive_kl.cpp, cohort_contrastive.cpp) ----
+  // Embeddings [batch, dim], logits [batch, classes]; weights [batch] or null (all 1); loss: 1 float.
+  /** Supervised InfoNCE of anchor·contrastᵀ/τ (method.md §0.1); rowStats [batch, 2] = (lse, row term). */
+  supConInfoNCEForward(anchor: NativeStorage, contrast: NativeStorage, labels: Int32Array, weights: NativeStorage | null,
+    loss: NativeStorage, rowStats: NativeStorage, batch: number, dim: number, temperature: number): void;
+  /** Gradients of grad[0]·loss; a null output is skipped. */
+  supConInfoNCEBackward(anchor: NativeStorage, contrast: NativeStorage, labels: Int32Array, weights: NativeStorage | null,
+    rowStats: NativeStorage, grad: NativeStorage, gradAnchor: NativeStorage | null, gradContrast: NativeStorage | null,
+    gradWeights: NativeStorage | null, batch: number, dim: number, temperature: number): void;
+  /** T²·Σ w·KL(softmax(teacher sims/(τT)) ‖ softmax(student sims/(τT)))/batch; rowStats [batch, 3] = (lse_s, lse_t, KL). */
+  contrastiveKLForward(studentAnchor: NativeStorage, studentContrast: NativeStorage, teacherAnchor: NativeStorage,
+    teacherContrast: NativeStorage, weights: NativeStorage | null, loss: NativeStorage, rowStats: NativeStorage,
+    batch: number, dim: number, temperature: number, klTemperature: number): void;
+  contrastiveKLBackward(studentAnchor: NativeStorage, studentContrast: NativeStorage, teacherAnchor: NativeStorage,
+    teacherContrast: NativeStorage, weights: NativeStorage | null, rowStats: NativeStorage, grad: NativeStorage,
+    gradStudentAnchor: NativeStorage | null, gradStudentContrast: NativeStorage | null, gradWeights: NativeStorage | null,
+    batch: number, dim: number, temperature: number, klTemperature: number): void;
+  /** Logit KD: T²·Σ w·KL(softmax(teacher/T) ‖ softmax(student/T))/batch; rowStats [batch, 3]. */
+  distillKLForward(student: NativeStorage, teacher: NativeStorage, weights: NativeStorage | null, loss: NativeStorage,
+    rowStats: NativeStorage, batch: number, classes: number, temperature: number): void;
+  distillKLBackward(student: NativeStorage, teacher: NativeStorage, weights: NativeStorage | null, rowStats: NativeStorage,
+    grad: NativeStorage, gradStudent: NativeStorage | null, gradWeights: NativeStorage | null, batch: number,
+    classes: number, temperature: number): void;
+  /** All four terms of every pair: embeddings [count, batch, dim], pairs int32 [P, 2], weights [P, batch] or null,
+   *  out [P, 4]; similarity [count·batch, count·batch] and stats (cohortStatsFloats) are kept for the backward. */
+  cohortContrastiveForward(embeddings: NativeStorage, labels: Int32Array, pairs: Int32Array, weights: NativeStorage | null,
+    out: NativeStorage, similarity: NativeStorage, stats: NativeStorage, count: number, batch: number, dim: number,
+    temperature: number, klTemperature: number): void;
+  /** Gradients of Σ grad ⊙ out (grad [P, 4]); a null output is skipped. */
+  cohortContrastiveBackward(embeddings: NativeStorage, labels: Int32Array, pairs: Int32Array, weights: NativeStorage | null,
+    similarity: NativeStorage, stats: NativeStorage, grad: NativeStorage, gradEmbeddings: NativeStorage | null,
+    gradWeights: NativeStorage | null, count: number, batch: number, dim: number, temperature: number,
+    klTemperature: number): void;
+  /** Floats of the cohort forward's stats buffer. */
+  cohortStatsFloats(count: number, batch: number, pairCount: number): number;
+}

@@ -1,0 +1,99 @@
+// Binding for the all-pairs cohort contrastive kernels (native/src/cpu/cohort_contrastive.cpp).
+#include "args.h"
+#include "lmcl/cohort_contrastive.h"
+
+namespace lmcl {
+namespace binding {
+namespace {
+
+struct CohortGeometry {
+  int64_t count, batch, dim, pair_count, embedding_floats, similarity_floats, stats_floats;
+  float temperature, kl_temperature;
+  const int32_t* labels;
+  const int32_t* pairs;
+};
+
+// Reads (count, batch, dim, temperature, klTemperature) from `first` on, labels and pairs at the
+// given positions.
+CohortGeometry read_geometry(const Napi::CallbackInfo& info, size_t first, size_t labels_index, size_t pairs_index,
+                             const char* op) {
+  CohortGeometry g{};
+  g.count = get_int(info, first, op, "count");
+  g.batch = get_int(info, first + 1, op, "batch");
+  g.dim = get_int(info, first + 2, op, "dim");
+  g.temperature = static_cast<float>(get_number(info, first + 3, op, "temperature"));
+  g.kl_temperature = static_cast<float>(get_number(info, first + 4, op, "klTemperature"));
+  g.embedding_floats = element_count(info.Env(), op, {g.count, g.batch, g.dim});
+  g.similarity_floats = element_count(info.Env(), op, {g.count, g.batch, g.count, g.batch});
+  int64_t labels_length = 0;
+  g.labels = get_int32_array(info, labels_index, &labels_length, op, "labels");
+  if (labels_length != g.batch) {
+    throw_error(info.Env(), std::string(op) + ": labels has length " + std::to_string(labels_length) +
+                                " but the embeddings have batch size " + std::to_string(g.batch));
+  }
+  int64_t pairs_length = 0;
+  g.pairs = get_int32_array(info, pairs_index, &pairs_length, op, "pairs");
+  if (pairs_length % 2 != 0) throw_error(info.Env(), std::string(op) + ": pairs must hold two indices per pair");
+  g.pair_count = pairs_length / 2;
+  g.stats_floats = cohort_stats_floats(g.count, g.batch, g.pair_count);
+  return g;
+}
+
+// cohortContrastiveForward(embeddings, labels, pairs, weights|null, out, similarity, stats,
+//                          count, batch, dim, temperature, klTemperature)
+Napi::Value cohort_contrastive_forward_op(const Napi::CallbackInfo& info) {
+  const char* name = "cohortContrastive";
+  const CohortGeometry g = read_geometry(info, 7, 1, 2, name);
+  const float* embeddings = cpu_floats(info, 0, g.embedding_floats, name, "embeddings");
+  const float* weights = optional_cpu_floats(info, 3, g.pair_count * g.batch, name, "weights");
+  float* out = cpu_floats(info, 4, 4 * g.pair_count, name, "out");
+  float* similarity = cpu_floats(info, 5, g.similarity_floats, name, "similarity");
+  float* stats = cpu_floats(info, 6, g.stats_floats, name, "stats");
+  throw_if_error(info.Env(),
+                 cohort_contrastive_forward(g.count, g.batch, g.dim, embeddings, g.labels, g.pair_count, g.pairs, weights,
+                                            g.temperature, g.kl_temperature, out, similarity, stats),
+                 name);
+  return info.Env().Undefined();
+}
+
+// cohortContrastiveBackward(embeddings, labels, pairs, weights|null, similarity, stats, grad,
+//                           gradEmbeddings|null, gradWeights|null, count, batch, dim, temperature, klTemperature)
+Napi::Value cohort_contrastive_backward_op(const Napi::CallbackInfo& info) {
+  const char* name = "cohortContrastiveBackward";
+  const CohortGeometry g = read_geometry(info, 9, 1, 2, name);
+  const float* embeddings = cpu_floats(info, 0, g.embedding_floats, name, "embeddings");
+  const float* weights = optional_cpu_floats(info, 3, g.pair_count * g.batch, name, "weights");
+  const float* similarity = cpu_floats(info, 4, g.similarity_floats, name, "similarity");
+  const float* stats = cpu_floats(info, 5, g.stats_floats, name, "stats");
+  const float* grad = cpu_floats(info, 6, 4 * g.pair_count, name, "grad");
+  float* grad_embeddings = optional_cpu_floats(info, 7, g.embedding_floats, name, "gradEmbeddings");
+  float* grad_weights = optional_cpu_floats(info, 8, g.pair_count * g.batch, name, "gradWeights");
+  throw_if_error(info.Env(),
+                 cohort_contrastive_backward(g.count, g.batch, g.dim, embeddings, g.labels, g.pair_count, g.pairs,
+                                             weights, g.temperature, g.kl_temperature, similarity, stats, grad,
+                                             grad_embeddings, grad_weights),
+                 name);
+  return info.Env().Undefined();
+}
+
+// cohortStatsFloats(count, batch, pairCount): the size of the forward's stats buffer.
+Napi::Value cohort_stats_floats_op(const Napi::CallbackInfo& info) {
+  const char* name = "cohortStatsFloats";
+  const int64_t count = get_int(info, 0, name, "count");
+  const int64_t batch = get_int(info, 1, name, "batch");
+  const int64_t pair_count = get_int(info, 2, name, "pairCount");
+  element_count(info.Env(), name, {count, count, batch});
+  element_count(info.Env(), name, {pair_count, batch});
+  return Napi::Number::New(info.Env(), static_cast<double>(cohort_stats_floats(count, batch, pair_count)));
+}
+
+}  // namespace
+
+void register_cohort_contrastive(Napi::Env env, Napi::Object exports) {
+  exports.Set("cohortContrastiveForward", Napi::Function::New(env, cohort_contrastive_forward_op, "cohortContrastiveForward"));
+  exports.Set("cohortContrastiveBackward", Napi::Function::New(env, cohort_contrastive_backward_op, "cohortContrastiveBackward"));
+  exports.Set("cohortStatsFloats", Napi::Function::New(env, cohort_stats_floats_op, "cohortStatsFloats"));
+}
+
+}  // namespace binding
+}  // namespace lmcl

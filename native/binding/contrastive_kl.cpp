@@ -1,0 +1,109 @@
+// Bindings for the KL kernels: contrastive KL and logit KD (native/src/cpu/contrastive_kl.cpp).
+#include "args.h"
+#include "lmcl/contrastive_kl.h"
+
+namespace lmcl {
+namespace binding {
+namespace {
+
+// contrastiveKLForward(studentAnchor, studentContrast, teacherAnchor, teacherContrast, weights|null,
+//                      loss, rowStats, batch, dim, temperature, klTemperature)
+Napi::Value contrastive_kl_forward_op(const Napi::CallbackInfo& info) {
+  const char* name = "contrastiveKL";
+  const int64_t batch = get_int(info, 7, name, "batch");
+  const int64_t dim = get_int(info, 8, name, "dim");
+  const float temperature = static_cast<float>(get_number(info, 9, name, "temperature"));
+  const float kl_temperature = static_cast<float>(get_number(info, 10, name, "klTemperature"));
+  const int64_t count = element_count(info.Env(), name, {batch, dim});
+  const float* student_anchor = cpu_floats(info, 0, count, name, "studentAnchor");
+  const float* student_contrast = cpu_floats(info, 1, count, name, "studentContrast");
+  const float* teacher_anchor = cpu_floats(info, 2, count, name, "teacherAnchor");
+  const float* teacher_contrast = cpu_floats(info, 3, count, name, "teacherContrast");
+  const float* weights = optional_cpu_floats(info, 4, batch, name, "weights");
+  float* loss = cpu_floats(info, 5, 1, name, "loss");
+  float* row_stats = cpu_floats(info, 6, 3 * batch, name, "rowStats");
+  throw_if_error(info.Env(),
+                 contrastive_kl_forward(batch, dim, student_anchor, student_contrast, teacher_anchor, teacher_contrast,
+                                        weights, temperature, kl_temperature, loss, row_stats),
+                 name);
+  return info.Env().Undefined();
+}
+
+// contrastiveKLBackward(studentAnchor, studentContrast, teacherAnchor, teacherContrast, weights|null,
+//                       rowStats, grad, gradStudentAnchor|null, gradStudentContrast|null, gradWeights|null,
+//                       batch, dim, temperature, klTemperature)
+Napi::Value contrastive_kl_backward_op(const Napi::CallbackInfo& info) {
+  const char* name = "contrastiveKLBackward";
+  const int64_t batch = get_int(info, 10, name, "batch");
+  const int64_t dim = get_int(info, 11, name, "dim");
+  const float temperature = static_cast<float>(get_number(info, 12, name, "temperature"));
+  const float kl_temperature = static_cast<float>(get_number(info, 13, name, "klTemperature"));
+  const int64_t count = element_count(info.Env(), name, {batch, dim});
+  const float* student_anchor = cpu_floats(info, 0, count, name, "studentAnchor");
+  const float* student_contrast = cpu_floats(info, 1, count, name, "studentContrast");
+  const float* teacher_anchor = cpu_floats(info, 2, count, name, "teacherAnchor");
+  const float* teacher_contrast = cpu_floats(info, 3, count, name, "teacherContrast");
+  const float* weights = optional_cpu_floats(info, 4, batch, name, "weights");
+  const float* row_stats = cpu_floats(info, 5, 3 * batch, name, "rowStats");
+  const float* grad = cpu_floats(info, 6, 1, name, "grad");
+  float* grad_anchor = optional_cpu_floats(info, 7, count, name, "gradStudentAnchor");
+  float* grad_contrast = optional_cpu_floats(info, 8, count, name, "gradStudentContrast");
+  float* grad_weights = optional_cpu_floats(info, 9, batch, name, "gradWeights");
+  throw_if_error(info.Env(),
+                 contrastive_kl_backward(batch, dim, student_anchor, student_contrast, teacher_anchor, teacher_contrast,
+                                         weights, temperature, kl_temperature, row_stats, grad, grad_anchor,
+                                         grad_contrast, grad_weights),
+                 name);
+  return info.Env().Undefined();
+}
+
+// distillKLForward(student, teacher, weights|null, loss, rowStats, batch, classes, temperature)
+Napi::Value distill_kl_forward_op(const Napi::CallbackInfo& info) {
+  const char* name = "distillKL";
+  const int64_t batch = get_int(info, 5, name, "batch");
+  const int64_t classes = get_int(info, 6, name, "classes");
+  const float temperature = static_cast<float>(get_number(info, 7, name, "temperature"));
+  const int64_t count = element_count(info.Env(), name, {batch, classes});
+  const float* student = cpu_floats(info, 0, count, name, "studentLogits");
+  const float* teacher = cpu_floats(info, 1, count, name, "teacherLogits");
+  const float* weights = optional_cpu_floats(info, 2, batch, name, "weights");
+  float* loss = cpu_floats(info, 3, 1, name, "loss");
+  float* row_stats = cpu_floats(info, 4, 3 * batch, name, "rowStats");
+  throw_if_error(info.Env(), distill_kl_forward(batch, classes, student, teacher, weights, temperature, loss, row_stats),
+                 name);
+  return info.Env().Undefined();
+}
+
+// distillKLBackward(student, teacher, weights|null, rowStats, grad, gradStudent|null, gradWeights|null,
+//                   batch, classes, temperature)
+Napi::Value distill_kl_backward_op(const Napi::CallbackInfo& info) {
+  const char* name = "distillKLBackward";
+  const int64_t batch = get_int(info, 7, name, "batch");
+  const int64_t classes = get_int(info, 8, name, "classes");
+  const float temperature = static_cast<float>(get_number(info, 9, name, "temperature"));
+  const int64_t count = element_count(info.Env(), name, {batch, classes});
+  const float* student = cpu_floats(info, 0, count, name, "studentLogits");
+  const float* teacher = cpu_floats(info, 1, count, name, "teacherLogits");
+  const float* weights = optional_cpu_floats(info, 2, batch, name, "weights");
+  const float* row_stats = cpu_floats(info, 3, 3 * batch, name, "rowStats");
+  const float* grad = cpu_floats(info, 4, 1, name, "grad");
+  float* grad_student = optional_cpu_floats(info, 5, count, name, "gradStudent");
+  float* grad_weights = optional_cpu_floats(info, 6, batch, name, "gradWeights");
+  throw_if_error(info.Env(),
+                 distill_kl_backward(batch, classes, student, teacher, weights, temperature, row_stats, grad,
+                                     grad_student, grad_weights),
+                 name);
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void register_contrastive_kl(Napi::Env env, Napi::Object exports) {
+  exports.Set("contrastiveKLForward", Napi::Function::New(env, contrastive_kl_forward_op, "contrastiveKLForward"));
+  exports.Set("contrastiveKLBackward", Napi::Function::New(env, contrastive_kl_backward_op, "contrastiveKLBackward"));
+  exports.Set("distillKLForward", Napi::Function::New(env, distill_kl_forward_op, "distillKLForward"));
+  exports.Set("distillKLBackward", Napi::Function::New(env, distill_kl_backward_op, "distillKLBackward"));
+}
+
+}  // namespace binding
+}  // namespace lmcl

@@ -1,0 +1,202 @@
+// Row building blocks of the contrastive losses (internal to native/src/cpu): infonce.cpp,
+// contrastive_kl.cpp and cohort_contrastive.cpp reduce similarity rows with these, so the three
+// compute the same per-row quantities the same way. Every function is LMCL_INLINE and is compiled
+// into each SIMD variant of its caller (simd_variants.h), with the lane reductions of row_math.h.
+//
+// A row is x[0..n) of raw similarities (dot products); `scale` turns them into logits
+// (1/τ for InfoNCE, 1/(τ·T) for the KL terms; > 0). `skip` is the one column left out of the
+// InfoNCE row (the anchor itself, u = v), or −1 for none (KL rows keep every column).
+//
+//   log_sum_exp(x, skip, s)          log Σ_{k≠skip} exp(s·x_k), shifted by the row max (no overflow)
+//   positive_sum(x, skip, labels, y) Σ_{k≠skip, labels_k = y} x_k
+//   kl_cross(x, t, s, lse_x, lse_t)  KL(q ‖ p) = s·Σ_v q_v (t_v − x_v) + lse_x − lse_t,
+//                                    p = softmax(s·x), q = softmax(s·t)
+//   add_infonce_gradient             out_k += c·(exp(s·x_k − lse)·[k≠skip] − [labels_k = y]·[k≠skip]/P)
+//   add_softmax                      out_k += c·exp(s·x_k − lse)
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <unordered_map>
+
+#include "lmcl/gemm.h"
+
+#include "row_math.h"
+#include "simd_variants.h"
+
+namespace lmcl {
+namespace {
+
+// The columns of a row of n with `skip` left out (−1: all of them), as at most two ranges. Plain
+// loops over these (not a lambda, which would not inherit the SIMD target of its caller).
+struct ColumnRanges {
+  int64_t begin[2], end[2];
+  int count;
+};
+
+LMCL_INLINE ColumnRanges columns_except(int64_t n, int64_t skip) {
+  if (skip < 0) return ColumnRanges{{0, 0}, {n, 0}, 1};
+  return ColumnRanges{{0, skip + 1}, {skip, n}, 2};
+}
+
+// Σ exp(s·x_k − shift) over [0, n), 16 lanes, the last partial block as one masked step.
+LMCL_INLINE float scaled_exp_sum(const float* __restrict x, int64_t n, float scale, float shift) {
+  float lanes[kLanes] = {0};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    LMCL_NO_UNROLL
+    for (int lane = 0; lane < kLanes; ++lane) lanes[lane] += exp_approx(scale * x[i + lane] - shift);
+  }
+  if (i < n) {
+    LMCL_NO_UNROLL
+    for (int lane = 0; lane < kLanes; ++lane) {
+      const bool inside = i + lane < n;
+      lanes[lane] += exp_approx(inside ? scale * x[i + lane] - shift : -kInfinity);
+    }
+  }
+  return combine_sum(lanes);
+}
+
+// log Σ_{k≠skip} exp(s·x_k). An empty row gives −inf; a NaN or +inf in the row gives NaN/inf.
+LMCL_INLINE float log_sum_exp(const float* __restrict x, int64_t n, int64_t skip, float scale) {
+  const ColumnRanges ranges = columns_except(n, skip);
+  float maximum = -kInfinity;
+  for (int r = 0; r < ranges.count; ++r) {
+    if (ranges.end[r] > ranges.begin[r]) {
+      const float m = row_max(x + ranges.begin[r], ranges.end[r] - ranges.begin[r]);
+      maximum = m > maximum ? m : maximum;
+    }
+  }
+  if (maximum == -kInfinity) return -kInfinity;
+  const float shift = scale * maximum;
+  float total = 0.0f;
+  for (int r = 0; r < ranges.count; ++r) {
+    total += scaled_exp_sum(x + ranges.begin[r], ranges.end[r] - ranges.begin[r], scale, shift);
+  }
+  return shift + std::log(total);
+}
+
+// Σ x_k over the columns k ≠ skip whose label equals `label` (a select per lane; vectorises).
+LMCL_INLINE float positive_sum(const float* __restrict x, int64_t n, int64_t skip, const int32_t* __restrict labels,
+                               int32_t label) {
+  const ColumnRanges ranges = columns_except(n, skip);
+  float total = 0.0f;
+  for (int r = 0; r < ranges.count; ++r) {
+    const int64_t end = ranges.end[r];
+    float lanes[kLanes] = {0};
+    int64_t i = ranges.begin[r];
+    for (; i + kLanes <= end; i += kLanes) {
+      LMCL_NO_UNROLL
+      for (int lane = 0; lane < kLanes; ++lane) lanes[lane] += labels[i + lane] == label ? x[i + lane] : 0.0f;
+    }
+    float tail = 0.0f;
+    for (; i < end; ++i) tail += labels[i] == label ? x[i] : 0.0f;
+    total += combine_sum(lanes) + tail;
+  }
+  return total;
+}
+
+// KL(softmax(s·t) ‖ softmax(s·x)) of one row, from both rows' log-sum-exps (all columns).
+LMCL_INLINE float kl_cross(const float* __restrict x, const float* __restrict t, int64_t n, float scale, float lse_x,
+                           float lse_t) {
+  float lanes[kLanes] = {0};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    LMCL_NO_UNROLL
+    for (int lane = 0; lane < kLanes; ++lane) {
+      const float q = exp_approx(scale * t[i + lane] - lse_t);
+      lanes[lane] += q * (t[i + lane] - x[i + lane]);
+    }
+  }
+  float tail = 0.0f;
+  for (; i < n; ++i) tail += exp_approx(scale * t[i] - lse_t) * (t[i] - x[i]);
+  return scale * (combine_sum(lanes) + tail) + (lse_x - lse_t);
+}
+
+// out_k (+)= c·(exp(s·x_k − lse) − [labels_k = label]·inverse_positives) for k ≠ skip; out_skip
+// untouched when accumulating, 0 otherwise. out may alias x (each element is read, then written).
+LMCL_INLINE void infonce_gradient(const float* x, int64_t n, int64_t skip, float scale, float lse,
+                                  const int32_t* __restrict labels, int32_t label, float inverse_positives,
+                                  float coefficient, bool accumulate, float* out) {
+  const ColumnRanges ranges = columns_except(n, skip);
+  for (int r = 0; r < ranges.count; ++r) {
+    const int64_t begin = ranges.begin[r], end = ranges.end[r];
+    if (accumulate) {
+      for (int64_t k = begin; k < end; ++k) {
+        const float positive = labels[k] == label ? inverse_positives : 0.0f;
+        out[k] += coefficient * (exp_approx(scale * x[k] - lse) - positive);
+      }
+    } else {
+      for (int64_t k = begin; k < end; ++k) {
+        const float positive = labels[k] == label ? inverse_positives : 0.0f;
+        out[k] = coefficient * (exp_approx(scale * x[k] - lse) - positive);
+      }
+    }
+  }
+  if (!accumulate && skip >= 0) out[skip] = 0.0f;
+}
+
+// out_k += c·exp(s·x_k − lse) over all columns (a softmax row, scaled; c may be negative).
+LMCL_INLINE void add_softmax(const float* __restrict x, int64_t n, float scale, float lse, float coefficient,
+                             float* __restrict out) {
+  for (int64_t k = 0; k < n; ++k) out[k] += coefficient * exp_approx(scale * x[k] - lse);
+}
+
+// Per anchor u: the number of other items with its label (|P_u|). Returns the number of anchors
+// with at least one positive (the divisor of the InfoNCE reduction).
+inline int64_t count_positives(int64_t batch, const int32_t* labels, int32_t* positives) {
+  std::unordered_map<int32_t, int32_t> per_label;
+  per_label.reserve(static_cast<size_t>(batch));
+  for (int64_t u = 0; u < batch; ++u) per_label[labels[u]] += 1;
+  int64_t rows = 0;
+  for (int64_t u = 0; u < batch; ++u) {
+    positives[u] = per_label[labels[u]] - 1;
+    if (positives[u] > 0) rows += 1;
+  }
+  return rows;
+}
+
+// ---- tiling over anchor rows (the one-pair ops) -----------------------------------------------
+// The similarity rows of a block of anchors are formed by one GEMM into a scratch block, reduced,
+// and (backward) turned into gradient rows in place. The scratch holds at most kBlockFloats floats
+// per matrix (8 MiB), so extra memory is O(batch·dim + kBlockFloats), never batch².
+
+constexpr int64_t kBlockFloats = int64_t{1} << 21;
+
+inline int64_t rows_per_block(int64_t batch) {
+  const int64_t rows = kBlockFloats / (batch > 0 ? batch : 1);
+  return rows < 1 ? 1 : (rows > batch ? batch : rows);
+}
+
+// out[rows, batch] = anchor[first .. first+rows) · contrastᵀ (raw dot products).
+inline Status similarity_block(int64_t first, int64_t rows, int64_t batch, int64_t dim, const float* anchor,
+                               const float* contrast, float* out) {
+  return gemm(false, true, rows, batch, dim, 1.0f, anchor + first * dim, dim, contrast, dim, 0.0f, out, batch);
+}
+
+// From gradient rows G[rows, batch] of the similarities of anchors first..first+rows:
+// grad_anchor[first..] = G·contrast, grad_contrast (+)= Gᵀ·anchor[first..] (overwritten for the
+// first block, accumulated after, in block order: deterministic). Either output may be nullptr.
+inline Status similarity_block_backward(int64_t first, int64_t rows, int64_t batch, int64_t dim, const float* gradient,
+                                        const float* anchor, const float* contrast, float* grad_anchor,
+                                        float* grad_contrast) {
+  if (grad_anchor) {
+    LMCL_RETURN_IF_ERROR(gemm(false, false, rows, dim, batch, 1.0f, gradient, batch, contrast, dim, 0.0f,
+                              grad_anchor + first * dim, dim));
+  }
+  if (grad_contrast) {
+    LMCL_RETURN_IF_ERROR(gemm(true, false, batch, dim, rows, 1.0f, gradient, batch, anchor + first * dim, dim,
+                              first == 0 ? 0.0f : 1.0f, grad_contrast, dim));
+  }
+  return Status::ok();
+}
+
+// Rows per parallel task for row work over rows of `length` floats.
+inline int64_t contrastive_row_grain(int64_t length) {
+  const int64_t grain = (int64_t{1} << 14) / (length > 0 ? length : 1);
+  return grain < 1 ? 1 : grain;
+}
+
+}  // namespace
+}  // namespace lmcl

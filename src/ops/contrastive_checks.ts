@@ -1,0 +1,64 @@
+// Argument checks shared by the contrastive losses (infonce.ts, contrastive_kl.ts,
+// cohort_contrastive.ts): options objects, temperatures, embedding pairs, labels, weights.
+import { Tensor, formatShape } from '../tensor/tensor.js';
+import { checkRank, checkSameDevice, checkTensor, describeValue } from './checks.js';
+
+/** The options object with only the allowed keys (undefined: {}). */
+export function readLossOptions(options: unknown, allowed: readonly string[], op: string): Record<string, unknown> {
+  if (options === undefined) return {};
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new TypeError(`${op}: options must be an object, got ${describeValue(options)}`);
+  }
+  for (const key of Object.keys(options)) {
+    if (!allowed.includes(key)) throw new Error(`${op}: unknown option '${key}' (expected ${allowed.join(', ')})`);
+  }
+  return options as Record<string, unknown>;
+}
+
+/** A finite temperature > 0 (required). */
+export function checkTemperature(value: unknown, op: string, name: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new Error(`${op}: ${name} must be a finite number > 0, got ${describeValue(value)}`);
+  }
+  return value;
+}
+
+/** Two-dimensional tensors of one shape on one device; returns [batch, width]. */
+export function checkMatrices(op: string, named: Record<string, unknown>, layout: string): [number, number] {
+  const entries = Object.entries(named);
+  let shape: readonly number[] | null = null;
+  let firstName = '';
+  for (const [name, value] of entries) {
+    checkTensor(value, op, name);
+    checkRank(value, 2, op, name, layout);
+    if (shape === null) {
+      shape = value.shape;
+      firstName = name;
+    } else if (value.shape[0] !== shape[0] || value.shape[1] !== shape[1]) {
+      throw new Error(`${op}: argument '${name}' has shape ${formatShape(value.shape)} but '${firstName}' has ${formatShape(shape)}`);
+    }
+  }
+  checkSameDevice(op, ...(entries.map(([, value]) => value) as Tensor[]));
+  return [shape![0]!, shape![1]!];
+}
+
+/** Labels: an Int32Array of the batch size (compared only for equality); returns a private copy. */
+export function checkLabels(labels: unknown, batch: number, op: string): Int32Array {
+  if (!(labels instanceof Int32Array)) throw new TypeError(`${op}: labels must be an Int32Array, got ${describeValue(labels)}`);
+  if (labels.length !== batch) throw new Error(`${op}: labels has length ${labels.length} but the batch size is ${batch}`);
+  // A private copy: the backward must see the labels of this call even if the caller reuses its array.
+  return labels.slice();
+}
+
+/** Optional weights of a given shape on the device of the other operands. */
+export function checkWeights(weights: unknown, shape: readonly number[], device: string, op: string): Tensor | null {
+  if (weights === undefined || weights === null) return null;
+  checkTensor(weights, op, 'weights');
+  if (weights.shape.length !== shape.length || weights.shape.some((extent, index) => extent !== shape[index])) {
+    throw new Error(`${op}: argument 'weights' must have shape ${formatShape(shape)}, got ${formatShape(weights.shape)}`);
+  }
+  if (weights.device !== device) {
+    throw new Error(`${op}: expected all tensors on the same device, got '${device}' and '${weights.device}' (use .to(device))`);
+  }
+  return weights;
+}
