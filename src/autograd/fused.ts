@@ -21,8 +21,9 @@ export interface BackwardPaths<T> {
 
 /**
  * Runs the fused path when no graph is being recorded, the composite path otherwise. `op` names
- * the op (the agreement test keys on it). Under createGraph the composite path is always taken,
- * whatever withBackwardPath says: the fused path records nothing and would silently cut the graph.
+ * the op, as a string literal at the call (the agreement test finds the calls by it). Under
+ * createGraph the composite path is always taken, whatever withBackwardPath says: the fused path
+ * records nothing and would silently cut the graph.
  */
 export function fusedOrComposite<T>(op: string, context: BackwardContext, paths: BackwardPaths<T>): T {
   void op;

@@ -102,7 +102,7 @@ export function cohortContrastive(embeddings: readonly Tensor[], labels: Int32Ar
     const savedWeights = weights ? saved[1]! : null;
     const [savedSimilarity, savedStats] = saved.slice(inputs.length) as [Tensor, Tensor];
     const [needEmbeddings, needWeights] = context.needsInputGrad;
-    return fusedOrComposite(op, context, {
+    return fusedOrComposite('cohortContrastive', context, {
       fused: () => {
         const gradEmbeddings = needEmbeddings ? Tensor.empty([count, batch, dim], device) : null;
         const gradWeights = weights && needWeights ? Tensor.empty([pairCount, batch], device) : null;

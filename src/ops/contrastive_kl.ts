@@ -63,7 +63,7 @@ export function contrastiveKL(studentAnchor: Tensor, studentContrast: Tensor, te
     const savedWeights = weights ? saved[2]! : null;
     const [savedTeacherAnchor, savedTeacherContrast, savedStats] = saved.slice(inputs.length) as [Tensor, Tensor, Tensor];
     const [needAnchor, needContrast, needWeights] = context.needsInputGrad;
-    return fusedOrComposite(op, context, {
+    return fusedOrComposite('contrastiveKL', context, {
       fused: () => {
         const gradAnchor = needAnchor ? Tensor.empty([batch, dim], studentAnchor.device) : null;
         const gradContrast = needContrast ? Tensor.empty([batch, dim], studentAnchor.device) : null;
@@ -114,7 +114,7 @@ export function distillKL(studentLogits: Tensor, teacherLogits: Tensor, options:
     const savedWeights = weights ? saved[1]! : null;
     const [savedTeacher, savedStats] = saved.slice(inputs.length) as [Tensor, Tensor];
     const [needStudent, needWeights] = context.needsInputGrad;
-    return fusedOrComposite(op, context, {
+    return fusedOrComposite('distillKL', context, {
       fused: () => {
         const gradStudent = needStudent ? Tensor.empty([batch, classes], studentLogits.device) : null;
         const gradWeights = weights && needWeights ? Tensor.empty([batch], studentLogits.device) : null;

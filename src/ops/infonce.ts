@@ -53,7 +53,7 @@ export function supConInfoNCE(anchor: Tensor, contrast: Tensor, labels: Int32Arr
     const savedWeights = weights ? third! : null;
     const savedStats = weights ? fourth! : third!;
     const [needAnchor, needContrast, needWeights] = context.needsInputGrad;
-    return fusedOrComposite(op, context, {
+    return fusedOrComposite('supConInfoNCE', context, {
       fused: () => {
         const gradAnchor = needAnchor ? Tensor.empty([batch, dim], anchor.device) : null;
         const gradContrast = needContrast ? Tensor.empty([batch, dim], anchor.device) : null;

@@ -53,6 +53,34 @@ export const agreementCases: Record<string, Case> = {
     const b = randomTensor([5, 8], { requiresGrad: true });
     return { inputs: [a, b], output: () => F.cosineSimilarity(a, b, { dim: 1 }) };
   },
+  supConInfoNCE: () => {
+    const anchor = randomTensor([9, 6], { requiresGrad: true });
+    const contrast = randomTensor([9, 6], { requiresGrad: true });
+    const weights = randomTensor([9], { requiresGrad: true });
+    const labels = labelsOf(9, 3);
+    return { inputs: [anchor, contrast, weights], output: () => F.supConInfoNCE(anchor, contrast, labels, { temperature: 0.3, weights }) };
+  },
+  contrastiveKL: () => {
+    const [sa, sc] = [randomTensor([7, 5], { requiresGrad: true }), randomTensor([7, 5], { requiresGrad: true })];
+    const [ta, tc] = [randomTensor([7, 5]), randomTensor([7, 5])];
+    const weights = randomTensor([7], { requiresGrad: true });
+    return { inputs: [sa, sc, weights], output: () => F.contrastiveKL(sa, sc, ta, tc, { temperature: 0.3, klTemperature: 2, weights }) };
+  },
+  distillKL: () => {
+    const student = randomTensor([6, 10], { requiresGrad: true, scale: 3 });
+    const teacher = randomTensor([6, 10], { scale: 3 });
+    const weights = randomTensor([6], { requiresGrad: true });
+    return { inputs: [student, weights], output: () => F.distillKL(student, teacher, { temperature: 3, weights }) };
+  },
+  cohortContrastive: () => {
+    const z = [0, 1, 2].map(() => randomTensor([8, 4], { requiresGrad: true }));
+    const weights = randomTensor([3, 8], { requiresGrad: true });
+    const labels = labelsOf(8, 3);
+    return {
+      inputs: [...z, weights],
+      output: () => F.cohortContrastive(z, labels, { pairs: [[0, 1], [1, 2], [2, 0]], temperature: 0.3, klTemperature: 2, weights }),
+    };
+  },
 };
 
 /** Op names declared in src/ through fusedOrComposite('<name>' (or a conditional of names). */
@@ -85,7 +113,7 @@ function gradientsOn(path: 'fused' | 'composite', make: ReturnType<Case>, projec
 describe('fusedOrComposite', () => {
   it('every op that declares both paths has an agreement case', () => {
     const declared = declaredOps();
-    expect(declared.size).toBeGreaterThanOrEqual(7);
+    expect(declared.size).toBeGreaterThanOrEqual(11);
     const missing = [...declared].filter((name) => !(name in agreementCases));
     expect(missing).toEqual([]);
   });
