@@ -9,7 +9,7 @@ export { Generator, manualSeed, defaultGenerator } from './tensor/random.js';
 export { tidy, keep } from './tensor/scope.js';
 export { grad } from './autograd/engine.js';
 export { noGrad, enableGrad, isGradEnabled } from './autograd/mode.js';
-export { memory, setNumThreads, engineInfo } from './runtime.js';
+export { memory, resetMemoryPeak, setNumThreads, engineInfo } from './runtime.js';
 export * as F from './ops/functional.js';
 export * as nn from './nn/index.js';
 export * as optim from './optim/index.js';

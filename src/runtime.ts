@@ -28,6 +28,11 @@ export function memory(): MemoryReport {
   };
 }
 
+/** Starts a new high-water mark: nativePeakLiveBytes becomes the bytes live now (like torch's reset_peak_memory_stats). */
+export function resetMemoryPeak(): void {
+  native().resetMemoryPeak();
+}
+
 /** Sets the size of the native CPU thread pool (default: the number of cores, or LMCL_NUM_THREADS). */
 export function setNumThreads(count: number): void {
   native().setNumThreads(count);

@@ -39,39 +39,41 @@ CohortGeometry read_geometry(const Napi::CallbackInfo& info, size_t first, size_
   return g;
 }
 
-// cohortContrastiveForward(embeddings, labels, pairs, weights|null, out, similarity, stats,
+// cohortContrastiveForward(embeddings, labels, pairs, weights|null, out, softmax, probabilities, stats,
 //                          count, batch, dim, temperature, klTemperature)
 Napi::Value cohort_contrastive_forward_op(const Napi::CallbackInfo& info) {
   const char* name = "cohortContrastive";
-  const CohortGeometry g = read_geometry(info, 7, 1, 2, name);
+  const CohortGeometry g = read_geometry(info, 8, 1, 2, name);
   const float* embeddings = cpu_floats(info, 0, g.embedding_floats, name, "embeddings");
   const float* weights = optional_cpu_floats(info, 3, g.pair_count * g.batch, name, "weights");
   float* out = cpu_floats(info, 4, 4 * g.pair_count, name, "out");
-  float* similarity = cpu_floats(info, 5, g.similarity_floats, name, "similarity");
-  float* stats = cpu_floats(info, 6, g.stats_floats, name, "stats");
+  float* softmax = cpu_floats(info, 5, g.similarity_floats, name, "softmax");
+  float* probabilities = cpu_floats(info, 6, g.similarity_floats, name, "probabilities");
+  float* stats = cpu_floats(info, 7, g.stats_floats, name, "stats");
   throw_if_error(info.Env(),
                  cohort_contrastive_forward(g.count, g.batch, g.dim, embeddings, g.labels, g.pair_count, g.pairs, weights,
-                                            g.temperature, g.kl_temperature, out, similarity, stats),
+                                            g.temperature, g.kl_temperature, out, softmax, probabilities, stats),
                  name);
   return info.Env().Undefined();
 }
 
-// cohortContrastiveBackward(embeddings, labels, pairs, weights|null, similarity, stats, grad,
+// cohortContrastiveBackward(embeddings, labels, pairs, weights|null, softmax, probabilities, stats, grad,
 //                           gradEmbeddings|null, gradWeights|null, count, batch, dim, temperature, klTemperature)
 Napi::Value cohort_contrastive_backward_op(const Napi::CallbackInfo& info) {
   const char* name = "cohortContrastiveBackward";
-  const CohortGeometry g = read_geometry(info, 9, 1, 2, name);
+  const CohortGeometry g = read_geometry(info, 10, 1, 2, name);
   const float* embeddings = cpu_floats(info, 0, g.embedding_floats, name, "embeddings");
   const float* weights = optional_cpu_floats(info, 3, g.pair_count * g.batch, name, "weights");
-  const float* similarity = cpu_floats(info, 4, g.similarity_floats, name, "similarity");
-  const float* stats = cpu_floats(info, 5, g.stats_floats, name, "stats");
-  const float* grad = cpu_floats(info, 6, 4 * g.pair_count, name, "grad");
-  float* grad_embeddings = optional_cpu_floats(info, 7, g.embedding_floats, name, "gradEmbeddings");
-  float* grad_weights = optional_cpu_floats(info, 8, g.pair_count * g.batch, name, "gradWeights");
+  const float* softmax = cpu_floats(info, 4, g.similarity_floats, name, "softmax");
+  const float* probabilities = cpu_floats(info, 5, g.similarity_floats, name, "probabilities");
+  const float* stats = cpu_floats(info, 6, g.stats_floats, name, "stats");
+  const float* grad = cpu_floats(info, 7, 4 * g.pair_count, name, "grad");
+  float* grad_embeddings = optional_cpu_floats(info, 8, g.embedding_floats, name, "gradEmbeddings");
+  float* grad_weights = optional_cpu_floats(info, 9, g.pair_count * g.batch, name, "gradWeights");
   throw_if_error(info.Env(),
                  cohort_contrastive_backward(g.count, g.batch, g.dim, embeddings, g.labels, g.pair_count, g.pairs,
-                                             weights, g.temperature, g.kl_temperature, similarity, stats, grad,
-                                             grad_embeddings, grad_weights),
+                                             weights, g.temperature, g.kl_temperature, softmax, probabilities, stats,
+                                             grad, grad_embeddings, grad_weights),
                  name);
   return info.Env().Undefined();
 }

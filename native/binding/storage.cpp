@@ -129,6 +129,11 @@ Napi::Value memory_stats(const Napi::CallbackInfo& info) {
   return result;
 }
 
+Napi::Value reset_memory_peak(const Napi::CallbackInfo& info) {
+  cpu_reset_peak_live_bytes();
+  return info.Env().Undefined();
+}
+
 Napi::Value empty_cache(const Napi::CallbackInfo& info) {
   cpu_empty_cache();
   return info.Env().Undefined();
@@ -165,6 +170,7 @@ void register_storage(Napi::Env env, Napi::Object exports) {
   exports.Set("copy", Napi::Function::New(env, copy, "copy"));
   exports.Set("memoryStats", Napi::Function::New(env, memory_stats, "memoryStats"));
   exports.Set("emptyCache", Napi::Function::New(env, empty_cache, "emptyCache"));
+  exports.Set("resetMemoryPeak", Napi::Function::New(env, reset_memory_peak, "resetMemoryPeak"));
   exports.Set("info", Napi::Function::New(env, engine_info, "info"));
   exports.Set("setNumThreads", Napi::Function::New(env, set_threads, "setNumThreads"));
 }

@@ -39,6 +39,8 @@ export interface NativeAddon {
   copy(destination: NativeStorage, source: NativeStorage, bytes: number): void;
   memoryStats(): NativeMemoryStats;
   emptyCache(): void;
+  /** Sets the CPU allocator's peak live bytes to the bytes live now. */
+  resetMemoryPeak(): void;
   info(): NativeEngineInfo;
   setNumThreads(count: number): void;
 
@@ -186,13 +188,15 @@ export interface NativeAddon {
     grad: NativeStorage, gradStudent: NativeStorage | null, gradWeights: NativeStorage | null, batch: number,
     classes: number, temperature: number): void;
   /** All four terms of every pair: embeddings [count, batch, dim], pairs int32 [P, 2], weights [P, batch] or null,
-   *  out [P, 4]; similarity [count·batch, count·batch] and stats (cohortStatsFloats) are kept for the backward. */
+   *  out [P, 4]; softmax and probabilities [count·batch, count·batch] (the row softmaxes of the used blocks) and
+   *  stats (cohortStatsFloats floats) are kept for the backward. */
   cohortContrastiveForward(embeddings: NativeStorage, labels: Int32Array, pairs: Int32Array, weights: NativeStorage | null,
-    out: NativeStorage, similarity: NativeStorage, stats: NativeStorage, count: number, batch: number, dim: number,
-    temperature: number, klTemperature: number): void;
+    out: NativeStorage, softmax: NativeStorage, probabilities: NativeStorage, stats: NativeStorage, count: number,
+    batch: number, dim: number, temperature: number, klTemperature: number): void;
   /** Gradients of Σ grad ⊙ out (grad [P, 4]); a null output is skipped. */
   cohortContrastiveBackward(embeddings: NativeStorage, labels: Int32Array, pairs: Int32Array, weights: NativeStorage | null,
-    similarity: NativeStorage, stats: NativeStorage, grad: NativeStorage, gradEmbeddings: NativeStorage | null,
+    softmax: NativeStorage, probabilities: NativeStorage, stats: NativeStorage, grad: NativeStorage,
+    gradEmbeddings: NativeStorage | null,
     gradWeights: NativeStorage | null, count: number, batch: number, dim: number, temperature: number,
     klTemperature: number): void;
   /** Floats of the cohort forward's stats buffer. */

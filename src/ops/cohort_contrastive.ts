@@ -86,28 +86,32 @@ export function cohortContrastive(embeddings: readonly Tensor[], labels: Int32Ar
 
   const stacked = stack(embeddings, 0);
   const out = Tensor.empty([pairCount, 4], device);
-  const similarity = Tensor.empty([count * batch, count * batch], device);
+  // The row softmaxes of the used similarity blocks, kept for the backward (2·(E·B)² floats).
+  const softmax = Tensor.empty([count * batch, count * batch], device);
+  const probabilities = Tensor.empty([count * batch, count * batch], device);
   const stats = Tensor.empty([native().cohortStatsFloats(count, batch, pairCount)], device);
   try {
     native().cohortContrastiveForward(stacked.storage.handle, savedLabels, pairs, weights?.storage.handle ?? null,
-      out.storage.handle, similarity.storage.handle, stats.storage.handle, count, batch, dim, temperature, klTemperature);
+      out.storage.handle, softmax.storage.handle, probabilities.storage.handle, stats.storage.handle, count, batch, dim,
+      temperature, klTemperature);
   } catch (error) {
-    for (const owned of [stacked, out, similarity, stats]) owned.dispose();
+    for (const owned of [stacked, out, softmax, probabilities, stats]) owned.dispose();
     throw error;
   }
   const inputs = weights ? [stacked, weights] : [stacked];
-  const result = recordOperation(op, out, inputs, [...inputs, similarity, stats], (grad, context) => {
+  const result = recordOperation(op, out, inputs, [...inputs, softmax, probabilities, stats], (grad, context) => {
     const saved = context.saved as Tensor[];
     const savedStacked = saved[0]!;
     const savedWeights = weights ? saved[1]! : null;
-    const [savedSimilarity, savedStats] = saved.slice(inputs.length) as [Tensor, Tensor];
+    const [savedSoftmax, savedProbabilities, savedStats] = saved.slice(inputs.length) as [Tensor, Tensor, Tensor];
     const [needEmbeddings, needWeights] = context.needsInputGrad;
     return fusedOrComposite('cohortContrastive', context, {
       fused: () => {
         const gradEmbeddings = needEmbeddings ? Tensor.empty([count, batch, dim], device) : null;
         const gradWeights = weights && needWeights ? Tensor.empty([pairCount, batch], device) : null;
         native().cohortContrastiveBackward(savedStacked.storage.handle, savedLabels, pairs, savedWeights?.storage.handle ?? null,
-          savedSimilarity.storage.handle, savedStats.storage.handle, grad.storage.handle, gradEmbeddings?.storage.handle ?? null,
+          savedSoftmax.storage.handle, savedProbabilities.storage.handle, savedStats.storage.handle, grad.storage.handle,
+          gradEmbeddings?.storage.handle ?? null,
           gradWeights?.storage.handle ?? null, count, batch, dim, temperature, klTemperature);
         return weights ? [gradEmbeddings, gradWeights] : [gradEmbeddings];
       },
@@ -115,7 +119,7 @@ export function cohortContrastive(embeddings: readonly Tensor[], labels: Int32Ar
         cohortContrastiveComposite(z!, savedLabels, pairs, { temperature, klTemperature, weights: w ?? null })),
     });
   });
-  for (const owned of [stacked, similarity, stats]) owned.dispose();
+  for (const owned of [stacked, softmax, probabilities, stats]) owned.dispose();
   return result;
 }
 

@@ -24,6 +24,8 @@ struct AllocatorStats {
 void* cpu_allocate(size_t bytes);
 void cpu_free(void* pointer);
 AllocatorStats cpu_allocator_stats();
+// Sets peak_live_bytes to the current live_bytes (to measure the peak of one region of work).
+void cpu_reset_peak_live_bytes();
 // Returns every cached block to the system.
 void cpu_empty_cache();
 

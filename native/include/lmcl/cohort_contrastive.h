@@ -16,23 +16,24 @@ namespace lmcl {
 //   VCL = ℓ(L_aa, w_p) + ℓ(L_bb, w_p)          ICL = ℓ(L_ab, w_p) + ℓ(L_ba, w_p)
 //   SoftVCL = KL_w(L_aa ‖ sg L_bb) + KL_w(L_bb ‖ sg L_aa)
 //   SoftICL = KL_w(L_ab ‖ sg L_ba) + KL_w(L_ba ‖ sg L_ab)
-// similarity: [count·batch, count·batch] raw dot products, written for the blocks the pairs use
-// (kept for the backward; other blocks are not written); stats: cohort_stats_floats(...) floats.
+// softmax, probabilities: [count·batch, count·batch], the row softmaxes of every block the pairs
+// use (InfoNCE at 1/τ with the diagonal 0; KL at 1/(τ·T)), kept for the backward (other blocks are
+// not written); stats: cohort_stats_floats(...) floats.
 Status cohort_contrastive_forward(int64_t count, int64_t batch, int64_t dim, const float* embeddings,
                                   const int32_t* labels, int64_t pair_count, const int32_t* pairs,
                                   const float* weights, float temperature, float kl_temperature, float* out,
-                                  float* similarity, float* stats);
+                                  float* softmax, float* probabilities, float* stats);
 
 // The size of the forward's per-row statistics: (3·count² + 4·pair_count)·batch floats.
 int64_t cohort_stats_floats(int64_t count, int64_t batch, int64_t pair_count);
 
 // Gradients of Σ_{p,t} grad_output[p, t]·out[p, t] (grad_output [pair_count, 4]) to the embeddings
 // ([count, batch, dim]; rows of embeddings in no pair get 0) and the weights ([pair_count, batch]);
-// either may be nullptr. Reads the forward's similarity and stats.
+// either may be nullptr. Reads the forward's softmax, probabilities and stats.
 Status cohort_contrastive_backward(int64_t count, int64_t batch, int64_t dim, const float* embeddings,
                                    const int32_t* labels, int64_t pair_count, const int32_t* pairs,
                                    const float* weights, float temperature, float kl_temperature,
-                                   const float* similarity, const float* stats, const float* grad_output,
-                                   float* grad_embeddings, float* grad_weights);
+                                   const float* softmax, const float* probabilities, const float* stats,
+                                   const float* grad_output, float* grad_embeddings, float* grad_weights);
 
 }  // namespace lmcl

@@ -99,6 +99,11 @@ class CachingAllocator {
     return stats_;
   }
 
+  void reset_peak() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_.peak_live_bytes = stats_.live_bytes;
+  }
+
  private:
   static void* system_allocate(size_t size) {
     // size is a multiple of the alignment chosen here (see round_size), as aligned_alloc requires.
@@ -133,6 +138,7 @@ CachingAllocator& allocator() {
 void* cpu_allocate(size_t bytes) { return allocator().allocate(bytes); }
 void cpu_free(void* pointer) { allocator().free(pointer); }
 AllocatorStats cpu_allocator_stats() { return allocator().stats(); }
+void cpu_reset_peak_live_bytes() { allocator().reset_peak(); }
 void cpu_empty_cache() { allocator().empty_cache(); }
 
 }  // namespace lmcl

@@ -14,6 +14,9 @@
 //  * Per distinct (student block, teacher block) KL term and row: KL_u — once (a pair and its
 //    mirror share all four KL terms).
 //  * Pair outputs are weighted sums of those rows (weights only rescale per-row terms).
+//  * While forming those statistics each row stores its two softmaxes (InfoNCE at 1/τ without
+//    the diagonal, KL at 1/(τ·T)): 2 exps per element in the forward; the KL rows and the whole
+//    backward are then exp-free (dot products and axpys over stored rows).
 // Backward: per ordered block x, per row u, the gradient row of L_x in one pass from the summed
 // coefficients A_x[u] = Σ g_{p,t}·w_p[u] over the InfoNCE terms using x, and C_k[u] over the KL
 // terms k = (x ‖ y):
@@ -22,10 +25,10 @@
 // in each block row: 24 block products for the L-MCL cohort — the distinct blocks' own backward
 // GEMMs, nothing more. ∂w_p[u] is a weighted sum of the saved row terms.
 // Layout: embeddings [E, B, D]; pairs int32 [P, 2]; weights and ∂weights [P, B]; out and grad
-// [P, 4]; similarity [E·B, E·B] (saved by the op for the backward); stats: per ordered block
-// x = i·E + j the rows lse_off, term, lse_all ([3, E², B]), then per distinct KL term its KL rows
-// ([4P, B] at most). Memory: (E·B)² floats saved + the same as backward scratch (2.4 MB each for
-// E = 6, B = 128). Deterministic (fixed task split, sequential double sums, GEMMs in fixed order).
+// [P, 4]; softmax and probabilities [E·B, E·B] (saved by the op for the backward; only the used
+// blocks are written); stats: per ordered block x = i·E + j the rows lse_off, term, lse_all
+// ([3, E², B]), then per distinct KL term its KL rows ([4P, B] at most). Memory: 2·(E·B)² floats
+// saved, (E·B)² of scratch in each pass (2.4 MB each for E = 6, B = 128). Deterministic (fixed task split, sequential double sums, GEMMs in fixed order).
 // Tested in test/ops/cohort_contrastive.test.ts against the sum of the one-pair ops and against a
 // float64 reference (test/reference/contrastive_reference.ts).
 #include "lmcl/cohort_contrastive.h"
@@ -119,7 +122,9 @@ struct CohortArgs {
   const CohortPlan* plan;
   const int32_t* labels;
   const int32_t* positives;
-  const float* similarity;
+  const float* similarity;        // forward: [width, width] raw dot products (scratch)
+  float* softmax;                 // [width, width]: InfoNCE softmax rows at 1/τ (diagonal 0)
+  float* probabilities;           // [width, width]: KL softmax rows at 1/(τ·T)
   float* stats;
   // backward
   const float* info_coefficient;  // [count², batch]: A_x[u]/(R·τ)
@@ -143,45 +148,64 @@ LMCL_INLINE float* kl_of(const CohortArgs& args, int32_t k) {
   return args.stats + (3 * args.count * args.count + k) * args.batch;
 }
 
-// Tasks: (ordered block index, row).
+// Tasks: (ordered block index, row): the row statistics, and the row's two softmaxes stored for
+// the KL terms and the backward (2 exps per element; the backward then needs none).
 LMCL_INLINE void cohort_row_stats_body(int64_t begin, int64_t end, const CohortArgs& args) {
   const int64_t n = args.batch;
   for (int64_t task = begin; task < end; ++task) {
     const int32_t x = args.plan->ordered_blocks[task / n];
     const int64_t u = task % n;
     const float* row = block_row(args, args.similarity, x, u);
-    const float lse = log_sum_exp(row, n, u, args.info_scale);
+    float* softmax = const_cast<float*>(block_row(args, args.softmax, x, u));
+    float* probabilities = const_cast<float*>(block_row(args, args.probabilities, x, u));
+    const float off_maximum = max_except(row, n, u);
+    const float maximum = row[u] > off_maximum ? row[u] : off_maximum;
+    float lse = -kInfinity;
+    if (off_maximum != -kInfinity) {
+      const float shift = args.info_scale * off_maximum;
+      const float total = store_exp(row, n, u, args.info_scale, shift, softmax);
+      lse = shift + std::log(total);
+      const float inverse = 1.0f / total;
+      for (int64_t v = 0; v < n; ++v) softmax[v] *= inverse;
+    } else {
+      for (int64_t v = 0; v < n; ++v) softmax[v] = 0.0f;
+    }
     const int32_t count = args.positives[u];
     lse_off_of(args, x)[u] = lse;
     term_of(args, x)[u] = count > 0 ? lse - args.info_scale * positive_sum(row, n, u, args.labels, args.labels[u]) / count : 0.0f;
-    lse_all_of(args, x)[u] = log_sum_exp(row, n, -1, args.kl_scale);
+    const float shift = args.kl_scale * maximum;
+    const float total = store_exp(row, n, -1, args.kl_scale, shift, probabilities);
+    lse_all_of(args, x)[u] = shift + std::log(total);
+    const float inverse = 1.0f / total;
+    for (int64_t v = 0; v < n; ++v) probabilities[v] *= inverse;
   }
 }
 
-// Tasks: (KL term, row).
+// Tasks: (KL term, row): KL(q_teacher ‖ p_student) from the teacher's stored probabilities.
 LMCL_INLINE void cohort_kl_rows_body(int64_t begin, int64_t end, const CohortArgs& args) {
   const int64_t n = args.batch;
   for (int64_t task = begin; task < end; ++task) {
     const int32_t k = static_cast<int32_t>(task / n);
     const int64_t u = task % n;
     const int32_t student = args.plan->kl_terms[k].first, teacher = args.plan->kl_terms[k].second;
-    kl_of(args, k)[u] = kl_cross(block_row(args, args.similarity, student, u), block_row(args, args.similarity, teacher, u), n,
-                                 args.kl_scale, lse_all_of(args, student)[u], lse_all_of(args, teacher)[u]);
+    kl_of(args, k)[u] = kl_from_probabilities(block_row(args, args.similarity, student, u),
+                                              block_row(args, args.similarity, teacher, u),
+                                              block_row(args, args.probabilities, teacher, u), n, args.kl_scale,
+                                              lse_all_of(args, student)[u], lse_all_of(args, teacher)[u]);
   }
 }
 
-// Tasks: (ordered block index, row): the gradient row of S_x[u, ·].
+// Tasks: (ordered block index, row): the gradient row of S_x[u, ·] from the stored softmaxes.
 LMCL_INLINE void cohort_gradient_rows_body(int64_t begin, int64_t end, const CohortArgs& args) {
   const int64_t n = args.batch;
   for (int64_t task = begin; task < end; ++task) {
     const int32_t x = args.plan->ordered_blocks[task / n];
     const int64_t u = task % n;
-    const float* row = block_row(args, args.similarity, x, u);
     float* out = const_cast<float*>(block_row(args, args.gradient, x, u));
     const int32_t count = args.positives[u];
     if (count > 0) {
-      infonce_gradient(row, n, u, args.info_scale, lse_off_of(args, x)[u], args.labels, args.labels[u], 1.0f / count,
-                       args.info_coefficient[x * n + u], false, out);
+      infonce_gradient_from_softmax(block_row(args, args.softmax, x, u), n, u, args.labels, args.labels[u],
+                                    1.0f / count, args.info_coefficient[x * n + u], out);
     } else {
       for (int64_t v = 0; v < n; ++v) out[v] = 0.0f;
     }
@@ -189,11 +213,9 @@ LMCL_INLINE void cohort_gradient_rows_body(int64_t begin, int64_t end, const Coh
     if (terms.empty()) continue;
     float student_total = 0.0f;
     for (int32_t k : terms) student_total += args.kl_coefficient[k * n + u];
-    add_softmax(row, n, args.kl_scale, lse_all_of(args, x)[u], student_total, out);
+    add_scaled(block_row(args, args.probabilities, x, u), n, student_total, out);
     for (int32_t k : terms) {
-      const int32_t teacher = args.plan->kl_terms[k].second;
-      add_softmax(block_row(args, args.similarity, teacher, u), n, args.kl_scale, lse_all_of(args, teacher)[u],
-                  -args.kl_coefficient[k * n + u], out);
+      add_scaled(block_row(args, args.probabilities, args.plan->kl_terms[k].second, u), n, -args.kl_coefficient[k * n + u], out);
     }
   }
 }
@@ -251,7 +273,7 @@ int64_t cohort_stats_floats(int64_t count, int64_t batch, int64_t pair_count) {
 Status cohort_contrastive_forward(int64_t count, int64_t batch, int64_t dim, const float* embeddings,
                                   const int32_t* labels, int64_t pair_count, const int32_t* pairs,
                                   const float* weights, float temperature, float kl_temperature, float* out,
-                                  float* similarity, float* stats) {
+                                  float* softmax, float* probabilities, float* stats) {
   LMCL_RETURN_IF_ERROR(check_arguments(count, batch, dim, pair_count, temperature, kl_temperature));
   CohortPlan plan;
   LMCL_RETURN_IF_ERROR(make_plan(count, pair_count, pairs, &plan));
@@ -261,9 +283,12 @@ Status cohort_contrastive_forward(int64_t count, int64_t batch, int64_t dim, con
     for (int64_t index = 0; index < 4 * pair_count; ++index) out[index] = 0.0f;
     return Status::ok();
   }
-  LMCL_RETURN_IF_ERROR(similarity_blocks(plan, batch, dim, embeddings, similarity));
-  CohortArgs args{count, batch, count * batch, 1.0f / temperature, 1.0f / (temperature * kl_temperature), &plan, labels,
-                  positives.data(), similarity, stats, nullptr, nullptr, nullptr};
+  const int64_t width = count * batch;
+  ScratchBuffer similarity(sizeof(float) * static_cast<size_t>(width * width));
+  if (!similarity.ok()) return out_of_memory("cohortContrastive: similarity of " + describe_shape({width, width}));
+  LMCL_RETURN_IF_ERROR(similarity_blocks(plan, batch, dim, embeddings, similarity.floats()));
+  CohortArgs args{count, batch, width, 1.0f / temperature, 1.0f / (temperature * kl_temperature), &plan, labels,
+                  positives.data(), similarity.floats(), softmax, probabilities, stats, nullptr, nullptr, nullptr};
   const int64_t grain = contrastive_row_grain(batch);
   auto stats_body = cohort_row_stats_pick();
   parallel_for(0, static_cast<int64_t>(plan.ordered_blocks.size()) * batch, grain,
@@ -296,7 +321,8 @@ Status cohort_contrastive_forward(int64_t count, int64_t batch, int64_t dim, con
 Status cohort_contrastive_backward(int64_t count, int64_t batch, int64_t dim, const float* embeddings,
                                    const int32_t* labels, int64_t pair_count, const int32_t* pairs,
                                    const float* weights, float temperature, float kl_temperature,
-                                   const float* similarity, const float* stats, const float* grad_output,
+                                   const float* softmax, const float* probabilities, const float* stats,
+                                   const float* grad_output,
                                    float* grad_embeddings, float* grad_weights) {
   LMCL_RETURN_IF_ERROR(check_arguments(count, batch, dim, pair_count, temperature, kl_temperature));
   CohortPlan plan;
@@ -305,7 +331,8 @@ Status cohort_contrastive_backward(int64_t count, int64_t batch, int64_t dim, co
   const int64_t rows_with_positives = count_positives(batch, labels, positives.data());
   const int64_t width = count * batch;
   CohortArgs args{count, batch, width, 1.0f / temperature, 1.0f / (temperature * kl_temperature), &plan, labels,
-                  positives.data(), similarity, const_cast<float*>(stats), nullptr, nullptr, nullptr};
+                  positives.data(), nullptr, const_cast<float*>(softmax), const_cast<float*>(probabilities),
+                  const_cast<float*>(stats), nullptr, nullptr, nullptr};
   const float info_divisor = rows_with_positives > 0 ? static_cast<float>(rows_with_positives) : 1.0f;
   const float kl_factor = kl_temperature * kl_temperature / static_cast<float>(batch > 0 ? batch : 1);
   if (grad_weights) {

@@ -58,8 +58,8 @@ LMCL_INLINE float scaled_exp_sum(const float* __restrict x, int64_t n, float sca
   return combine_sum(lanes);
 }
 
-// log Σ_{k≠skip} exp(s·x_k). An empty row gives −inf; a NaN or +inf in the row gives NaN/inf.
-LMCL_INLINE float log_sum_exp(const float* __restrict x, int64_t n, int64_t skip, float scale) {
+// max_{k≠skip} x_k (−inf for an empty range).
+LMCL_INLINE float max_except(const float* __restrict x, int64_t n, int64_t skip) {
   const ColumnRanges ranges = columns_except(n, skip);
   float maximum = -kInfinity;
   for (int r = 0; r < ranges.count; ++r) {
@@ -68,8 +68,15 @@ LMCL_INLINE float log_sum_exp(const float* __restrict x, int64_t n, int64_t skip
       maximum = m > maximum ? m : maximum;
     }
   }
+  return maximum;
+}
+
+// log Σ_{k≠skip} exp(s·x_k). An empty row gives −inf; a NaN or +inf in the row gives NaN/inf.
+LMCL_INLINE float log_sum_exp(const float* __restrict x, int64_t n, int64_t skip, float scale) {
+  const float maximum = max_except(x, n, skip);
   if (maximum == -kInfinity) return -kInfinity;
   const float shift = scale * maximum;
+  const ColumnRanges ranges = columns_except(n, skip);
   float total = 0.0f;
   for (int r = 0; r < ranges.count; ++r) {
     total += scaled_exp_sum(x + ranges.begin[r], ranges.end[r] - ranges.begin[r], scale, shift);
@@ -141,6 +148,68 @@ LMCL_INLINE void infonce_gradient(const float* x, int64_t n, int64_t skip, float
 LMCL_INLINE void add_softmax(const float* __restrict x, int64_t n, float scale, float lse, float coefficient,
                              float* __restrict out) {
   for (int64_t k = 0; k < n; ++k) out[k] += coefficient * exp_approx(scale * x[k] - lse);
+}
+
+// out_k = exp(s·x_k − shift) for k ≠ skip, out_skip = 0 (skip ≥ 0: it is not summed); returns
+// Σ out in 16 lanes per range.
+LMCL_INLINE float store_exp(const float* __restrict x, int64_t n, int64_t skip, float scale, float shift,
+                            float* __restrict out) {
+  const ColumnRanges ranges = columns_except(n, skip);
+  float total = 0.0f;
+  for (int r = 0; r < ranges.count; ++r) {
+    const int64_t end = ranges.end[r];
+    float lanes[kLanes] = {0};
+    int64_t i = ranges.begin[r];
+    for (; i + kLanes <= end; i += kLanes) {
+      LMCL_NO_UNROLL
+      for (int lane = 0; lane < kLanes; ++lane) {
+        const float e = exp_approx(scale * x[i + lane] - shift);
+        out[i + lane] = e;
+        lanes[lane] += e;
+      }
+    }
+    float tail = 0.0f;
+    for (; i < end; ++i) {
+      out[i] = exp_approx(scale * x[i] - shift);
+      tail += out[i];
+    }
+    total += combine_sum(lanes) + tail;
+  }
+  if (skip >= 0) out[skip] = 0.0f;
+  return total;
+}
+
+// out_k = c·(softmax_k − [labels_k = label]·inverse_positives) for k ≠ skip, out_skip = 0, from a
+// stored softmax row whose skipped column is 0.
+LMCL_INLINE void infonce_gradient_from_softmax(const float* __restrict softmax, int64_t n, int64_t skip,
+                                               const int32_t* __restrict labels, int32_t label,
+                                               float inverse_positives, float coefficient, float* __restrict out) {
+  for (int64_t k = 0; k < n; ++k) {
+    const float positive = labels[k] == label ? inverse_positives : 0.0f;
+    out[k] = coefficient * (softmax[k] - positive);
+  }
+  out[skip] = 0.0f;
+}
+
+// out_k += c·row_k.
+LMCL_INLINE void add_scaled(const float* __restrict row, int64_t n, float coefficient, float* __restrict out) {
+  for (int64_t k = 0; k < n; ++k) out[k] += coefficient * row[k];
+}
+
+// KL(q ‖ p) of one row from the teacher's stored probabilities q and both rows' similarities:
+// s·Σ_v q_v (t_v − x_v) + lse_x − lse_t (no exp).
+LMCL_INLINE float kl_from_probabilities(const float* __restrict x, const float* __restrict t,
+                                        const float* __restrict q, int64_t n, float scale, float lse_x,
+                                        float lse_t) {
+  float lanes[kLanes] = {0};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    LMCL_NO_UNROLL
+    for (int lane = 0; lane < kLanes; ++lane) lanes[lane] += q[i + lane] * (t[i + lane] - x[i + lane]);
+  }
+  float tail = 0.0f;
+  for (; i < n; ++i) tail += q[i] * (t[i] - x[i]);
+  return scale * (combine_sum(lanes) + tail) + (lse_x - lse_t);
 }
 
 // Per anchor u: the number of other items with its label (|P_u|). Returns the number of anchors
