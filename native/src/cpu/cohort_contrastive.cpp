@@ -99,6 +99,11 @@ Status make_plan(int64_t count, int64_t pair_count, const int32_t* pairs, Cohort
   return Status::ok();
 }
 
+// Transposed copies and sums go tile by tile: a task owns kTile rows of one block, so the column
+// writes of different threads never share a cache line (row-by-row column writes did: 2 threads
+// were slower than 1).
+constexpr int64_t kTile = 16;
+
 // Calls run(i, j_first, j_count) for every maximal run of consecutive needed blocks in block row
 // i, with j ≥ i (upper) or over all j.
 template <typename Run>
@@ -163,10 +168,9 @@ LMCL_INLINE void cohort_row_stats_body(int64_t begin, int64_t end, const CohortA
     float lse = -kInfinity;
     if (off_maximum != -kInfinity) {
       const float shift = args.info_scale * off_maximum;
-      const float total = store_exp(row, n, u, args.info_scale, shift, softmax);
+      const float total = exp_sum_except(row, n, u, args.info_scale, shift, softmax);
       lse = shift + std::log(total);
-      const float inverse = 1.0f / total;
-      for (int64_t v = 0; v < n; ++v) softmax[v] *= inverse;
+      scale_row(softmax, n, 1.0f / total);
     } else {
       for (int64_t v = 0; v < n; ++v) softmax[v] = 0.0f;
     }
@@ -174,10 +178,9 @@ LMCL_INLINE void cohort_row_stats_body(int64_t begin, int64_t end, const CohortA
     lse_off_of(args, x)[u] = lse;
     term_of(args, x)[u] = count > 0 ? lse - args.info_scale * positive_sum(row, n, u, args.labels, args.labels[u]) / count : 0.0f;
     const float shift = args.kl_scale * maximum;
-    const float total = store_exp(row, n, -1, args.kl_scale, shift, probabilities);
+    const float total = exp_sum_except(row, n, -1, args.kl_scale, shift, probabilities);
     lse_all_of(args, x)[u] = shift + std::log(total);
-    const float inverse = 1.0f / total;
-    for (int64_t v = 0; v < n; ++v) probabilities[v] *= inverse;
+    scale_row(probabilities, n, 1.0f / total);
   }
 }
 
@@ -252,13 +255,17 @@ Status similarity_blocks(const CohortPlan& plan, int64_t batch, int64_t dim, con
   for (int64_t i = 0; i < e; ++i)
     for (int64_t j = i + 1; j < e; ++j)
       if (plan.needed[i * e + j]) mirrored.emplace_back(i, j);
-  parallel_for(0, static_cast<int64_t>(mirrored.size()) * batch, contrastive_row_grain(batch), [&](int64_t begin, int64_t end) {
+  const int64_t tiles = (batch + kTile - 1) / kTile;
+  parallel_for(0, static_cast<int64_t>(mirrored.size()) * tiles, 1, [&](int64_t begin, int64_t end) {
     for (int64_t task = begin; task < end; ++task) {
-      const auto [i, j] = mirrored[task / batch];
-      const int64_t u = task % batch;
-      const float* source = similarity + (i * batch + u) * width + j * batch;
-      float* column = similarity + (j * batch) * width + i * batch + u;
-      for (int64_t v = 0; v < batch; ++v) column[v * width] = source[v];
+      const auto [i, j] = mirrored[task / tiles];
+      const int64_t u0 = (task % tiles) * kTile, u1 = std::min(batch, u0 + kTile);
+      for (int64_t v0 = 0; v0 < batch; v0 += kTile) {
+        const int64_t v1 = std::min(batch, v0 + kTile);
+        for (int64_t u = u0; u < u1; ++u)
+          for (int64_t v = v0; v < v1; ++v)
+            similarity[(j * batch + v) * width + i * batch + u] = similarity[(i * batch + u) * width + j * batch + v];
+      }
     }
   });
   return Status::ok();
@@ -382,31 +389,33 @@ Status cohort_contrastive_backward(int64_t count, int64_t batch, int64_t dim, co
   parallel_for(0, static_cast<int64_t>(plan.ordered_blocks.size()) * batch, grain,
                [&](int64_t begin, int64_t end) { rows_body(begin, end, args); });
 
-  // H = ∂S + ∂Sᵀ over the needed blocks, in place; the task of row u of block (i, j), i ≤ j, owns
-  // the entries (u, v) of block (i, j) and (v, u) of block (j, i) (v > u on the diagonal blocks).
+  // H = ∂S + ∂Sᵀ over the needed blocks, in place, tile by tile: the task of tile row u0 of block
+  // (i, j), i ≤ j, owns the entries (u, v) of block (i, j) and (v, u) of block (j, i), u in its
+  // tile rows (v ≥ u on the diagonal blocks).
   std::vector<std::pair<int64_t, int64_t>> upper;
   for (int64_t i = 0; i < count; ++i)
     for (int64_t j = i; j < count; ++j)
       if (plan.needed[i * count + j]) upper.emplace_back(i, j);
   float* h = gradient.floats();
-  parallel_for(0, static_cast<int64_t>(upper.size()) * batch, grain, [&](int64_t begin, int64_t end) {
+  const int64_t tiles = (batch + kTile - 1) / kTile;
+  parallel_for(0, static_cast<int64_t>(upper.size()) * tiles, 1, [&](int64_t begin, int64_t end) {
     for (int64_t task = begin; task < end; ++task) {
-      const auto [i, j] = upper[task / batch];
-      const int64_t u = task % batch;
-      float* row = h + (i * batch + u) * width + j * batch;
-      float* column = h + (j * batch) * width + i * batch + u;
-      if (i == j) {
-        row[u] += row[u];
-        for (int64_t v = u + 1; v < batch; ++v) {
-          const float sum = row[v] + column[v * width];
-          row[v] = sum;
-          column[v * width] = sum;
-        }
-      } else {
-        for (int64_t v = 0; v < batch; ++v) {
-          const float sum = row[v] + column[v * width];
-          row[v] = sum;
-          column[v * width] = sum;
+      const auto [i, j] = upper[task / tiles];
+      const int64_t u0 = (task % tiles) * kTile, u1 = std::min(batch, u0 + kTile);
+      for (int64_t v0 = i == j ? u0 : 0; v0 < batch; v0 += kTile) {
+        const int64_t v1 = std::min(batch, v0 + kTile);
+        for (int64_t u = u0; u < u1; ++u) {
+          float* row = h + (i * batch + u) * width + j * batch;
+          float* column = h + (j * batch) * width + i * batch + u;
+          for (int64_t v = (i == j && v0 == u0) ? u : v0; v < v1; ++v) {
+            if (i == j && v == u) {
+              row[u] += row[u];
+              continue;
+            }
+            const float sum = row[v] + column[v * width];
+            row[v] = sum;
+            column[v * width] = sum;
+          }
         }
       }
     }

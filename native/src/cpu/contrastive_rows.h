@@ -7,12 +7,15 @@
 // (1/τ for InfoNCE, 1/(τ·T) for the KL terms; > 0). `skip` is the one column left out of the
 // InfoNCE row (the anchor itself, u = v), or −1 for none (KL rows keep every column).
 //
+//   max_except, exp_sum_except       max / Σ exp(s·x_k − shift) over k ≠ skip (the latter can store
+//                                    the terms: a softmax row once divided by the sum)
 //   log_sum_exp(x, skip, s)          log Σ_{k≠skip} exp(s·x_k), shifted by the row max (no overflow)
 //   positive_sum(x, skip, labels, y) Σ_{k≠skip, labels_k = y} x_k
 //   kl_cross(x, t, s, lse_x, lse_t)  KL(q ‖ p) = s·Σ_v q_v (t_v − x_v) + lse_x − lse_t,
-//                                    p = softmax(s·x), q = softmax(s·t)
-//   add_infonce_gradient             out_k += c·(exp(s·x_k − lse)·[k≠skip] − [labels_k = y]·[k≠skip]/P)
-//   add_softmax                      out_k += c·exp(s·x_k − lse)
+//                                    p = softmax(s·x), q = softmax(s·t); kl_from_probabilities: the
+//                                    same from a stored q
+//   infonce_gradient(_from_softmax)  out_k = c·(softmax_k − [labels_k = y]/|P|), out_skip = 0
+//   add_scaled, scale_row            out += c·row, row *= c
 #pragma once
 
 #include <cmath>
@@ -28,83 +31,87 @@
 namespace lmcl {
 namespace {
 
-// The columns of a row of n with `skip` left out (−1: all of them), as at most two ranges. Plain
-// loops over these (not a lambda, which would not inherit the SIMD target of its caller).
-struct ColumnRanges {
-  int64_t begin[2], end[2];
-  int count;
-};
+// Every reduction runs over the whole row in 16 lanes (element k in lane k mod 16; the tail
+// elements go to their lanes after the full blocks), with the skipped column masked out inside
+// the lane loop rather than splitting the row around it: rows of B = 128 have no scalar tails,
+// and the order of the sums is the same on every SIMD level.
 
-LMCL_INLINE ColumnRanges columns_except(int64_t n, int64_t skip) {
-  if (skip < 0) return ColumnRanges{{0, 0}, {n, 0}, 1};
-  return ColumnRanges{{0, skip + 1}, {skip, n}, 2};
-}
-
-// Σ exp(s·x_k − shift) over [0, n), 16 lanes, the last partial block as one masked step.
-LMCL_INLINE float scaled_exp_sum(const float* __restrict x, int64_t n, float scale, float shift) {
-  float lanes[kLanes] = {0};
+// max_{k≠skip} x_k (−inf for an empty row).
+LMCL_INLINE float max_except(const float* __restrict x, int64_t n, int64_t skip) {
+  float lanes[kLanes];
+  for (int lane = 0; lane < kLanes; ++lane) lanes[lane] = -kInfinity;
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes) {
     LMCL_NO_UNROLL
-    for (int lane = 0; lane < kLanes; ++lane) lanes[lane] += exp_approx(scale * x[i + lane] - shift);
+    for (int lane = 0; lane < kLanes; ++lane) {
+      const float v = i + lane != skip ? x[i + lane] : -kInfinity;
+      lanes[lane] = v > lanes[lane] ? v : lanes[lane];
+    }
   }
-  if (i < n) {
+  for (int lane = 0; i + lane < n; ++lane) {  // the tail, into the same lanes
+    const float v = i + lane != skip ? x[i + lane] : -kInfinity;
+    lanes[lane] = v > lanes[lane] ? v : lanes[lane];
+  }
+  return combine_max(lanes);
+}
+
+// Σ_{k≠skip} exp(s·x_k − shift); stores each term in out[k] (out_skip = 0) when out is not null.
+LMCL_INLINE float exp_sum_except(const float* __restrict x, int64_t n, int64_t skip, float scale, float shift,
+                                 float* __restrict out) {
+  float lanes[kLanes] = {0};
+  int64_t i = 0;
+  if (out) {
+    for (; i + kLanes <= n; i += kLanes) {
+      LMCL_NO_UNROLL
+      for (int lane = 0; lane < kLanes; ++lane) {
+        const float e = exp_approx(i + lane != skip ? scale * x[i + lane] - shift : -kInfinity);
+        out[i + lane] = e;
+        lanes[lane] += e;
+      }
+    }
+  } else {
+    for (; i + kLanes <= n; i += kLanes) {
+      LMCL_NO_UNROLL
+      for (int lane = 0; lane < kLanes; ++lane) lanes[lane] += exp_approx(i + lane != skip ? scale * x[i + lane] - shift : -kInfinity);
+    }
+  }
+  if (i < n) {  // the last partial block as one masked step
     LMCL_NO_UNROLL
     for (int lane = 0; lane < kLanes; ++lane) {
-      const bool inside = i + lane < n;
-      lanes[lane] += exp_approx(inside ? scale * x[i + lane] - shift : -kInfinity);
+      const int64_t k = i + lane;
+      const float e = exp_approx(k < n && k != skip ? scale * x[k < n ? k : i] - shift : -kInfinity);
+      if (out && k < n) out[k] = e;
+      lanes[lane] += e;
     }
   }
   return combine_sum(lanes);
 }
 
-// max_{k≠skip} x_k (−inf for an empty range).
-LMCL_INLINE float max_except(const float* __restrict x, int64_t n, int64_t skip) {
-  const ColumnRanges ranges = columns_except(n, skip);
-  float maximum = -kInfinity;
-  for (int r = 0; r < ranges.count; ++r) {
-    if (ranges.end[r] > ranges.begin[r]) {
-      const float m = row_max(x + ranges.begin[r], ranges.end[r] - ranges.begin[r]);
-      maximum = m > maximum ? m : maximum;
-    }
-  }
-  return maximum;
-}
-
-// log Σ_{k≠skip} exp(s·x_k). An empty row gives −inf; a NaN or +inf in the row gives NaN/inf.
+// log Σ_{k≠skip} exp(s·x_k), shifted by the row max. An empty row gives −inf; NaN/+inf propagate.
 LMCL_INLINE float log_sum_exp(const float* __restrict x, int64_t n, int64_t skip, float scale) {
   const float maximum = max_except(x, n, skip);
   if (maximum == -kInfinity) return -kInfinity;
   const float shift = scale * maximum;
-  const ColumnRanges ranges = columns_except(n, skip);
-  float total = 0.0f;
-  for (int r = 0; r < ranges.count; ++r) {
-    total += scaled_exp_sum(x + ranges.begin[r], ranges.end[r] - ranges.begin[r], scale, shift);
-  }
-  return shift + std::log(total);
+  return shift + std::log(exp_sum_except(x, n, skip, scale, shift, nullptr));
 }
 
-// Σ x_k over the columns k ≠ skip whose label equals `label` (a select per lane; vectorises).
+// Σ x_k over the columns k ≠ skip whose label equals `label`.
 LMCL_INLINE float positive_sum(const float* __restrict x, int64_t n, int64_t skip, const int32_t* __restrict labels,
                                int32_t label) {
-  const ColumnRanges ranges = columns_except(n, skip);
-  float total = 0.0f;
-  for (int r = 0; r < ranges.count; ++r) {
-    const int64_t end = ranges.end[r];
-    float lanes[kLanes] = {0};
-    int64_t i = ranges.begin[r];
-    for (; i + kLanes <= end; i += kLanes) {
-      LMCL_NO_UNROLL
-      for (int lane = 0; lane < kLanes; ++lane) lanes[lane] += labels[i + lane] == label ? x[i + lane] : 0.0f;
+  float lanes[kLanes] = {0};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    LMCL_NO_UNROLL
+    for (int lane = 0; lane < kLanes; ++lane) {
+      lanes[lane] += (labels[i + lane] == label && i + lane != skip) ? x[i + lane] : 0.0f;
     }
-    float tail = 0.0f;
-    for (; i < end; ++i) tail += labels[i] == label ? x[i] : 0.0f;
-    total += combine_sum(lanes) + tail;
   }
-  return total;
+  for (int lane = 0; i + lane < n; ++lane) lanes[lane] += (labels[i + lane] == label && i + lane != skip) ? x[i + lane] : 0.0f;
+  return combine_sum(lanes);
 }
 
-// KL(softmax(s·t) ‖ softmax(s·x)) of one row, from both rows' log-sum-exps (all columns).
+// KL(softmax(s·t) ‖ softmax(s·x)) of one row, from both rows' log-sum-exps (all columns):
+// s·Σ_v q_v (t_v − x_v) + lse_x − lse_t.
 LMCL_INLINE float kl_cross(const float* __restrict x, const float* __restrict t, int64_t n, float scale, float lse_x,
                            float lse_t) {
   float lanes[kLanes] = {0};
@@ -116,71 +123,37 @@ LMCL_INLINE float kl_cross(const float* __restrict x, const float* __restrict t,
       lanes[lane] += q * (t[i + lane] - x[i + lane]);
     }
   }
-  float tail = 0.0f;
-  for (; i < n; ++i) tail += exp_approx(scale * t[i] - lse_t) * (t[i] - x[i]);
-  return scale * (combine_sum(lanes) + tail) + (lse_x - lse_t);
+  for (int lane = 0; i + lane < n; ++lane) lanes[lane] += exp_approx(scale * t[i + lane] - lse_t) * (t[i + lane] - x[i + lane]);
+  return scale * combine_sum(lanes) + (lse_x - lse_t);
 }
 
-// out_k (+)= c·(exp(s·x_k − lse) − [labels_k = label]·inverse_positives) for k ≠ skip; out_skip
-// untouched when accumulating, 0 otherwise. out may alias x (each element is read, then written).
+// The same from the teacher's stored probabilities q (no exp).
+LMCL_INLINE float kl_from_probabilities(const float* __restrict x, const float* __restrict t,
+                                        const float* __restrict q, int64_t n, float scale, float lse_x,
+                                        float lse_t) {
+  float lanes[kLanes] = {0};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    LMCL_NO_UNROLL
+    for (int lane = 0; lane < kLanes; ++lane) lanes[lane] += q[i + lane] * (t[i + lane] - x[i + lane]);
+  }
+  for (int lane = 0; i + lane < n; ++lane) lanes[lane] += q[i + lane] * (t[i + lane] - x[i + lane]);
+  return scale * combine_sum(lanes) + (lse_x - lse_t);
+}
+
+// out_k = c·(exp(s·x_k − lse) − [labels_k = label]·inverse_positives) for k ≠ skip, out_skip = 0.
+// out may alias x (each element is read, then written).
 LMCL_INLINE void infonce_gradient(const float* x, int64_t n, int64_t skip, float scale, float lse,
                                   const int32_t* __restrict labels, int32_t label, float inverse_positives,
-                                  float coefficient, bool accumulate, float* out) {
-  const ColumnRanges ranges = columns_except(n, skip);
-  for (int r = 0; r < ranges.count; ++r) {
-    const int64_t begin = ranges.begin[r], end = ranges.end[r];
-    if (accumulate) {
-      for (int64_t k = begin; k < end; ++k) {
-        const float positive = labels[k] == label ? inverse_positives : 0.0f;
-        out[k] += coefficient * (exp_approx(scale * x[k] - lse) - positive);
-      }
-    } else {
-      for (int64_t k = begin; k < end; ++k) {
-        const float positive = labels[k] == label ? inverse_positives : 0.0f;
-        out[k] = coefficient * (exp_approx(scale * x[k] - lse) - positive);
-      }
-    }
-  }
-  if (!accumulate && skip >= 0) out[skip] = 0.0f;
-}
-
-// out_k += c·exp(s·x_k − lse) over all columns (a softmax row, scaled; c may be negative).
-LMCL_INLINE void add_softmax(const float* __restrict x, int64_t n, float scale, float lse, float coefficient,
-                             float* __restrict out) {
-  for (int64_t k = 0; k < n; ++k) out[k] += coefficient * exp_approx(scale * x[k] - lse);
-}
-
-// out_k = exp(s·x_k − shift) for k ≠ skip, out_skip = 0 (skip ≥ 0: it is not summed); returns
-// Σ out in 16 lanes per range.
-LMCL_INLINE float store_exp(const float* __restrict x, int64_t n, int64_t skip, float scale, float shift,
-                            float* __restrict out) {
-  const ColumnRanges ranges = columns_except(n, skip);
-  float total = 0.0f;
-  for (int r = 0; r < ranges.count; ++r) {
-    const int64_t end = ranges.end[r];
-    float lanes[kLanes] = {0};
-    int64_t i = ranges.begin[r];
-    for (; i + kLanes <= end; i += kLanes) {
-      LMCL_NO_UNROLL
-      for (int lane = 0; lane < kLanes; ++lane) {
-        const float e = exp_approx(scale * x[i + lane] - shift);
-        out[i + lane] = e;
-        lanes[lane] += e;
-      }
-    }
-    float tail = 0.0f;
-    for (; i < end; ++i) {
-      out[i] = exp_approx(scale * x[i] - shift);
-      tail += out[i];
-    }
-    total += combine_sum(lanes) + tail;
+                                  float coefficient, float* out) {
+  for (int64_t k = 0; k < n; ++k) {
+    const float positive = labels[k] == label ? inverse_positives : 0.0f;
+    out[k] = coefficient * (exp_approx(scale * x[k] - lse) - positive);
   }
   if (skip >= 0) out[skip] = 0.0f;
-  return total;
 }
 
-// out_k = c·(softmax_k − [labels_k = label]·inverse_positives) for k ≠ skip, out_skip = 0, from a
-// stored softmax row whose skipped column is 0.
+// The same from a stored softmax row whose skipped column is 0.
 LMCL_INLINE void infonce_gradient_from_softmax(const float* __restrict softmax, int64_t n, int64_t skip,
                                                const int32_t* __restrict labels, int32_t label,
                                                float inverse_positives, float coefficient, float* __restrict out) {
@@ -196,20 +169,9 @@ LMCL_INLINE void add_scaled(const float* __restrict row, int64_t n, float coeffi
   for (int64_t k = 0; k < n; ++k) out[k] += coefficient * row[k];
 }
 
-// KL(q ‖ p) of one row from the teacher's stored probabilities q and both rows' similarities:
-// s·Σ_v q_v (t_v − x_v) + lse_x − lse_t (no exp).
-LMCL_INLINE float kl_from_probabilities(const float* __restrict x, const float* __restrict t,
-                                        const float* __restrict q, int64_t n, float scale, float lse_x,
-                                        float lse_t) {
-  float lanes[kLanes] = {0};
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    LMCL_NO_UNROLL
-    for (int lane = 0; lane < kLanes; ++lane) lanes[lane] += q[i + lane] * (t[i + lane] - x[i + lane]);
-  }
-  float tail = 0.0f;
-  for (; i < n; ++i) tail += q[i] * (t[i] - x[i]);
-  return scale * (combine_sum(lanes) + tail) + (lse_x - lse_t);
+// row_k *= factor.
+LMCL_INLINE void scale_row(float* __restrict row, int64_t n, float factor) {
+  for (int64_t k = 0; k < n; ++k) row[k] *= factor;
 }
 
 // Per anchor u: the number of other items with its label (|P_u|). Returns the number of anchors

@@ -68,7 +68,7 @@ LMCL_INLINE void infonce_backward_rows_body(int64_t begin, int64_t end, const In
     }
     const float coefficient = args.coefficient * (args.weights ? args.weights[u] : 1.0f);
     infonce_gradient(row, n, u, args.scale, args.row_stats[2 * u], args.labels, args.labels[u], 1.0f / count,
-                     coefficient, false, row);
+                     coefficient, row);
   }
 }
 
