@@ -19,6 +19,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   register_normalize(env, exports);
   register_layout(env, exports);
   register_sgd(env, exports);
+  register_memory_bank(env, exports);
   return exports;
 }
 

@@ -85,6 +85,7 @@ void register_reduce(Napi::Env env, Napi::Object exports);
 void register_normalize(Napi::Env env, Napi::Object exports);
 void register_layout(Napi::Env env, Napi::Object exports);
 void register_sgd(Napi::Env env, Napi::Object exports);
+void register_memory_bank(Napi::Env env, Napi::Object exports);
 
 }  // namespace binding
 }  // namespace lmcl

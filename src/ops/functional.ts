@@ -18,3 +18,5 @@ export { crossEntropy } from './cross_entropy.js';
 export type { CrossEntropyOptions, CrossEntropyReduction } from './cross_entropy.js';
 export { normalize, cosineSimilarity } from './normalize.js';
 export type { NormalizeOptions, CosineSimilarityOptions } from './normalize.js';
+export { memoryLogits, memoryInfoNCE, memoryUpdate_ } from './memory_bank.js';
+export type { MemoryLogitsOptions, MemoryInfoNceOptions, MemoryUpdateOptions } from './memory_bank.js';

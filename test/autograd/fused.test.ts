@@ -53,6 +53,13 @@ export const agreementCases: Record<string, Case> = {
     const b = randomTensor([5, 8], { requiresGrad: true });
     return { inputs: [a, b], output: () => F.cosineSimilarity(a, b, { dim: 1 }) };
   },
+  memoryInfoNCE: () => {
+    const query = randomTensor([6, 8], { requiresGrad: true });
+    const bank = randomTensor([20, 8]);
+    const indices = Int32Array.from({ length: 6 * 11 }, () => Math.floor(Math.random() * 20));
+    const weights = randomTensor([6], { requiresGrad: true });
+    return { inputs: [query, weights], output: () => F.memoryInfoNCE(query, bank, indices, { positives: 2, temperature: 0.2, weights }) };
+  },
 };
 
 /** Op names declared in src/ through fusedOrComposite('<name>' (or a conditional of names). */
