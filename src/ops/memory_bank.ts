@@ -23,6 +23,7 @@
 // from memoryLogits, softmax / logSoftmax, slice and mean (fusedOrComposite).
 import { native } from '../native/index.js';
 import { fusedOrComposite } from '../autograd/fused.js';
+import { isGradEnabled } from '../autograd/mode.js';
 import { recordOperation, type BackwardContext } from '../autograd/node.js';
 import { Tensor, formatShape } from '../tensor/tensor.js';
 import { tensor } from '../tensor/creation.js';
@@ -59,7 +60,7 @@ interface BankGeometry {
   bankRows: number;
   /** 1/τ as the kernels use it. */
   scale: number;
-  /** A private copy: the backward must see this call's indices even if the caller reuses its array. */
+  /** When a node keeps this geometry, a private copy: the backward must see this call's indices even if the caller reuses its array. */
   indices: Int32Array;
 }
 
@@ -92,8 +93,13 @@ function checkBank(bank: unknown, op: string): asserts bank is Tensor {
   }
 }
 
-/** Checks query, bank and indices; returns the geometry with a validated private copy of the indices. */
-function geometryOf(query: unknown, bank: unknown, indices: unknown, temperature: unknown, op: string): BankGeometry {
+/**
+ * Checks query, bank and indices; returns the geometry. `recorded`: a graph node will keep the
+ * geometry, so it gets a private copy of the indices (the caller may reuse its array before the
+ * backward); a forward that records nothing skips the copy (8 MB at the benchmark size).
+ */
+function geometryOf(query: unknown, bank: unknown, indices: unknown, temperature: unknown, op: string,
+  recorded: (query: Tensor) => boolean): BankGeometry {
   checkTensor(query, op, 'query');
   checkRank(query, 2, op, 'query', '[batch, dim]');
   checkBank(bank, op);
@@ -111,14 +117,14 @@ function geometryOf(query: unknown, bank: unknown, indices: unknown, temperature
     throw new Error(`${op}: argument 'indices' has length ${indices.length}, which is not a positive multiple of the batch size ${batch}`);
   }
   const scale = scaleOf(temperature, op);
-  const saved = indices.slice();
-  for (let position = 0; position < saved.length; position += 1) {
-    const index = saved[position]!;
+  for (let position = 0; position < indices.length; position += 1) {
+    const index = indices[position]!;
     if (index < 0 || index >= bankRows) {
       throw new Error(`${op}: argument 'indices' holds ${index} at position ${position}, out of range for a bank of ${bankRows} rows`);
     }
   }
-  return { batch, columns: saved.length / batch, dim, bankRows, scale, indices: saved };
+  const kept = recorded(query) ? indices.slice() : indices;
+  return { batch, columns: indices.length / batch, dim, bankRows, scale, indices: kept };
 }
 
 // ---- the two linear ops, each the other's backward -----------------------------------------------
@@ -151,7 +157,8 @@ function memoryLogitsTransposeRecorded(grad: Tensor, bank: Tensor, geometry: Ban
 export function memoryLogits(query: Tensor, bank: Tensor, indices: Int32Array, options: MemoryLogitsOptions): Tensor {
   const op = 'memoryLogits';
   const { temperature } = readOptions(options, ['temperature'], op);
-  return memoryLogitsRecorded(query, bank, geometryOf(query, bank, indices, temperature, op));
+  const geometry = geometryOf(query, bank, indices, temperature, op, (checked) => isGradEnabled() && checked.requiresGrad);
+  return memoryLogitsRecorded(query, bank, geometry);
 }
 
 // ---- InfoNCE ------------------------------------------------------------------------------------
@@ -163,7 +170,9 @@ export function memoryLogits(query: Tensor, bank: Tensor, indices: Int32Array, o
 export function memoryInfoNCE(query: Tensor, bank: Tensor, indices: Int32Array, options: MemoryInfoNceOptions): Tensor {
   const op = 'memoryInfoNCE';
   const { positives, temperature, weights: weightOption } = readOptions(options, ['positives', 'temperature', 'weights'], op);
-  const geometry = geometryOf(query, bank, indices, temperature, op);
+  const weightsRequireGrad = weightOption instanceof Tensor && weightOption.requiresGrad;
+  const geometry = geometryOf(query, bank, indices, temperature, op,
+    (checked) => isGradEnabled() && (checked.requiresGrad || weightsRequireGrad));
   const { batch, columns, dim, bankRows, scale } = geometry;
   if (typeof positives !== 'number' || !Number.isInteger(positives) || positives < 1 || positives > columns) {
     throw new Error(`${op}: positives must be an integer in [1, K = ${columns}], got ${describeValue(positives)}`);
