@@ -93,6 +93,15 @@ function checkBank(bank: unknown, op: string): asserts bank is Tensor {
   }
 }
 
+/** The first position holding a value outside [0, limit), or −1. A small function of its own so V8
+ *  optimises the loop once (2 M indices per call at the benchmark size). */
+function firstOutOfRange(values: Int32Array, limit: number): number {
+  const length = values.length;
+  // As unsigned, a negative value is >= 2^31 > limit: one comparison per value.
+  for (let position = 0; position < length; position += 1) if (values[position]! >>> 0 >= limit) return position;
+  return -1;
+}
+
 /**
  * Checks query, bank and indices; returns the geometry. `recorded`: a graph node will keep the
  * geometry, so it gets a private copy of the indices (the caller may reuse its array before the
@@ -117,11 +126,9 @@ function geometryOf(query: unknown, bank: unknown, indices: unknown, temperature
     throw new Error(`${op}: argument 'indices' has length ${indices.length}, which is not a positive multiple of the batch size ${batch}`);
   }
   const scale = scaleOf(temperature, op);
-  for (let position = 0; position < indices.length; position += 1) {
-    const index = indices[position]!;
-    if (index < 0 || index >= bankRows) {
-      throw new Error(`${op}: argument 'indices' holds ${index} at position ${position}, out of range for a bank of ${bankRows} rows`);
-    }
+  const position = firstOutOfRange(indices, bankRows);
+  if (position >= 0) {
+    throw new Error(`${op}: argument 'indices' holds ${indices[position]} at position ${position}, out of range for a bank of ${bankRows} rows`);
   }
   const kept = recorded(query) ? indices.slice() : indices;
   return { batch, columns: indices.length / batch, dim, bankRows, scale, indices: kept };
