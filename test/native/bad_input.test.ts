@@ -127,6 +127,7 @@ describe('memory-bank entry points check sizes and index values', () => {
     expect(() => native().memoryUpdate(bank, Int32Array.of(0, 1, 2), z, 5, 4, 0.5)).toThrow(/'z' holds 8 floats but the op needs 12/);
     expect(() => native().memoryUpdate(bank, Int32Array.of(0), z, 6, 4, 0.5)).toThrow(/'bank' holds 20 floats/);
     expect(() => native().memoryUpdate(bank, Int32Array.of(0), bank, 5, 4, 0.5)).toThrow(/must not share storage/);
+    expect(() => native().memoryUpdate(bank, Int32Array.of(0), z, 2 ** 40, 0, 0.5)).toThrow(/dim must be >= 1/);
     for (const momentum of [-0.5, 2, Number.NaN]) {
       expect(() => native().memoryUpdate(bank, Int32Array.of(0), z, 5, 4, momentum)).toThrow(/momentum/);
     }
