@@ -147,6 +147,18 @@ describe('memoryInfoNCE', () => {
     }
   }
 
+  it('weights requiring grad with a query that does not: only the weight gradient, on both paths', () => {
+    const { query, bank, indices, reference } = makeProblem(5, 12, 8, 30, 0.1);
+    const constantQuery = query.detach();
+    const weights = randomPositiveTensor([5], { requiresGrad: true });
+    const expected = referenceMemoryInfoNce(reference, 3, weights.toFloat32Array());
+    for (const path of ['fused', 'composite'] as const) {
+      const [gradWeights] = withBackwardPath(path, () =>
+        grad(F.memoryInfoNCE(constantQuery, bank, indices, { positives: 3, temperature: 0.1, weights }), [weights]));
+      expectClose(gradWeights!.toFloat32Array(), expected.gradWeights, { rtol: 1e-4, atol: 1e-6, label: `${path} dweights` });
+    }
+  });
+
   it('agrees with the composition memoryLogits → logSoftmax → slice → mean', () => {
     const { query, bank, indices } = makeProblem(6, 40, 16, 25, 0.1);
     const weights = randomPositiveTensor([6]);
