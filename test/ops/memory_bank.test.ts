@@ -94,7 +94,7 @@ describe('memoryLogits', () => {
     }
   });
 
-  it('passes finite differences, first and second order (and third through the transpose pair)', () => {
+  it('passes finite differences, first and second order (also in the upstream gradient, through the transpose)', () => {
     const { query, bank, indices } = makeProblem(3, 6, 5, 8, 0.5);
     gradcheck((q) => F.memoryLogits(q, bank, indices, { temperature: 0.5 }), [query]);
     // Linear in the query: the gradient of ⟨∂f/∂q, W⟩ is zero; gradgradcheck on a nonlinear use.
