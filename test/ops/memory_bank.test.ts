@@ -3,7 +3,8 @@
 // and weight gradients, fused vs composite backward, finite-difference gradcheck and
 // gradgradcheck, the bank never getting a gradient, the momentum update (normalisation, version
 // bump, duplicate rows, z read detached), update-before-backward raising the engine's in-place
-// modification error, bits independent of the thread count, and bad input.
+// modification error, bits independent of the thread count, and bad input; the whole file runs
+// again at every SIMD level (portable, AVX2, AVX-512) in child processes.
 // Inputs are fresh random values (never zeros); banks are random rows (unnormalised like MCL's
 // Uniform init, or normalised like after updates), indices random with repeats.
 // Tolerances (float32 against float64; rows of unit norm, so |logit| <= 1/τ): logits rtol 1e-5 /
@@ -17,6 +18,7 @@ import { describe, expect, it } from 'vitest';
 import { F, Tensor, engineInfo, grad, setNumThreads, tensor } from '../../src/index.js';
 import { withBackwardPath } from '../../src/autograd/fused.js';
 import { gradcheck, gradgradcheck } from '../helpers/gradcheck.js';
+import { runOnEverySimdLevel } from '../helpers/simd_levels.js';
 import { expectClose, randomArray, randomPositiveTensor, randomTensor } from '../helpers/random.js';
 import {
   referenceMemoryInfoNce,
@@ -319,3 +321,5 @@ describe('memory bank determinism and errors', () => {
   });
 
 });
+
+runOnEverySimdLevel(import.meta.url, 'memory bank');
