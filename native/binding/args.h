@@ -88,6 +88,7 @@ void register_sgd(Napi::Env env, Napi::Object exports);
 void register_infonce(Napi::Env env, Napi::Object exports);
 void register_contrastive_kl(Napi::Env env, Napi::Object exports);
 void register_cohort_contrastive(Napi::Env env, Napi::Object exports);
+void register_memory_bank(Napi::Env env, Napi::Object exports);
 
 }  // namespace binding
 }  // namespace lmcl

@@ -201,4 +201,28 @@ export interface NativeAddon {
     klTemperature: number): void;
   /** Floats of the cohort forward's stats buffer. */
   cohortStatsFloats(count: number, batch: number, pairCount: number): number;
+  // ---- memory bank (native/binding/memory_bank.cpp) ----
+  // query [batch, dim], bank [bankRows, dim], indices int32 [batch · columns] (row u's columns at
+  // u·columns..), logits / grad [batch, columns]; scale = 1/temperature > 0. Indices outside
+  // [0, bankRows) are an Error (checked before any work). All overwrite their outputs.
+  /** logits[u, k] = scale · ⟨bank[indices[u·columns + k]], query[u]⟩. */
+  memoryLogitsForward(query: NativeStorage, bank: NativeStorage, indices: Int32Array, logits: NativeStorage,
+    batch: number, columns: number, dim: number, bankRows: number, scale: number): void;
+  /** out[u] = scale · Σ_k grad[u, k] · bank[indices[u·columns + k]]  ([batch, dim]). */
+  memoryLogitsTranspose(grad: NativeStorage, bank: NativeStorage, indices: Int32Array, out: NativeStorage,
+    batch: number, columns: number, dim: number, bankRows: number, scale: number): void;
+  /** Fused InfoNCE: writes logits, stats [batch, 2] = (lse_u, term_u = lse_u − mean_{k<positives} logits[u, k])
+   *  and loss (1 float) = Σ_u w_u · term_u / batch (weights null: w ≡ 1). */
+  memoryInfoNceForward(query: NativeStorage, bank: NativeStorage, indices: Int32Array, weights: NativeStorage | null,
+    loss: NativeStorage, logits: NativeStorage, stats: NativeStorage, batch: number, columns: number, dim: number,
+    bankRows: number, scale: number, positives: number): void;
+  /** From the forward's logits and stats, for the scalar upstream grad: gradQuery[u] = scale · Σ_k c[u, k] ·
+   *  bank[idx[u, k]] with c = (w_u / batch)(softmax − [k < positives] / positives) · grad, gradWeights[u] =
+   *  term_u / batch · grad. A null output is skipped. */
+  memoryInfoNceBackward(bank: NativeStorage, indices: Int32Array, logits: NativeStorage, stats: NativeStorage,
+    weights: NativeStorage | null, grad: NativeStorage, gradQuery: NativeStorage | null, gradWeights: NativeStorage | null,
+    batch: number, columns: number, dim: number, bankRows: number, scale: number, positives: number): void;
+  /** In place: bank[rows[i]] ← normalize(momentum · bank[rows[i]] + (1 − momentum) · z[i]) (no epsilon; z
+   *  [rows.length, dim]). Rows out of range or repeated, or a mixed row of norm 0 / non-finite: an Error, bank unchanged. */
+  memoryUpdate(bank: NativeStorage, rows: Int32Array, z: NativeStorage, bankRows: number, dim: number, momentum: number): void;
 }

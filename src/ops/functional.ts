@@ -24,3 +24,5 @@ export { contrastiveKL, distillKL } from './contrastive_kl.js';
 export type { ContrastiveKLOptions, DistillKLOptions } from './contrastive_kl.js';
 export { cohortContrastive, cohortTerms } from './cohort_contrastive.js';
 export type { CohortContrastiveOptions } from './cohort_contrastive.js';
+export { memoryLogits, memoryInfoNCE, memoryUpdate_ } from './memory_bank.js';
+export type { MemoryLogitsOptions, MemoryInfoNceOptions, MemoryUpdateOptions } from './memory_bank.js';

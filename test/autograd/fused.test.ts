@@ -81,6 +81,13 @@ export const agreementCases: Record<string, Case> = {
       output: () => F.cohortContrastive(z, labels, { pairs: [[0, 1], [1, 2], [2, 0]], temperature: 0.3, klTemperature: 2, weights }),
     };
   },
+  memoryInfoNCE: () => {
+    const query = randomTensor([6, 8], { requiresGrad: true });
+    const bank = randomTensor([20, 8]);
+    const indices = Int32Array.from({ length: 6 * 11 }, () => Math.floor(Math.random() * 20));
+    const weights = randomTensor([6], { requiresGrad: true });
+    return { inputs: [query, weights], output: () => F.memoryInfoNCE(query, bank, indices, { positives: 2, temperature: 0.2, weights }) };
+  },
 };
 
 /** Op names declared in src/ through fusedOrComposite('<name>' (or a conditional of names). */
@@ -113,7 +120,7 @@ function gradientsOn(path: 'fused' | 'composite', make: ReturnType<Case>, projec
 describe('fusedOrComposite', () => {
   it('every op that declares both paths has an agreement case', () => {
     const declared = declaredOps();
-    expect(declared.size).toBeGreaterThanOrEqual(11);
+    expect(declared.size).toBeGreaterThanOrEqual(12);
     const missing = [...declared].filter((name) => !(name in agreementCases));
     expect(missing).toEqual([]);
   });

@@ -66,3 +66,72 @@ describe('native entry points reject bad arguments without crashing', () => {
     expect(() => native().setNumThreads(Number.NaN)).toThrow(/integer/);
   });
 });
+
+describe('memory-bank entry points check sizes and index values', () => {
+  const floats = (count: number) => native().alloc('cpu', 4 * count);
+  // batch 2, columns 3, dim 4, bank rows 5
+  const query = floats(8);
+  const bank = floats(20);
+  const logits = floats(6);
+  const stats = floats(4);
+  const loss = floats(1);
+  const out = floats(8);
+  const indices = Int32Array.of(0, 1, 2, 3, 4, 0);
+  const geometry = [2, 3, 4, 5, 10] as const;
+
+  it('memoryLogitsForward / memoryLogitsTranspose', () => {
+    native().fill(query, 0.5, 8);
+    native().fill(bank, 0.25, 20);
+    native().fill(logits, 1, 6);
+    expect(() => native().memoryLogitsForward(query, bank, indices, logits, ...geometry)).not.toThrow();
+    expect(() => native().memoryLogitsForward(query, floats(19), indices, logits, ...geometry)).toThrow(/'bank' holds 19 floats but the op needs 20/);
+    expect(() => native().memoryLogitsForward(floats(7), bank, indices, logits, ...geometry)).toThrow(/'query' holds 7 floats/);
+    expect(() => native().memoryLogitsForward(query, bank, indices, floats(5), ...geometry)).toThrow(/'logits' holds 5 floats/);
+    expect(() => native().memoryLogitsForward(query, bank, Int32Array.of(0, 1, 2), logits, ...geometry)).toThrow(/indices has length 3 but batch · columns = 6/);
+    expect(() => native().memoryLogitsForward(query, bank, new Float32Array(6) as unknown as Int32Array, logits, ...geometry)).toThrow(/Int32Array/);
+    expect(() => native().memoryLogitsForward(query, bank, Int32Array.of(0, 1, 2, 3, 5, 0), logits, ...geometry)).toThrow(/index 5 at position 4 is out of range for a bank of 5 rows/);
+    expect(() => native().memoryLogitsTranspose(logits, bank, Int32Array.of(0, -1, 2, 3, 4, 0), out, ...geometry)).toThrow(/index -1 at position 1/);
+    expect(() => native().memoryLogitsTranspose(logits, bank, indices, floats(7), ...geometry)).toThrow(/'out' holds 7 floats/);
+    for (const scale of [0, -1, Number.NaN, Number.POSITIVE_INFINITY, 1e300]) {
+      expect(() => native().memoryLogitsForward(query, bank, indices, logits, 2, 3, 4, 5, scale)).toThrow(/scale/);
+    }
+    expect(() => native().memoryLogitsForward(query, bank, indices, logits, 2, 3, 4, 2 ** 40, 10)).toThrow(/'bank' holds 20 floats/);
+  });
+
+  it('memoryInfoNceForward / memoryInfoNceBackward', () => {
+    native().fill(query, 0.5, 8);
+    native().fill(bank, 0.25, 20);
+    expect(() => native().memoryInfoNceForward(query, bank, indices, null, loss, logits, stats, ...geometry, 1)).not.toThrow();
+    for (const positives of [0, 4, 1.5]) {
+      expect(() => native().memoryInfoNceForward(query, bank, indices, null, loss, logits, stats, ...geometry, positives)).toThrow(/positives/);
+    }
+    expect(() => native().memoryInfoNceForward(query, bank, indices, floats(1), loss, logits, stats, ...geometry, 1)).toThrow(/'weights' holds 1 floats/);
+    expect(() => native().memoryInfoNceForward(query, bank, indices, null, loss, logits, floats(3), ...geometry, 1)).toThrow(/'stats' holds 3 floats/);
+    expect(() => native().memoryInfoNceForward(query, bank, Int32Array.of(9, 1, 2, 3, 4, 0), null, loss, logits, stats, ...geometry, 1)).toThrow(/index 9 at position 0/);
+    const grad = floats(1);
+    native().fill(grad, 1, 1);
+    expect(() => native().memoryInfoNceBackward(bank, indices, logits, stats, null, grad, out, null, ...geometry, 2)).not.toThrow();
+    expect(() => native().memoryInfoNceBackward(bank, indices, floats(5), stats, null, grad, out, null, ...geometry, 2)).toThrow(/'logits' holds 5 floats/);
+    expect(() => native().memoryInfoNceBackward(bank, indices, logits, stats, null, grad, floats(7), null, ...geometry, 2)).toThrow(/'gradQuery' holds 7 floats/);
+    expect(() => native().memoryInfoNceBackward(bank, indices, logits, stats, null, grad, null, floats(1), ...geometry, 2)).toThrow(/'gradWeights' holds 1 floats/);
+    expect(() => native().memoryInfoNceBackward(bank, Int32Array.of(0, 1, 2, 3, 4, 1e9), logits, stats, null, grad, out, null, ...geometry, 2)).toThrow(/index 1000000000 at position 5/);
+  });
+
+  it('memoryUpdate', () => {
+    const z = floats(8);
+    native().fill(z, 1, 8);
+    native().fill(bank, 0.25, 20);
+    expect(() => native().memoryUpdate(bank, Int32Array.of(4, 0), z, 5, 4, 0.5)).not.toThrow();
+    expect(() => native().memoryUpdate(bank, Int32Array.of(4, 4), z, 5, 4, 0.5)).toThrow(/row 4 appears more than once/);
+    expect(() => native().memoryUpdate(bank, Int32Array.of(4, 5), z, 5, 4, 0.5)).toThrow(/row 5 at position 1 is out of range/);
+    expect(() => native().memoryUpdate(bank, Int32Array.of(0, 1, 2), z, 5, 4, 0.5)).toThrow(/'z' holds 8 floats but the op needs 12/);
+    expect(() => native().memoryUpdate(bank, Int32Array.of(0), z, 6, 4, 0.5)).toThrow(/'bank' holds 20 floats/);
+    expect(() => native().memoryUpdate(bank, Int32Array.of(0), bank, 5, 4, 0.5)).toThrow(/must not share storage/);
+    expect(() => native().memoryUpdate(bank, Int32Array.of(0), z, 2 ** 40, 0, 0.5)).toThrow(/dim must be >= 1/);
+    for (const momentum of [-0.5, 2, Number.NaN]) {
+      expect(() => native().memoryUpdate(bank, Int32Array.of(0), z, 5, 4, momentum)).toThrow(/momentum/);
+    }
+    native().fill(z, 0, 8);
+    expect(() => native().memoryUpdate(bank, Int32Array.of(2, 3), z, 5, 4, 0)).toThrow(/row 2 \(position 0\) has norm 0/);
+  });
+});

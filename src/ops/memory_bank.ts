@@ -1,0 +1,309 @@
+// Memory-bank contrast (method.md §1.2 MCL ImageNet, §2.6 L-MCL ImageNet): queries against rows
+// of a memory bank picked by per-query index lists, the InfoNCE over those logits, and the
+// momentum update of the bank. Native kernels: native/src/cpu/memory_bank.cpp.
+// Tests: test/ops/memory_bank.test.ts (against test/reference/memory_bank_reference.ts).
+//
+//   memoryLogits   l[u, k] = ⟨bank[idx[u, k]], query[u]⟩ / τ,   idx[u, k] = indices[u·K + k],  K = indices.length / B
+//   memoryInfoNCE  (1/B) Σ_u w_u · (−(1/P) Σ_{k<P} log softmax(l[u, ·])_k)   (P = positives, w ≡ 1 by default)
+//   memoryUpdate_  bank[r_i] ← normalize(m · bank[r_i] + (1 − m) · z[i])      (in place, no grad)
+//
+// The [B, K, D] gather of the reference (index_select + bmm) is never materialised: the kernels
+// read each bank row where it lies. The bank is a buffer, never a parameter: a bank that requires
+// grad is rejected (pass bank.detach()), so it can never receive a gradient. The op nodes save
+// the bank, so their backward reads the rows as they were in the forward: memoryUpdate_ bumps the
+// bank's version, and a backward through a node that saved it then raises the engine's in-place
+// modification error. Update after backward (the reference's gathered copy gives the same
+// gradients then).
+//
+// Backward: memoryLogits' query gradient is its transpose, dquery[u] = (1/τ) Σ_k g[u, k] ·
+// bank[idx[u, k]] (memoryLogitsTranspose, again without a gather buffer), recorded as an op whose
+// own backward is memoryLogits: the pair is differentiable to any order (like conv2d and
+// conv2dBackwardInput). memoryInfoNCE has one fused native forward (logits, log-sum-exp, positive
+// mean, weighted sum) and a fused native backward; under createGraph its backward is composed
+// from memoryLogits, softmax / logSoftmax, slice and mean (fusedOrComposite).
+import { native } from '../native/index.js';
+import { fusedOrComposite } from '../autograd/fused.js';
+import { isGradEnabled } from '../autograd/mode.js';
+import { recordOperation, type BackwardContext } from '../autograd/node.js';
+import { Tensor, formatShape } from '../tensor/tensor.js';
+import { tensor } from '../tensor/creation.js';
+import { checkRank, checkSameDevice, checkTensor, describeValue } from './checks.js';
+import { affine, mul, neg, sub } from './elementwise.js';
+import { reshape, slice } from './layout.js';
+import { mean } from './reduce.js';
+import { logSoftmax, softmax } from './softmax.js';
+
+export interface MemoryLogitsOptions {
+  /** τ > 0: the logits are divided by it (ImageNet MCL: 0.07). */
+  temperature: number;
+}
+
+export interface MemoryInfoNceOptions {
+  /** P in [1, K]: the first P columns of every row are its positives. */
+  positives: number;
+  /** τ > 0. */
+  temperature: number;
+  /** Per-row weights w [B] (L-MCL's layer-matching weights); may require grad. Default w ≡ 1. */
+  weights?: Tensor | null;
+}
+
+export interface MemoryUpdateOptions {
+  /** m in [0, 1]: the share of the old row kept (MCL: nce_m = 0.5). */
+  momentum: number;
+}
+
+/** Shapes and the private index copy shared by a forward and every backward derived from it. */
+interface BankGeometry {
+  batch: number;
+  columns: number;
+  dim: number;
+  bankRows: number;
+  /** 1/τ as the kernels use it. */
+  scale: number;
+  /** When a node keeps this geometry, a private copy: the backward must see this call's indices even if the caller reuses its array. */
+  indices: Int32Array;
+}
+
+function readOptions(options: unknown, allowed: readonly string[], op: string): Record<string, unknown> {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new TypeError(`${op}: options must be an object with ${allowed.join(', ')}, got ${describeValue(options)}`);
+  }
+  for (const key of Object.keys(options)) {
+    if (!allowed.includes(key)) throw new Error(`${op}: unknown option '${key}' (expected ${allowed.join(', ')})`);
+  }
+  return options as Record<string, unknown>;
+}
+
+function scaleOf(temperature: unknown, op: string): number {
+  if (typeof temperature !== 'number' || !Number.isFinite(temperature) || temperature <= 0) {
+    throw new Error(`${op}: temperature must be a finite number > 0, got ${describeValue(temperature)}`);
+  }
+  const scale = Math.fround(1 / temperature);
+  if (!Number.isFinite(scale) || scale === 0) {
+    throw new Error(`${op}: temperature ${temperature} is out of range (1/temperature must be a finite, nonzero float32)`);
+  }
+  return 1 / temperature;
+}
+
+function checkBank(bank: unknown, op: string): asserts bank is Tensor {
+  checkTensor(bank, op, 'bank');
+  checkRank(bank, 2, op, 'bank', '[bankRows, dim]');
+  if (bank.requiresGrad) {
+    throw new Error(`${op}: argument 'bank' must not require grad (the memory bank is a buffer and gets no gradient; pass bank.detach())`);
+  }
+}
+
+/** The first position holding a value outside [0, limit), or −1. A small function of its own so V8
+ *  optimises the loop once (2 M indices per call at the benchmark size). */
+function firstOutOfRange(values: Int32Array, limit: number): number {
+  const length = values.length;
+  // As unsigned, a negative value is >= 2^31 > limit: one comparison per value.
+  for (let position = 0; position < length; position += 1) if (values[position]! >>> 0 >= limit) return position;
+  return -1;
+}
+
+/**
+ * Checks query, bank and indices; returns the geometry. `recorded`: a graph node will keep the
+ * geometry, so it gets a private copy of the indices (the caller may reuse its array before the
+ * backward); a forward that records nothing skips the copy (8 MB at the benchmark size).
+ */
+function geometryOf(query: unknown, bank: unknown, indices: unknown, temperature: unknown, op: string,
+  recorded: (query: Tensor) => boolean): BankGeometry {
+  checkTensor(query, op, 'query');
+  checkRank(query, 2, op, 'query', '[batch, dim]');
+  checkBank(bank, op);
+  checkSameDevice(op, query, bank);
+  const [batch, dim] = query.shape as [number, number];
+  const [bankRows, bankDim] = bank.shape as [number, number];
+  if (bankDim !== dim) {
+    throw new Error(`${op}: argument 'bank' ${formatShape(bank.shape)} has rows of ${bankDim} but query ${formatShape(query.shape)} has dim ${dim}`);
+  }
+  if (batch === 0) throw new Error(`${op}: argument 'query' must have at least one row, got shape ${formatShape(query.shape)}`);
+  if (!(indices instanceof Int32Array)) {
+    throw new TypeError(`${op}: argument 'indices' must be an Int32Array, got ${describeValue(indices)}`);
+  }
+  if (indices.length === 0 || indices.length % batch !== 0) {
+    throw new Error(`${op}: argument 'indices' has length ${indices.length}, which is not a positive multiple of the batch size ${batch}`);
+  }
+  const scale = scaleOf(temperature, op);
+  const position = firstOutOfRange(indices, bankRows);
+  if (position >= 0) {
+    throw new Error(`${op}: argument 'indices' holds ${indices[position]} at position ${position}, out of range for a bank of ${bankRows} rows`);
+  }
+  const kept = recorded(query) ? indices.slice() : indices;
+  return { batch, columns: indices.length / batch, dim, bankRows, scale, indices: kept };
+}
+
+// ---- the two linear ops, each the other's backward -----------------------------------------------
+
+function memoryLogitsRecorded(query: Tensor, bank: Tensor, geometry: BankGeometry): Tensor {
+  const { batch, columns, dim, bankRows, scale, indices } = geometry;
+  const out = Tensor.empty([batch, columns], query.device);
+  native().memoryLogitsForward(query.storage.handle, bank.storage.handle, indices, out.storage.handle, batch, columns, dim,
+    bankRows, scale);
+  return recordOperation('memoryLogits', out, [query], [bank], (grad, context) => [
+    memoryLogitsTransposeRecorded(grad, context.saved[0]!, geometry),
+  ]);
+}
+
+/** (1/τ) Σ_k g[u, k] · bank[idx[u, k]]: the query gradient of memoryLogits, as a recorded op. */
+function memoryLogitsTransposeRecorded(grad: Tensor, bank: Tensor, geometry: BankGeometry): Tensor {
+  const { batch, columns, dim, bankRows, scale, indices } = geometry;
+  const out = Tensor.empty([batch, dim], grad.device);
+  native().memoryLogitsTranspose(grad.storage.handle, bank.storage.handle, indices, out.storage.handle, batch, columns, dim,
+    bankRows, scale);
+  return recordOperation('memoryLogitsTranspose', out, [grad], [bank], (gradOut, context) => [
+    memoryLogitsRecorded(gradOut, context.saved[0]!, geometry),
+  ]);
+}
+
+/**
+ * logits[u, k] = ⟨bank[indices[u·K + k]], query[u]⟩ / temperature: query [B, D], bank [M, D]
+ * (must not require grad), indices Int32Array of B·K values in [0, M) → [B, K].
+ */
+export function memoryLogits(query: Tensor, bank: Tensor, indices: Int32Array, options: MemoryLogitsOptions): Tensor {
+  const op = 'memoryLogits';
+  const { temperature } = readOptions(options, ['temperature'], op);
+  const geometry = geometryOf(query, bank, indices, temperature, op, (checked) => isGradEnabled() && checked.requiresGrad);
+  return memoryLogitsRecorded(query, bank, geometry);
+}
+
+// ---- InfoNCE ------------------------------------------------------------------------------------
+
+/**
+ * Σ_u w_u · (mean over the first `positives` columns of −log softmax(logits[u, ·])) / B over the
+ * memory logits (a scalar). weights [B] is optional and may require grad.
+ */
+export function memoryInfoNCE(query: Tensor, bank: Tensor, indices: Int32Array, options: MemoryInfoNceOptions): Tensor {
+  const op = 'memoryInfoNCE';
+  const { positives, temperature, weights: weightOption } = readOptions(options, ['positives', 'temperature', 'weights'], op);
+  const weightsRequireGrad = weightOption instanceof Tensor && weightOption.requiresGrad;
+  const geometry = geometryOf(query, bank, indices, temperature, op,
+    (checked) => isGradEnabled() && (checked.requiresGrad || weightsRequireGrad));
+  const { batch, columns, dim, bankRows, scale } = geometry;
+  if (typeof positives !== 'number' || !Number.isInteger(positives) || positives < 1 || positives > columns) {
+    throw new Error(`${op}: positives must be an integer in [1, K = ${columns}], got ${describeValue(positives)}`);
+  }
+  const weights = weightOption ?? null;
+  if (weights !== null) {
+    checkTensor(weights, op, 'weights');
+    checkSameDevice(op, query, weights);
+    if (weights.shape.length !== 1 || weights.shape[0] !== batch) {
+      throw new Error(`${op}: argument 'weights' must have shape [${batch}] (one weight per query row), got ${formatShape(weights.shape)}`);
+    }
+  }
+  const loss = Tensor.empty([], query.device);
+  const logits = Tensor.empty([batch, columns], query.device);
+  const stats = Tensor.empty([batch, 2], query.device);
+  native().memoryInfoNceForward(query.storage.handle, bank.storage.handle, geometry.indices, weights ? weights.storage.handle : null,
+    loss.storage.handle, logits.storage.handle, stats.storage.handle, batch, columns, dim, bankRows, scale, positives);
+  const inputs = weights ? [query, weights] : [query];
+  const saved = weights ? [bank, query, logits, stats, weights] : [bank, query, logits, stats];
+  const result = recordOperation(op, loss, inputs, saved, (grad, context) =>
+    memoryInfoNceBackward(grad, context, geometry, positives));
+  logits.dispose();
+  stats.dispose();
+  return result;
+}
+
+function memoryInfoNceBackward(grad: Tensor, context: BackwardContext, geometry: BankGeometry, positives: number): (Tensor | null)[] {
+  const [bank, query, logits, stats, weights] = context.saved as [Tensor, Tensor, Tensor, Tensor, Tensor | undefined];
+  const needQuery = context.needsInputGrad[0] ?? false;
+  const needWeights = context.needsInputGrad[1] ?? false;
+  const gradients = fusedOrComposite('memoryInfoNCE', context, {
+    fused: () => {
+      const { batch, columns, dim, bankRows, scale, indices } = geometry;
+      const gradQuery = needQuery ? Tensor.empty([batch, dim], query.device) : null;
+      const gradWeights = needWeights ? Tensor.empty([batch], query.device) : null;
+      native().memoryInfoNceBackward(bank.storage.handle, indices, logits.storage.handle, stats.storage.handle,
+        weights ? weights.storage.handle : null, grad.storage.handle, gradQuery ? gradQuery.storage.handle : null,
+        gradWeights ? gradWeights.storage.handle : null, batch, columns, dim, bankRows, scale, positives);
+      return [gradQuery, gradWeights];
+    },
+    composite: () => memoryInfoNceBackwardComposite(grad, query, bank, weights ?? null, geometry, positives, needQuery, needWeights),
+  });
+  return weights ? gradients : [gradients[0]!];
+}
+
+/**
+ * The InfoNCE gradients in differentiable ops, recomputing the logits from query (so the result
+ * is differentiable in query, weights and grad):
+ *   dquery = memoryLogitsTranspose((softmax(l) − T) · w_u · g / B),  T[u, k] = [k < P] / P
+ *   dweights = −mean_{k<P} logSoftmax(l)[u, k] · g / B
+ */
+function memoryInfoNceBackwardComposite(grad: Tensor, query: Tensor, bank: Tensor, weights: Tensor | null, geometry: BankGeometry,
+  positives: number, needQuery: boolean, needWeights: boolean): [Tensor | null, Tensor | null] {
+  const { batch, columns } = geometry;
+  const logits = memoryLogitsRecorded(query, bank, geometry);
+  const perRow = affine(grad, 1 / batch, 0);
+  let gradQuery: Tensor | null = null;
+  if (needQuery) {
+    const targetValues = new Float32Array(batch * columns);
+    for (let u = 0; u < batch; u += 1) targetValues.fill(1 / positives, u * columns, u * columns + positives);
+    const targets = tensor(targetValues, [batch, columns], { device: query.device });
+    const probabilities = softmax(logits, 1);
+    const difference = sub(probabilities, targets);
+    const columnWeights = weights ? reshape(weights, [batch, 1]) : null;
+    const rowScale = columnWeights ? mul(columnWeights, perRow) : perRow;
+    const coefficients = mul(difference, rowScale);
+    gradQuery = memoryLogitsTransposeRecorded(coefficients, bank, geometry);
+    for (const intermediate of [targets, probabilities, difference, coefficients]) intermediate.dispose();
+    if (columnWeights) {
+      columnWeights.dispose();
+      rowScale.dispose();
+    }
+  }
+  let gradWeights: Tensor | null = null;
+  if (needWeights) {
+    const logProbabilities = logSoftmax(logits, 1);
+    const positiveColumns = slice(logProbabilities, 1, 0, positives);
+    const positiveMean = mean(positiveColumns, 1);
+    const rowTerms = neg(positiveMean);
+    gradWeights = mul(rowTerms, perRow);
+    for (const intermediate of [logProbabilities, positiveColumns, positiveMean, rowTerms]) intermediate.dispose();
+  }
+  logits.dispose();
+  perRow.dispose();
+  return [gradQuery, gradWeights];
+}
+
+// ---- the momentum update ------------------------------------------------------------------------
+
+/**
+ * In place, no grad: bank[rows[i]] ← normalize(momentum · bank[rows[i]] + (1 − momentum) · z[i]),
+ * normalize(x) = x / ‖x‖₂ with no epsilon (as the reference). rows: unique Int32Array values in
+ * [0, M), one per row of z [rows.length, D]; z may require grad (it is read detached). Bumps the
+ * bank's version, so a pending backward that saved the bank raises the in-place modification
+ * error. A mixed row of norm 0 (or non-finite) is an Error naming the row, and the bank is left
+ * unchanged: 0/0 would write a NaN row that poisons every later logit against it.
+ */
+export function memoryUpdate_(bank: Tensor, rows: Int32Array, z: Tensor, options: MemoryUpdateOptions): void {
+  const op = 'memoryUpdate_';
+  const { momentum } = readOptions(options, ['momentum'], op);
+  checkBank(bank, op);
+  checkTensor(z, op, 'z');
+  checkRank(z, 2, op, 'z', '[rows, dim]');
+  checkSameDevice(op, bank, z);
+  const [bankRows, dim] = bank.shape as [number, number];
+  if (z.shape[1] !== dim) {
+    throw new Error(`${op}: argument 'z' ${formatShape(z.shape)} has rows of ${z.shape[1]} but bank ${formatShape(bank.shape)} has dim ${dim}`);
+  }
+  if (z.storage === bank.storage) throw new Error(`${op}: argument 'z' must not share storage with the bank`);
+  if (typeof momentum !== 'number' || !Number.isFinite(momentum) || momentum < 0 || momentum > 1) {
+    throw new Error(`${op}: momentum must be a number in [0, 1], got ${describeValue(momentum)}`);
+  }
+  if (!(rows instanceof Int32Array)) throw new TypeError(`${op}: argument 'rows' must be an Int32Array, got ${describeValue(rows)}`);
+  if (rows.length !== z.shape[0]) {
+    throw new Error(`${op}: argument 'rows' has length ${rows.length} but z ${formatShape(z.shape)} has ${z.shape[0]} rows`);
+  }
+  const seen = new Uint8Array(bankRows);
+  rows.forEach((row, position) => {
+    if (row < 0 || row >= bankRows) {
+      throw new Error(`${op}: argument 'rows' holds ${row} at position ${position}, out of range for a bank of ${bankRows} rows`);
+    }
+    if (seen[row]) throw new Error(`${op}: argument 'rows' holds ${row} more than once (again at position ${position}); rows must be unique`);
+    seen[row] = 1;
+  });
+  native().memoryUpdate(bank.storage.handle, rows, z.storage.handle, bankRows, dim, momentum);
+  bank.storage.version += 1;
+}
