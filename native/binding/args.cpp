@@ -68,12 +68,14 @@ Napi::Object StorageHandle::create(Napi::Env env, Device device, size_t bytes) {
 static std::string where(const char* op, const char* name) { return std::string(op) + ": argument '" + name + "'"; }
 
 StorageHandle* get_storage(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name) {
-  Napi::Env env = info.Env();
-  if (index >= info.Length() || !info[index].IsObject()) {
-    throw Napi::TypeError::New(env, where(op, name) + " must be a tensor storage");
-  }
+  if (index >= info.Length()) throw Napi::TypeError::New(info.Env(), where(op, name) + " must be a tensor storage");
+  return storage_of(info.Env(), info[index], op, name);
+}
+
+StorageHandle* storage_of(Napi::Env env, const Napi::Value& value, const char* op, const char* name) {
+  if (!value.IsObject()) throw Napi::TypeError::New(env, where(op, name) + " must be a tensor storage");
   auto* data = env.GetInstanceData<AddonData>();
-  Napi::Object object = info[index].As<Napi::Object>();
+  Napi::Object object = value.As<Napi::Object>();
   if (!object.InstanceOf(data->storage_constructor.Value())) {
     throw Napi::TypeError::New(env, where(op, name) + " must be a tensor storage");
   }
@@ -83,14 +85,19 @@ StorageHandle* get_storage(const Napi::CallbackInfo& info, size_t index, const c
 }
 
 float* cpu_floats(const Napi::CallbackInfo& info, size_t index, int64_t count, const char* op, const char* name) {
-  StorageHandle* storage = get_storage(info, index, op, name);
+  if (index >= info.Length()) throw Napi::TypeError::New(info.Env(), where(op, name) + " must be a tensor storage");
+  return cpu_floats_of(info.Env(), info[index], count, op, name);
+}
+
+float* cpu_floats_of(Napi::Env env, const Napi::Value& value, int64_t count, const char* op, const char* name) {
+  StorageHandle* storage = storage_of(env, value, op, name);
   if (storage->device() != Device::kCpu) {
-    throw_error(info.Env(), where(op, name) + " is on device '" + device_name(storage->device()) +
-                                "' but this op has no kernel for it yet (cpu only)");
+    throw_error(env, where(op, name) + " is on device '" + device_name(storage->device()) +
+                         "' but this op has no kernel for it yet (cpu only)");
   }
   if (count < 0 || static_cast<uint64_t>(count) * sizeof(float) > storage->bytes()) {
-    throw_error(info.Env(), where(op, name) + " holds " + std::to_string(storage->bytes() / sizeof(float)) +
-                                " floats but the op needs " + std::to_string(count));
+    throw_error(env, where(op, name) + " holds " + std::to_string(storage->bytes() / sizeof(float)) +
+                         " floats but the op needs " + std::to_string(count));
   }
   return static_cast<float*>(storage->data());
 }

@@ -57,6 +57,9 @@ void throw_if_error(Napi::Env env, const Status& status, const char* op);
 StorageHandle* get_storage(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name);
 // The storage at `index` must be a live CPU block holding at least `count` floats.
 float* cpu_floats(const Napi::CallbackInfo& info, size_t index, int64_t count, const char* op, const char* name);
+// The same checks for a value that is not a direct argument (an entry of an array argument).
+StorageHandle* storage_of(Napi::Env env, const Napi::Value& value, const char* op, const char* name);
+float* cpu_floats_of(Napi::Env env, const Napi::Value& value, int64_t count, const char* op, const char* name);
 // Same, but null/undefined is allowed and gives nullptr (optional operands such as bias).
 float* optional_cpu_floats(const Napi::CallbackInfo& info, size_t index, int64_t count, const char* op,
                            const char* name);

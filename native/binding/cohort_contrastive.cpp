@@ -1,4 +1,6 @@
 // Binding for the all-pairs cohort contrastive kernels (native/src/cpu/cohort_contrastive.cpp).
+#include <vector>
+
 #include "args.h"
 #include "lmcl/cohort_contrastive.h"
 
@@ -7,7 +9,7 @@ namespace binding {
 namespace {
 
 struct CohortGeometry {
-  int64_t count, batch, dim, pair_count, embedding_floats, similarity_floats, stats_floats;
+  int64_t count, batch, dim, pair_count, embedding_floats, similarity_floats, stats_floats;  // embedding_floats: one z
   float temperature, kl_temperature;
   const int32_t* labels;
   const int32_t* pairs;
@@ -23,7 +25,7 @@ CohortGeometry read_geometry(const Napi::CallbackInfo& info, size_t first, size_
   g.dim = get_int(info, first + 2, op, "dim");
   g.temperature = static_cast<float>(get_number(info, first + 3, op, "temperature"));
   g.kl_temperature = static_cast<float>(get_number(info, first + 4, op, "klTemperature"));
-  g.embedding_floats = element_count(info.Env(), op, {g.count, g.batch, g.dim});
+  g.embedding_floats = element_count(info.Env(), op, {g.batch, g.dim});
   g.similarity_floats = element_count(info.Env(), op, {g.count, g.batch, g.count, g.batch});
   int64_t labels_length = 0;
   g.labels = get_int32_array(info, labels_index, &labels_length, op, "labels");
@@ -39,41 +41,59 @@ CohortGeometry read_geometry(const Napi::CallbackInfo& info, size_t first, size_
   return g;
 }
 
+// An array of `count` storages of `floats` floats each (optional: entries may be null → nullptr).
+std::vector<float*> storage_list(const Napi::CallbackInfo& info, size_t index, int64_t count, int64_t floats,
+                                 bool optional, const char* op, const char* name) {
+  if (index >= info.Length() || !info[index].IsArray()) throw_error(info.Env(), std::string(op) + ": argument '" + name + "' must be an array of storages");
+  Napi::Array array = info[index].As<Napi::Array>();
+  if (static_cast<int64_t>(array.Length()) != count) {
+    throw_error(info.Env(), std::string(op) + ": argument '" + name + "' has " + std::to_string(array.Length()) +
+                                " entries but count is " + std::to_string(count));
+  }
+  std::vector<float*> pointers(static_cast<size_t>(count), nullptr);
+  for (uint32_t e = 0; e < array.Length(); ++e) {
+    Napi::Value entry = array.Get(e);
+    if (optional && (entry.IsNull() || entry.IsUndefined())) continue;
+    pointers[e] = cpu_floats_of(info.Env(), entry, floats, op, name);
+  }
+  return pointers;
+}
+
 // cohortContrastiveForward(embeddings, labels, pairs, weights|null, out, softmax, probabilities, stats,
 //                          count, batch, dim, temperature, klTemperature)
 Napi::Value cohort_contrastive_forward_op(const Napi::CallbackInfo& info) {
   const char* name = "cohortContrastive";
   const CohortGeometry g = read_geometry(info, 8, 1, 2, name);
-  const float* embeddings = cpu_floats(info, 0, g.embedding_floats, name, "embeddings");
+  const std::vector<float*> embeddings = storage_list(info, 0, g.count, g.embedding_floats, false, name, "embeddings");
   const float* weights = optional_cpu_floats(info, 3, g.pair_count * g.batch, name, "weights");
   float* out = cpu_floats(info, 4, 4 * g.pair_count, name, "out");
   float* softmax = cpu_floats(info, 5, g.similarity_floats, name, "softmax");
   float* probabilities = cpu_floats(info, 6, g.similarity_floats, name, "probabilities");
   float* stats = cpu_floats(info, 7, g.stats_floats, name, "stats");
   throw_if_error(info.Env(),
-                 cohort_contrastive_forward(g.count, g.batch, g.dim, embeddings, g.labels, g.pair_count, g.pairs, weights,
+                 cohort_contrastive_forward(g.count, g.batch, g.dim, embeddings.data(), g.labels, g.pair_count, g.pairs, weights,
                                             g.temperature, g.kl_temperature, out, softmax, probabilities, stats),
                  name);
   return info.Env().Undefined();
 }
 
 // cohortContrastiveBackward(embeddings, labels, pairs, weights|null, softmax, probabilities, stats, grad,
-//                           gradEmbeddings|null, gradWeights|null, count, batch, dim, temperature, klTemperature)
+//                           gradEmbeddings (array, entries may be null), gradWeights|null, count, batch, dim, temperature, klTemperature)
 Napi::Value cohort_contrastive_backward_op(const Napi::CallbackInfo& info) {
   const char* name = "cohortContrastiveBackward";
   const CohortGeometry g = read_geometry(info, 10, 1, 2, name);
-  const float* embeddings = cpu_floats(info, 0, g.embedding_floats, name, "embeddings");
+  const std::vector<float*> embeddings = storage_list(info, 0, g.count, g.embedding_floats, false, name, "embeddings");
   const float* weights = optional_cpu_floats(info, 3, g.pair_count * g.batch, name, "weights");
   const float* softmax = cpu_floats(info, 4, g.similarity_floats, name, "softmax");
   const float* probabilities = cpu_floats(info, 5, g.similarity_floats, name, "probabilities");
   const float* stats = cpu_floats(info, 6, g.stats_floats, name, "stats");
   const float* grad = cpu_floats(info, 7, 4 * g.pair_count, name, "grad");
-  float* grad_embeddings = optional_cpu_floats(info, 8, g.embedding_floats, name, "gradEmbeddings");
+  const std::vector<float*> grad_embeddings = storage_list(info, 8, g.count, g.embedding_floats, true, name, "gradEmbeddings");
   float* grad_weights = optional_cpu_floats(info, 9, g.pair_count * g.batch, name, "gradWeights");
   throw_if_error(info.Env(),
-                 cohort_contrastive_backward(g.count, g.batch, g.dim, embeddings, g.labels, g.pair_count, g.pairs,
+                 cohort_contrastive_backward(g.count, g.batch, g.dim, embeddings.data(), g.labels, g.pair_count, g.pairs,
                                              weights, g.temperature, g.kl_temperature, softmax, probabilities, stats,
-                                             grad, grad_embeddings, grad_weights),
+                                             grad, grad_embeddings.data(), grad_weights),
                  name);
   return info.Env().Undefined();
 }

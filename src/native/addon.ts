@@ -187,16 +187,16 @@ export interface NativeAddon {
   distillKLBackward(student: NativeStorage, teacher: NativeStorage, weights: NativeStorage | null, rowStats: NativeStorage,
     grad: NativeStorage, gradStudent: NativeStorage | null, gradWeights: NativeStorage | null, batch: number,
     classes: number, temperature: number): void;
-  /** All four terms of every pair: embeddings [count, batch, dim], pairs int32 [P, 2], weights [P, batch] or null,
+  /** All four terms of every pair: embeddings `count` storages of [batch, dim], pairs int32 [P, 2], weights [P, batch] or null,
    *  out [P, 4]; softmax and probabilities [count·batch, count·batch] (the row softmaxes of the used blocks) and
    *  stats (cohortStatsFloats floats) are kept for the backward. */
-  cohortContrastiveForward(embeddings: NativeStorage, labels: Int32Array, pairs: Int32Array, weights: NativeStorage | null,
+  cohortContrastiveForward(embeddings: NativeStorage[], labels: Int32Array, pairs: Int32Array, weights: NativeStorage | null,
     out: NativeStorage, softmax: NativeStorage, probabilities: NativeStorage, stats: NativeStorage, count: number,
     batch: number, dim: number, temperature: number, klTemperature: number): void;
   /** Gradients of Σ grad ⊙ out (grad [P, 4]); a null output is skipped. */
-  cohortContrastiveBackward(embeddings: NativeStorage, labels: Int32Array, pairs: Int32Array, weights: NativeStorage | null,
+  cohortContrastiveBackward(embeddings: NativeStorage[], labels: Int32Array, pairs: Int32Array, weights: NativeStorage | null,
     softmax: NativeStorage, probabilities: NativeStorage, stats: NativeStorage, grad: NativeStorage,
-    gradEmbeddings: NativeStorage | null,
+    gradEmbeddings: (NativeStorage | null)[],
     gradWeights: NativeStorage | null, count: number, batch: number, dim: number, temperature: number,
     klTemperature: number): void;
   /** Floats of the cohort forward's stats buffer. */

@@ -84,61 +84,54 @@ export function cohortContrastive(embeddings: readonly Tensor[], labels: Int32Ar
   const weights = checkWeights(values.weights, [pairCount, batch], device, op);
   const savedLabels = checkLabels(labels, batch, op);
 
-  const stacked = stack(embeddings, 0);
   const out = Tensor.empty([pairCount, 4], device);
   // The row softmaxes of the used similarity blocks, kept for the backward (2·(E·B)² floats).
   const softmax = Tensor.empty([count * batch, count * batch], device);
   const probabilities = Tensor.empty([count * batch, count * batch], device);
   const stats = Tensor.empty([native().cohortStatsFloats(count, batch, pairCount)], device);
   try {
-    native().cohortContrastiveForward(stacked.storage.handle, savedLabels, pairs, weights?.storage.handle ?? null,
+    native().cohortContrastiveForward(embeddings.map((embedding) => embedding.storage.handle), savedLabels, pairs, weights?.storage.handle ?? null,
       out.storage.handle, softmax.storage.handle, probabilities.storage.handle, stats.storage.handle, count, batch, dim,
       temperature, klTemperature);
   } catch (error) {
-    for (const owned of [stacked, out, softmax, probabilities, stats]) owned.dispose();
+    for (const owned of [out, softmax, probabilities, stats]) owned.dispose();
     throw error;
   }
-  const inputs = weights ? [stacked, weights] : [stacked];
+  const inputs = weights ? [...embeddings, weights] : [...embeddings];
   const result = recordOperation(op, out, inputs, [...inputs, softmax, probabilities, stats], (grad, context) => {
     const saved = context.saved as Tensor[];
-    const savedStacked = saved[0]!;
-    const savedWeights = weights ? saved[1]! : null;
+    const savedEmbeddings = saved.slice(0, count);
+    const savedWeights = weights ? saved[count]! : null;
     const [savedSoftmax, savedProbabilities, savedStats] = saved.slice(inputs.length) as [Tensor, Tensor, Tensor];
-    const [needEmbeddings, needWeights] = context.needsInputGrad;
+    const needWeights = weights ? context.needsInputGrad[count]! : false;
     return fusedOrComposite('cohortContrastive', context, {
       fused: () => {
-        const gradEmbeddings = needEmbeddings ? Tensor.empty([count, batch, dim], device) : null;
-        const gradWeights = weights && needWeights ? Tensor.empty([pairCount, batch], device) : null;
-        native().cohortContrastiveBackward(savedStacked.storage.handle, savedLabels, pairs, savedWeights?.storage.handle ?? null,
-          savedSoftmax.storage.handle, savedProbabilities.storage.handle, savedStats.storage.handle, grad.storage.handle,
-          gradEmbeddings?.storage.handle ?? null,
+        const gradEmbeddings = savedEmbeddings.map((_, index) => (context.needsInputGrad[index] ? Tensor.empty([batch, dim], device) : null));
+        const gradWeights = needWeights ? Tensor.empty([pairCount, batch], device) : null;
+        native().cohortContrastiveBackward(savedEmbeddings.map((embedding) => embedding.storage.handle), savedLabels, pairs,
+          savedWeights?.storage.handle ?? null, savedSoftmax.storage.handle, savedProbabilities.storage.handle,
+          savedStats.storage.handle, grad.storage.handle, gradEmbeddings.map((gradient) => gradient?.storage.handle ?? null),
           gradWeights?.storage.handle ?? null, count, batch, dim, temperature, klTemperature);
-        return weights ? [gradEmbeddings, gradWeights] : [gradEmbeddings];
+        return weights ? [...gradEmbeddings, gradWeights] : gradEmbeddings;
       },
-      composite: () => gradientOfComposite(context, saved.slice(0, inputs.length), grad, (z, w) =>
-        cohortContrastiveComposite(z!, savedLabels, pairs, { temperature, klTemperature, weights: w ?? null })),
+      composite: () => gradientOfComposite(context, saved.slice(0, inputs.length), grad, (...views) =>
+        cohortContrastiveComposite(views.slice(0, count), savedLabels, pairs,
+          { temperature, klTemperature, weights: weights ? views[count]! : null })),
     });
   });
-  for (const owned of [stacked, softmax, probabilities, stats]) owned.dispose();
+  for (const owned of [softmax, probabilities, stats]) owned.dispose();
   return result;
 }
 
 /**
- * The same [P, 4] from differentiable ops, over stacked embeddings [E, B, D] and flat pairs: each
- * needed logits block L_ij once (L_ji as its transpose), then the one-pair formulas per term.
+ * The same [P, 4] from differentiable ops, over the embeddings and flat pairs: each needed logits
+ * block L_ij once (L_ji as its transpose), then the one-pair formulas per term.
  */
-export function cohortContrastiveComposite(stacked: Tensor, labels: Int32Array, pairs: Int32Array,
+export function cohortContrastiveComposite(embeddings: readonly Tensor[], labels: Int32Array, pairs: Int32Array,
   options: { temperature: number; klTemperature: number; weights: Tensor | null }): Tensor {
-  const [count, batch, dim] = stacked.shape as [number, number, number];
-  const embedding = new Map<number, Tensor>();
-  const embeddingOf = (index: number): Tensor => {
-    let found = embedding.get(index);
-    if (!found) {
-      found = reshape(slice(stacked, 0, index, index + 1), [batch, dim]);
-      embedding.set(index, found);
-    }
-    return found;
-  };
+  const count = embeddings.length;
+  const batch = embeddings[0]!.shape[0]!;
+  const embeddingOf = (index: number): Tensor => embeddings[index]!;
   const logits = new Map<number, Tensor>();
   const logitsOf = (i: number, j: number): Tensor => {
     let found = logits.get(i * count + j);
@@ -165,5 +158,5 @@ export function cohortContrastiveComposite(stacked: Tensor, labels: Int32Array, 
     ];
     rows.push(stack(terms, 0));
   }
-  return rows.length > 0 ? stack(rows, 0) : Tensor.empty([0, 4], stacked.device);
+  return rows.length > 0 ? stack(rows, 0) : Tensor.empty([0, 4], embeddings[0]!.device);
 }

@@ -9,7 +9,7 @@
 
 namespace lmcl {
 
-// embeddings: [count, batch, dim] (z_0 .. z_{count−1} stacked); labels [batch]; pairs [pair_count, 2]
+// embeddings: count pointers to [batch, dim] arrays (z_0 .. z_{count−1}); labels [batch]; pairs [pair_count, 2]
 // int32, each (a, b) with a ≠ b in [0, count); weights [pair_count, batch] or nullptr (all 1).
 // With L_ij = z_i·z_jᵀ/τ, ℓ the weighted supervised InfoNCE and KL_w the weighted KL of
 // infonce.h / contrastive_kl.h, out[p] = (VCL, ICL, SoftVCL, SoftICL) of pair p = (a, b):
@@ -19,7 +19,7 @@ namespace lmcl {
 // softmax, probabilities: [count·batch, count·batch], the row softmaxes of every block the pairs
 // use (InfoNCE at 1/τ with the diagonal 0; KL at 1/(τ·T)), kept for the backward (other blocks are
 // not written); stats: cohort_stats_floats(...) floats.
-Status cohort_contrastive_forward(int64_t count, int64_t batch, int64_t dim, const float* embeddings,
+Status cohort_contrastive_forward(int64_t count, int64_t batch, int64_t dim, const float* const* embeddings,
                                   const int32_t* labels, int64_t pair_count, const int32_t* pairs,
                                   const float* weights, float temperature, float kl_temperature, float* out,
                                   float* softmax, float* probabilities, float* stats);
@@ -28,12 +28,12 @@ Status cohort_contrastive_forward(int64_t count, int64_t batch, int64_t dim, con
 int64_t cohort_stats_floats(int64_t count, int64_t batch, int64_t pair_count);
 
 // Gradients of Σ_{p,t} grad_output[p, t]·out[p, t] (grad_output [pair_count, 4]) to the embeddings
-// ([count, batch, dim]; rows of embeddings in no pair get 0) and the weights ([pair_count, batch]);
-// either may be nullptr. Reads the forward's softmax, probabilities and stats.
-Status cohort_contrastive_backward(int64_t count, int64_t batch, int64_t dim, const float* embeddings,
+// (count pointers to [batch, dim], each nullptr when not needed; embeddings in no pair get 0) and
+// the weights ([pair_count, batch], or nullptr). Reads the forward's softmax, probabilities and stats.
+Status cohort_contrastive_backward(int64_t count, int64_t batch, int64_t dim, const float* const* embeddings,
                                    const int32_t* labels, int64_t pair_count, const int32_t* pairs,
                                    const float* weights, float temperature, float kl_temperature,
                                    const float* softmax, const float* probabilities, const float* stats,
-                                   const float* grad_output, float* grad_embeddings, float* grad_weights);
+                                   const float* grad_output, float* const* grad_embeddings, float* grad_weights);
 
 }  // namespace lmcl

@@ -24,7 +24,7 @@
 // then H = ∂S + ∂Sᵀ (block by block, in place) and ∂Z = H·Z by one GEMM per run of needed blocks
 // in each block row: 24 block products for the L-MCL cohort — the distinct blocks' own backward
 // GEMMs, nothing more. ∂w_p[u] is a weighted sum of the saved row terms.
-// Layout: embeddings [E, B, D]; pairs int32 [P, 2]; weights and ∂weights [P, B]; out and grad
+// Layout: embeddings E separate [B, D] arrays (copied into one [E·B, D] scratch); pairs int32 [P, 2]; weights and ∂weights [P, B]; out and grad
 // [P, 4]; softmax and probabilities [E·B, E·B] (saved by the op for the backward; only the used
 // blocks are written); stats: per ordered block x = i·E + j the rows lse_off, term, lse_all
 // ([3, E², B]), then per distinct KL term its KL rows ([4P, B] at most). Memory: 2·(E·B)² floats
@@ -277,7 +277,14 @@ int64_t cohort_stats_floats(int64_t count, int64_t batch, int64_t pair_count) {
   return (3 * count * count + 4 * pair_count) * batch;
 }
 
-Status cohort_contrastive_forward(int64_t count, int64_t batch, int64_t dim, const float* embeddings,
+// Z = [z_0; …; z_{E−1}] in one contiguous scratch block, so runs of consecutive blocks are one GEMM.
+Status stack_embeddings(int64_t count, int64_t batch, int64_t dim, const float* const* embeddings, const ScratchBuffer& out) {
+  if (!out.ok()) return out_of_memory("cohortContrastive: embeddings of " + describe_shape({count, batch, dim}));
+  for (int64_t e = 0; e < count; ++e) std::copy(embeddings[e], embeddings[e] + batch * dim, out.floats() + e * batch * dim);
+  return Status::ok();
+}
+
+Status cohort_contrastive_forward(int64_t count, int64_t batch, int64_t dim, const float* const* embeddings,
                                   const int32_t* labels, int64_t pair_count, const int32_t* pairs,
                                   const float* weights, float temperature, float kl_temperature, float* out,
                                   float* softmax, float* probabilities, float* stats) {
@@ -293,7 +300,9 @@ Status cohort_contrastive_forward(int64_t count, int64_t batch, int64_t dim, con
   const int64_t width = count * batch;
   ScratchBuffer similarity(sizeof(float) * static_cast<size_t>(width * width));
   if (!similarity.ok()) return out_of_memory("cohortContrastive: similarity of " + describe_shape({width, width}));
-  LMCL_RETURN_IF_ERROR(similarity_blocks(plan, batch, dim, embeddings, similarity.floats()));
+  ScratchBuffer stacked(sizeof(float) * static_cast<size_t>(count * batch * dim));
+  LMCL_RETURN_IF_ERROR(stack_embeddings(count, batch, dim, embeddings, stacked));
+  LMCL_RETURN_IF_ERROR(similarity_blocks(plan, batch, dim, stacked.floats(), similarity.floats()));
   CohortArgs args{count, batch, width, 1.0f / temperature, 1.0f / (temperature * kl_temperature), &plan, labels,
                   positives.data(), similarity.floats(), softmax, probabilities, stats, nullptr, nullptr, nullptr};
   const int64_t grain = contrastive_row_grain(batch);
@@ -325,12 +334,12 @@ Status cohort_contrastive_forward(int64_t count, int64_t batch, int64_t dim, con
   return Status::ok();
 }
 
-Status cohort_contrastive_backward(int64_t count, int64_t batch, int64_t dim, const float* embeddings,
+Status cohort_contrastive_backward(int64_t count, int64_t batch, int64_t dim, const float* const* embeddings,
                                    const int32_t* labels, int64_t pair_count, const int32_t* pairs,
                                    const float* weights, float temperature, float kl_temperature,
                                    const float* softmax, const float* probabilities, const float* stats,
                                    const float* grad_output,
-                                   float* grad_embeddings, float* grad_weights) {
+                                   float* const* grad_embeddings, float* grad_weights) {
   LMCL_RETURN_IF_ERROR(check_arguments(count, batch, dim, pair_count, temperature, kl_temperature));
   CohortPlan plan;
   LMCL_RETURN_IF_ERROR(make_plan(count, pair_count, pairs, &plan));
@@ -356,9 +365,13 @@ Status cohort_contrastive_backward(int64_t count, int64_t batch, int64_t dim, co
       }
     }
   }
-  if (!grad_embeddings) return Status::ok();
-  std::fill(grad_embeddings, grad_embeddings + count * batch * dim, 0.0f);
-  if (batch == 0 || pair_count == 0) return Status::ok();
+  bool any_gradient = false;
+  for (int64_t e = 0; e < count; ++e) {
+    if (!grad_embeddings[e]) continue;
+    any_gradient = true;
+    std::fill(grad_embeddings[e], grad_embeddings[e] + batch * dim, 0.0f);  // embeddings in no pair get 0
+  }
+  if (!any_gradient || batch == 0 || pair_count == 0) return Status::ok();
 
   // Summed coefficients per ordered block (InfoNCE) and per KL term, pairs in order.
   std::vector<float> info_coefficient(static_cast<size_t>(count * count * batch), 0.0f);
@@ -422,13 +435,16 @@ Status cohort_contrastive_backward(int64_t count, int64_t batch, int64_t dim, co
   });
 
   // ∂z_i = Σ_j H_ij·z_j over the needed blocks of block row i.
+  ScratchBuffer stacked(sizeof(float) * static_cast<size_t>(count * batch * dim));
+  LMCL_RETURN_IF_ERROR(stack_embeddings(count, batch, dim, embeddings, stacked));
   for (int64_t i = 0; i < count; ++i) {
+    if (!grad_embeddings[i]) continue;
     Status status;
     bool first_run = true;
     for_each_run(plan, i, false, [&](int64_t first, int64_t length) {
       if (!status.is_ok()) return;
       status = gemm(false, false, batch, dim, length * batch, 1.0f, h + i * batch * width + first * batch, width,
-                    embeddings + first * batch * dim, dim, first_run ? 0.0f : 1.0f, grad_embeddings + i * batch * dim, dim);
+                    stacked.floats() + first * batch * dim, dim, first_run ? 0.0f : 1.0f, grad_embeddings[i], dim);
       first_run = false;
     });
     LMCL_RETURN_IF_ERROR(status);
