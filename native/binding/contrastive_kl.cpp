@@ -7,14 +7,15 @@ namespace binding {
 namespace {
 
 // contrastiveKLForward(studentAnchor, studentContrast, teacherAnchor, teacherContrast, weights|null,
-//                      loss, rowStats, batch, dim, temperature, klTemperature)
+//                      loss, rowStats, direction|null, batch, dim, temperature, klTemperature)
 Napi::Value contrastive_kl_forward_op(const Napi::CallbackInfo& info) {
   const char* name = "contrastiveKL";
-  const int64_t batch = get_int(info, 7, name, "batch");
-  const int64_t dim = get_int(info, 8, name, "dim");
-  const float temperature = static_cast<float>(get_number(info, 9, name, "temperature"));
-  const float kl_temperature = static_cast<float>(get_number(info, 10, name, "klTemperature"));
+  const int64_t batch = get_int(info, 8, name, "batch");
+  const int64_t dim = get_int(info, 9, name, "dim");
+  const float temperature = static_cast<float>(get_number(info, 10, name, "temperature"));
+  const float kl_temperature = static_cast<float>(get_number(info, 11, name, "klTemperature"));
   const int64_t count = element_count(info.Env(), name, {batch, dim});
+  const int64_t square = element_count(info.Env(), name, {batch, batch});
   const float* student_anchor = cpu_floats(info, 0, count, name, "studentAnchor");
   const float* student_contrast = cpu_floats(info, 1, count, name, "studentContrast");
   const float* teacher_anchor = cpu_floats(info, 2, count, name, "teacherAnchor");
@@ -22,36 +23,39 @@ Napi::Value contrastive_kl_forward_op(const Napi::CallbackInfo& info) {
   const float* weights = optional_cpu_floats(info, 4, batch, name, "weights");
   float* loss = cpu_floats(info, 5, 1, name, "loss");
   float* row_stats = cpu_floats(info, 6, 3 * batch, name, "rowStats");
+  float* direction = optional_cpu_floats(info, 7, square, name, "direction");
   throw_if_error(info.Env(),
                  contrastive_kl_forward(batch, dim, student_anchor, student_contrast, teacher_anchor, teacher_contrast,
-                                        weights, temperature, kl_temperature, loss, row_stats),
+                                        weights, temperature, kl_temperature, loss, row_stats, direction),
                  name);
   return info.Env().Undefined();
 }
 
 // contrastiveKLBackward(studentAnchor, studentContrast, teacherAnchor, teacherContrast, weights|null,
-//                       rowStats, grad, gradStudentAnchor|null, gradStudentContrast|null, gradWeights|null,
-//                       batch, dim, temperature, klTemperature)
+//                       rowStats, direction|null, grad, gradStudentAnchor|null, gradStudentContrast|null,
+//                       gradWeights|null, batch, dim, temperature, klTemperature)
 Napi::Value contrastive_kl_backward_op(const Napi::CallbackInfo& info) {
   const char* name = "contrastiveKLBackward";
-  const int64_t batch = get_int(info, 10, name, "batch");
-  const int64_t dim = get_int(info, 11, name, "dim");
-  const float temperature = static_cast<float>(get_number(info, 12, name, "temperature"));
-  const float kl_temperature = static_cast<float>(get_number(info, 13, name, "klTemperature"));
+  const int64_t batch = get_int(info, 11, name, "batch");
+  const int64_t dim = get_int(info, 12, name, "dim");
+  const float temperature = static_cast<float>(get_number(info, 13, name, "temperature"));
+  const float kl_temperature = static_cast<float>(get_number(info, 14, name, "klTemperature"));
   const int64_t count = element_count(info.Env(), name, {batch, dim});
+  const int64_t square = element_count(info.Env(), name, {batch, batch});
   const float* student_anchor = cpu_floats(info, 0, count, name, "studentAnchor");
   const float* student_contrast = cpu_floats(info, 1, count, name, "studentContrast");
   const float* teacher_anchor = cpu_floats(info, 2, count, name, "teacherAnchor");
   const float* teacher_contrast = cpu_floats(info, 3, count, name, "teacherContrast");
   const float* weights = optional_cpu_floats(info, 4, batch, name, "weights");
   const float* row_stats = cpu_floats(info, 5, 3 * batch, name, "rowStats");
-  const float* grad = cpu_floats(info, 6, 1, name, "grad");
-  float* grad_anchor = optional_cpu_floats(info, 7, count, name, "gradStudentAnchor");
-  float* grad_contrast = optional_cpu_floats(info, 8, count, name, "gradStudentContrast");
-  float* grad_weights = optional_cpu_floats(info, 9, batch, name, "gradWeights");
+  const float* direction = optional_cpu_floats(info, 6, square, name, "direction");
+  const float* grad = cpu_floats(info, 7, 1, name, "grad");
+  float* grad_anchor = optional_cpu_floats(info, 8, count, name, "gradStudentAnchor");
+  float* grad_contrast = optional_cpu_floats(info, 9, count, name, "gradStudentContrast");
+  float* grad_weights = optional_cpu_floats(info, 10, batch, name, "gradWeights");
   throw_if_error(info.Env(),
                  contrastive_kl_backward(batch, dim, student_anchor, student_contrast, teacher_anchor, teacher_contrast,
-                                         weights, temperature, kl_temperature, row_stats, grad, grad_anchor,
+                                         weights, temperature, kl_temperature, row_stats, direction, grad, grad_anchor,
                                          grad_contrast, grad_weights),
                  name);
   return info.Env().Undefined();

@@ -167,18 +167,22 @@ export interface NativeAddon {
   // ---- contrastive losses (native/binding/infonce.cpp, contrastive_kl.cpp, cohort_contrastive.cpp) ----
   // Embeddings [batch, dim], logits [batch, classes]; weights [batch] or null (all 1); loss: 1 float.
   /** Supervised InfoNCE of anchor·contrastᵀ/τ (method.md §0.1); rowStats [batch, 2] = (lse, row term). */
+  /** direction (optional, [batch, batch]) receives the rows softmax_{≠u} − P_u/|P_u| for a backward without recomputation. */
   supConInfoNCEForward(anchor: NativeStorage, contrast: NativeStorage, labels: Int32Array, weights: NativeStorage | null,
-    loss: NativeStorage, rowStats: NativeStorage, batch: number, dim: number, temperature: number): void;
-  /** Gradients of grad[0]·loss; a null output is skipped. */
+    loss: NativeStorage, rowStats: NativeStorage, direction: NativeStorage | null, batch: number, dim: number,
+    temperature: number): void;
+  /** Gradients of grad[0]·loss (from the forward's direction when given); a null output is skipped. */
   supConInfoNCEBackward(anchor: NativeStorage, contrast: NativeStorage, labels: Int32Array, weights: NativeStorage | null,
-    rowStats: NativeStorage, grad: NativeStorage, gradAnchor: NativeStorage | null, gradContrast: NativeStorage | null,
+    rowStats: NativeStorage, direction: NativeStorage | null, grad: NativeStorage, gradAnchor: NativeStorage | null, gradContrast: NativeStorage | null,
     gradWeights: NativeStorage | null, batch: number, dim: number, temperature: number): void;
   /** T²·Σ w·KL(softmax(teacher sims/(τT)) ‖ softmax(student sims/(τT)))/batch; rowStats [batch, 3] = (lse_s, lse_t, KL). */
   contrastiveKLForward(studentAnchor: NativeStorage, studentContrast: NativeStorage, teacherAnchor: NativeStorage,
     teacherContrast: NativeStorage, weights: NativeStorage | null, loss: NativeStorage, rowStats: NativeStorage,
-    batch: number, dim: number, temperature: number, klTemperature: number): void;
+    direction: NativeStorage | null, batch: number, dim: number, temperature: number, klTemperature: number): void;
+  /** direction: the forward's p − q rows when it wrote them (null: recompute). */
   contrastiveKLBackward(studentAnchor: NativeStorage, studentContrast: NativeStorage, teacherAnchor: NativeStorage,
-    teacherContrast: NativeStorage, weights: NativeStorage | null, rowStats: NativeStorage, grad: NativeStorage,
+    teacherContrast: NativeStorage, weights: NativeStorage | null, rowStats: NativeStorage, direction: NativeStorage | null,
+    grad: NativeStorage,
     gradStudentAnchor: NativeStorage | null, gradStudentContrast: NativeStorage | null, gradWeights: NativeStorage | null,
     batch: number, dim: number, temperature: number, klTemperature: number): void;
   /** Logit KD: T²·Σ w·KL(softmax(teacher/T) ‖ softmax(student/T))/batch; rowStats [batch, 3]. */

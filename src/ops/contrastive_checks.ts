@@ -1,5 +1,6 @@
 // Argument checks shared by the contrastive losses (infonce.ts, contrastive_kl.ts,
 // cohort_contrastive.ts): options objects, temperatures, embedding pairs, labels, weights.
+import { isGradEnabled } from '../autograd/mode.js';
 import { Tensor, formatShape } from '../tensor/tensor.js';
 import { checkRank, checkSameDevice, checkTensor, describeValue } from './checks.js';
 
@@ -62,3 +63,15 @@ export function checkWeights(weights: unknown, shape: readonly number[], device:
   }
   return weights;
 }
+
+/**
+ * Whether a one-pair loss keeps its [B, B] gradient-direction rows from the forward (then its
+ * backward is two GEMMs instead of recomputing the similarities): only when a graph is recorded
+ * and B² floats stay within 16 MiB (B ≤ 2048). Larger batches recompute, so their extra memory
+ * stays O(B·D) (the B = 16,384 target).
+ */
+export function keepsDirection(batch: number, inputs: readonly Tensor[]): boolean {
+  return batch * batch <= directionFloatsLimit && isGradEnabled() && inputs.some((input) => input.requiresGrad);
+}
+
+const directionFloatsLimit = 1 << 22;

@@ -12,7 +12,7 @@ import { noGrad } from '../autograd/mode.js';
 import { recordOperation } from '../autograd/node.js';
 import { Tensor } from '../tensor/tensor.js';
 import { gradientOfComposite } from './composite.js';
-import { checkMatrices, checkTemperature, checkWeights, readLossOptions } from './contrastive_checks.js';
+import { checkMatrices, checkTemperature, checkWeights, keepsDirection, readLossOptions } from './contrastive_checks.js';
 import { affine, mul, sub } from './elementwise.js';
 import { linear } from './gemm.js';
 import { reshape } from './layout.js';
@@ -44,24 +44,26 @@ export function contrastiveKL(studentAnchor: Tensor, studentContrast: Tensor, te
   const temperature = checkTemperature(values.temperature, op, 'temperature');
   const klTemperature = checkTemperature(values.klTemperature, op, 'klTemperature');
   const weights = checkWeights(values.weights, [batch], studentAnchor.device, op);
-  const out = Tensor.empty([], studentAnchor.device);
-  const rowStats = Tensor.empty([batch, 3], studentAnchor.device);
-  try {
-    native().contrastiveKLForward(studentAnchor.storage.handle, studentContrast.storage.handle, teacherAnchor.storage.handle,
-      teacherContrast.storage.handle, weights?.storage.handle ?? null, out.storage.handle, rowStats.storage.handle, batch, dim,
-      temperature, klTemperature);
-  } catch (error) {
-    out.dispose();
-    rowStats.dispose();
-    throw error;
-  }
   // The teacher is saved, not an input: no gradient can reach it.
   const inputs = weights ? [studentAnchor, studentContrast, weights] : [studentAnchor, studentContrast];
-  const result = recordOperation(op, out, inputs, [...inputs, teacherAnchor, teacherContrast, rowStats], (grad, context) => {
+  const out = Tensor.empty([], studentAnchor.device);
+  const rowStats = Tensor.empty([batch, 3], studentAnchor.device);
+  const direction = keepsDirection(batch, inputs) ? Tensor.empty([batch, batch], studentAnchor.device) : null;
+  try {
+    native().contrastiveKLForward(studentAnchor.storage.handle, studentContrast.storage.handle, teacherAnchor.storage.handle,
+      teacherContrast.storage.handle, weights?.storage.handle ?? null, out.storage.handle, rowStats.storage.handle,
+      direction?.storage.handle ?? null, batch, dim, temperature, klTemperature);
+  } catch (error) {
+    for (const owned of [out, rowStats, direction]) owned?.dispose();
+    throw error;
+  }
+  const extras = direction ? [rowStats, direction] : [rowStats];
+  const result = recordOperation(op, out, inputs, [...inputs, teacherAnchor, teacherContrast, ...extras], (grad, context) => {
     const saved = context.saved as Tensor[];
     const [savedAnchor, savedContrast] = saved as [Tensor, Tensor];
     const savedWeights = weights ? saved[2]! : null;
-    const [savedTeacherAnchor, savedTeacherContrast, savedStats] = saved.slice(inputs.length) as [Tensor, Tensor, Tensor];
+    const [savedTeacherAnchor, savedTeacherContrast, savedStats, savedDirection] =
+      saved.slice(inputs.length) as [Tensor, Tensor, Tensor, Tensor | undefined];
     const [needAnchor, needContrast, needWeights] = context.needsInputGrad;
     return fusedOrComposite('contrastiveKL', context, {
       fused: () => {
@@ -70,7 +72,7 @@ export function contrastiveKL(studentAnchor: Tensor, studentContrast: Tensor, te
         const gradWeights = weights && needWeights ? Tensor.empty([batch], studentAnchor.device) : null;
         native().contrastiveKLBackward(savedAnchor.storage.handle, savedContrast.storage.handle,
           savedTeacherAnchor.storage.handle, savedTeacherContrast.storage.handle, savedWeights?.storage.handle ?? null,
-          savedStats.storage.handle, grad.storage.handle, gradAnchor?.storage.handle ?? null,
+          savedStats.storage.handle, savedDirection?.storage.handle ?? null, grad.storage.handle, gradAnchor?.storage.handle ?? null,
           gradContrast?.storage.handle ?? null, gradWeights?.storage.handle ?? null, batch, dim, temperature, klTemperature);
         return weights ? [gradAnchor, gradContrast, gradWeights] : [gradAnchor, gradContrast];
       },
@@ -79,6 +81,7 @@ export function contrastiveKL(studentAnchor: Tensor, studentContrast: Tensor, te
     });
   });
   rowStats.dispose();
+  direction?.dispose();
   return result;
 }
 

@@ -15,7 +15,7 @@ import { recordOperation } from '../autograd/node.js';
 import { Tensor } from '../tensor/tensor.js';
 import { tensor } from '../tensor/creation.js';
 import { gradientOfComposite } from './composite.js';
-import { checkLabels, checkMatrices, checkTemperature, checkWeights, readLossOptions } from './contrastive_checks.js';
+import { checkLabels, checkMatrices, checkTemperature, checkWeights, keepsDirection, readLossOptions } from './contrastive_checks.js';
 import { add, affine, mul } from './elementwise.js';
 import { linear } from './gemm.js';
 import { reshape } from './layout.js';
@@ -37,21 +37,23 @@ export function supConInfoNCE(anchor: Tensor, contrast: Tensor, labels: Int32Arr
   const temperature = checkTemperature(values.temperature, op, 'temperature');
   const weights = checkWeights(values.weights, [batch], anchor.device, op);
   const savedLabels = checkLabels(labels, batch, op);
+  const inputs = weights ? [anchor, contrast, weights] : [anchor, contrast];
   const out = Tensor.empty([], anchor.device);
   const rowStats = Tensor.empty([batch, 2], anchor.device);
+  const direction = keepsDirection(batch, inputs) ? Tensor.empty([batch, batch], anchor.device) : null;
   try {
     native().supConInfoNCEForward(anchor.storage.handle, contrast.storage.handle, savedLabels, weights?.storage.handle ?? null,
-      out.storage.handle, rowStats.storage.handle, batch, dim, temperature);
+      out.storage.handle, rowStats.storage.handle, direction?.storage.handle ?? null, batch, dim, temperature);
   } catch (error) {
-    out.dispose();
-    rowStats.dispose();
+    for (const owned of [out, rowStats, direction]) owned?.dispose();
     throw error;
   }
-  const inputs = weights ? [anchor, contrast, weights] : [anchor, contrast];
-  const result = recordOperation(op, out, inputs, [...inputs, rowStats], (grad, context) => {
-    const [savedAnchor, savedContrast, third, fourth] = context.saved as Tensor[];
-    const savedWeights = weights ? third! : null;
-    const savedStats = weights ? fourth! : third!;
+  const extras = direction ? [rowStats, direction] : [rowStats];
+  const result = recordOperation(op, out, inputs, [...inputs, ...extras], (grad, context) => {
+    const saved = context.saved as Tensor[];
+    const [savedAnchor, savedContrast] = saved as [Tensor, Tensor];
+    const savedWeights = weights ? saved[2]! : null;
+    const [savedStats, savedDirection] = saved.slice(inputs.length) as [Tensor, Tensor | undefined];
     const [needAnchor, needContrast, needWeights] = context.needsInputGrad;
     return fusedOrComposite('supConInfoNCE', context, {
       fused: () => {
@@ -59,7 +61,7 @@ export function supConInfoNCE(anchor: Tensor, contrast: Tensor, labels: Int32Arr
         const gradContrast = needContrast ? Tensor.empty([batch, dim], anchor.device) : null;
         const gradWeights = weights && needWeights ? Tensor.empty([batch], anchor.device) : null;
         native().supConInfoNCEBackward(savedAnchor!.storage.handle, savedContrast!.storage.handle, savedLabels,
-          savedWeights?.storage.handle ?? null, savedStats.storage.handle, grad.storage.handle,
+          savedWeights?.storage.handle ?? null, savedStats.storage.handle, savedDirection?.storage.handle ?? null, grad.storage.handle,
           gradAnchor?.storage.handle ?? null, gradContrast?.storage.handle ?? null, gradWeights?.storage.handle ?? null,
           batch, dim, temperature);
         return weights ? [gradAnchor, gradContrast, gradWeights] : [gradAnchor, gradContrast];
@@ -69,6 +71,7 @@ export function supConInfoNCE(anchor: Tensor, contrast: Tensor, labels: Int32Arr
     });
   });
   rowStats.dispose();
+  direction?.dispose();
   return result;
 }
 

@@ -23,6 +23,7 @@
 #include <limits>
 #include <unordered_map>
 
+#include "lmcl/allocator.h"
 #include "lmcl/gemm.h"
 
 #include "row_math.h"
@@ -219,6 +220,28 @@ inline Status similarity_block_backward(int64_t first, int64_t rows, int64_t bat
   if (grad_contrast) {
     LMCL_RETURN_IF_ERROR(gemm(true, false, batch, dim, rows, 1.0f, gradient, batch, anchor + first * dim, dim,
                               first == 0 ? 0.0f : 1.0f, grad_contrast, dim));
+  }
+  return Status::ok();
+}
+
+// The backward from gradient-direction rows saved by the forward, G = diag(c)·direction:
+// grad_anchor = diag(c)·(direction·contrast), grad_contrast = directionᵀ·(diag(c)·anchor). Two
+// GEMMs and no recomputation of the similarities; scratch: one [batch, dim] block.
+inline Status similarity_backward_from_direction(int64_t batch, int64_t dim, const float* direction,
+                                                 const float* row_factor, const float* anchor, const float* contrast,
+                                                 float* grad_anchor, float* grad_contrast) {
+  if (grad_anchor) {
+    LMCL_RETURN_IF_ERROR(gemm(false, false, batch, dim, batch, 1.0f, direction, batch, contrast, dim, 0.0f, grad_anchor, dim));
+    for (int64_t u = 0; u < batch; ++u)
+      for (int64_t k = 0; k < dim; ++k) grad_anchor[u * dim + k] *= row_factor[u];
+  }
+  if (grad_contrast) {
+    ScratchBuffer scaled(sizeof(float) * static_cast<size_t>(batch * dim));
+    if (!scaled.ok()) return out_of_memory("contrastive backward: scaled anchors of " + describe_shape({batch, dim}));
+    for (int64_t u = 0; u < batch; ++u)
+      for (int64_t k = 0; k < dim; ++k) scaled.floats()[u * dim + k] = row_factor[u] * anchor[u * dim + k];
+    LMCL_RETURN_IF_ERROR(gemm(true, false, batch, dim, batch, 1.0f, direction, batch, scaled.floats(), dim, 0.0f,
+                              grad_contrast, dim));
   }
   return Status::ok();
 }

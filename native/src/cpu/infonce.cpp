@@ -13,6 +13,9 @@
 // turned into gradient rows in place and multiplied back by two GEMMs (backward). Extra memory is
 // O(B + 8 MiB) whatever B is (B = 16,384: a composition needs 1 GiB for L alone). The row
 // log-sum-exp is exact in two sweeps (max, then Σ exp) because a block holds whole rows.
+// Optionally (the op asks for it when B² floats are affordable, B ≤ 2048) the forward also writes
+// the gradient direction rows softmax_{≠u}(L_u) − P_u/|P_u| ([B, B]); the backward is then two
+// GEMMs with per-row factors, without recomputing the similarities or any exp.
 // Deterministic: every row is reduced by one thread in a fixed order, the loss is a sequential
 // double sum, and ∂contrast accumulates block by block in order.
 // Tested against a float64 reference (test/reference/contrastive_reference.ts) in
@@ -39,6 +42,7 @@ struct InfonceArgs {
   const int32_t* positives;
   float* block;            // [rows, batch] similarities; backward: overwritten by gradient rows
   float* row_stats;        // [batch, 2]
+  float* direction;        // forward, optional: [batch, batch] rows softmax_{≠u} − P_u/|P_u| (0 without positives)
   const float* weights;    // backward: per-row coefficient factor (nullptr: 1)
   float coefficient;       // backward: g / R · scale
 };
@@ -48,8 +52,26 @@ LMCL_INLINE void infonce_forward_rows_body(int64_t begin, int64_t end, const Inf
   for (int64_t r = begin; r < end; ++r) {
     const int64_t u = args.first + r;
     const float* row = args.block + r * n;
-    const float lse = log_sum_exp(row, n, u, args.scale);
     const int32_t count = args.positives[u];
+    float lse;
+    if (args.direction) {
+      // The softmax row is stored while summing (no extra exp), then turned into the direction.
+      float* direction = args.direction + u * n;
+      const float maximum = max_except(row, n, u);
+      const float shift = args.scale * maximum;
+      const float total = maximum == -kInfinity ? 0.0f : exp_sum_except(row, n, u, args.scale, shift, direction);
+      lse = maximum == -kInfinity ? -kInfinity : shift + std::log(total);
+      if (count > 0) {
+        const float inverse = 1.0f / total, positive = 1.0f / count;
+        const int32_t label = args.labels[u];
+        for (int64_t k = 0; k < n; ++k) direction[k] = direction[k] * inverse - (args.labels[k] == label ? positive : 0.0f);
+        direction[u] = 0.0f;
+      } else {
+        for (int64_t k = 0; k < n; ++k) direction[k] = 0.0f;
+      }
+    } else {
+      lse = log_sum_exp(row, n, u, args.scale);
+    }
     const float term = count > 0 ? lse - args.scale * positive_sum(row, n, u, args.labels, args.labels[u]) / count : 0.0f;
     args.row_stats[2 * u] = lse;
     args.row_stats[2 * u + 1] = term;
@@ -86,14 +108,14 @@ Status check_arguments(int64_t batch, int64_t dim, float temperature) {
 
 Status supcon_infonce_forward(int64_t batch, int64_t dim, const float* anchor, const float* contrast,
                               const int32_t* labels, const float* weights, float temperature, float* loss,
-                              float* row_stats) {
+                              float* row_stats, float* direction) {
   LMCL_RETURN_IF_ERROR(check_arguments(batch, dim, temperature));
   std::vector<int32_t> positives(static_cast<size_t>(batch));
   const int64_t rows_with_positives = count_positives(batch, labels, positives.data());
   const int64_t block_rows = rows_per_block(batch);
   ScratchBuffer block(sizeof(float) * static_cast<size_t>(block_rows * batch));
   if (!block.ok()) return out_of_memory("supConInfoNCE: similarity block of " + describe_shape({block_rows, batch}));
-  InfonceArgs args{0, batch, 1.0f / temperature, labels, positives.data(), block.floats(), row_stats, nullptr, 0.0f};
+  InfonceArgs args{0, batch, 1.0f / temperature, labels, positives.data(), block.floats(), row_stats, direction, nullptr, 0.0f};
   auto body = infonce_forward_rows_pick();
   for (int64_t first = 0; first < batch; first += block_rows) {
     const int64_t rows = std::min(block_rows, batch - first);
@@ -111,8 +133,8 @@ Status supcon_infonce_forward(int64_t batch, int64_t dim, const float* anchor, c
 
 Status supcon_infonce_backward(int64_t batch, int64_t dim, const float* anchor, const float* contrast,
                                const int32_t* labels, const float* weights, float temperature,
-                               const float* row_stats, const float* grad_output, float* grad_anchor,
-                               float* grad_contrast, float* grad_weights) {
+                               const float* row_stats, const float* direction, const float* grad_output,
+                               float* grad_anchor, float* grad_contrast, float* grad_weights) {
   LMCL_RETURN_IF_ERROR(check_arguments(batch, dim, temperature));
   std::vector<int32_t> positives(static_cast<size_t>(batch));
   const int64_t rows_with_positives = count_positives(batch, labels, positives.data());
@@ -123,12 +145,18 @@ Status supcon_infonce_backward(int64_t batch, int64_t dim, const float* anchor, 
   }
   if (!grad_anchor && !grad_contrast) return Status::ok();
   const float scale = 1.0f / temperature;
+  if (direction) {
+    std::vector<float> row_factor(static_cast<size_t>(batch));
+    for (int64_t u = 0; u < batch; ++u) row_factor[u] = per_row * scale * (weights ? weights[u] : 1.0f);
+    return similarity_backward_from_direction(batch, dim, direction, row_factor.data(), anchor, contrast, grad_anchor,
+                                              grad_contrast);
+  }
   const int64_t block_rows = rows_per_block(batch);
   ScratchBuffer block(sizeof(float) * static_cast<size_t>(block_rows * batch));
   if (!block.ok()) return out_of_memory("supConInfoNCE backward: similarity block of " + describe_shape({block_rows, batch}));
   // Gradient rows carry 1/τ so the two GEMMs below give ∂anchor and ∂contrast directly.
-  InfonceArgs args{0, batch, scale, labels, positives.data(), block.floats(), const_cast<float*>(row_stats), weights,
-                   per_row * scale};
+  InfonceArgs args{0, batch, scale, labels, positives.data(), block.floats(), const_cast<float*>(row_stats), nullptr,
+                   weights, per_row * scale};
   auto body = infonce_backward_rows_pick();
   for (int64_t first = 0; first < batch; first += block_rows) {
     const int64_t rows = std::min(block_rows, batch - first);
