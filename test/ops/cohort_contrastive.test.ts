@@ -101,6 +101,13 @@ describe('cohortContrastive', () => {
     compareWithOnePairCalls(12, 16, 8, lmclPairs(3, 4), true, 'N 3 S 4');
   });
 
+  it('equals the one-pair calls for random pair lists over N·S embeddings, N = 2, 3 and S = 3, 4', () => {
+    for (const [networks, stages] of [[2, 3], [2, 4], [3, 3], [3, 4]] as [number, number][]) {
+      const count = networks * stages;
+      compareWithOnePairCalls(count, 12, 8, randomPairs(count, 5 + Math.floor(Math.random() * 8)), Math.random() < 0.5, `random N ${networks} S ${stages}`);
+    }
+  });
+
   it('equals the one-pair calls for random pair lists (with and without weights)', () => {
     compareWithOnePairCalls(6, 20, 8, randomPairs(6, 7), false, 'random 6×7');
     compareWithOnePairCalls(8, 12, 16, randomPairs(8, 11), true, 'random 8×11');
