@@ -175,5 +175,15 @@ const int32_t* get_int32_array(const Napi::CallbackInfo& info, size_t index, int
   return array.Data();
 }
 
+const int32_t* get_labels(const Napi::CallbackInfo& info, size_t index, int64_t batch, const char* op) {
+  int64_t length = 0;
+  const int32_t* labels = get_int32_array(info, index, &length, op, "labels");
+  if (length != batch) {
+    throw_error(info.Env(), std::string(op) + ": labels has length " + std::to_string(length) + " but the batch size is " +
+                                std::to_string(batch));
+  }
+  return labels;
+}
+
 }  // namespace binding
 }  // namespace lmcl

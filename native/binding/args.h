@@ -71,6 +71,8 @@ std::vector<int64_t> get_int_array(const Napi::CallbackInfo& info, size_t index,
 // An Int32Array argument (labels, indices); returns its data and length.
 const int32_t* get_int32_array(const Napi::CallbackInfo& info, size_t index, int64_t* length, const char* op,
                                const char* name);
+// Class labels: an Int32Array of exactly `batch` entries ("labels has length 3 but the batch size is 4").
+const int32_t* get_labels(const Napi::CallbackInfo& info, size_t index, int64_t batch, const char* op);
 
 // The product of the extents, after checking each is >= 0 and the product stays an exact
 // integer in a double (< 2^53); throws an Error naming op otherwise.

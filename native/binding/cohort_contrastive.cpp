@@ -27,12 +27,7 @@ CohortGeometry read_geometry(const Napi::CallbackInfo& info, size_t first, size_
   g.kl_temperature = static_cast<float>(get_number(info, first + 4, op, "klTemperature"));
   g.embedding_floats = element_count(info.Env(), op, {g.batch, g.dim});
   g.similarity_floats = element_count(info.Env(), op, {g.count, g.batch, g.count, g.batch});
-  int64_t labels_length = 0;
-  g.labels = get_int32_array(info, labels_index, &labels_length, op, "labels");
-  if (labels_length != g.batch) {
-    throw_error(info.Env(), std::string(op) + ": labels has length " + std::to_string(labels_length) +
-                                " but the embeddings have batch size " + std::to_string(g.batch));
-  }
+  g.labels = get_labels(info, labels_index, g.batch, op);
   int64_t pairs_length = 0;
   g.pairs = get_int32_array(info, pairs_index, &pairs_length, op, "pairs");
   if (pairs_length % 2 != 0) throw_error(info.Env(), std::string(op) + ": pairs must hold two indices per pair");

@@ -6,16 +6,6 @@ namespace lmcl {
 namespace binding {
 namespace {
 
-const int32_t* labels_for_batch(const Napi::CallbackInfo& info, size_t index, int64_t batch, const char* name) {
-  int64_t length = 0;
-  const int32_t* labels = get_int32_array(info, index, &length, name, "labels");
-  if (length != batch) {
-    throw_error(info.Env(), std::string(name) + ": labels has length " + std::to_string(length) +
-                                " but the embeddings have batch size " + std::to_string(batch));
-  }
-  return labels;
-}
-
 // supConInfoNCEForward(anchor, contrast, labels, weights|null, loss, rowStats, direction|null, batch, dim,
 //                      temperature)
 Napi::Value supcon_infonce_forward_op(const Napi::CallbackInfo& info) {
@@ -27,7 +17,7 @@ Napi::Value supcon_infonce_forward_op(const Napi::CallbackInfo& info) {
   const int64_t square = element_count(info.Env(), name, {batch, batch});
   const float* anchor = cpu_floats(info, 0, count, name, "anchor");
   const float* contrast = cpu_floats(info, 1, count, name, "contrast");
-  const int32_t* labels = labels_for_batch(info, 2, batch, name);
+  const int32_t* labels = get_labels(info, 2, batch, name);
   const float* weights = optional_cpu_floats(info, 3, batch, name, "weights");
   float* loss = cpu_floats(info, 4, 1, name, "loss");
   float* row_stats = cpu_floats(info, 5, 2 * batch, name, "rowStats");
@@ -49,7 +39,7 @@ Napi::Value supcon_infonce_backward_op(const Napi::CallbackInfo& info) {
   const int64_t square = element_count(info.Env(), name, {batch, batch});
   const float* anchor = cpu_floats(info, 0, count, name, "anchor");
   const float* contrast = cpu_floats(info, 1, count, name, "contrast");
-  const int32_t* labels = labels_for_batch(info, 2, batch, name);
+  const int32_t* labels = get_labels(info, 2, batch, name);
   const float* weights = optional_cpu_floats(info, 3, batch, name, "weights");
   const float* row_stats = cpu_floats(info, 4, 2 * batch, name, "rowStats");
   const float* direction = optional_cpu_floats(info, 5, square, name, "direction");

@@ -36,16 +36,6 @@ Napi::Value softmax_backward_op(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-const int32_t* labels_of(const Napi::CallbackInfo& info, size_t index, int64_t batch, const char* name) {
-  int64_t length = 0;
-  const int32_t* labels = get_int32_array(info, index, &length, name, "labels");
-  if (length != batch) {
-    throw_error(info.Env(), std::string(name) + ": labels has length " + std::to_string(length) +
-                                " but logits has batch size " + std::to_string(batch));
-  }
-  return labels;
-}
-
 // crossEntropyForward(logits, labels, out, stats, batch, classes, reduction)
 Napi::Value cross_entropy_forward_op(const Napi::CallbackInfo& info) {
   const char* name = "crossEntropy";
@@ -55,7 +45,7 @@ Napi::Value cross_entropy_forward_op(const Napi::CallbackInfo& info) {
   if (reduction < 0 || reduction > 2) throw_error(info.Env(), "crossEntropy: reduction code must be 0 (none), 1 (sum) or 2 (mean)");
   int64_t count = element_count(info.Env(), name, {batch, classes});
   const float* logits = cpu_floats(info, 0, count, name, "logits");
-  const int32_t* labels = labels_of(info, 1, batch, name);
+  const int32_t* labels = get_labels(info, 1, batch, name);
   float* out = cpu_floats(info, 2, reduction == 0 ? batch : 1, name, "out");
   float* stats = cpu_floats(info, 3, 2 * batch, name, "stats");
   throw_if_error(info.Env(), cross_entropy_forward(batch, classes, logits, labels,
@@ -72,7 +62,7 @@ Napi::Value cross_entropy_backward_op(const Napi::CallbackInfo& info) {
   bool per_row = get_bool(info, 8, name, "gradPerRow");
   int64_t count = element_count(info.Env(), name, {batch, classes});
   const float* logits = cpu_floats(info, 0, count, name, "logits");
-  const int32_t* labels = labels_of(info, 1, batch, name);
+  const int32_t* labels = get_labels(info, 1, batch, name);
   const float* stats = cpu_floats(info, 2, 2 * batch, name, "stats");
   const float* grad = cpu_floats(info, 3, per_row ? batch : 1, name, "grad");
   float* grad_input = cpu_floats(info, 4, count, name, "gradInput");

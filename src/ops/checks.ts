@@ -68,3 +68,15 @@ export function describeValue(value: unknown): string {
   if (typeof value === 'object') return (value as object).constructor?.name ?? 'object';
   return `${typeof value} ${String(value)}`;
 }
+
+/** An options object with only the allowed keys (undefined gives {}); otherwise an Error naming the key. */
+export function readOptions(options: unknown, allowed: readonly string[], op: string): Record<string, unknown> {
+  if (options === undefined) return {};
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new TypeError(`${op}: options must be an object, got ${describeValue(options)}`);
+  }
+  for (const key of Object.keys(options)) {
+    if (!allowed.includes(key)) throw new Error(`${op}: unknown option '${key}' (expected ${allowed.join(', ')})`);
+  }
+  return options as Record<string, unknown>;
+}

@@ -4,18 +4,6 @@ import { isGradEnabled } from '../autograd/mode.js';
 import { Tensor, formatShape } from '../tensor/tensor.js';
 import { checkRank, checkSameDevice, checkTensor, describeValue } from './checks.js';
 
-/** The options object with only the allowed keys (undefined: {}). */
-export function readLossOptions(options: unknown, allowed: readonly string[], op: string): Record<string, unknown> {
-  if (options === undefined) return {};
-  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-    throw new TypeError(`${op}: options must be an object, got ${describeValue(options)}`);
-  }
-  for (const key of Object.keys(options)) {
-    if (!allowed.includes(key)) throw new Error(`${op}: unknown option '${key}' (expected ${allowed.join(', ')})`);
-  }
-  return options as Record<string, unknown>;
-}
-
 /** A finite temperature > 0 (required). */
 export function checkTemperature(value: unknown, op: string, name: string): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {

@@ -11,8 +11,9 @@ import { fusedOrComposite } from '../autograd/fused.js';
 import { noGrad } from '../autograd/mode.js';
 import { recordOperation } from '../autograd/node.js';
 import { Tensor } from '../tensor/tensor.js';
+import { readOptions } from './checks.js';
 import { gradientOfComposite } from './composite.js';
-import { checkMatrices, checkTemperature, checkWeights, keepsDirection, readLossOptions } from './contrastive_checks.js';
+import { checkMatrices, checkTemperature, checkWeights, keepsDirection } from './contrastive_checks.js';
 import { affine, mul, sub } from './elementwise.js';
 import { linear } from './gemm.js';
 import { reshape } from './layout.js';
@@ -40,7 +41,7 @@ export function contrastiveKL(studentAnchor: Tensor, studentContrast: Tensor, te
   options: ContrastiveKLOptions): Tensor {
   const op = 'contrastiveKL';
   const [batch, dim] = checkMatrices(op, { studentAnchor, studentContrast, teacherAnchor, teacherContrast }, '[batch, dim]');
-  const values = readLossOptions(options, ['temperature', 'klTemperature', 'weights'], op);
+  const values = readOptions(options, ['temperature', 'klTemperature', 'weights'], op);
   const temperature = checkTemperature(values.temperature, op, 'temperature');
   const klTemperature = checkTemperature(values.klTemperature, op, 'klTemperature');
   const weights = checkWeights(values.weights, [batch], studentAnchor.device, op);
@@ -97,7 +98,7 @@ export function contrastiveKLComposite(studentAnchor: Tensor, studentContrast: T
 export function distillKL(studentLogits: Tensor, teacherLogits: Tensor, options: DistillKLOptions): Tensor {
   const op = 'distillKL';
   const [batch, classes] = checkMatrices(op, { studentLogits, teacherLogits }, '[batch, classes]');
-  const values = readLossOptions(options, ['temperature', 'weights'], op);
+  const values = readOptions(options, ['temperature', 'weights'], op);
   const temperature = checkTemperature(values.temperature, op, 'temperature');
   const weights = checkWeights(values.weights, [batch], studentLogits.device, op);
   const out = Tensor.empty([], studentLogits.device);

@@ -14,8 +14,9 @@ import { noGrad } from '../autograd/mode.js';
 import { recordOperation } from '../autograd/node.js';
 import { Tensor } from '../tensor/tensor.js';
 import { tensor } from '../tensor/creation.js';
+import { readOptions } from './checks.js';
 import { gradientOfComposite } from './composite.js';
-import { checkLabels, checkMatrices, checkTemperature, checkWeights, keepsDirection, readLossOptions } from './contrastive_checks.js';
+import { checkLabels, checkMatrices, checkTemperature, checkWeights, keepsDirection } from './contrastive_checks.js';
 import { add, affine, mul } from './elementwise.js';
 import { linear } from './gemm.js';
 import { reshape } from './layout.js';
@@ -33,7 +34,7 @@ export interface SupConInfoNCEOptions {
 export function supConInfoNCE(anchor: Tensor, contrast: Tensor, labels: Int32Array, options: SupConInfoNCEOptions): Tensor {
   const op = 'supConInfoNCE';
   const [batch, dim] = checkMatrices(op, { anchor, contrast }, '[batch, dim]');
-  const values = readLossOptions(options, ['temperature', 'weights'], op);
+  const values = readOptions(options, ['temperature', 'weights'], op);
   const temperature = checkTemperature(values.temperature, op, 'temperature');
   const weights = checkWeights(values.weights, [batch], anchor.device, op);
   const savedLabels = checkLabels(labels, batch, op);

@@ -27,7 +27,8 @@ import { isGradEnabled } from '../autograd/mode.js';
 import { recordOperation, type BackwardContext } from '../autograd/node.js';
 import { Tensor, formatShape } from '../tensor/tensor.js';
 import { tensor } from '../tensor/creation.js';
-import { checkRank, checkSameDevice, checkTensor, describeValue } from './checks.js';
+import { checkRank, checkSameDevice, checkTensor, describeValue, readOptions } from './checks.js';
+import { checkTemperature } from './contrastive_checks.js';
 import { affine, mul, neg, sub } from './elementwise.js';
 import { reshape, slice } from './layout.js';
 import { mean } from './reduce.js';
@@ -64,20 +65,8 @@ interface BankGeometry {
   indices: Int32Array;
 }
 
-function readOptions(options: unknown, allowed: readonly string[], op: string): Record<string, unknown> {
-  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-    throw new TypeError(`${op}: options must be an object with ${allowed.join(', ')}, got ${describeValue(options)}`);
-  }
-  for (const key of Object.keys(options)) {
-    if (!allowed.includes(key)) throw new Error(`${op}: unknown option '${key}' (expected ${allowed.join(', ')})`);
-  }
-  return options as Record<string, unknown>;
-}
-
-function scaleOf(temperature: unknown, op: string): number {
-  if (typeof temperature !== 'number' || !Number.isFinite(temperature) || temperature <= 0) {
-    throw new Error(`${op}: temperature must be a finite number > 0, got ${describeValue(temperature)}`);
-  }
+function scaleOf(value: unknown, op: string): number {
+  const temperature = checkTemperature(value, op, 'temperature');
   const scale = Math.fround(1 / temperature);
   if (!Number.isFinite(scale) || scale === 0) {
     throw new Error(`${op}: temperature ${temperature} is out of range (1/temperature must be a finite, nonzero float32)`);

@@ -16,7 +16,7 @@ import { fusedOrComposite } from '../autograd/fused.js';
 import { recordOperation } from '../autograd/node.js';
 import { Tensor } from '../tensor/tensor.js';
 import { full } from '../tensor/creation.js';
-import { checkSameDevice, checkTensor, describeValue, normaliseDim } from './checks.js';
+import { checkSameDevice, checkTensor, describeValue, normaliseDim, readOptions } from './checks.js';
 import { affine, broadcastShapes, div, expand, maximum, mul, step, sub } from './elementwise.js';
 import { reshape } from './layout.js';
 import { sum } from './reduce.js';
@@ -36,17 +36,6 @@ export interface CosineSimilarityOptions {
   dim?: number;
   /** Lower bound of each norm (default 1e-8). */
   eps?: number;
-}
-
-function readOptions(options: unknown, allowed: readonly string[], op: string): Record<string, unknown> {
-  if (options === undefined) return {};
-  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-    throw new TypeError(`${op}: options must be an object, got ${describeValue(options)}`);
-  }
-  for (const key of Object.keys(options)) {
-    if (!allowed.includes(key)) throw new Error(`${op}: unknown option '${key}' (expected ${allowed.join(', ')})`);
-  }
-  return options as Record<string, unknown>;
 }
 
 function checkEps(eps: unknown, op: string): asserts eps is number {

@@ -168,7 +168,7 @@ describe('crossEntropy determinism and errors', () => {
     expect(() => addon.crossEntropyForward(logits, Int32Array.of(0, 7), store(2), store(4), 2, 5, 0)).toThrow(
       'crossEntropy: label 7 at index 1 is out of range for 5 classes',
     );
-    expect(() => addon.crossEntropyForward(logits, Int32Array.of(0), store(2), store(4), 2, 5, 0)).toThrow(/labels has length 1 but logits has batch size 2/);
+    expect(() => addon.crossEntropyForward(logits, Int32Array.of(0), store(2), store(4), 2, 5, 0)).toThrow(/labels has length 1 but the batch size is 2/);
     expect(() => addon.crossEntropyForward(logits, Int32Array.of(0, 1), store(1), store(4), 2, 5, 0)).toThrow(/argument 'out' holds 1 floats but the op needs 2/);
     expect(() => addon.crossEntropyForward(store(9), Int32Array.of(0, 1), store(2), store(4), 2, 5, 2)).toThrow(/argument 'logits' holds 9 floats but the op needs 10/);
     expect(() => addon.crossEntropyForward(logits, Int32Array.of(0, 1), store(2), store(4), 2, 5, 3)).toThrow(/reduction code/);

@@ -310,7 +310,8 @@ describe('memory bank determinism and errors', () => {
       expect(() => F.memoryLogits(query, bank, indices, { temperature })).toThrow(/temperature/);
       expect(() => F.memoryInfoNCE(query, bank, indices, { positives: 1, temperature })).toThrow(/temperature/);
     }
-    expect(() => F.memoryLogits(query, bank, indices, undefined as never)).toThrow(/options must be an object/);
+    expect(() => F.memoryLogits(query, bank, indices, undefined as never)).toThrow(/temperature must be a finite number > 0, got undefined/);
+    expect(() => F.memoryLogits(query, bank, indices, 3 as never)).toThrow(/options must be an object/);
     expect(() => F.memoryLogits(query, bank, indices, { temperature: 0.1, tau: 1 } as never)).toThrow(/unknown option 'tau'/);
     for (const positives of [0, 4, 1.5, Number.NaN]) {
       expect(() => F.memoryInfoNCE(query, bank, indices, { positives, temperature: 0.1 })).toThrow(/positives must be an integer in \[1, K = 3\]/);
