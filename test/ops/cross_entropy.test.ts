@@ -11,6 +11,7 @@ import type { CrossEntropyReduction } from '../../src/ops/cross_entropy.js';
 import { gradcheck, gradgradcheck } from '../helpers/gradcheck.js';
 import { expectClose, randomArray, randomTensor } from '../helpers/random.js';
 import { referenceCrossEntropy, referenceCrossEntropyBackward, referenceCrossEntropyHvp } from '../reference/softmax_reference.js';
+import { expectSameBitsAcrossRunsAndThreads } from '../helpers/determinism.js';
 
 const reductions: CrossEntropyReduction[] = ['mean', 'sum', 'none'];
 
@@ -119,7 +120,6 @@ describe('crossEntropy backward', () => {
 
 describe('crossEntropy determinism and errors', () => {
   it('gives identical bits on repetition and for 1 or 2 threads', () => {
-    const threads = engineInfo().threads;
     const values = randomArray(512 * 1000, 5);
     const labels = randomLabels(512, 1000);
     const run = (): Float32Array[] =>
@@ -130,19 +130,7 @@ describe('crossEntropy determinism and errors', () => {
         const [dx] = grad(out, [logits], { gradOutputs: [tensor(values.subarray(0, out.size), out.shape)] });
         return [forward, dx!.toFloat32Array()];
       });
-    try {
-      setNumThreads(2);
-      const first = run();
-      const second = run();
-      setNumThreads(1);
-      const single = run();
-      first.forEach((result, index) => {
-        expect(Buffer.from(result.buffer).equals(Buffer.from(second[index]!.buffer))).toBe(true);
-        expect(Buffer.from(result.buffer).equals(Buffer.from(single[index]!.buffer))).toBe(true);
-      });
-    } finally {
-      setNumThreads(threads);
-    }
+    expectSameBitsAcrossRunsAndThreads(run);
   });
 
   it('rejects bad labels, shapes and options with clear errors', () => {

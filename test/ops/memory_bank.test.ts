@@ -20,6 +20,7 @@ import { withBackwardPath } from '../../src/autograd/fused.js';
 import { gradcheck, gradgradcheck } from '../helpers/gradcheck.js';
 import { runOnEverySimdLevel } from '../helpers/simd_levels.js';
 import { expectClose, randomArray, randomPositiveTensor, randomTensor } from '../helpers/random.js';
+import { expectSameBitsAcrossRunsAndThreads } from '../helpers/determinism.js';
 import {
   referenceMemoryInfoNce,
   referenceMemoryLogits,
@@ -263,7 +264,6 @@ describe('memoryUpdate_', () => {
 
 describe('memory bank determinism and errors', () => {
   it('gives identical bits on repetition and for 1 or 2 threads', () => {
-    const threads = engineInfo().threads;
     const { query, bank, indices } = makeProblem(16, 600, 64, 500, 0.07);
     const weights = randomPositiveTensor([16], { requiresGrad: true });
     const upstream = tensor(randomArray(16 * 600), [16, 600]);
@@ -274,19 +274,7 @@ describe('memory bank determinism and errors', () => {
       const [dl] = grad(logits, [query], { gradOutputs: [upstream] });
       return [loss.toFloat32Array(), logits.toFloat32Array(), dq!.toFloat32Array(), dw!.toFloat32Array(), dl!.toFloat32Array()];
     };
-    try {
-      setNumThreads(2);
-      const first = run();
-      const second = run();
-      setNumThreads(1);
-      const single = run();
-      first.forEach((result, index) => {
-        expect(Buffer.from(result.buffer).equals(Buffer.from(second[index]!.buffer))).toBe(true);
-        expect(Buffer.from(result.buffer).equals(Buffer.from(single[index]!.buffer))).toBe(true);
-      });
-    } finally {
-      setNumThreads(threads);
-    }
+    expectSameBitsAcrossRunsAndThreads(run);
   });
 
   it('rejects bad shapes, indices, temperatures, positives and weights with errors naming the argument', () => {

@@ -12,6 +12,7 @@ import { native, nativeInfo } from '../../src/native/index.js';
 import { gradcheck, gradgradcheck } from '../helpers/gradcheck.js';
 import { expectClose, randomArray, randomTensor } from '../helpers/random.js';
 import { referenceCosine, referenceCosineBackward, referenceNormalize, referenceNormalizeBackward } from '../reference/normalize_reference.js';
+import { expectSameBitsAcrossRunsAndThreads } from '../helpers/determinism.js';
 
 const cases: [number[], number][] = [
   [[5], 0],
@@ -183,7 +184,6 @@ describe('cosineSimilarity', () => {
 
 describe('normalize and cosineSimilarity: determinism and errors', () => {
   it('give identical bits on repetition and for 1 or 2 threads', () => {
-    const threads = engineInfo().threads;
     const values = randomArray(512 * 128, 2);
     const other = randomArray(512 * 128, 2);
     const run = (): Float32Array[] =>
@@ -197,19 +197,7 @@ describe('normalize and cosineSimilarity: determinism and errors', () => {
         const [ga, gb] = grad(c, [x, z], { gradOutputs: [tensor(values.subarray(0, c.size), c.shape)] });
         return [...forward, dx!.toFloat32Array(), ga!.toFloat32Array(), gb!.toFloat32Array()];
       });
-    try {
-      setNumThreads(2);
-      const first = run();
-      const second = run();
-      setNumThreads(1);
-      const single = run();
-      first.forEach((result, index) => {
-        expect(Buffer.from(result.buffer).equals(Buffer.from(second[index]!.buffer))).toBe(true);
-        expect(Buffer.from(result.buffer).equals(Buffer.from(single[index]!.buffer))).toBe(true);
-      });
-    } finally {
-      setNumThreads(threads);
-    }
+    expectSameBitsAcrossRunsAndThreads(run);
   });
 
   it('give identical bits on the portable, AVX2 and AVX-512 kernel paths', () => {

@@ -13,6 +13,7 @@ import { nativeInfo } from '../../src/native/index.js';
 import { gradcheck, gradgradcheck } from '../helpers/gradcheck.js';
 import { expectClose, randomArray, randomTensor } from '../helpers/random.js';
 import { referenceSoftmax, referenceSoftmaxBackward } from '../reference/softmax_reference.js';
+import { expectSameBitsAcrossRunsAndThreads } from '../helpers/determinism.js';
 
 const ops = [
   ['softmax', F.softmax, false],
@@ -140,7 +141,6 @@ describe('softmax and logSoftmax backward', () => {
 
 describe('softmax determinism and errors', () => {
   it('gives identical bits on repetition and for 1 or 2 threads (forward and backward)', () => {
-    const threads = engineInfo().threads;
     const run = (): Float32Array[] => {
       const results: Float32Array[] = [];
       for (const [shape, dim] of [[[256, 1000], 1], [[8, 300, 40], 1]] as [number[], number][]) {
@@ -156,19 +156,7 @@ describe('softmax determinism and errors', () => {
       return results;
     };
     const fixed = randomArray(256000, 4);
-    try {
-      setNumThreads(2);
-      const first = run();
-      const second = run();
-      setNumThreads(1);
-      const single = run();
-      for (let index = 0; index < first.length; index += 1) {
-        expect(Buffer.from(first[index]!.buffer).equals(Buffer.from(second[index]!.buffer))).toBe(true);
-        expect(Buffer.from(first[index]!.buffer).equals(Buffer.from(single[index]!.buffer))).toBe(true);
-      }
-    } finally {
-      setNumThreads(threads);
-    }
+    expectSameBitsAcrossRunsAndThreads(run);
   });
 
   it('gives identical bits on the portable, AVX2 and AVX-512 kernel paths', () => {
