@@ -213,28 +213,7 @@ LMCL_INLINE void memory_info_nce_backward_body(int64_t chunk, int64_t begin, int
 }
 
 // The chunked body has an extra argument, so it gets its own three variants.
-using InfoNceBackwardFunction = void (*)(int64_t, int64_t, int64_t, const InfoNceArgs&);
-void info_nce_backward_portable(int64_t chunk, int64_t begin, int64_t end, const InfoNceArgs& args) {
-  memory_info_nce_backward_body(chunk, begin, end, args);
-}
-#if LMCL_SIMD_VARIANTS
-LMCL_TARGET_AVX2 void info_nce_backward_avx2(int64_t chunk, int64_t begin, int64_t end, const InfoNceArgs& args) {
-  memory_info_nce_backward_body(chunk, begin, end, args);
-}
-LMCL_TARGET_AVX512 void info_nce_backward_avx512(int64_t chunk, int64_t begin, int64_t end, const InfoNceArgs& args) {
-  memory_info_nce_backward_body(chunk, begin, end, args);
-}
-#endif
-InfoNceBackwardFunction info_nce_backward_pick() {
-#if LMCL_SIMD_VARIANTS
-  switch (simd_level()) {
-    case SimdLevel::kAvx512: return info_nce_backward_avx512;
-    case SimdLevel::kAvx2: return info_nce_backward_avx2;
-    default: break;
-  }
-#endif
-  return info_nce_backward_portable;
-}
+LMCL_DEFINE_CHUNK_VARIANTS(memory_info_nce_backward, InfoNceArgs)
 
 LMCL_DEFINE_VARIANTS(memory_info_nce_forward, InfoNceArgs)
 
@@ -349,7 +328,7 @@ Status memory_info_nce_backward(int64_t batch, int64_t columns, int64_t dim, int
   if (!scratch.ok()) return out_of_memory("memoryInfoNCE backward workspace of " + std::to_string(chunks * columns) + " floats");
   InfoNceArgs args{batch, columns, dim, positives, nullptr, bank, indices, weights, scale, const_cast<float*>(logits),
                    const_cast<float*>(stats), g, scratch.floats(), grad_query, grad_weights};
-  auto body = info_nce_backward_pick();
+  auto body = memory_info_nce_backward_pick();
   parallel_for_chunks(0, batch, grain, [&](int64_t chunk, int64_t begin, int64_t end) { body(chunk, begin, end, args); });
   return Status::ok();
 }

@@ -50,3 +50,33 @@
   using name##_fn = void (*)(int64_t, int64_t, const Args&);                                                     \
   name##_fn name##_pick() { return name##_portable; }
 #endif
+
+// The same for bodies that also take the chunk index of parallel_for_chunks (per-chunk scratch):
+// `void name_body(int64_t chunk, int64_t begin, int64_t end, const Args&)`.
+#if LMCL_SIMD_VARIANTS
+#define LMCL_DEFINE_CHUNK_VARIANTS(name, Args)                                                                   \
+  void name##_portable(int64_t chunk, int64_t begin, int64_t end, const Args& args) {                            \
+    name##_body(chunk, begin, end, args);                                                                        \
+  }                                                                                                              \
+  LMCL_TARGET_AVX2 void name##_avx2(int64_t chunk, int64_t begin, int64_t end, const Args& args) {               \
+    name##_body(chunk, begin, end, args);                                                                        \
+  }                                                                                                              \
+  LMCL_TARGET_AVX512 void name##_avx512(int64_t chunk, int64_t begin, int64_t end, const Args& args) {           \
+    name##_body(chunk, begin, end, args);                                                                        \
+  }                                                                                                              \
+  using name##_fn = void (*)(int64_t, int64_t, int64_t, const Args&);                                            \
+  name##_fn name##_pick() {                                                                                      \
+    switch (simd_level()) {                                                                                      \
+      case SimdLevel::kAvx512: return name##_avx512;                                                             \
+      case SimdLevel::kAvx2: return name##_avx2;                                                                 \
+      default: return name##_portable;                                                                           \
+    }                                                                                                            \
+  }
+#else
+#define LMCL_DEFINE_CHUNK_VARIANTS(name, Args)                                                                   \
+  void name##_portable(int64_t chunk, int64_t begin, int64_t end, const Args& args) {                            \
+    name##_body(chunk, begin, end, args);                                                                        \
+  }                                                                                                              \
+  using name##_fn = void (*)(int64_t, int64_t, int64_t, const Args&);                                            \
+  name##_fn name##_pick() { return name##_portable; }
+#endif
