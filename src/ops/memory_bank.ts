@@ -28,7 +28,7 @@ import { recordOperation, type BackwardContext } from '../autograd/node.js';
 import { Tensor, formatShape } from '../tensor/tensor.js';
 import { tensor } from '../tensor/creation.js';
 import { checkRank, checkSameDevice, checkTensor, describeValue, readOptions } from './checks.js';
-import { checkTemperature } from './contrastive_checks.js';
+import { checkTemperature, checkWeights } from './contrastive_checks.js';
 import { affine, mul, neg, sub } from './elementwise.js';
 import { reshape, slice } from './layout.js';
 import { mean } from './reduce.js';
@@ -173,14 +173,7 @@ export function memoryInfoNCE(query: Tensor, bank: Tensor, indices: Int32Array, 
   if (typeof positives !== 'number' || !Number.isInteger(positives) || positives < 1 || positives > columns) {
     throw new Error(`${op}: positives must be an integer in [1, K = ${columns}], got ${describeValue(positives)}`);
   }
-  const weights = weightOption ?? null;
-  if (weights !== null) {
-    checkTensor(weights, op, 'weights');
-    checkSameDevice(op, query, weights);
-    if (weights.shape.length !== 1 || weights.shape[0] !== batch) {
-      throw new Error(`${op}: argument 'weights' must have shape [${batch}] (one weight per query row), got ${formatShape(weights.shape)}`);
-    }
-  }
+  const weights = checkWeights(weightOption, [batch], query.device, op);
   const loss = Tensor.empty([], query.device);
   const logits = Tensor.empty([batch, columns], query.device);
   const stats = Tensor.empty([batch, 2], query.device);
