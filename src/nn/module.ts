@@ -485,14 +485,19 @@ export abstract class Module {
     return result;
   }
 
-  /** State-dict name → registered tensor, for every parameter and buffer (non-persistent too). */
+  /**
+   * State-dict name → registered tensor, for every parameter and buffer (non-persistent too).
+   * Walked like stateTensors(): a module registered twice contributes both names.
+   */
   private registeredTensors(): Map<string, Tensor> {
     const result = new Map<string, Tensor>();
-    for (const [prefix, module] of this.namedModules()) {
+    const visit = (module: Module, prefix: string): void => {
       for (const slots of [module.parameterSlots, module.bufferSlots]) {
         for (const [name, value] of slots) if (value) result.set(join(prefix, name), value);
       }
-    }
+      for (const [name, child] of module.moduleSlots) if (child) visit(child, join(prefix, name));
+    };
+    visit(this, '');
     return result;
   }
 
