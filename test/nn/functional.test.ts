@@ -343,7 +343,7 @@ describe('captureState / restoreState', () => {
     model.dispose();
   });
 
-  it('refuses a state from another module, after re-registration, or after to() replaced tensors', () => {
+  it('refuses a state from another module, after a registration, or while a captured tensor is substituted', () => {
     const model = new SmallNet();
     const other = new SmallNet();
     const state = model.captureState();

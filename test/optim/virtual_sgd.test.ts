@@ -176,6 +176,7 @@ describe('virtualSgdStep is differentiable', () => {
     const hyper = { lr: 0.5, momentum: 0.9, nesterov: true, weightDecay: 5e-3 };
     // BatchNorm updates its running statistics on every forward: restore them after each evaluation.
     const state = model.captureState();
+    const initial = [...model.namedParameters(), ...model.namedBuffers()].map(([name, value]) => [name, value.toFloat32Array()] as const);
 
     const outerLoss = (hValue: number, createGraph: boolean): { loss: Tensor; h: Tensor } => {
       const h = tensor([hValue], [], { requiresGrad: true });
@@ -207,6 +208,9 @@ describe('virtualSgdStep is differentiable', () => {
     const epsilon = 1e-2;
     const central = (step: number): number => (at(hValue + step) - at(hValue - step)) / (2 * step);
     const finiteDifference = (4 * central(epsilon) - central(2 * epsilon)) / 3;
+    // Five unrolled trajectories later, every parameter and buffer is bit for bit what it was.
+    const restored = new Map([...model.namedParameters(), ...model.namedBuffers()].map(([name, value]) => [name, value.toFloat32Array()]));
+    for (const [name, values] of initial) expect(Buffer.from(restored.get(name)!.buffer).equals(Buffer.from(values.buffer)), name).toBe(true);
     state.dispose();
     x.dispose();
     xOuter.dispose();
