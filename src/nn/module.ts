@@ -536,8 +536,9 @@ export abstract class Module {
   /**
    * Writes a snapshot from captureState() back into the same tensors, in place: parameter
    * identity is kept (optimizers keep working on the same objects) and every storage version is
-   * bumped, so a graph that saved a parameter or buffer before the restore refuses its backward
-   * (the in-place modification error) instead of using the restored values. Requires the module
+   * bumped, so a graph that saved a parameter before the restore refuses its backward (the
+   * in-place modification error) instead of using the restored values. (Graphs never save
+   * buffers: batch norm copies the running statistics it uses, so its backward stays valid.) Requires the module
    * to still have exactly the captured tensors registered (not after to(), not inside
    * withParameters); everything is checked before anything is written. The snapshot stays valid
    * (restore as often as needed) until it is disposed.
