@@ -133,39 +133,50 @@ function run(outputs: readonly Tensor[], gradOutputs: readonly Tensor[], options
     if (node && dependencies.get(node) === 0 && !ready.includes(node)) ready.push(node);
   }
 
-  while (ready.length > 0) {
-    const node = ready.pop()!;
-    const gradOutput = pending.get(node);
-    pending.delete(node);
-    let inputGrads: (Tensor | null)[] = node.inputs.map(() => null);
-    if (gradOutput) {
-      const shaped = matchShape(gradOutput, node.outputShape);
-      for (const input of capturedByNode.get(node) ?? []) {
-        captured.set(input, accumulate(captured.get(input), reshape(shaped, input.shape)));
+  try {
+    while (ready.length > 0) {
+      const node = ready.pop()!;
+      const gradOutput = pending.get(node);
+      pending.delete(node);
+      let inputGrads: (Tensor | null)[] = node.inputs.map(() => null);
+      if (gradOutput) {
+        const shaped = matchShape(gradOutput, node.outputShape);
+        for (const input of capturedByNode.get(node) ?? []) {
+          captured.set(input, accumulate(captured.get(input), reshape(shaped, input.shape)));
+        }
+        // A scope per node: temporaries of the backward rule are freed even when the caller runs
+        // backward outside tidy (tensors a recorded graph still needs stay alive via its references).
+        try {
+          inputGrads = tidy(() => node.apply(shaped, options.createGraph, active(node)));
+        } finally {
+          shaped.dispose();
+        }
       }
-      // A scope per node: temporaries of the backward rule are freed even when the caller runs
-      // backward outside tidy (tensors a recorded graph still needs stay alive via its references).
-      inputGrads = tidy(() => node.apply(shaped, options.createGraph, active(node)));
-      shaped.dispose();
+      if (!options.retainGraph) node.release();
+      const mask = active(node);
+      node.inputs.forEach((input, index) => {
+        const grad = inputGrads[index] ?? null;
+        if (!mask[index]) {
+          grad?.dispose();
+          return;
+        }
+        const producer = input.gradFn;
+        if (producer) {
+          if (grad) pending.set(producer, accumulate(pending.get(producer), matchShape(grad, input.shape)));
+          const remaining = dependencies.get(producer)! - 1;
+          dependencies.set(producer, remaining);
+          if (remaining === 0) ready.push(producer);
+        } else if (grad) {
+          deliverToLeaf(input, grad);
+        }
+      });
     }
-    if (!options.retainGraph) node.release();
-    const mask = active(node);
-    node.inputs.forEach((input, index) => {
-      const grad = inputGrads[index] ?? null;
-      if (!mask[index]) {
-        grad?.dispose();
-        return;
-      }
-      const producer = input.gradFn;
-      if (producer) {
-        if (grad) pending.set(producer, accumulate(pending.get(producer), matchShape(grad, input.shape)));
-        const remaining = dependencies.get(producer)! - 1;
-        dependencies.set(producer, remaining);
-        if (remaining === 0) ready.push(producer);
-      } else if (grad) {
-        deliverToLeaf(input, grad);
-      }
-    });
+  } catch (error) {
+    // A failed backward (e.g. a saved tensor modified in place) must not leak the gradients in
+    // flight: the ones still waiting for their node and those already captured for grad().
+    for (const waiting of pending.values()) waiting.dispose();
+    for (const done of captured.values()) done.dispose();
+    throw error;
   }
   return captured;
 }

@@ -7,6 +7,8 @@
 // incremented. With momentum null the update is a cumulative average (factor 1/num_batches_tracked).
 // In eval mode the running statistics normalise; without running statistics the batch statistics
 // are used in both modes (PyTorch's rule).
+// Module.captureState()/restoreState() save and restore the host mirror of the batch counter with
+// the buffers, so the first training forward after a restore needs no device read.
 import { Module } from './module.js';
 import type { LayerOptions } from './conv.js';
 import { fillInPlace } from './parameter.js';
@@ -110,6 +112,25 @@ abstract class BatchNormBase extends Module {
     this.countStorage = counter.storage;
     this.countVersion = counter.version;
     return this.countMirror;
+  }
+
+  /**
+   * The batch-counter mirror, when it is valid for the buffer as it is now: restoring that buffer
+   * restores exactly this count, so the mirror can be trusted again without a device read.
+   */
+  protected override captureHostState(): unknown {
+    const counter = this.numBatchesTracked;
+    if (!counter || this.countStorage !== counter.storage || this.countVersion !== counter.version) return undefined;
+    return { count: this.countMirror };
+  }
+
+  protected override restoreHostState(state: unknown): void {
+    const counter = this.numBatchesTracked;
+    if (!counter || state === null || typeof state !== 'object') return;
+    // restoreState() has just written the captured bits (and bumped the version): the count is the captured one.
+    this.countMirror = (state as { count: number }).count;
+    this.countStorage = counter.storage;
+    this.countVersion = counter.version;
   }
 
   protected abstract checkInput(x: Tensor): void;

@@ -1,5 +1,5 @@
 // The `nn` namespace: modules, layers and initialisation (names follow torch.nn).
-export { Module } from './module.js';
+export { Module, ModuleState } from './module.js';
 export type { StateEntry, StateDict, StateDictLike, LoadStateDictOptions, LoadStateDictResult, NamedOptions } from './module.js';
 export { parameter } from './parameter.js';
 export { Conv2d } from './conv.js';

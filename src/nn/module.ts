@@ -19,6 +19,11 @@
 //   loadStateDict() accepts such a Map, a plain object of the same entries, or Tensors as values,
 //   checks everything first (so a failed load changes nothing), then copies into the existing
 //   tensors in place (bumping their storage version; optimizers keep working on the same tensors).
+// - Functional calls and snapshots (for L-MCL's meta step): withParameters(map, fn) runs fn with
+//   registered tensors swapped for substitutes (non-leaf results of a virtual SGD step), undone
+//   in finally; captureState() clones every parameter and buffer on its device into a
+//   caller-owned ModuleState and restoreState() copies it back in place, bit for bit, keeping
+//   the tensor objects optimizers hold and bumping versions so stale saved tensors are caught.
 // - Lifetimes: registered tensors are keep()-ed (tidy scopes never dispose them) and owned by the
 //   module: dispose() frees every parameter, gradient and buffer of the tree. Replacing a
 //   registration with register*() again does not dispose the previous tensor (it may be shared).
@@ -26,6 +31,7 @@ import { Tensor, formatShape, shapeSize, type Device } from '../tensor/tensor.js
 import { keep } from '../tensor/scope.js';
 import { noGrad } from '../autograd/mode.js';
 import { copyInPlace, fillInPlace, parameter, writeInPlace } from './parameter.js';
+import { describeValue } from '../ops/checks.js';
 
 /** One state-dict value: a host copy of a tensor. */
 export interface StateEntry {
@@ -389,6 +395,195 @@ export abstract class Module {
     return { missingKeys, unexpectedKeys };
   }
 
+  // ---- functional parameters and state capture ----------------------------------------------
+
+  /**
+   * Runs fn with some registered tensors replaced by the given ones, then puts the registered
+   * tensors back, also when fn throws (torch.func.functional_call / nn.utils.stateless). Keys are
+   * state-dict names ('layer1.0.conv1.weight', 'bn1.running_mean'); parameters and buffers (also
+   * non-persistent ones) can be substituted. A substitute may be any tensor of the same shape and
+   * device, typically a non-leaf one (θ − lr·g from a virtual step), so gradients of what fn
+   * computes flow to the substitutes and through them to whatever they were computed from, not
+   * to the module's own parameters.
+   *
+   * - A tensor registered under several names (tied weights) is replaced under all of them (like
+   *   torch's tie_weights=True); giving two different substitutes for tied names is an Error.
+   * - Fields of a module that point at a replaced tensor are swapped too (as to() does).
+   * - fn must be synchronous: the swap is undone when it returns, before a Promise could settle.
+   * - BatchNorm in training mode updates whatever running-statistics buffers are registered while
+   *   fn runs: the module's own buffers unless they were substituted. The meta step therefore
+   *   brackets its virtual forwards with captureState() / restoreState() (or substitutes clones).
+   * - Everything is checked before anything is swapped; all unknown names are listed in one Error.
+   */
+  withParameters<T>(substitutes: ReadonlyMap<string, Tensor> | Readonly<Record<string, Tensor>>, fn: () => T): T {
+    const op = `${this.typeName}.withParameters`;
+    if (typeof fn !== 'function') throw new TypeError(`${op}: fn must be a function`);
+    let entries: [string, unknown][];
+    if (substitutes instanceof Map) entries = [...substitutes.entries()];
+    else if (substitutes !== null && typeof substitutes === 'object' && !Array.isArray(substitutes)) entries = Object.entries(substitutes);
+    else throw new TypeError(`${op}: expected a Map or a plain object of state-dict name → Tensor`);
+
+    const registered = this.registeredTensors();
+    const unknown = entries.map(([name]) => name).filter((name) => !registered.has(name));
+    if (unknown.length > 0) {
+      throw new Error(`${op}: no parameter or buffer named ${unknown.map((name) => `'${name}'`).join(', ')} in ${this.typeName}`);
+    }
+    // Keyed by the registered tensor (not the name), so tied names are swapped together.
+    const replacementOf = new Map<Tensor, Tensor>();
+    const nameOf = new Map<Tensor, string>();
+    for (const [name, value] of entries) {
+      const original = registered.get(name)!;
+      if (!(value instanceof Tensor)) throw new TypeError(`${op}: substitute for '${name}' must be a Tensor, got ${describeValue(value)}`);
+      value.assertAlive(`${op} ('${name}')`);
+      if (!sameShape(value.shape, original.shape)) {
+        throw new Error(`${op}: substitute for '${name}' has shape ${formatShape(value.shape)}, the registered tensor has ${formatShape(original.shape)}`);
+      }
+      if (value.device !== original.device) {
+        throw new Error(`${op}: substitute for '${name}' is on '${value.device}', the registered tensor on '${original.device}'`);
+      }
+      const earlier = replacementOf.get(original);
+      if (earlier !== undefined && earlier !== value) {
+        throw new Error(`${op}: '${nameOf.get(original)}' and '${name}' are the same (tied) tensor but got different substitutes`);
+      }
+      replacementOf.set(original, value);
+      nameOf.set(original, name);
+    }
+    if (replacementOf.size === 0) return this.requireSynchronous(fn(), op);
+
+    // Every place that points at a replaced tensor: registry slots and plain fields.
+    const undo: (() => void)[] = [];
+    try {
+      for (const module of this.modules()) {
+        for (const slots of [module.parameterSlots, module.bufferSlots]) {
+          for (const [name, value] of slots) {
+            const replacement = value ? replacementOf.get(value) : undefined;
+            if (!value || !replacement) continue;
+            slots.set(name, replacement);
+            undo.push(() => slots.set(name, value));
+          }
+        }
+        const fields = module as unknown as Record<string, unknown>;
+        for (const key of Object.keys(fields)) {
+          const value = fields[key];
+          const replacement = value instanceof Tensor ? replacementOf.get(value) : undefined;
+          if (!replacement) continue;
+          fields[key] = replacement;
+          undo.push(() => {
+            fields[key] = value;
+          });
+        }
+      }
+      return this.requireSynchronous(fn(), op);
+    } finally {
+      // In reverse, so a slot listed twice ends at its first (original) value.
+      for (let index = undo.length - 1; index >= 0; index -= 1) undo[index]!();
+    }
+  }
+
+  private requireSynchronous<T>(result: T, op: string): T {
+    if (result instanceof Promise) throw new Error(`${op}: fn must be synchronous (it returned a Promise)`);
+    return result;
+  }
+
+  /**
+   * State-dict name → registered tensor, for every parameter and buffer (non-persistent too).
+   * Walked like stateTensors(): a module registered twice contributes both names.
+   */
+  private registeredTensors(): Map<string, Tensor> {
+    const result = new Map<string, Tensor>();
+    const visit = (module: Module, prefix: string): void => {
+      for (const slots of [module.parameterSlots, module.bufferSlots]) {
+        for (const [name, value] of slots) if (value) result.set(join(prefix, name), value);
+      }
+      for (const [name, child] of module.moduleSlots) if (child) visit(child, join(prefix, name));
+    };
+    visit(this, '');
+    return result;
+  }
+
+  /**
+   * Clones every parameter and buffer (BatchNorm running statistics and num_batches_tracked
+   * included, non-persistent buffers too) on its own device: a byte copy, so restoreState() gives
+   * the values back bit for bit. The snapshot is owned by the caller: dispose() it (it is kept
+   * out of tidy scopes). Host-side mirrors of buffers (BatchNorm's batch counter) are captured
+   * with it, so the forwards after a restore need no device read.
+   */
+  captureState(): ModuleState {
+    const op = `${this.typeName}.captureState`;
+    const entries: CapturedEntry[] = [];
+    const seen = new Set<Tensor>();
+    try {
+      for (const [name, original] of this.registeredTensors()) {
+        if (seen.has(original)) continue; // a tied tensor is captured (and restored) once
+        seen.add(original);
+        original.assertAlive(`${op} ('${name}')`);
+        const snapshot = keep(original.to(original.device));
+        snapshot.name = name;
+        entries.push({ name, original, snapshot });
+      }
+    } catch (error) {
+      for (const entry of entries) entry.snapshot.dispose();
+      throw error;
+    }
+    const hostStates = new Map<Module, unknown>();
+    for (const module of this.modules()) {
+      const hostState = module.captureHostState();
+      if (hostState !== undefined) hostStates.set(module, hostState);
+    }
+    return new ModuleState(this, entries, hostStates);
+  }
+
+  /**
+   * Writes a snapshot from captureState() back into the same tensors, in place: parameter
+   * identity is kept (optimizers keep working on the same objects) and every storage version is
+   * bumped, so a graph that saved a parameter before the restore refuses its backward (the
+   * in-place modification error) instead of using the restored values. (Graphs never save
+   * buffers: batch norm copies the running statistics it uses, so its backward stays valid.) Requires the module
+   * to still have exactly the captured tensors registered (not after to(), not inside
+   * withParameters); everything is checked before anything is written. The snapshot stays valid
+   * (restore as often as needed) until it is disposed.
+   */
+  restoreState(state: ModuleState): void {
+    const op = `${this.typeName}.restoreState`;
+    if (!(state instanceof ModuleState)) throw new TypeError(`${op}: expected a ModuleState from captureState()`);
+    if (state.isDisposed) throw new Error(`${op}: the state was disposed`);
+    if (state.owner !== this) throw new Error(`${op}: the state was captured from another module (${state.owner.typeName})`);
+    const registered = this.registeredTensors();
+    const capturedNames = new Set(state.entries.map((entry) => entry.name));
+    const problems: string[] = [];
+    for (const entry of state.entries) {
+      const current = registered.get(entry.name);
+      if (current !== entry.original) {
+        problems.push(current === undefined ? `'${entry.name}' is no longer registered` : `'${entry.name}' is registered as another tensor than the captured one`);
+      } else {
+        entry.original.assertAlive(`${op} ('${entry.name}')`);
+      }
+    }
+    const captured = new Set(state.entries.map((entry) => entry.original));
+    for (const [name, value] of registered) {
+      if (!capturedNames.has(name) && !captured.has(value)) problems.push(`'${name}' was registered after the capture`);
+    }
+    if (problems.length > 0) throw new Error(`${op}: the module does not match the captured state: ${problems.join('; ')}`);
+    noGrad(() => {
+      for (const entry of state.entries) copyInPlace(entry.original, entry.snapshot, op);
+    });
+    for (const module of this.modules()) {
+      const hostState = state.hostStates.get(module);
+      if (hostState !== undefined) module.restoreHostState(hostState);
+    }
+  }
+
+  /**
+   * Host-side state derived from buffers (e.g. BatchNorm's mirror of num_batches_tracked) that
+   * captureState() saves beside the tensors; undefined (the default) for none.
+   */
+  protected captureHostState(): unknown {
+    return undefined;
+  }
+
+  /** Called by restoreState() after the buffers were written back, with what captureHostState() gave. */
+  protected restoreHostState(_state: unknown): void {}
+
   // ---- devices and lifetime -----------------------------------------------------------------
 
   /**
@@ -457,5 +652,44 @@ export abstract class Module {
     if (lines.length === 0) return `${this.typeName}()`;
     if (this.moduleSlots.size === 0 && lines.length === 1) return `${this.typeName}(${lines[0]})`;
     return `${this.typeName}(\n  ${lines.join('\n  ')}\n)`;
+  }
+}
+
+interface CapturedEntry {
+  name: string;
+  /** The registered tensor (the object optimizers hold), written back in place on restore. */
+  original: Tensor;
+  /** A byte copy on the same device, owned by the ModuleState. */
+  snapshot: Tensor;
+}
+
+/**
+ * A snapshot of a module's parameters and buffers from Module.captureState(). Owns device copies:
+ * call dispose() when done (idempotent). `tensors` gives read access by state-dict name.
+ */
+export class ModuleState {
+  private disposed = false;
+
+  /** Internal: made by Module.captureState(). */
+  constructor(
+    readonly owner: Module,
+    readonly entries: readonly CapturedEntry[],
+    readonly hostStates: ReadonlyMap<Module, unknown>,
+  ) {}
+
+  /** State-dict name → snapshot tensor (owned by this state; do not dispose or modify). */
+  get tensors(): Map<string, Tensor> {
+    return new Map(this.entries.map((entry) => [entry.name, entry.snapshot]));
+  }
+
+  get isDisposed(): boolean {
+    return this.disposed;
+  }
+
+  /** Frees the snapshot tensors. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const entry of this.entries) entry.snapshot.dispose();
   }
 }

@@ -75,7 +75,6 @@ function describe(value: unknown): string {
   return `${typeof value} ${String(value)}`;
 }
 
-/** Throws unless the group's hyperparameters are valid (PyTorch's checks, plus finiteness). */
 const optionNames = new Set<string>(hyperparameterNames);
 const groupKeys = new Set<string>(['params', ...hyperparameterNames]);
 
@@ -89,7 +88,8 @@ function checkOptionKeys(options: object, allowed: Set<string>, where: string): 
   }
 }
 
-function checkHyperparameters(group: Omit<SGDParamGroup, 'params'>, where: string): void {
+/** Throws unless the group's hyperparameters are valid (PyTorch's checks, plus finiteness). (Shared with virtual_sgd.ts.) */
+export function checkHyperparameters(group: Omit<SGDParamGroup, 'params'>, where: string): void {
   const { lr, momentum, dampening, weightDecay, nesterov, maximize } = group;
   if (typeof lr !== 'number' || !Number.isFinite(lr)) throw new Error(`${where}: lr must be a finite number, got ${describe(lr)}`);
   if (lr < 0) throw new Error(`${where}: invalid learning rate: ${lr} (must be >= 0)`);

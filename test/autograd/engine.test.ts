@@ -105,6 +105,27 @@ describe('autograd engine', () => {
     expect(() => y.backward()).toThrow(/modified in place/);
   });
 
+  it('a backward that fails on a modified saved tensor leaks no gradient in flight (backward and grad)', () => {
+    const w = randomTensor([3, 3], { requiresGrad: true });
+    const x = randomTensor([2, 3], { requiresGrad: true });
+    const start = memory().liveTensors;
+    // matmul saves w for x's gradient; the failing node runs after relu and sum passed gradients down.
+    const loss = tidy(() => F.sum(F.relu(F.matmul(x, w))));
+    w.storage.version += 1;
+    expect(() => loss.backward()).toThrow(/modified in place/);
+    loss.dispose();
+    const hidden = tidy(() => F.relu(F.matmul(x, w)));
+    const total = tidy(() => F.sum(F.mul(hidden, hidden)));
+    w.storage.version += 1;
+    // grad() captures the intermediate `hidden` before reaching the failing node.
+    expect(() => grad(total, [hidden, x])).toThrow(/modified in place/);
+    total.dispose();
+    hidden.dispose();
+    expect(memory().liveTensors).toBe(start);
+    w.dispose();
+    x.dispose();
+  });
+
   it('is deterministic: the same graph gives the same bits', () => {
     const run = () => {
       const x = tensor(Float32Array.from({ length: 1000 }, (_, i) => Math.sin(i)), [10, 100], { requiresGrad: true });
