@@ -32,7 +32,7 @@
 //   restore. Its extra parts (meta_hypergrad_norm, pair weights) go into result.parts as
 //   tensors, read with the rest once per log interval. metaFreq/metaSteps are resumeKeys.
 import type { MethodEntry } from './entry.js';
-import type { MethodOption, MethodOptions } from './options.js';
+import type { MethodOption, MethodOptions, OptionValue } from './options.js';
 import { optionKey } from './options.js';
 import { baselineEntry } from './baseline.js';
 import { dmlEntry } from './dml.js';
@@ -91,8 +91,8 @@ export function methodOptions(entries: readonly RegisteredMethod[] = methods, re
 }
 
 /** The typed option values of `entry` read from a resolved config (validated there). */
-export function readMethodOptions(entry: MethodEntry, config: Readonly<Record<string, unknown>>): Record<string, unknown> {
-  const values: Record<string, unknown> = {};
+export function readMethodOptions(entry: RegisteredMethod, config: Readonly<Record<string, unknown>>): Record<string, OptionValue> {
+  const values: Record<string, OptionValue> = {};
   for (const [key, option] of Object.entries(entry.options as MethodOptions)) values[key] = option.validate(config[key] ?? option.default);
   return values;
 }
