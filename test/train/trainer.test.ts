@@ -105,6 +105,17 @@ describe('trainer', () => {
     expect(resumed.step).toBe(5);
     release(resumed);
     await expect(train({ config: { resume: first.runDir, lr: 0.5 }, console: null, handleSignals: false })).rejects.toThrow(/lr .* differ from the checkpoint/);
+    // dml's registry entry makes its temperature a trajectory option.
+    await expect(train({ config: { resume: first.runDir, kdT: 4 }, console: null, handleSignals: false })).rejects.toThrow(/kdT \(checkpoint 3, now 4\) differ/);
+  });
+
+  it('a method option only another method reads may change on resume (baseline ignores --kd-T)', async () => {
+    const first = await train({ config: { ...tiny, method: 'baseline', numberNet: 1, epochs: 1, out: root, name: 'baseline-kd' }, console: null, handleSignals: false, stopAfterSteps: 2 });
+    release(first);
+    const resumed = await train({ config: { resume: first.runDir, kdT: 5 }, console: null, handleSignals: false });
+    expect(resumed.status).toBe('completed');
+    expect(resumed.config.kdT).toBe(5);
+    release(resumed);
   });
 
   it('a non-finite loss stops the run with a clear message and keeps the last good checkpoint', async () => {
