@@ -48,14 +48,25 @@ export function evalCommand(): Command {
 
 export function exportCommand(): Command {
   return new Command('export')
-    .description("write one network's weights as a safetensors file (PyTorch state-dict names; loads with safetensors.torch.load_file)")
+    .description("write one network's weights (or the method's own, --criterion) as a safetensors file (PyTorch state-dict names; loads with safetensors.torch.load_file)")
     .argument('<checkpoint>', 'a run directory (latest checkpoint) or a checkpoint directory')
     .addOption(new Option('--net <index>', 'which network of the cohort').default(0).argParser(integer('--net')))
+    .option('--criterion', "the method's modules instead (Embed heads, aggregators, ...: names criterion.*)")
     .requiredOption('-o, --output <file>', 'output .safetensors file')
     .showHelpAfterError()
-    .action((target: string, options: { net: number; output: string }) => {
+    .action((target: string, options: { net: number; output: string; criterion?: boolean }) => {
       const resolved = fs.existsSync(path.join(target, 'checkpoints')) ? path.join(target, 'checkpoints') : target;
       const loaded = loadCheckpoint(resolved);
+      if (options.criterion) {
+        const criterion = loaded.tensorFiles.criterion;
+        const method = (loaded.state as { config?: { method?: string } } | null)?.config?.method ?? 'unknown';
+        if (!criterion || criterion.size === 0) throw new Error(`export: checkpoint ${loaded.path} holds no method weights (method ${method} has no modules of its own)`);
+        fs.mkdirSync(path.dirname(path.resolve(options.output)), { recursive: true });
+        writeSafetensors(options.output, criterion, { format: 'pt', method, source: loaded.path });
+        const count = [...criterion.values()].reduce((a, e) => a + e.data.length, 0);
+        console.log(`wrote ${options.output}: method ${method}'s modules, ${criterion.size} tensors, ${count.toLocaleString('en-US')} values`);
+        return;
+      }
       const network = loaded.networks[options.net];
       if (!network) throw new Error(`export: checkpoint ${loaded.path} has ${loaded.networks.length} networks; --net ${options.net} is out of range`);
       const metadata: Record<string, string> = { ...loaded.networkMetadata[options.net], source: loaded.path };

@@ -2,7 +2,8 @@
 // (JSON/YAML, flag names in kebab- or camelCase; flags given on the command line override it).
 import { Command, Option, InvalidArgumentError } from 'commander';
 import { readConfigFile } from '../io/config_file.js';
-import { defaultTrainConfig } from '../train/config.js';
+import { defaultTrainConfig, sharedMethodOptions } from '../train/config.js';
+import { methods, methodNames } from '../losses/registry.js';
 import { train } from '../train/trainer.js';
 import { listModels } from '../models/registry.js';
 import { DATASET_NAMES } from '../data/datasets.js';
@@ -35,7 +36,7 @@ const d = defaultTrainConfig;
 const trainOptions: Option[] = [
   new Option('--arch <names>', `architecture, or a comma-separated list for a heterogeneous cohort (${'see `lmcl info`'})`).default(d.arch),
   new Option('--number-net <n>', 'networks in the cohort (with one --arch name)').default(d.numberNet).argParser(integer('--number-net', 1)),
-  new Option('--method <name>', 'training method').choices(['baseline', 'dml']).default(d.method),
+  new Option('--method <name>', 'training method (listed below)').choices(methodNames()).default(d.method),
   new Option('--epochs <n>', 'epochs').default(d.epochs).argParser(integer('--epochs', 1)),
   new Option('--batch-size <n>', 'training batch size').default(d.batchSize).argParser(integer('--batch-size', 1)),
   new Option('--eval-batch-size <n>', 'evaluation batch size').default(d.evalBatchSize).argParser(integer('--eval-batch-size', 1)),
@@ -48,7 +49,6 @@ const trainOptions: Option[] = [
   new Option('--gamma <x>', 'multistep factor').default(d.gamma).argParser(number('--gamma')),
   new Option('--warmup-epochs <n>', 'linear warm-up epochs before the schedule').default(d.warmupEpochs).argParser(integer('--warmup-epochs')),
   new Option('--seed <n>', 'seed of initialisation, sampling and augmentation (--manual_seed in the reference)').default(d.seed).argParser(integer('--seed')),
-  new Option('--kd-T <x>', 'KL temperature of dml (--kd_T in the reference)').default(d.kdT).argParser(number('--kd-T')),
   new Option('--dataset <name>', 'dataset').choices([...DATASET_NAMES]).default(d.dataset),
   new Option('--data <dir>', "dataset folder; 'bundled' = the Fashion-MNIST sample in the repo. Default: the bundled sample when neither --dataset nor --data is given, else the dataset's system folder").default(null, 'see text'),
   new Option('--image-size <n>', 'input size (imagefolder: resize/crop side)').default(null, "the dataset's").argParser(integer('--image-size', 1)),
@@ -70,6 +70,21 @@ const trainOptions: Option[] = [
   new Option('--config <file>', 'JSON/YAML file of options (kebab- or camelCase keys); command-line flags override it'),
 ];
 
+/** The methods' own options, one flag each (from the registry; a flag shared by methods appears once). */
+function methodFlagOptions(): Option[] {
+  return [...sharedMethodOptions.values()].map(({ option, methods: users }) => {
+    const description = `${option.description} [${users.join(', ')}]`;
+    if (option.valueName === undefined) return new Option(option.flag, description);
+    return new Option(`${option.flag} ${option.valueName}`, description).default(option.default).argParser((text: string) => {
+      try {
+        return option.parse(text);
+      } catch (error) {
+        throw new InvalidArgumentError((error as Error).message);
+      }
+    });
+  });
+}
+
 /** Merges config file < explicit flags; returns the partial config for resolveTrainConfig. */
 export function collectTrainConfig(command: Command): Record<string, unknown> {
   const values = command.opts<Record<string, unknown>>();
@@ -85,10 +100,12 @@ export function collectTrainConfig(command: Command): Record<string, unknown> {
 
 export function trainCommand(): Command {
   const command = new Command('train')
-    .description('train a cohort (baseline or DML) and write a run directory: config.json, metrics.jsonl, summary.csv, train.log, checkpoints/')
+    .description(`train a cohort (${methodNames().join(', ')}) and write a run directory: config.json, metrics.jsonl, summary.csv, train.log, checkpoints/`)
     .showHelpAfterError();
-  for (const option of trainOptions) command.addOption(option);
+  for (const option of [...trainOptions, ...methodFlagOptions()]) command.addOption(option);
   command.addHelpText('after', `
+Methods:
+${methods.map((entry) => `  ${entry.name.padEnd(10)} ${entry.description}`).join('\n')}
 Architectures: ${listModels().join(', ') || '(none registered)'}
 With no arguments: a DML cohort of two resnet14 on the bundled Fashion-MNIST sample, 12 epochs (README: main job).
 Exit codes: 0 done, 130 interrupted (Ctrl-C; a checkpoint was saved), 3 non-finite loss, 1 error.`);
@@ -98,6 +115,7 @@ Exit codes: 0 done, 130 interrupted (Ctrl-C; a checkpoint was saved), 3 non-fini
     const result = await train({ config: partial, console: quiet ? null : undefined });
     if (result.status === 'nonfinite') process.stderr.write(`lmcl train: ${result.message}\n`);
     for (const net of result.networks) net.dispose();
+    result.method.dispose();
     process.exitCode = result.exitCode;
   });
   return command;

@@ -5,6 +5,9 @@
 //                                            state-dict names (loadable by Python's safetensors);
 //                                            metadata: format=pt, network index, epoch/step and
 //                                            whatever networkMetadata[i] adds (e.g. architecture)
+//   <name>.safetensors (e.g. criterion)      named tensor files beside the networks (payload.tensorFiles):
+//                                            a training method's own weights and buffers under
+//                                            stable names, metadata format=pt
 //   optimizer.safetensors                    float32 side tensors (only when there are any): the
 //                                            explicit optimizerBuffers plus every Float32Array found
 //                                            inside `state` (e.g. SGD momentum buffers), so they
@@ -45,6 +48,8 @@ export interface CheckpointPayload {
   networkMetadata?: (Record<string, string> | undefined)[];
   /** Named float32 tensors for optimizer.safetensors (names must not start with 'state:'). */
   optimizerBuffers?: TensorMap;
+  /** More state dicts, each written as `<file name>.safetensors` (lower-case names; not 'net<i>', 'optimizer', 'state'). */
+  tensorFiles?: Record<string, TensorMap>;
   /** Everything else; Float32Arrays inside are moved to optimizer.safetensors automatically. */
   state: unknown;
 }
@@ -78,6 +83,8 @@ export interface LoadedCheckpoint extends CheckpointInfo {
   networks: TensorMap[];
   networkMetadata: Record<string, string>[];
   optimizerBuffers: TensorMap;
+  /** The payload's tensorFiles (empty when it had none). */
+  tensorFiles: Record<string, TensorMap>;
   state: unknown;
 }
 
@@ -92,6 +99,13 @@ const STATE_TENSOR_PREFIX = 'state:';
 const TAG = '$lmcl';
 
 const networkFile = (index: number): string => `net${index}.safetensors`;
+const tensorFile = (name: string): string => `${name}.safetensors`;
+
+function checkTensorFileName(name: string, where: string): void {
+  if (!/^[a-z][a-z0-9_]*$/.test(name) || /^net\d+$/.test(name) || name === 'optimizer' || name === 'state' || name === 'checkpoint') {
+    throw new Error(`${where}: tensor file name ${JSON.stringify(name)} must be lower case [a-z0-9_] and not net<i>, optimizer, state or checkpoint`);
+  }
+}
 
 /** The conventional checkpoint name: checkpoint-e0003-s1200. */
 export function checkpointName(epoch: number, step: number): string {
@@ -370,6 +384,10 @@ export function saveCheckpoint(
   payload.networks.forEach((network, index) => {
     if (!(network instanceof Map)) throw new TypeError(`${where}: networks[${index}] must be a Map (a state dict from stateDict())`);
   });
+  for (const [name, tensors] of Object.entries(payload.tensorFiles ?? {})) {
+    checkTensorFileName(name, where);
+    if (!(tensors instanceof Map)) throw new TypeError(`${where}: tensorFiles.${name} must be a Map (a state dict)`);
+  }
 
   // Collect the side tensors before touching the disk, so a bad state fails early.
   const sideTensors: TensorMap = new Map();
@@ -412,6 +430,12 @@ export function saveCheckpoint(
       if (step !== undefined) metadata.step ??= step;
       write(networkFile(index), (target) => writeSafetensors(target, network, metadata));
     });
+    for (const [fileName, tensors] of Object.entries(payload.tensorFiles ?? {})) {
+      const metadata: Record<string, string> = { format: 'pt', lmcl_file: fileName };
+      if (epoch !== undefined) metadata.epoch = epoch;
+      if (step !== undefined) metadata.step = step;
+      write(tensorFile(fileName), (target) => writeSafetensors(target, tensors, metadata));
+    }
     if (sideTensors.size > 0) write(OPTIMIZER, (target) => writeSafetensors(target, sideTensors, { format: 'lmcl-optimizer' }));
     write(STATE, (target) => writeFileAtomic(target, stateText));
     const manifest: CheckpointManifest = {
@@ -500,6 +524,12 @@ export function loadCheckpoint(pathOrRunDir: string): LoadedCheckpoint {
     networks.push(tensors);
     networkMetadata.push(metadata);
   }
+  const tensorFiles: Record<string, TensorMap> = {};
+  for (const file of Object.keys(manifest.files)) {
+    const match = /^([a-z][a-z0-9_]*)\.safetensors$/.exec(file);
+    if (!match || /^net\d+$/.test(match[1]!) || file === OPTIMIZER) continue;
+    tensorFiles[match[1]!] = readSafetensors(path.join(dir, file)).tensors;
+  }
   const side: TensorMap = OPTIMIZER in manifest.files ? readSafetensors(path.join(dir, OPTIMIZER)).tensors : new Map();
   const statePath = path.join(dir, STATE);
   let parsed: { state?: unknown };
@@ -519,5 +549,5 @@ export function loadCheckpoint(pathOrRunDir: string): LoadedCheckpoint {
   );
   const optimizerBuffers: TensorMap = new Map();
   for (const [key, entry] of side) if (!key.startsWith(STATE_TENSOR_PREFIX)) optimizerBuffers.set(key, entry);
-  return { name: path.basename(dir), path: dir, manifest, networks, networkMetadata, optimizerBuffers, state };
+  return { name: path.basename(dir), path: dir, manifest, networks, networkMetadata, optimizerBuffers, tensorFiles, state };
 }

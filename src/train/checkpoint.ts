@@ -1,25 +1,29 @@
 // Training checkpoints on top of io/checkpoint.ts: <run>/checkpoints/checkpoint-e<epoch>-s<step>/
-// (net<i>.safetensors with PyTorch names, optimizer.safetensors, state.json, manifest), keep-last-K
-// rotation, and <run>/checkpoints/best (marked best: never pruned), labelled best-epoch by the mean
-// over networks of the final-head test top-1.
+// (net<i>.safetensors with PyTorch names, criterion.safetensors with the method's modules when it
+// has any, optimizer.safetensors, state.json, manifest), keep-last-K rotation, and
+// <run>/checkpoints/best (marked best: never pruned), labelled best-epoch by the mean over
+// networks of the final-head test top-1.
 import fs from 'node:fs';
 import path from 'node:path';
-import { checkpointName, latestCheckpoint, loadCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
-import type { TrainState, CheckpointTensors } from './state.js';
+import { checkpointName, latestCheckpoint, loadCheckpoint, saveCheckpoint, type CheckpointPayload } from '../io/checkpoint.js';
+import { CRITERION, type TrainState, type CheckpointTensors } from './state.js';
 
 export interface SavedTraining extends CheckpointTensors {
   state: TrainState;
 }
 
-export function writeTrainCheckpoint(checkpointDir: string, payload: SavedTraining,
+export function writeTrainCheckpoint(checkpointDir: string, saved: SavedTraining,
   options: { keepLast: number; best: boolean; architectures: string[] }): string {
-  const { state } = payload;
-  const networkMetadata = options.architectures.map((architecture) => ({ architecture }));
-  const info = saveCheckpoint(checkpointDir, checkpointName(state.epoch, state.step),
-    { networks: payload.networks, networkMetadata, optimizerBuffers: payload.extra, state }, { keepLast: options.keepLast });
-  if (options.best) {
-    saveCheckpoint(checkpointDir, 'best', { networks: payload.networks, networkMetadata, optimizerBuffers: payload.extra, state }, { best: true });
-  }
+  const { state } = saved;
+  const payload: CheckpointPayload = {
+    networks: saved.networks,
+    networkMetadata: options.architectures.map((architecture) => ({ architecture })),
+    optimizerBuffers: saved.extra,
+    tensorFiles: saved.criterion.size > 0 ? { [CRITERION]: saved.criterion } : {},
+    state,
+  };
+  const info = saveCheckpoint(checkpointDir, checkpointName(state.epoch, state.step), payload, { keepLast: options.keepLast });
+  if (options.best) saveCheckpoint(checkpointDir, 'best', payload, { best: true });
   return info.path;
 }
 
@@ -37,5 +41,5 @@ export function findResumeCheckpoint(target: string): string | null {
 
 export function readTrainCheckpoint(checkpoint: string): SavedTraining {
   const loaded = loadCheckpoint(checkpoint);
-  return { networks: loaded.networks, extra: loaded.optimizerBuffers, state: loaded.state as TrainState };
+  return { networks: loaded.networks, criterion: loaded.tensorFiles[CRITERION] ?? new Map(), extra: loaded.optimizerBuffers, state: loaded.state as TrainState };
 }

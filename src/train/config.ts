@@ -1,12 +1,14 @@
 // The resolved training configuration: every option with its default filled in. The CLI parses
 // flags (and --config FILE) into a partial config; resolveTrainConfig() fills and checks it, and
 // the trainer writes the result (plus engine info, seed and data source) to <run>/config.json.
+// Method options (e.g. --kd-T) come from the method registry and sit flat beside the others.
 import { checkSchedule, type LrType } from './schedule.js';
-import { objectiveNames } from './objectives.js';
+import { methodNames, methodOptions } from '../losses/registry.js';
 
 export type SamplerName = 'shuffle' | 'm-per-class';
 
-export interface TrainConfig {
+/** The trainer's own options (every method has them). */
+export interface CommonTrainConfig {
   /** Architecture name, or a comma-separated list (one per network). */
   arch: string;
   numberNet: number;
@@ -22,7 +24,6 @@ export interface TrainConfig {
   gamma: number;
   warmupEpochs: number;
   seed: number;
-  kdT: number;
   dataset: string;
   /** Dataset directory (null: the dataset's default location / the bundled sample). */
   data: string | null;
@@ -52,7 +53,15 @@ export interface TrainConfig {
   logInterval: number;
 }
 
-export const defaultTrainConfig: Readonly<TrainConfig> = Object.freeze({
+/**
+ * The resolved configuration: the common options plus every registered method's options under
+ * their config keys (values validated by the option; read typed with readMethodOptions).
+ */
+export interface TrainConfig extends CommonTrainConfig {
+  [methodOption: string]: unknown;
+}
+
+const commonDefaults: Readonly<CommonTrainConfig> = Object.freeze({
   arch: 'resnet14',
   numberNet: 2,
   method: 'dml',
@@ -67,7 +76,6 @@ export const defaultTrainConfig: Readonly<TrainConfig> = Object.freeze({
   gamma: 0.1,
   warmupEpochs: 0,
   seed: 0,
-  kdT: 3,
   dataset: 'fashion-mnist',
   data: null,
   imageSize: null,
@@ -85,6 +93,14 @@ export const defaultTrainConfig: Readonly<TrainConfig> = Object.freeze({
   keepLast: 2,
   auxiliary: false,
   logInterval: 10,
+});
+
+/** Every method option once; building it checks the registry (no key shared inconsistently or taken by the trainer). */
+export const sharedMethodOptions = methodOptions(undefined, new Set(Object.keys(commonDefaults)));
+
+export const defaultTrainConfig: Readonly<TrainConfig> = Object.freeze({
+  ...commonDefaults,
+  ...Object.fromEntries([...sharedMethodOptions].map(([key, shared]) => [key, shared.option.default])),
 });
 
 const keys = new Set(Object.keys(defaultTrainConfig));
@@ -118,15 +134,17 @@ export function resolveTrainConfig(partial: Record<string, unknown> = {}): Train
   const archCount = c.arch.split(',').filter((s) => s.trim()).length;
   if (archCount > 1 && !given.has('numberNet')) c.numberNet = archCount;
   if (!isInt(c.numberNet, 1)) throw new Error(`--number-net must be an integer ≥ 1, got ${String(c.numberNet)}`);
-  if (!(objectiveNames as readonly string[]).includes(c.method)) {
-    throw new Error(`--method must be one of ${objectiveNames.join(', ')}, got '${String(c.method)}'`);
+  if (typeof c.method !== 'string' || !methodNames().includes(c.method)) {
+    throw new Error(`--method must be one of ${methodNames().join(', ')}, got '${String(c.method)}'`);
   }
   if (!isInt(c.batchSize, 1)) throw new Error(`--batch-size must be an integer ≥ 1, got ${String(c.batchSize)}`);
   if (!isInt(c.evalBatchSize, 1)) throw new Error(`--eval-batch-size must be an integer ≥ 1, got ${String(c.evalBatchSize)}`);
-  for (const [name, value] of [['weight-decay', c.weightDecay], ['momentum', c.momentum], ['gamma', c.gamma], ['kd-T', c.kdT], ['log-interval', c.logInterval]] as const) {
+  for (const [name, value] of [['weight-decay', c.weightDecay], ['momentum', c.momentum], ['gamma', c.gamma], ['log-interval', c.logInterval]] as const) {
     if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new Error(`--${name} must be a finite number ≥ 0, got ${String(value)}`);
   }
-  if (!(c.kdT > 0)) throw new Error(`--kd-T must be > 0, got ${c.kdT}`);
+  // Every method's options are checked (and kept, with defaults), whichever method runs: a
+  // config file written for one method stays valid for another, as before.
+  for (const [key, shared] of sharedMethodOptions) config[key] = shared.option.validate(config[key]);
   if (!Array.isArray(c.milestones)) throw new Error('--milestones: expected a list of epochs');
   c.milestones = c.milestones.map(Number);
   checkSchedule({ lr: c.lr, epochs: c.epochs, type: c.lrType, milestones: c.milestones, gamma: c.gamma, warmupEpochs: c.warmupEpochs });

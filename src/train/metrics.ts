@@ -3,8 +3,10 @@
 // (backbone classifiers); auxiliary heads never enter it.
 // The honest headline is each network's final head (its backbone classifier); `meanTop1` is the
 // mean of those over networks. Best-epoch numbers picked with it on the test set are labelled so.
+import * as F from '../ops/functional.js';
 import { noGrad } from '../autograd/mode.js';
-import { tidy } from '../tensor/scope.js';
+import { keep, tidy } from '../tensor/scope.js';
+import { tensor } from '../tensor/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Student } from '../models/types.js';
 
@@ -25,6 +27,61 @@ export function countTopK(logits: Float32Array, labels: Int32Array, classes: num
     if (above < k) correct += 1;
   }
   return correct;
+}
+
+/**
+ * Masks that let the device count top-1 of a batch exactly like countTopK (strict >, ties at a
+ * lower class index count against): built once per batch on the host from the labels (which are
+ * host data), shared by every network.
+ */
+export interface Top1Masks {
+  /** [B, C]: 1 at the label. */
+  target: Tensor;
+  /** [B, C]: 1 for classes below the label (an equal logit there outranks the target). */
+  below: Tensor;
+  /** [B, C]: 1 for classes above the label (only a strictly larger logit outranks it). */
+  above: Tensor;
+  ones: Tensor;
+  rowOnes: Tensor;
+}
+
+export function top1Masks(labels: Int32Array, classes: number): Top1Masks {
+  const rows = labels.length;
+  const target = new Float32Array(rows * classes);
+  const below = new Float32Array(rows * classes);
+  const above = new Float32Array(rows * classes);
+  for (let row = 0; row < rows; row += 1) {
+    const label = labels[row]!;
+    if (!(label >= 0 && label < classes)) throw new Error(`top1Masks: label ${label} at row ${row} is outside 0..${classes - 1}`);
+    const base = row * classes;
+    target[base + label] = 1;
+    for (let c = 0; c < label; c += 1) below[base + c] = 1;
+    for (let c = label + 1; c < classes; c += 1) above[base + c] = 1;
+  }
+  return {
+    target: tensor(target, [rows, classes]), below: tensor(below, [rows, classes]), above: tensor(above, [rows, classes]),
+    ones: tensor(new Float32Array(rows * classes).fill(1), [rows, classes]), rowOnes: tensor(new Float32Array(rows).fill(1), [rows]),
+  };
+}
+
+/**
+ * The number of rows of `logits` [B, C] whose label is the top-1 class, as a device scalar (kept
+ * out of tidy scopes: the caller disposes it). Same rule as countTopK: with t the target logit,
+ * the rank is #{c > label: x_c > t} + #{c < label: x_c ≥ t}, and the row counts when it is 0.
+ * x_c > t is tested as x_c − t > 0, exact for finite floats (subnormal differences included
+ * unless the kernels flush denormals to zero); counts are integers, exact in float32.
+ */
+export function countTop1OnDevice(logits: Tensor, masks: Top1Masks): Tensor {
+  return keep(tidy(() => noGrad(() => {
+    const plain = logits.detach();
+    const targetLogit = F.sum(F.mul(plain, masks.target), 1, true); // [B, 1]: x_label (others × 0)
+    const difference = F.sub(plain, targetLogit); // x_c − t
+    const greater = F.reluMask(masks.ones, difference); // 1 where x_c > t
+    const notLess = F.sub(1, F.reluMask(masks.ones, F.neg(difference))); // 1 where x_c ≥ t
+    const rank = F.sum(F.add(F.mul(greater, masks.above), F.mul(notLess, masks.below)), 1); // [B]
+    const missed = F.sum(F.reluMask(masks.rowOnes, rank)); // rows with rank > 0
+    return F.sub(masks.rowOnes.size, missed);
+  })));
 }
 
 /** Row-wise softmax of a [rows, classes] block, accumulated into `into`. */

@@ -60,6 +60,17 @@ export class Progress {
     this.quiet = options.quiet ?? false;
   }
 
+  /**
+   * Whether update() would print now (batch: batches done in the epoch). The trainer reads the
+   * step's numbers from the device only then, so a quiet run reads only at its log interval.
+   */
+  due(batch: number, batches: number): boolean {
+    if (this.quiet) return false;
+    const now = Date.now();
+    if (this.tty) return now - this.lastPrint >= 100 || batch === batches;
+    return now - this.lastPrint >= this.interval;
+  }
+
   /** Called after every step; prints when due. */
   update(state: ProgressState): void {
     if (this.quiet) return;

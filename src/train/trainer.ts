@@ -1,6 +1,13 @@
-// The training loop: one SGD over every network of the cohort (and the objective's own modules),
-// an Objective module for the loss, per-epoch lr schedule, evaluation every epoch, a run directory
-// with metrics and checkpoints, exact resume, Ctrl-C and NaN handling.
+// The training loop: the method (src/losses/, chosen by --method) supplies the loss, its own
+// modules and parameter sets; the loop builds one SGD per parameter set, calls the training step
+// (train/step.ts: the method's own or the standard one) once per batch, sets the per-epoch lr on
+// every optimizer, evaluates every epoch, writes a run directory with metrics and checkpoints,
+// and handles exact resume, Ctrl-C and NaN.
+//
+// Host reads: a step leaves its loss parts and top-1 counts on the device; they are read in one
+// transfer once per log interval (progress line), before a checkpoint and at the end of an epoch
+// (train/readings.ts). A NaN/Inf loss is therefore noticed at the next read, named by the step it
+// happened in; checkpoints are only written after a read, so none holds a diverged state.
 //
 // Determinism: one seed drives initialisation (the global generator, seeded before the cohort is
 // built) and the data loader (its own generator, restored from the loader state). A checkpoint
@@ -11,7 +18,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import '../autograd/engine.js'; // installs Tensor.backward
-import * as F from '../ops/functional.js';
 import { tidy } from '../tensor/scope.js';
 import { defaultGenerator, manualSeed } from '../tensor/random.js';
 import { SGD } from '../optim/sgd.js';
@@ -19,13 +25,19 @@ import { engineInfo, setNumThreads } from '../runtime.js';
 import { createCohort } from '../models/registry.js';
 import type { Student } from '../models/types.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { createObjective, type Objective } from './objectives.js';
+import type { LossParts } from '../losses/parts.js';
+import type { Method, MethodContext, ParameterSet } from '../losses/method.js';
+import { getMethod, readMethodOptions } from '../losses/registry.js';
+import type { MethodOptions, OptionValue } from '../losses/options.js';
+import { finalLogits } from '../losses/terms.js';
+import { runStep, stepContext } from './step.js';
+import { PendingReadings, type NonFiniteStep } from './readings.js';
 import { learningRate, type ScheduleOptions } from './schedule.js';
-import { countTopK, evaluate, type EvalResult } from './metrics.js';
+import { countTop1OnDevice, evaluate, top1Masks, type EvalResult } from './metrics.js';
 import { Progress, formatDuration, type ProgressOptions } from './progress.js';
 import { RunDirectory, type EpochRecord } from './rundir.js';
 import { defaultRunName, normaliseKey, resolveTrainConfig, type TrainConfig } from './config.js';
-import { STATE_FORMAT, collectTensors, emptyMeters, restoreTensors, type EpochMeters, type TrainState } from './state.js';
+import { READABLE_STATE_FORMATS, STATE_FORMAT, collectTensors, emptyMeters, optimizerGroupsOf, restoreTensors, type EpochMeters, type TrainState } from './state.js';
 import { findResumeCheckpoint, readTrainCheckpoint, writeTrainCheckpoint, type SavedTraining } from './checkpoint.js';
 import { openData, type TrainData } from './data.js';
 
@@ -37,10 +49,12 @@ export interface TrainOptions {
   progress?: ProgressOptions;
   /** Install a SIGINT handler (default true). */
   handleSignals?: boolean;
-  /** Use this objective instead of the one named by config.method (tests, experiments). */
-  objective?: Objective;
+  /** Build this method instead of config.method's registry entry (tests, experiments); config.method still names the run. */
+  method?: (context: MethodContext<Record<string, OptionValue>>) => Method;
   /** Testing: behave as if interrupted (checkpoint + stop) once this many global steps are done. */
   stopAfterSteps?: number;
+  /** Testing: called after each step's bookkeeping, before the step-boundary yield (tests count host reads per step). */
+  onStepEnd?: (info: { epoch: number; batchIndex: number; step: number }) => void;
 }
 
 export type TrainStatus = 'completed' | 'interrupted' | 'nonfinite';
@@ -60,6 +74,8 @@ export interface TrainResult {
   message: string;
   /** The networks (still alive; the caller disposes them) — used by tests to compare weights. */
   networks: Student[];
+  /** The method (its criterion still alive; the caller disposes it). */
+  method: Method;
 }
 
 class NonFiniteLossError extends Error {}
@@ -100,9 +116,31 @@ function locateRun(config: TrainConfig): { dir: string; checkpoint: string | nul
   return { dir, checkpoint };
 }
 
-/** Options that must match between a checkpoint and the resuming run (others may change, e.g. --out). */
-const resumeInvariant: (keyof TrainConfig)[] = ['arch', 'numberNet', 'method', 'epochs', 'batchSize', 'lr', 'weightDecay', 'momentum', 'nesterov',
-  'lrType', 'milestones', 'gamma', 'warmupEpochs', 'seed', 'kdT', 'dataset', 'imageSize', 'sampler', 'flip', 'limitTrain', 'limitTest', 'auxiliary'];
+/**
+ * Options that must match between a checkpoint and the resuming run (others may change, e.g.
+ * --out); the method's registry entry adds its own (resumeKeys, e.g. dml's kdT).
+ */
+const resumeInvariant: readonly string[] = ['arch', 'numberNet', 'method', 'epochs', 'batchSize', 'lr', 'weightDecay', 'momentum', 'nesterov',
+  'lrType', 'milestones', 'gamma', 'warmupEpochs', 'seed', 'dataset', 'imageSize', 'sampler', 'flip', 'limitTrain', 'limitTest', 'auxiliary'];
+
+const SET_NAME = /^[a-z][a-z0-9_]*$/;
+
+/** Every network parameter in exactly one set, no parameter twice, set names unique and checkpoint-safe. */
+function checkParameterSets(sets: readonly ParameterSet[], networks: Student[], method: Method): void {
+  if (sets.length === 0) throw new Error(`method ${method.name}: parameterSets() returned no set`);
+  const owner = new Map<Tensor, string>();
+  for (const set of sets) {
+    if (!SET_NAME.test(set.name)) throw new Error(`method ${method.name}: parameter set name '${set.name}' must match ${SET_NAME}`);
+    if (sets.filter((other) => other.name === set.name).length > 1) throw new Error(`method ${method.name}: two parameter sets are named '${set.name}'`);
+    for (const param of set.parameters) {
+      const previous = owner.get(param);
+      if (previous !== undefined) throw new Error(`method ${method.name}: parameter ${param.name ?? '?'} is in sets '${previous}' and '${set.name}'`);
+      owner.set(param, set.name);
+    }
+  }
+  const missing = [...networks.flatMap((net) => net.parameters()), ...(method.criterion?.parameters() ?? [])].filter((param) => !owner.has(param));
+  if (missing.length > 0) throw new Error(`method ${method.name}: ${missing.length} trainable parameter(s) (e.g. ${missing[0]!.name ?? '?'}) are in no parameter set`);
+}
 
 /** Runs (or resumes) a training job. */
 export async function train(options: TrainOptions): Promise<TrainResult> {
@@ -119,14 +157,16 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   let saved: SavedTraining | null = null;
   if (checkpoint) {
     saved = readTrainCheckpoint(checkpoint);
-    if (saved.state.format !== STATE_FORMAT) throw new Error(`${checkpoint}: unknown state format '${saved.state.format}'`);
-    const old = saved.state.config;
+    if (!READABLE_STATE_FORMATS.includes(saved.state.format)) throw new Error(`${checkpoint}: unknown state format '${saved.state.format}'`);
+    // Resolved, so a method option the checkpoint predates compares as its default.
+    const old = resolveTrainConfig({ ...saved.state.config, resume: null });
     // The checkpoint's config is the base; options given now override it, except those that
     // define the trajectory (an error when they differ).
     const given = Object.fromEntries(Object.entries(options.config as Record<string, unknown>)
       .filter(([, value]) => value !== undefined).map(([key, value]) => [normaliseKey(key), value]));
     const merged = resolveTrainConfig({ ...old, ...given, resume: config.resume });
-    const conflicting = resumeInvariant.filter((key) => JSON.stringify(old[key]) !== JSON.stringify(merged[key]));
+    const invariant = [...resumeInvariant, ...getMethod(old.method).resumeKeys];
+    const conflicting = invariant.filter((key) => JSON.stringify(old[key]) !== JSON.stringify(merged[key]));
     if (conflicting.length > 0) {
       throw new Error(`--resume: ${conflicting.map((k) => `${k} (checkpoint ${JSON.stringify(old[k])}, now ${JSON.stringify(merged[k])})`).join(', ')} differ from the checkpoint`);
     }
@@ -139,7 +179,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     say(line);
   });
 
-  // ---- data, cohort, objective, optimizer --------------------------------------------------
+  // ---- data, cohort, method, optimizers -----------------------------------------------------
   const data: TrainData = openData(config);
   manualSeed(config.seed);
   const networks = createCohort(config.arch, config.numberNet, {
@@ -148,9 +188,16 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     imageSize: data.imageSize,
     auxiliary: config.auxiliary,
   });
-  const objective: Objective = options.objective ?? createObjective(config.method, { kdT: config.kdT });
-  const trainable = [...networks.flatMap((net) => net.parameters()), ...objective.modules().flatMap((m) => m.parameters())];
-  const optimizer = new SGD(trainable, { lr: config.lr, momentum: config.momentum, nesterov: config.nesterov, weightDecay: config.weightDecay });
+  const entry = getMethod(config.method);
+  const methodOptions = readMethodOptions(entry, config);
+  const methodContext = { networks, classes: data.classes, options: methodOptions };
+  const method: Method = options.method ? options.method(methodContext) : entry.create(methodContext);
+  const parameterSets = method.parameterSets();
+  checkParameterSets(parameterSets, networks, method);
+  // One SGD per parameter set: the run's SGD flags, then the set's overrides; lr follows the schedule.
+  const optimizers = new Map<string, SGD>(parameterSets.map((set) => [set.name, new SGD(set.parameters,
+    { lr: config.lr, momentum: config.momentum, nesterov: config.nesterov, weightDecay: config.weightDecay, ...set.optimizer })]));
+  const mainOptimizer = optimizers.get(parameterSets[0]!.name)!;
   const schedule: ScheduleOptions = { lr: config.lr, epochs: config.epochs, type: config.lrType, milestones: config.milestones, gamma: config.gamma, warmupEpochs: config.warmupEpochs };
 
   let epoch = 0;
@@ -162,7 +209,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   let elapsedBefore = 0;
   if (saved) {
     const state = saved.state;
-    restoreTensors(saved, networks, objective.modules(), optimizer, state.optimizer.paramGroups, checkpoint!);
+    restoreTensors(saved, networks, method.criterion, optimizers, optimizerGroupsOf(state), checkpoint!);
     defaultGenerator.setState(state.rng);
     if (state.loader) data.train.loadState(state.loader);
     epoch = state.epoch;
@@ -184,13 +231,15 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     ensemble: 'mean of softmax probabilities of the final heads',
     selection: 'best epoch = highest mean over networks of the final-head test top-1 (selected on the test set; labelled best-epoch)',
     networks: networks.map((net, n) => ({ index: n, architecture: net.architecture, parameters: paramCounts[n], stages: net.stageCount })),
+    parameterSets: parameterSets.map((set) => ({ name: set.name, parameters: set.parameters.reduce((a, p) => a + p.size, 0), optimizer: set.optimizer ?? {} })),
     engine: info,
     node: process.version,
     resumedFrom: checkpoint,
   });
   if (saved) run.log(`resuming ${dir} from ${checkpoint} at epoch ${epoch + 1}, batch ${position} (step ${step})`);
   else run.log(`run directory ${dir}`);
-  run.log(`${config.method} cohort: ${networks.map((net, n) => `${net.architecture} (${paramCounts[n]!.toLocaleString('en-US')} params)`).join(' + ')}; ` +
+  const optionText = Object.entries(entry.options as MethodOptions).map(([key, option]) => `${option.flag} ${String(config[key])}`).join(' ');
+  run.log(`${config.method}${optionText ? ` (${optionText})` : ''} cohort: ${networks.map((net, n) => `${net.architecture} (${paramCounts[n]!.toLocaleString('en-US')} params)`).join(' + ')}; ` +
     `data ${data.description}; ${config.epochs} epochs × ${data.train.batchesPerEpoch} batches of ${config.batchSize}; ` +
     `lr ${config.lr} ${config.lrType}${config.warmupEpochs ? ` +${config.warmupEpochs} warm-up` : ''}; engine ${info.simd}, ${info.threads} threads`);
 
@@ -208,24 +257,42 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const handleSignals = options.handleSignals ?? true;
   if (handleSignals) process.on('SIGINT', onSigint);
 
+  const readings = new PendingReadings();
+  let lastRead = Date.now();
+  /** Reads the waiting steps into the meters; a non-finite total stops the run (NonFiniteLossError). */
+  const readPending = (): void => {
+    lastRead = Date.now();
+    const bad: NonFiniteStep | null = readings.readInto(meters);
+    if (bad) {
+      const where = bad.step;
+      // The loop reports the steps that completed with a finite loss.
+      step = where.step;
+      throw new NonFiniteLossError(`loss is ${bad.values.total} at epoch ${where.epoch + 1}, batch ${where.batchIndex + 1} (step ${where.step + 1}): ` +
+        `${Object.entries(bad.values).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+    }
+  };
+
+  /** Writes a checkpoint; the caller has read every pending step (readPending). */
   const saveCheckpoint = (reason: string): string => {
+    if (readings.size > 0) throw new Error('lmcl internal: checkpoint with unread steps');
     const state: TrainState = {
-      format: STATE_FORMAT, epoch, position, step, lr: optimizer.paramGroups[0]!.lr,
-      optimizer: { paramGroups: optimizer.stateDict().paramGroups },
+      format: STATE_FORMAT, epoch, position, step, lr: mainOptimizer.paramGroups[0]!.lr,
+      optimizers: Object.fromEntries([...optimizers].map(([name, optimizer]) => [name, { paramGroups: optimizer.stateDict().paramGroups }])),
       rng: defaultGenerator.getState(), loader: data.train.state(), meters,
       bestMeanTop1: best.meanTop1, bestEpoch: best.epoch,
       elapsedSeconds: elapsedBefore + (Date.now() - started) / 1000, history, config, reason,
     };
-    return writeTrainCheckpoint(run.checkpointDir, { state, ...collectTensors(networks, objective.modules(), optimizer) },
+    return writeTrainCheckpoint(run.checkpointDir, { state, ...collectTensors(networks, method.criterion, optimizers) },
       { keepLast: config.keepLast, best: reason === 'epoch' && best.epoch === epoch, architectures: networks.map((net) => net.architecture) });
   };
 
   const finish = (status: TrainStatus, exitCode: number, message: string): TrainResult => {
     if (handleSignals) process.off('SIGINT', onSigint);
     data.close();
+    readings.discard();
     const last = history[history.length - 1];
     return { status, exitCode, runDir: dir, config, final: last ? last.test : null, bestMeanTop1: best.meanTop1, bestEpoch: best.epoch,
-      epochsCompleted: history.length, step, message, networks };
+      epochsCompleted: history.length, step, message, networks, method };
   };
 
   // ---- the loop -------------------------------------------------------------------------------
@@ -234,36 +301,26 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   try {
     while (epoch < config.epochs) {
       const lr = learningRate(schedule, epoch);
-      for (const group of optimizer.paramGroups) group.lr = lr;
+      for (const optimizer of optimizers.values()) for (const group of optimizer.paramGroups) group.lr = lr;
       for (const net of networks) net.train();
+      method.train();
       // Seconds per step include waiting for the data (honest images/s).
       let tick = Date.now();
       for await (const batch of data.train.epoch(epoch, position)) {
-        let parts: Record<string, number>;
+        const context = stepContext(method, { epoch, step, batchIndex: position, batchesPerEpoch: batches, lr, classes, networks, optimizers });
+        let done: { parts: LossParts; correct: Tensor[] };
         try {
-          parts = tidy(() => {
-            const outputs = networks.map((net) => net.forward(batch.x));
-            const result = objective.compute(outputs, batch.y, { epoch, step, classes });
-            const value = result.parts.total ?? result.loss.item();
-            if (!Number.isFinite(value) || F.countNonFinite(result.loss) > 0) {
-              throw new NonFiniteLossError(`loss is ${value} at epoch ${epoch + 1}, batch ${position + 1} (step ${step + 1}): ` +
-                `${Object.entries(result.parts).map(([k, v]) => `${k}=${v}`).join(' ')}`);
-            }
-            optimizer.zeroGrad();
-            result.loss.backward();
-            optimizer.step();
-            outputs.forEach((output, n) => {
-              const logits = output.logits[output.logits.length - 1] as Tensor;
-              meters.correct[n]! += countTopK(logits.toFloat32Array(), batch.y, classes, 1);
-            });
-            return result.parts;
+          done = tidy(() => {
+            const result = runStep(method, batch, context);
+            const masks = top1Masks(batch.y, classes);
+            return { parts: result.parts, correct: result.outputs.map((output) => countTop1OnDevice(finalLogits(output), masks)) };
           });
         } finally {
           batch.x.dispose();
         }
-        optimizer.zeroGrad();
+        for (const optimizer of optimizers.values()) optimizer.zeroGrad();
         const size = batch.y.length;
-        for (const [key, value] of Object.entries(parts)) meters.lossSums[key] = (meters.lossSums[key] ?? 0) + value * size;
+        readings.push({ epoch, batchIndex: position, step, batchSize: size, parts: done.parts, correct: done.correct });
         meters.seen += size;
         meters.batches += 1;
         const now = Date.now();
@@ -272,19 +329,25 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         position += 1;
         step += 1;
 
-        const rate = meters.seen / Math.max(meters.trainSeconds, 1e-9);
-        const remainingBatches = (config.epochs - epoch) * batches - position;
-        progress.update({
-          epoch, epochs: config.epochs, batch: position, batches, imagesPerSecond: rate,
-          etaSeconds: (remainingBatches * config.batchSize) / Math.max(rate, 1e-9),
-          loss: meters.lossSums.total! / meters.seen, lr, top1: meters.correct.map((c) => (100 * c) / meters.seen),
-        });
+        // Read the step's numbers only when a line is due (or the log interval passed, for quiet runs).
+        if (progress.due(position, batches) || now - lastRead >= config.logInterval * 1000) {
+          readPending();
+          const rate = meters.seen / Math.max(meters.trainSeconds, 1e-9);
+          const remainingBatches = (config.epochs - epoch) * batches - position;
+          progress.update({
+            epoch, epochs: config.epochs, batch: position, batches, imagesPerSecond: rate,
+            etaSeconds: (remainingBatches * config.batchSize) / Math.max(rate, 1e-9),
+            loss: meters.lossSums.total! / meters.seen, lr, top1: meters.correct.map((c) => (100 * c) / meters.seen),
+          });
+        }
+        options.onStepEnd?.({ epoch, batchIndex: position - 1, step: step - 1 });
 
         // Step boundary: honour Ctrl-C (the await lets the signal handler run).
         await new Promise<void>((resolve) => setImmediate(resolve));
         tick += Date.now() - now; // the yield is not training time
         const stopForTest = options.stopAfterSteps !== undefined && step >= options.stopAfterSteps;
         if (interruptRequested || stopForTest) {
+          readPending();
           const file = saveCheckpoint('interrupt');
           run.log(`interrupted at epoch ${epoch + 1}, batch ${position}/${batches} (step ${step}); checkpoint ${file}`);
           run.log(`resume with: lmcl train --resume ${dir}`);
@@ -293,8 +356,11 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       }
 
       // ---- end of epoch: evaluate, record, checkpoint -------------------------------------------
+      readPending();
       const evalStart = Date.now();
+      method.eval();
       const test = await evaluate(networks, data.testBatches(), classes);
+      method.train();
       const evalSeconds = (Date.now() - evalStart) / 1000;
       if (test.meanTop1 > best.meanTop1) best = { meanTop1: test.meanTop1, epoch: epoch + 1 };
       const train: Record<string, number> = {};

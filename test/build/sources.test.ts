@@ -64,3 +64,37 @@ describe('native source list', () => {
     expect(offenders.map((path) => relative(root, path))).toEqual([]);
   });
 });
+
+// Data flows one way (design.md): cli → train → losses → models → data/io → nn/optim →
+// ops/autograd/tensor → native. A module may import its own layer or any layer below; peers
+// within a rank (ops/autograd/tensor, nn/optim, data/io) may import each other.
+describe('TypeScript layering', () => {
+  const rank: Record<string, number> = {
+    native: 0, tensor: 1, autograd: 1, ops: 1, nn: 2, optim: 2, data: 3, io: 3, models: 4, losses: 5, train: 6, cli: 7,
+  };
+  const srcDir = join(root, 'src');
+  const imports = walk(srcDir)
+    .filter((path) => path.endsWith('.ts'))
+    .flatMap((path) => {
+      const layer = relative(srcDir, path).split(/[\\/]/)[0]!;
+      const text = readFileSync(path, 'utf8');
+      return [...text.matchAll(/(?:from|import)\s*\(?\s*'\.\.\/([a-z_]+)\//g)].map((match) => ({ file: relative(srcDir, path), layer, target: match[1]! }));
+    })
+    .filter(({ layer }) => layer in rank);
+
+  it('every src/ folder has a rank', () => {
+    const folders = readdirSync(srcDir).filter((entry) => statSync(join(srcDir, entry)).isDirectory());
+    expect(folders.filter((folder) => !(folder in rank))).toEqual([]);
+  });
+
+  it('nothing imports a layer above its own', () => {
+    const upward = imports.filter(({ layer, target }) => rank[target]! > rank[layer]!).map(({ file, target }) => `${file} → ${target}`);
+    expect(upward).toEqual([]);
+  });
+
+  it('src/losses imports neither src/train nor src/cli (and is imported by train and cli only)', () => {
+    expect(imports.filter(({ layer, target }) => layer === 'losses' && (target === 'train' || target === 'cli'))).toEqual([]);
+    expect(imports.some(({ layer, target }) => layer === 'losses' && target === 'ops')).toBe(true); // the scan sees this layer's imports
+    expect([...new Set(imports.filter(({ target, layer }) => target === 'losses' && layer !== 'losses').map(({ layer }) => layer))].sort()).toEqual(['cli', 'train']);
+  });
+});

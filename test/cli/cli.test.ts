@@ -6,7 +6,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readSafetensors } from '../../src/io/safetensors.js';
-import { loadCheckpoint } from '../../src/io/checkpoint.js';
+import { loadCheckpoint, saveCheckpoint } from '../../src/io/checkpoint.js';
+import { methodNames } from '../../src/losses/registry.js';
 
 const repo = path.resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 const bin = path.join(repo, 'bin', 'lmcl.js');
@@ -39,6 +40,13 @@ describe('lmcl CLI', () => {
     expect(stdout).toMatch(/\(default:\s+"resnet14"\)/);
     expect(stdout).toMatch(/default:\s+"dml"/);
     expect(stdout).toMatch(/--keep-last <n>[^]*?\(default:\s+2\)/);
+    // --method choices and the method list come from the registry; method flags carry their users.
+    expect(stdout).toMatch(new RegExp(`choices:\\s+${methodNames().map((name) => `"${name}"`).join(',\\s+')}`));
+    for (const name of methodNames()) expect(stdout).toMatch(new RegExp(`^\\s+${name}\\s+\\S`, 'm'));
+    expect(stdout).toMatch(/--kd-T <x>[^]*?\[dml\][^]*?\(default:\s+3\)/);
+    const bad = lmcl(['train', '--method', 'mcl']);
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/Allowed choices are baseline, dml/);
   });
 
   it('train: a tiny run writes the run directory and prints accuracies and the directory', () => {
@@ -80,6 +88,24 @@ describe('lmcl CLI', () => {
     expect([...exported.tensors.keys()]).toEqual([...checkpoint.networks[1]!.keys()]);
     expect(exported.tensors.get('fc.weight')!.data).toEqual(checkpoint.networks[1]!.get('fc.weight')!.data);
     expect(lmcl(['export', runDir, '--net', '5', '-o', 'x.safetensors']).stderr).toMatch(/out of range/);
+  });
+
+  it("export --criterion: the method's own weights under their criterion.* names", () => {
+    // dml has no modules of its own: a clear error.
+    const none = lmcl(['export', runDir, '--criterion', '-o', 'c.safetensors']);
+    expect(none.status).toBe(1);
+    expect(none.stderr).toMatch(/holds no method weights \(method dml has no modules of its own\)/);
+    // A checkpoint that has them (as the trainer writes for a method with a criterion).
+    const checkpoint = loadCheckpoint(path.join(runDir, 'checkpoints'));
+    const embed = { shape: [4, 3], data: Float32Array.from({ length: 12 }, (_, i) => i / 7 - 0.5) };
+    const dir = path.join(work, 'with-criterion');
+    saveCheckpoint(dir, 'checkpoint-e0001-s3', { networks: checkpoint.networks, tensorFiles: { criterion: new Map([['criterion.embed.0.0.weight', embed]]) }, state: checkpoint.state });
+    const { status, stdout } = lmcl(['export', path.join(dir, 'checkpoint-e0001-s3'), '--criterion', '-o', 'criterion.safetensors']);
+    expect(status).toBe(0);
+    expect(stdout).toMatch(/method dml's modules, 1 tensors, 12 values/);
+    const exported = readSafetensors(path.join(work, 'criterion.safetensors'));
+    expect([...exported.tensors.keys()]).toEqual(['criterion.embed.0.0.weight']);
+    expect(exported.tensors.get('criterion.embed.0.0.weight')!.data).toEqual(embed.data);
   });
 
   it('plot: SVG curves of one or more runs', () => {

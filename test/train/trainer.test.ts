@@ -8,8 +8,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import * as F from '../../src/ops/functional.js';
 import { tensor } from '../../src/tensor/creation.js';
 import { train, type TrainResult } from '../../src/train/trainer.js';
-import { DmlObjective, type Objective } from '../../src/train/objectives.js';
+import { DmlMethod } from '../../src/losses/dml.js';
 import { loadCheckpoint } from '../../src/io/checkpoint.js';
+import { LossParts } from '../../src/losses/parts.js';
 import type { Student } from '../../src/models/types.js';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'lmcl-train-'));
@@ -24,6 +25,7 @@ function weights(networks: Student[]): Float32Array[] {
 
 function release(result: TrainResult): void {
   for (const net of result.networks) net.dispose();
+  result.method.dispose();
 }
 
 function stripTimes(file: string): unknown[] {
@@ -103,21 +105,34 @@ describe('trainer', () => {
     expect(resumed.step).toBe(5);
     release(resumed);
     await expect(train({ config: { resume: first.runDir, lr: 0.5 }, console: null, handleSignals: false })).rejects.toThrow(/lr .* differ from the checkpoint/);
+    // dml's registry entry makes its temperature a trajectory option.
+    await expect(train({ config: { resume: first.runDir, kdT: 4 }, console: null, handleSignals: false })).rejects.toThrow(/kdT \(checkpoint 3, now 4\) differ/);
+  });
+
+  it('a method option only another method reads may change on resume (baseline ignores --kd-T)', async () => {
+    const first = await train({ config: { ...tiny, method: 'baseline', numberNet: 1, epochs: 1, out: root, name: 'baseline-kd' }, console: null, handleSignals: false, stopAfterSteps: 2 });
+    release(first);
+    const resumed = await train({ config: { resume: first.runDir, kdT: 5 }, console: null, handleSignals: false });
+    expect(resumed.status).toBe('completed');
+    expect(resumed.config.kdT).toBe(5);
+    release(resumed);
   });
 
   it('a non-finite loss stops the run with a clear message and keeps the last good checkpoint', async () => {
-    const dml = new DmlObjective();
-    const poisoned: Objective = {
-      name: 'poisoned',
-      modules: () => [],
-      compute(outputs, labels, context) {
-        const result = dml.compute(outputs, labels, context);
-        if (context.step < 6) return result;
-        return { loss: F.add(result.loss, tensor(Float32Array.of(Number.NaN), [])), parts: { ...result.parts, total: Number.NaN } };
-      },
-    };
+    // dml whose loss turns NaN from step 7 on; the trainer notices it at its next read (the end of
+    // epoch 2 here: quiet, 10 s log interval) and names the step it happened in.
+    class PoisonedDml extends DmlMethod {
+      override loss(...args: Parameters<DmlMethod['loss']>): ReturnType<DmlMethod['loss']> {
+        const result = super.loss(...args);
+        if (args[2].step < 6) return result;
+        result.parts.dispose();
+        const loss = F.add(result.loss, tensor(Float32Array.of(Number.NaN), []));
+        return { loss, parts: new LossParts().add('total', loss) };
+      }
+    }
     const lines: string[] = [];
-    const result = await train({ config: { ...tiny, out: root, name: 'nan' }, console: (line) => lines.push(line), progress: { quiet: true }, handleSignals: false, objective: poisoned });
+    const result = await train({ config: { ...tiny, out: root, name: 'nan' }, console: (line) => lines.push(line), progress: { quiet: true }, handleSignals: false,
+      method: ({ networks }) => new PoisonedDml(networks, { kdT: 3 }) });
     expect(result.status).toBe('nonfinite');
     expect(result.exitCode).toBe(3);
     expect(result.step).toBe(6);

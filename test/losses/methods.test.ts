@@ -1,10 +1,13 @@
-// Objective math: baseline = Σ CE over networks and heads; dml = CE + mean over peers of
+// Method losses: baseline = Σ CE over networks and heads; dml = CE + mean over peers of
 // KL_T(o_n ‖ sg o_m)·T² (batchmean), checked against a float64 hand computation, and the
 // stop-gradient on the teacher side checked through the gradients.
 import { describe, expect, it } from 'vitest';
 import { tensor, tidy, grad } from '../../src/index.js';
-import { BaselineObjective, DmlObjective, createObjective, distillKL } from '../../src/train/objectives.js';
-import type { StudentOutput } from '../../src/models/types.js';
+import { BaselineMethod, DmlMethod } from '../../src/losses/index.js';
+import { distillKL } from '../../src/losses/terms.js';
+import { getMethod, methodNames } from '../../src/losses/registry.js';
+import type { StepBatch } from '../../src/losses/method.js';
+import type { Student, StudentOutput } from '../../src/models/types.js';
 import { randomArray } from '../helpers/random.js';
 
 function softmax64(row: ArrayLike<number>, T: number): number[] {
@@ -40,6 +43,10 @@ function outputs(data: Float32Array[], requiresGrad = false): StudentOutput[] {
   return data.map((values) => ({ features: [], logits: [tensor(values, [B, C], { requiresGrad })] }));
 }
 
+// The losses read only the labels of the batch.
+const batch = { y: labels } as StepBatch;
+const noNetworks: Student[] = [];
+
 describe('objectives', () => {
   it('distillKL matches the hand computation for several temperatures', () => {
     const s = randomArray(B * C, 3);
@@ -57,18 +64,27 @@ describe('objectives', () => {
     tidy(() => {
       const outs = outputs([a, b]);
       outs[0]!.logits.unshift(tensor(aux, [B, C]));
-      const { loss, parts } = new BaselineObjective().compute(outs, labels);
+      const result = new BaselineMethod(noNetworks).loss(outs, batch);
+      const parts = result.parts.values();
       const expected = ce64(a, labels, C) + ce64(b, labels, C) + ce64(aux, labels, C);
-      expect(loss.item()).toBeCloseTo(expected, 4);
+      expect(result.loss.item()).toBeCloseTo(expected, 4);
       expect(parts['ce/net0']).toBeCloseTo(ce64(a, labels, C) + ce64(aux, labels, C), 4);
+      expect(parts.ce).toBeCloseTo(expected, 4);
       expect(parts.total).toBeCloseTo(expected, 4);
+      // Key order = summary.csv column order, as before the move.
+      expect(Object.keys(parts)).toEqual(['ce/net0', 'ce/net1', 'ce', 'total']);
+      result.parts.dispose();
     });
   });
 
   it('dml = Σ CE + Σ_n mean_{m≠n} KL_T(o_n ‖ sg o_m) with T=3 (three networks)', () => {
     const data = [randomArray(B * C, 3), randomArray(B * C, 3), randomArray(B * C, 3)];
     tidy(() => {
-      const { loss, parts } = new DmlObjective({ kdT: 3 }).compute(outputs(data), labels);
+      const result = new DmlMethod(noNetworks, { kdT: 3 }).loss(outputs(data), batch);
+      const loss = result.loss;
+      const parts = result.parts.values();
+      result.parts.dispose();
+      expect(Object.keys(parts)).toEqual(['ce/net0', 'ce/net1', 'ce/net2', 'ce', 'kd/net0', 'kd/net1', 'kd/net2', 'kd', 'total']);
       let expected = 0;
       let kd = 0;
       data.forEach((student, n) => {
@@ -91,7 +107,8 @@ describe('objectives', () => {
     tidy(() => {
       const outs = outputs([a, b], true);
       const [la, lb] = [outs[0]!.logits[0]!, outs[1]!.logits[0]!];
-      const { loss } = new DmlObjective({ kdT: 3 }).compute(outs, labels);
+      const { loss, parts } = new DmlMethod(noNetworks, { kdT: 3 }).loss(outs, batch);
+      parts.dispose();
       const [ga] = grad(loss, [la]);
       // d/d o_a of [CE(o_a) + KL_T(o_a ‖ sg o_b)] = (softmax(o_a) − onehot)/B + T·(softmax(o_a/T) − softmax(o_b/T))/B
       const expected = new Float64Array(B * C);
@@ -107,10 +124,19 @@ describe('objectives', () => {
     });
   });
 
-  it('createObjective knows baseline and dml and rejects others', () => {
-    expect(createObjective('baseline').name).toBe('baseline');
-    expect(createObjective('dml', { kdT: 2 }).name).toBe('dml');
-    expect(() => createObjective('mcl')).toThrow(/unknown method 'mcl'/);
-    expect(() => createObjective('dml', { kdT: 0 })).toThrow(/kd-T/);
+  it('the registry knows baseline and dml and rejects others', () => {
+    expect(methodNames()).toEqual(['baseline', 'dml']);
+    expect(getMethod('baseline').create({ networks: noNetworks, classes: C, options: {} }).name).toBe('baseline');
+    expect(getMethod('dml').create({ networks: noNetworks, classes: C, options: { kdT: 2 } }).name).toBe('dml');
+    expect(() => getMethod('mcl')).toThrow(/unknown method 'mcl'/);
+    expect(() => new DmlMethod(noNetworks, { kdT: 0 })).toThrow(/kd-T/);
+  });
+
+  it('a single-network dml reports kd = 0, as before', () => {
+    tidy(() => {
+      const { parts } = new DmlMethod(noNetworks, { kdT: 3 }).loss(outputs([randomArray(B * C, 2)]), batch);
+      expect(parts.values().kd).toBe(0);
+      parts.dispose();
+    });
   });
 });

@@ -1,0 +1,51 @@
+// Loss terms shared by methods. Written in differentiable ops so a method's loss can also be
+// differentiated twice (the L-MCL meta step).
+//
+//   Σ CE      Σ_n Σ_s CE(o_{n,s}, y)                   (every head: backbone and auxiliary)
+//   KL_T      KL_T(o_n ‖ sg o_m) = T² · (1/B) Σ_i Σ_c q_ic (log q_ic − log p_ic),
+//             p = softmax(o_n / T), q = softmax(stopgrad(o_m) / T)        (DML / KD, "batchmean")
+import * as F from '../ops/functional.js';
+import { noGrad } from '../autograd/mode.js';
+import type { Tensor } from '../tensor/tensor.js';
+import type { StudentOutput } from '../models/types.js';
+import type { LossParts } from './parts.js';
+
+/** Σ over every network and head of the mean cross-entropy. Parts: 'ce', 'ce/net<n>' (one scalar per head). */
+export function crossEntropyTerms(outputs: StudentOutput[], labels: Int32Array, parts: LossParts): Tensor {
+  let total: Tensor | null = null;
+  const all: Tensor[] = [];
+  outputs.forEach((output, n) => {
+    if (output.logits.length === 0) throw new Error(`loss: network ${n} returned no logits`);
+    for (const logits of output.logits) {
+      const ce = F.crossEntropy(logits, labels);
+      parts.add(`ce/net${n}`, ce);
+      all.push(ce);
+      total = total === null ? ce : F.add(total, ce);
+    }
+  });
+  if (total === null) throw new Error('loss: the cohort has no networks');
+  // 'ce' after the per-network parts: the key order is the column order of summary.csv.
+  for (const ce of all) parts.add('ce', ce);
+  return total;
+}
+
+/** KL_T(student ‖ stopgrad(teacher)) with T² scaling and batch-mean reduction (DML / KD). */
+export function distillKL(student: Tensor, teacher: Tensor, temperature: number): Tensor {
+  if (!(temperature > 0)) throw new Error(`distillKL: temperature must be > 0, got ${temperature}`);
+  const batch = student.shape[0]!;
+  const logP = F.logSoftmax(F.affine(student, 1 / temperature, 0), 1);
+  const [q, logQ] = noGrad(() => {
+    const scaled = F.affine(teacher.detach(), 1 / temperature, 0);
+    return [F.softmax(scaled, 1), F.logSoftmax(scaled, 1)] as const;
+  });
+  // Σ q (log q − log p) = Σ q log q − Σ q log p; the first sum is a constant.
+  const pointwise = F.mul(q, F.sub(logQ, logP));
+  return F.mul(F.sum(pointwise), (temperature * temperature) / batch);
+}
+
+/** The final head (backbone classifier) of a network's output. */
+export function finalLogits(output: StudentOutput): Tensor {
+  const logits = output.logits[output.logits.length - 1];
+  if (!logits) throw new Error('loss: a network returned no logits');
+  return logits;
+}
