@@ -4,7 +4,7 @@
 // trainer's resume check all read this list. Adding a method = a file in src/losses/ exporting
 // its entry + one line in `methods` below.
 //
-// How the two contrastive methods plug in (not implemented here):
+// How the contrastive methods plug in (mcl is implemented in mcl.ts; lmcl is not yet):
 //
 // mcl (method.md §1.1): `create({ networks, options })` builds a criterion module with
 //   `embed` = ModuleList of one Embed head per network (d_n → 128 → ReLU → 128, ℓ2), so any N
@@ -36,13 +36,14 @@ import type { MethodOption, MethodOptions, OptionValue } from './options.js';
 import { optionKey } from './options.js';
 import { baselineEntry } from './baseline.js';
 import { dmlEntry } from './dml.js';
+import { mclEntry } from './mcl.js';
 
 // `any`: each entry's create() takes its own option types; the trainer passes it the values
 // readMethodOptions() read with that same entry's definitions.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type RegisteredMethod = MethodEntry<any>;
 
-export const methods: readonly RegisteredMethod[] = [baselineEntry, dmlEntry];
+export const methods: readonly RegisteredMethod[] = [baselineEntry, dmlEntry, mclEntry];
 
 export function methodNames(): string[] {
   return methods.map((entry) => entry.name);

@@ -5,7 +5,6 @@
 //   KL_T      KL_T(o_n ‖ sg o_m) = T² · (1/B) Σ_i Σ_c q_ic (log q_ic − log p_ic),
 //             p = softmax(o_n / T), q = softmax(stopgrad(o_m) / T)        (DML / KD, "batchmean")
 import * as F from '../ops/functional.js';
-import { noGrad } from '../autograd/mode.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { StudentOutput } from '../models/types.js';
 import type { LossParts } from './parts.js';
@@ -29,18 +28,13 @@ export function crossEntropyTerms(outputs: StudentOutput[], labels: Int32Array, 
   return total;
 }
 
-/** KL_T(student ‖ stopgrad(teacher)) with T² scaling and batch-mean reduction (DML / KD). */
+/**
+ * KL_T(student ‖ stopgrad(teacher)) with T² scaling and batch-mean reduction (DML / KD): the fused
+ * F.distillKL (its createGraph path is the same formula in differentiable ops).
+ */
 export function distillKL(student: Tensor, teacher: Tensor, temperature: number): Tensor {
   if (!(temperature > 0)) throw new Error(`distillKL: temperature must be > 0, got ${temperature}`);
-  const batch = student.shape[0]!;
-  const logP = F.logSoftmax(F.affine(student, 1 / temperature, 0), 1);
-  const [q, logQ] = noGrad(() => {
-    const scaled = F.affine(teacher.detach(), 1 / temperature, 0);
-    return [F.softmax(scaled, 1), F.logSoftmax(scaled, 1)] as const;
-  });
-  // Σ q (log q − log p) = Σ q log q − Σ q log p; the first sum is a constant.
-  const pointwise = F.mul(q, F.sub(logQ, logP));
-  return F.mul(F.sum(pointwise), (temperature * temperature) / batch);
+  return F.distillKL(student, teacher, { temperature });
 }
 
 /** The final head (backbone classifier) of a network's output. */

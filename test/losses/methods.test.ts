@@ -124,11 +124,11 @@ describe('objectives', () => {
     });
   });
 
-  it('the registry knows baseline and dml and rejects others', () => {
-    expect(methodNames()).toEqual(['baseline', 'dml']);
+  it('the registry knows baseline, dml and mcl and rejects others', () => {
+    expect(methodNames()).toEqual(['baseline', 'dml', 'mcl']);
     expect(getMethod('baseline').create({ networks: noNetworks, classes: C, options: {} }).name).toBe('baseline');
     expect(getMethod('dml').create({ networks: noNetworks, classes: C, options: { kdT: 2 } }).name).toBe('dml');
-    expect(() => getMethod('mcl')).toThrow(/unknown method 'mcl'/);
+    expect(() => getMethod('lmcl')).toThrow(/unknown method 'lmcl'/);
     expect(() => new DmlMethod(noNetworks, { kdT: 0 })).toThrow(/kd-T/);
   });
 

@@ -40,7 +40,8 @@ describe('method registry', () => {
   });
 
   it('the registered entries are consistent with each other and with the trainer options', () => {
-    expect(methods.map((m) => m.name)).toEqual(['baseline', 'dml']);
+    expect(methods.map((m) => m.name)).toEqual(['baseline', 'dml', 'mcl']);
+    expect(getMethod('mcl').resumeKeys).toEqual(['vclWeight', 'iclWeight', 'softVclWeight', 'softIclWeight', 'tau', 'featDim', 'kdT', 'logitDistill']);
     expect(getMethod('dml').resumeKeys).toEqual(['kdT']);
     expect(getMethod('baseline').resumeKeys).toEqual([]);
     expect(defaultTrainConfig.kdT).toBe(3);
@@ -51,7 +52,9 @@ describe('method registry', () => {
     expect(resolveTrainConfig({ 'kd-T': 4 }).kdT).toBe(4);
     expect(resolveTrainConfig({ kd_T: 2 }).kdT).toBe(2);
     expect(() => resolveTrainConfig({ kdT: 0 })).toThrow(/--kd-T must be a finite number > 0/);
-    expect(() => resolveTrainConfig({ method: 'mcl' })).toThrow(/--method must be one of baseline, dml, got 'mcl'/);
+    expect(() => resolveTrainConfig({ method: 'lmcl' })).toThrow(/--method must be one of baseline, dml, mcl, got 'lmcl'/);
+    expect(resolveTrainConfig({ method: 'mcl', 'soft-vcl-weight': 0.5 }).softVclWeight).toBe(0.5);
+    expect(() => resolveTrainConfig({ method: 'mcl', tau: 0 })).toThrow(/--tau must be a finite number > 0/);
     expect(readMethodOptions(getMethod('dml'), resolveTrainConfig({ kdT: 5 }))).toEqual({ kdT: 5 });
     expect(readMethodOptions(getMethod('baseline'), resolveTrainConfig({ kdT: 5 }))).toEqual({});
   });
