@@ -4,7 +4,7 @@
 // trainer's resume check all read this list. Adding a method = a file in src/losses/ exporting
 // its entry + one line in `methods` below.
 //
-// How the contrastive methods plug in (mcl is implemented in mcl.ts; lmcl is not yet):
+// How the contrastive methods plug in (implemented in mcl.ts and lmcl.ts; the memory-bank variant is not yet):
 //
 // mcl (method.md §1.1): `create({ networks, options })` builds a criterion module with
 //   `embed` = ModuleList of one Embed head per network (d_n → 128 → ReLU → 128, ℓ2), so any N
@@ -37,13 +37,14 @@ import { optionKey } from './options.js';
 import { baselineEntry } from './baseline.js';
 import { dmlEntry } from './dml.js';
 import { mclEntry } from './mcl.js';
+import { lmclEntry } from './lmcl.js';
 
 // `any`: each entry's create() takes its own option types; the trainer passes it the values
 // readMethodOptions() read with that same entry's definitions.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type RegisteredMethod = MethodEntry<any>;
 
-export const methods: readonly RegisteredMethod[] = [baselineEntry, dmlEntry, mclEntry];
+export const methods: readonly RegisteredMethod[] = [baselineEntry, dmlEntry, mclEntry, lmclEntry];
 
 export function methodNames(): string[] {
   return methods.map((entry) => entry.name);

@@ -43,13 +43,13 @@ describe('lmcl CLI', () => {
     // --method choices and the method list come from the registry; method flags carry their users.
     expect(stdout).toMatch(new RegExp(`choices:\\s+${methodNames().map((name) => `"${name}"`).join(',\\s+')}`));
     for (const name of methodNames()) expect(stdout).toMatch(new RegExp(`^\\s+${name}\\s+\\S`, 'm'));
-    expect(stdout).toMatch(/--kd-T <x>[^]*?\[dml, mcl\][^]*?\(default:\s+3\)/);
+    expect(stdout).toMatch(/--kd-T <x>[^]*?\[dml, mcl, lmcl\][^]*?\(default:\s+3\)/);
     for (const flag of ['--vcl-weight', '--icl-weight', '--soft-vcl-weight', '--soft-icl-weight', '--tau', '--feat-dim', '--logit-distill']) {
-      expect(stdout).toMatch(new RegExp(`^\\s+${flag}\\b[^]*?\\[mcl\\]`, 'm'));
+      expect(stdout).toMatch(new RegExp(`^\\s+${flag}\\b[^]*?\\[mcl`, 'm'));
     }
-    const bad = lmcl(['train', '--method', 'lmcl']);
+    const bad = lmcl(['train', '--method', 'crd']);
     expect(bad.status).not.toBe(0);
-    expect(bad.stderr).toMatch(/Allowed choices are baseline, dml, mcl/);
+    expect(bad.stderr).toMatch(/Allowed choices are baseline, dml, mcl, lmcl/);
   });
 
   it('train: a tiny run writes the run directory and prints accuracies and the directory', () => {

@@ -124,11 +124,11 @@ describe('objectives', () => {
     });
   });
 
-  it('the registry knows baseline, dml and mcl and rejects others', () => {
-    expect(methodNames()).toEqual(['baseline', 'dml', 'mcl']);
+  it('the registry knows baseline, dml, mcl and lmcl and rejects others', () => {
+    expect(methodNames()).toEqual(['baseline', 'dml', 'mcl', 'lmcl']);
     expect(getMethod('baseline').create({ networks: noNetworks, classes: C, options: {} }).name).toBe('baseline');
     expect(getMethod('dml').create({ networks: noNetworks, classes: C, options: { kdT: 2 } }).name).toBe('dml');
-    expect(() => getMethod('lmcl')).toThrow(/unknown method 'lmcl'/);
+    expect(() => getMethod('crd')).toThrow(/unknown method 'crd'/);
     expect(() => new DmlMethod(noNetworks, { kdT: 0 })).toThrow(/kd-T/);
   });
 

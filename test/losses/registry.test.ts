@@ -40,7 +40,8 @@ describe('method registry', () => {
   });
 
   it('the registered entries are consistent with each other and with the trainer options', () => {
-    expect(methods.map((m) => m.name)).toEqual(['baseline', 'dml', 'mcl']);
+    expect(methods.map((m) => m.name)).toEqual(['baseline', 'dml', 'mcl', 'lmcl']);
+    expect(getMethod('lmcl').resumeKeys).toContain('metaFreq');
     expect(getMethod('mcl').resumeKeys).toEqual(['vclWeight', 'iclWeight', 'softVclWeight', 'softIclWeight', 'tau', 'featDim', 'kdT', 'logitDistill']);
     expect(getMethod('dml').resumeKeys).toEqual(['kdT']);
     expect(getMethod('baseline').resumeKeys).toEqual([]);
@@ -52,7 +53,8 @@ describe('method registry', () => {
     expect(resolveTrainConfig({ 'kd-T': 4 }).kdT).toBe(4);
     expect(resolveTrainConfig({ kd_T: 2 }).kdT).toBe(2);
     expect(() => resolveTrainConfig({ kdT: 0 })).toThrow(/--kd-T must be a finite number > 0/);
-    expect(() => resolveTrainConfig({ method: 'lmcl' })).toThrow(/--method must be one of baseline, dml, mcl, got 'lmcl'/);
+    expect(() => resolveTrainConfig({ method: 'crd' })).toThrow(/--method must be one of baseline, dml, mcl, lmcl, got 'crd'/);
+    expect(resolveTrainConfig({ method: 'lmcl', 'meta-freq': 7 }).metaFreq).toBe(7);
     expect(resolveTrainConfig({ method: 'mcl', 'soft-vcl-weight': 0.5 }).softVclWeight).toBe(0.5);
     expect(() => resolveTrainConfig({ method: 'mcl', tau: 0 })).toThrow(/--tau must be a finite number > 0/);
     expect(readMethodOptions(getMethod('dml'), resolveTrainConfig({ kdT: 5 }))).toEqual({ kdT: 5 });

@@ -55,7 +55,7 @@ describe('training config', () => {
     expect(config.kdT).toBe(4);
     expect(config.numberNet).toBe(2);
     expect(() => resolveTrainConfig({ bogus: 1 })).toThrow(/unknown option 'bogus'/);
-    expect(() => resolveTrainConfig({ method: 'lmcl' })).toThrow(/--method/);
+    expect(() => resolveTrainConfig({ method: 'crd' })).toThrow(/--method/);
     expect(() => resolveTrainConfig({ keepLast: 0 })).toThrow(/--keep-last/);
   });
 });
