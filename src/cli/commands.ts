@@ -8,7 +8,7 @@ import { plotRunsSvg } from '../io/plot.js';
 import { engineInfo, setNumThreads } from '../runtime.js';
 import { listModels } from '../models/registry.js';
 import { evaluateCheckpoint } from '../train/evaluate.js';
-import { flattenRecord, readHistory } from '../train/rundir.js';
+import { flattenRecord, keepNonFinite, readHistory } from '../train/rundir.js';
 
 function integer(name: string, min = 0) {
   return (value: string): number => {
@@ -32,7 +32,7 @@ export function evalCommand(): Command {
       if (options.threads) setNumThreads(options.threads);
       const { result, checkpoint, config } = await evaluateCheckpoint(target, options);
       if (options.json) {
-        process.stdout.write(`${JSON.stringify({ checkpoint, ...result }, null, 2)}\n`);
+        process.stdout.write(`${JSON.stringify({ checkpoint, ...result }, keepNonFinite, 2)}\n`);
         return;
       }
       console.log(`checkpoint ${checkpoint} (${config.method}, ${config.arch}×${config.numberNet}) on ${result.count} test images`);
@@ -43,6 +43,10 @@ export function evalCommand(): Command {
         });
       });
       console.log(`  ensemble (mean softmax) top-1 ${result.ensemble.top1.toFixed(2)}%  top-5 ${result.ensemble.top5.toFixed(2)}%`);
+      // NaN/±Inf is printed as such: a diverged network's loss must be visible, not dropped.
+      console.log(`  test loss (final head, mean cross-entropy) ${result.loss.map((value, n) => `net${n} ${value.toFixed(4)}`).join(', ')}`);
+      const broken = result.loss.flatMap((value, n) => (Number.isFinite(value) ? [] : [`net${n}`]));
+      if (broken.length > 0) console.log(`  warning: ${broken.join(', ')} gave non-finite logits (rows with NaN/Inf logits count as wrong)`);
     });
 }
 

@@ -77,6 +77,24 @@ describe('lmcl CLI', () => {
     expect(result.networks).toEqual(last.test.networks);
   });
 
+  it('eval of a NaN network prints 0% (not 100%) and its test loss as NaN', () => {
+    const checkpoint = loadCheckpoint(path.join(runDir, 'checkpoints'));
+    const poisoned = checkpoint.networks.map((net, n) => new Map([...net].map(([name, entry]) =>
+      [name, n === 0 ? { shape: entry.shape, data: new Float32Array(entry.data.length).fill(Number.NaN) } : entry])));
+    const dir = path.join(work, 'nan-network');
+    saveCheckpoint(dir, 'checkpoint-e0001-s3', { networks: poisoned, optimizerBuffers: checkpoint.optimizerBuffers, state: checkpoint.state });
+    const text = lmcl(['eval', path.join(dir, 'checkpoint-e0001-s3')]);
+    expect(text.status).toBe(0);
+    expect(text.stdout).toMatch(/net0 final head\s+top-1 0\.00%\s+top-5 0\.00%/);
+    expect(text.stdout).toMatch(/ensemble \(mean softmax\) top-1 0\.00%\s+top-5 0\.00%/);
+    expect(text.stdout).toMatch(/test loss \(final head, mean cross-entropy\) net0 NaN, net1 \d+\.\d{4}/);
+    expect(text.stdout).toMatch(/warning: net0 gave non-finite logits/);
+    const json = JSON.parse(lmcl(['eval', path.join(dir, 'checkpoint-e0001-s3'), '--json']).stdout);
+    expect(json.networks[0]).toEqual({ top1: 0, top5: 0 });
+    expect(json.loss[0]).toBe('NaN');
+    expect(Number.isFinite(json.loss[1])).toBe(true);
+  });
+
   it("export: one network's safetensors with PyTorch names", () => {
     const { status } = lmcl(['export', runDir, '--net', '1', '-o', 'net1.safetensors']);
     expect(status).toBe(0);

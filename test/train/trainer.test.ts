@@ -157,6 +157,12 @@ describe('trainer', () => {
     const written = fs.existsSync(checkpoints) ? fs.readdirSync(checkpoints).filter((name) => !name.startsWith('.')) : [];
     expect(written).toEqual([]);
     expect(lines.join('\n')).not.toMatch(/last good checkpoint/);
+    // The NaN networks' epoch-1 evaluation is recorded honestly: 0%, a NaN test loss, not best.
+    const [record] = fs.readFileSync(path.join(result.runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+    expect(record.test.networks).toEqual([{ top1: 0, top5: 0 }, { top1: 0, top5: 0 }]);
+    expect(record.test.ensemble).toEqual({ top1: 0, top5: 0 });
+    expect(record.test.loss).toEqual(['NaN', 'NaN']);
+    expect(result.bestMeanTop1).toBe(0);
   });
 
   it('a state poisoned by the last step of an epoch is not saved; exit 3 names the last finite checkpoint', async () => {
