@@ -257,7 +257,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   else run.log(`run directory ${dir}`);
   const optionText = Object.entries(entry.options as MethodOptions).map(([key, option]) => `${option.flag} ${String(config[key])}`).join(' ');
   run.log(`${config.method}${optionText ? ` (${optionText})` : ''} cohort: ${networks.map((net, n) => `${net.architecture} (${paramCounts[n]!.toLocaleString('en-US')} params)`).join(' + ')}; ` +
-    `data ${data.description}; ${config.epochs} epochs × ${data.train.batchesPerEpoch} batches of ${config.batchSize}; ` +
+    `data ${data.description}; ${config.epochs} epochs × ${data.train.batchesPerEpoch} batches of ${Math.min(config.batchSize, data.trainCount)}; ` +
     `lr ${config.lr} ${config.lrType}${config.warmupEpochs ? ` +${config.warmupEpochs} warm-up` : ''}; engine ${info.simd}, ${info.threads} threads`);
 
   // ---- signals --------------------------------------------------------------------------------
@@ -363,7 +363,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
           const remainingBatches = (config.epochs - epoch) * batches - position;
           progress.update({
             epoch, epochs: config.epochs, batch: position, batches, imagesPerSecond: rate,
-            etaSeconds: (remainingBatches * config.batchSize) / Math.max(rate, 1e-9),
+            etaSeconds: (remainingBatches * Math.min(config.batchSize, data.trainCount)) / Math.max(rate, 1e-9),
             loss: meters.lossSums.total! / meters.seen, lr, top1: meters.correct.map((c) => (100 * c) / meters.seen),
           });
         }

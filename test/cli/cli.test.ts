@@ -77,6 +77,24 @@ describe('lmcl CLI', () => {
     expect(result.networks).toEqual(last.test.networks);
   });
 
+  it('--batch-size 1e9 / --eval-batch-size 1e9 are one batch of the split (train and eval), not "Invalid typed array length"', () => {
+    const huge = ['--arch', 'resnet8', '--epochs', '1', '--limit-train', '64', '--limit-test', '32', '--threads', '2', '--batch-size', '1e9', '--eval-batch-size', '1e9'];
+    for (const workers of ['0', '1']) {
+      const { status, stdout, stderr } = lmcl(['train', ...huge, '--workers', workers, '--out', 'huge-batches']);
+      expect(stderr).not.toMatch(/^lmcl:|Invalid typed array|allocation failed/m);
+      expect(status).toBe(0);
+      expect(stdout).toMatch(/--batch-size 1000000000 is more than the 64 training images: one batch of 64; 1 epochs × 1 batches of 64;/);
+    }
+    // Where a batch cannot be smaller than the batch size (m-per-class), the error names the flag.
+    const perClass = lmcl(['train', ...huge, '--sampler', 'm-per-class', '--out', 'huge-batches']);
+    expect(perClass.status).toBe(1);
+    expect(perClass.stderr).toMatch(/^lmcl: --batch-size 1000000000: DataLoader: .* has 64 images, fewer than one m-per-class batch of 1000000000\n$/);
+    const evaluated = lmcl(['eval', runDir, '--eval-batch-size', '1e9']);
+    expect(evaluated.stderr).not.toMatch(/^lmcl:|Invalid typed array|allocation failed/m);
+    expect(evaluated.status).toBe(0);
+    expect(evaluated.stdout).toMatch(/on 64 test images/);
+  });
+
   it('eval of a NaN network prints 0% (not 100%) and its test loss as NaN', () => {
     const checkpoint = loadCheckpoint(path.join(runDir, 'checkpoints'));
     const poisoned = checkpoint.networks.map((net, n) => new Map([...net].map(([name, entry]) =>
