@@ -1,7 +1,8 @@
 // `lmcl eval | export | plot | info`.
 import fs from 'node:fs';
 import path from 'node:path';
-import { Command, Option, InvalidArgumentError } from 'commander';
+import { Command, Option } from 'commander';
+import { integer } from './parse.js';
 import { loadCheckpoint } from '../io/checkpoint.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { plotRunsSvg } from '../io/plot.js';
@@ -9,14 +10,6 @@ import { engineInfo, setNumThreads } from '../runtime.js';
 import { listModels } from '../models/registry.js';
 import { evaluateCheckpoint } from '../train/evaluate.js';
 import { flattenRecord, keepNonFinite, readHistory } from '../train/rundir.js';
-
-function integer(name: string, min = 0) {
-  return (value: string): number => {
-    const parsed = Number(value);
-    if (!Number.isSafeInteger(parsed) || parsed < min) throw new InvalidArgumentError(`${name} expects an integer ≥ ${min}`);
-    return parsed;
-  };
-}
 
 export function evalCommand(): Command {
   return new Command('eval')

@@ -176,6 +176,47 @@ describe('lmcl CLI', () => {
     expect(bad.stderr).toMatch(/unknown architecture 'resnet9'/);
   });
 
+  it("empty flag values are refused, not read as 0 (an unset $LR: --lr '')", () => {
+    for (const [flag, value] of [['--lr', ''], ['--seed', ''], ['--limit-train', ''], ['--epochs', ' '], ['--kd-T', ''], ['--milestones', ''], ['--milestones', '150,,225']]) {
+      // A small job, so that code accepting the value would finish quickly (and fail the test).
+      const { status, stderr } = lmcl(['train', '--arch', 'resnet8', '--number-net', '1', '--epochs', '1', '--limit-train', '32', '--limit-test', '32',
+        '--workers', '0', '--out', 'refused', flag!, value!]);
+      expect(status, `${flag} '${value}'`).toBe(1);
+      expect(stderr).toMatch(new RegExp(`${flag} expects .*(got an empty value|got '${value}')|${flag} must be`));
+    }
+    const evaluated = lmcl(['eval', runDir, '--limit-test', '']);
+    expect(evaluated.status).toBe(1);
+    expect(evaluated.stderr).toMatch(/--limit-test expects an integer ≥ 0, got an empty value/);
+    expect(fs.existsSync(path.join(work, 'refused'))).toBe(false);
+  });
+
+  it('a config file: quiet is taken like every flag; one option spelt twice is refused; bad values name the option', () => {
+    fs.writeFileSync(path.join(work, 'quiet.yaml'), 'quiet: true\nmethod: baseline\narch: resnet8\nnumber-net: 1\nepochs: 1\nlimit-train: 32\nlimit-test: 32\nworkers: 0\nthreads: 2\n');
+    const quiet = lmcl(['train', '--config', 'quiet.yaml', '--out', 'config-quiet']);
+    expect(quiet.stderr).toBe('');
+    expect(quiet.status).toBe(0);
+    expect(quiet.stdout).toBe('');
+    const flagged = lmcl(['train', '--config', 'quiet.yaml', '--out', 'config-quiet', '--limit-train', '48']);
+    expect(flagged.status).toBe(0);
+    expect(flagged.stdout).toBe('');
+    fs.writeFileSync(path.join(work, 'twice.yaml'), 'limit-train: 64\nlimit_train: 32\n');
+    const twice = lmcl(['train', '--config', 'twice.yaml', '--out', 'refused']);
+    expect(twice.status).toBe(1);
+    expect(twice.stderr).toBe("lmcl: config file 'twice.yaml': 'limit-train' and 'limit_train' both set limitTrain: give it once\n");
+    for (const [text, message] of [['milestones: [true]\n', /--milestones: expected a list of epoch numbers, got \[true\]/], ['quiet: 1\n', /quiet must be true or false, got 1/]] as const) {
+      fs.writeFileSync(path.join(work, 'bad.yaml'), text);
+      const bad = lmcl(['train', '--config', 'bad.yaml', '--out', 'refused']);
+      expect(bad.status).toBe(1);
+      expect(bad.stderr).toMatch(message);
+    }
+    for (const args of [['--arch', 'resnet8,,resnet14'], ['--name', '..'], ['--seed', String(1 + 2 ** 32)]]) {
+      const bad = lmcl(['train', ...args, '--out', 'refused']);
+      expect(bad.status, args.join(' ')).toBe(1);
+      expect(bad.stderr).toMatch(/^lmcl: (--arch: an empty name|--name: expected a plain folder name|--seed must be an integer in \[0, 4294967295\])/);
+    }
+    expect(fs.existsSync(path.join(work, 'refused'))).toBe(false);
+  });
+
   it('Ctrl-C saves a checkpoint at the next step and exits with 130; --resume finishes the run', async () => {
     const child = spawn(process.execPath, [bin, 'train', '--arch', 'resnet8', '--epochs', '2', '--limit-train', '320', '--limit-test', '32', '--batch-size', '32',
       '--threads', '2', '--workers', '0', '--log-interval', '0', '--out', 'sigint'], { cwd: work });
