@@ -1,22 +1,15 @@
 // `lmcl eval | export | plot | info`.
 import fs from 'node:fs';
 import path from 'node:path';
-import { Command, Option, InvalidArgumentError } from 'commander';
+import { Command, Option } from 'commander';
+import { integer } from './parse.js';
 import { loadCheckpoint } from '../io/checkpoint.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { plotRunsSvg } from '../io/plot.js';
 import { engineInfo, setNumThreads } from '../runtime.js';
 import { listModels } from '../models/registry.js';
 import { evaluateCheckpoint } from '../train/evaluate.js';
-import { flattenRecord, readHistory } from '../train/rundir.js';
-
-function integer(name: string, min = 0) {
-  return (value: string): number => {
-    const parsed = Number(value);
-    if (!Number.isSafeInteger(parsed) || parsed < min) throw new InvalidArgumentError(`${name} expects an integer ≥ ${min}`);
-    return parsed;
-  };
-}
+import { flattenRecord, keepNonFinite, readHistory } from '../train/rundir.js';
 
 export function evalCommand(): Command {
   return new Command('eval')
@@ -32,7 +25,7 @@ export function evalCommand(): Command {
       if (options.threads) setNumThreads(options.threads);
       const { result, checkpoint, config } = await evaluateCheckpoint(target, options);
       if (options.json) {
-        process.stdout.write(`${JSON.stringify({ checkpoint, ...result }, null, 2)}\n`);
+        process.stdout.write(`${JSON.stringify({ checkpoint, ...result }, keepNonFinite, 2)}\n`);
         return;
       }
       console.log(`checkpoint ${checkpoint} (${config.method}, ${config.arch}×${config.numberNet}) on ${result.count} test images`);
@@ -43,6 +36,10 @@ export function evalCommand(): Command {
         });
       });
       console.log(`  ensemble (mean softmax) top-1 ${result.ensemble.top1.toFixed(2)}%  top-5 ${result.ensemble.top5.toFixed(2)}%`);
+      // NaN/±Inf is printed as such: a diverged network's loss must be visible, not dropped.
+      console.log(`  test loss (final head, mean cross-entropy) ${result.loss.map((value, n) => `net${n} ${value.toFixed(4)}`).join(', ')}`);
+      const broken = result.loss.flatMap((value, n) => (Number.isFinite(value) ? [] : [`net${n}`]));
+      if (broken.length > 0) console.log(`  warning: ${broken.join(', ')} gave non-finite logits (rows with NaN/Inf logits count as wrong)`);
     });
 }
 

@@ -1,34 +1,13 @@
 // `lmcl train`: flags (mirroring the reference scripts' names where they exist), --config FILE
 // (JSON/YAML, flag names in kebab- or camelCase; flags given on the command line override it).
 import { Command, Option, InvalidArgumentError } from 'commander';
+import { integer, integerList, number } from './parse.js';
 import { readConfigFile } from '../io/config_file.js';
-import { defaultTrainConfig, sharedMethodOptions } from '../train/config.js';
+import { defaultTrainConfig, normaliseKey, sharedMethodOptions } from '../train/config.js';
 import { methods, methodNames } from '../losses/registry.js';
 import { train } from '../train/trainer.js';
 import { listModels } from '../models/registry.js';
 import { DATASET_NAMES } from '../data/datasets.js';
-
-function integer(name: string, min = 0) {
-  return (value: string): number => {
-    const parsed = Number(value);
-    if (!Number.isSafeInteger(parsed) || parsed < min) throw new InvalidArgumentError(`${name} expects an integer ≥ ${min}`);
-    return parsed;
-  };
-}
-
-function number(name: string) {
-  return (value: string): number => {
-    const parsed = Number(value);
-    if (!Number.isFinite(parsed)) throw new InvalidArgumentError(`${name} expects a number`);
-    return parsed;
-  };
-}
-
-function integerList(value: string, previous: number[] | undefined): number[] {
-  const parsed = value.split(/[,\s]+/).filter(Boolean).map(Number);
-  if (parsed.some((v) => !Number.isSafeInteger(v) || v < 0)) throw new InvalidArgumentError('--milestones expects epochs, e.g. 150,225');
-  return [...(previous ?? []), ...parsed];
-}
 
 const d = defaultTrainConfig;
 
@@ -45,7 +24,7 @@ const trainOptions: Option[] = [
   new Option('--momentum <x>', 'SGD momentum').default(d.momentum).argParser(number('--momentum')),
   new Option('--no-nesterov', 'plain momentum instead of Nesterov'),
   new Option('--lr-type <type>', 'schedule, set at each epoch start: cosine lr·½(1+cos(π·e/E)), or multistep').choices(['cosine', 'multistep']).default(d.lrType),
-  new Option('--milestones <epochs>', 'multistep epochs where lr ×= gamma, e.g. 150,225').argParser(integerList).default(d.milestones, 'none'),
+  new Option('--milestones <epochs>', 'multistep epochs where lr ×= gamma, e.g. 150,225').argParser(integerList('--milestones')).default(d.milestones, 'none'),
   new Option('--gamma <x>', 'multistep factor').default(d.gamma).argParser(number('--gamma')),
   new Option('--warmup-epochs <n>', 'linear warm-up epochs before the schedule').default(d.warmupEpochs).argParser(integer('--warmup-epochs')),
   new Option('--seed <n>', 'seed of initialisation, sampling and augmentation (--manual_seed in the reference)').default(d.seed).argParser(integer('--seed')),
@@ -85,17 +64,39 @@ function methodFlagOptions(): Option[] {
   });
 }
 
-/** Merges config file < explicit flags; returns the partial config for resolveTrainConfig. */
-export function collectTrainConfig(command: Command): Record<string, unknown> {
+/**
+ * Merges config file < explicit flags into the partial config for resolveTrainConfig, plus
+ * `quiet` (a flag of the command, not of the training config, so a config file may set it too).
+ * File keys are normalised first: one option spelt twice in the file ('limit-train' and
+ * 'limit_train') is an error, and a flag overrides the file whatever the file's spelling.
+ */
+export function collectTrainConfig(command: Command): { config: Record<string, unknown>; quiet: boolean } {
   const values = command.opts<Record<string, unknown>>();
   const partial: Record<string, unknown> = {};
-  if (typeof values.config === 'string') Object.assign(partial, readConfigFile(values.config));
+  let quiet = values.quiet === true;
+  if (typeof values.config === 'string') {
+    const file = values.config;
+    const spelling = new Map<string, string>();
+    for (const [rawKey, value] of Object.entries(readConfigFile(file))) {
+      const key = normaliseKey(rawKey);
+      const earlier = spelling.get(key);
+      if (earlier !== undefined) throw new Error(`config file '${file}': '${earlier}' and '${rawKey}' both set ${key}: give it once`);
+      spelling.set(key, rawKey);
+      if (key === 'quiet') {
+        if (typeof value !== 'boolean') throw new Error(`config file '${file}': quiet must be true or false, got ${JSON.stringify(value)}`);
+        if (command.getOptionValueSource('quiet') !== 'cli') quiet = value;
+        continue;
+      }
+      if (key === 'config') throw new Error(`config file '${file}': 'config' cannot name another config file`);
+      partial[key] = value;
+    }
+  }
   for (const [key, value] of Object.entries(values)) {
     if (key === 'config' || key === 'quiet') continue;
     const source = command.getOptionValueSource(key);
     if (source === 'cli' || source === 'env') partial[key] = value;
   }
-  return partial;
+  return { config: partial, quiet };
 }
 
 export function trainCommand(): Command {
@@ -110,9 +111,8 @@ Architectures: ${listModels().join(', ') || '(none registered)'}
 With no arguments: a DML cohort of two resnet14 on the bundled Fashion-MNIST sample, 12 epochs (README: main job).
 Exit codes: 0 done, 130 interrupted (Ctrl-C; a checkpoint was saved), 3 non-finite loss, 1 error.`);
   command.action(async () => {
-    const partial = collectTrainConfig(command);
-    const quiet = command.opts().quiet === true;
-    const result = await train({ config: partial, console: quiet ? null : undefined });
+    const { config, quiet } = collectTrainConfig(command);
+    const result = await train({ config, console: quiet ? null : undefined });
     if (result.status === 'nonfinite') process.stderr.write(`lmcl train: ${result.message}\n`);
     for (const net of result.networks) net.dispose();
     result.method.dispose();

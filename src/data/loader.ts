@@ -18,6 +18,7 @@ import { drawAugmentParams, epochGenerator, normalizationTable, prepareBatch, ty
 import { batchesPerEpoch, mPerClassPlan, resolveM, shufflePlan, type EpochPlan, type SamplerKind } from './sampler.js';
 import type { Batch, ImageDataset, LoaderState } from './types.js';
 import { WorkerPool } from './workers.js';
+import { allocateFloats } from './buffers.js';
 
 export interface DataLoaderOptions {
   batchSize: number;
@@ -59,7 +60,7 @@ export class DataLoader {
   private readonly lut: Float32Array;
   private readonly itemFloats: number;
   private readonly pool: WorkerPool | null;
-  private staging: Float32Array | null = null;
+  private readonly staging: Float32Array;
   private current: LoaderState | null = null;
   private pendingResume: LoaderState | null = null;
   private generation = 0;
@@ -94,9 +95,15 @@ export class DataLoader {
     }
     this.lut = normalizationTable(options.mean, options.std);
     this.itemFloats = split.channels * split.height * split.width;
+    // Buffers are sized by the largest batch this loader yields: a batch size beyond the split is
+    // one batch of the whole split (--batch-size 1e9 on 64 images allocates for 64). Allocated
+    // here, so a batch too big for memory is an error now, naming the split and the size.
+    const largestBatch = Math.min(batchSize, split.count);
+    const what = `DataLoader: ${split.name}: a batch of ${largestBatch} images of ${split.channels}×${split.height}×${split.width}`;
+    this.staging = allocateFloats(largestBatch * this.itemFloats, what);
     this.pool =
       workers > 0
-        ? new WorkerPool({ pixels: split.pixels, channels: split.channels, height: split.height, width: split.width, lut: this.lut, maxBatch: batchSize }, workers, prefetch)
+        ? new WorkerPool({ pixels: split.pixels, channels: split.channels, height: split.height, width: split.width, lut: this.lut, maxBatch: largestBatch }, workers, prefetch, undefined, what)
         : null;
   }
 
@@ -230,7 +237,8 @@ export class DataLoader {
   }
 
   private stagingArray(floats: number): Float32Array {
-    if (!this.staging || this.staging.length < floats) this.staging = new Float32Array(this.batchSize * this.itemFloats);
+    // Sized in the constructor for the largest batch; a longer request is a bug here, not bad input.
+    if (floats > this.staging.length) throw new Error(`DataLoader internal: a batch of ${floats} floats exceeds the staging array (${this.staging.length})`);
     return this.staging.subarray(0, floats);
   }
 

@@ -10,6 +10,7 @@
 import { Worker } from 'node:worker_threads';
 import { prepareBatch } from './augment.js';
 import type { AugmentParams } from './augment.js';
+import { allocateSharedFloats } from './buffers.js';
 
 const WORKER_SOURCE = `
 'use strict';
@@ -65,7 +66,7 @@ export class WorkerPool {
   private closed = false;
   readonly slots: number;
 
-  constructor(geometry: PoolGeometry, workerCount: number, slots: number, private readonly timeoutMs = 120_000) {
+  constructor(geometry: PoolGeometry, workerCount: number, slots: number, private readonly timeoutMs = 120_000, what = 'WorkerPool: one batch') {
     if (!Number.isInteger(workerCount) || workerCount < 1) throw new Error(`WorkerPool: worker count must be >= 1, got ${workerCount}`);
     this.slots = slots;
     // Pixels already in a SharedArrayBuffer (e.g. shared with another loader) are used as they are.
@@ -80,7 +81,7 @@ export class WorkerPool {
     const controlBuffer = new SharedArrayBuffer(4 * slots);
     this.control = new Int32Array(controlBuffer);
     const floats = geometry.maxBatch * geometry.channels * geometry.height * geometry.width;
-    const outputBuffers = Array.from({ length: slots }, () => new SharedArrayBuffer(4 * floats));
+    const outputBuffers = Array.from({ length: slots }, (_, slot) => allocateSharedFloats(floats, `${what} (worker output slot ${slot + 1} of ${slots})`));
     this.outputs = outputBuffers.map((buffer) => new Float32Array(buffer));
     const errorBuffer = new SharedArrayBuffer(4096);
     this.error = new Uint8Array(errorBuffer);

@@ -8,10 +8,16 @@ export class Generator {
     this.seed(seed);
   }
 
-  /** Resets the stream (splitmix32 expands the seed into the 128-bit state). */
+  /**
+   * Resets the stream (splitmix32 expands the seed into the 128-bit state). Seeds are 32-bit
+   * integers, 0 … 2^32 − 1: the expansion reads 32 bits, so 1 and 1 + 2^32 (or −1 and 2^32 − 1, or
+   * 1.5 and 1) would give the same stream; such seeds are refused, never silently aliased.
+   */
   seed(seed: number): void {
-    if (!Number.isFinite(seed)) throw new TypeError(`Generator.seed: seed must be a finite number, got ${seed}`);
-    let value = Math.floor(seed) >>> 0;
+    if (typeof seed !== 'number' || !Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
+      throw new RangeError(`Generator.seed: seed must be an integer in [0, 2^32 - 1] (the generator is seeded with 32 bits), got ${String(seed)}`);
+    }
+    let value = seed >>> 0;
     for (let index = 0; index < 4; index += 1) {
       value = (value + 0x9e3779b9) >>> 0;
       let mixed = value;
@@ -80,7 +86,7 @@ function rotateLeft(value: number, bits: number): number {
 
 export const defaultGenerator = new Generator(0);
 
-/** Seeds the default generator (like torch.manual_seed). */
+/** Seeds the default generator (like torch.manual_seed; seeds are integers in [0, 2^32 − 1]). */
 export function manualSeed(seed: number): void {
   defaultGenerator.seed(seed);
 }

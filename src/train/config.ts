@@ -112,6 +112,9 @@ export function normaliseKey(key: string): string {
   return camel;
 }
 
+/** The largest --seed: Generator.seed takes 32-bit seeds. */
+export const MAX_SEED = 0xffffffff;
+
 function isInt(value: unknown, min: number): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= min;
 }
@@ -119,10 +122,15 @@ function isInt(value: unknown, min: number): value is number {
 /** Fills defaults into `partial` (unknown keys are an error) and validates every field. */
 export function resolveTrainConfig(partial: Record<string, unknown> = {}): TrainConfig {
   const config: Record<string, unknown> = { ...defaultTrainConfig, milestones: [...defaultTrainConfig.milestones] };
+  // Two spellings of one option ('limit-train' and 'limit_train') would otherwise keep the last silently.
+  const spelling = new Map<string, string>();
   for (const [rawKey, value] of Object.entries(partial)) {
     if (value === undefined) continue;
     const key = normaliseKey(rawKey);
     if (!keys.has(key)) throw new Error(`unknown option '${rawKey}' (known: ${[...keys].join(', ')})`);
+    const earlier = spelling.get(key);
+    if (earlier !== undefined) throw new Error(`options '${earlier}' and '${rawKey}' both set ${key}: give it once`);
+    spelling.set(key, rawKey);
     config[key] = value;
   }
   const c = config as unknown as TrainConfig;
@@ -131,7 +139,9 @@ export function resolveTrainConfig(partial: Record<string, unknown> = {}): Train
   // full Fashion-MNIST is installed system-wide, which `--dataset fashion-mnist` picks up).
   if (!given.has('dataset') && !given.has('data')) c.data = 'bundled';
   if (typeof c.arch !== 'string' || c.arch.trim() === '') throw new Error('--arch: expected an architecture name');
-  const archCount = c.arch.split(',').filter((s) => s.trim()).length;
+  // 'resnet8,,resnet14' is a typo, not a cohort of two: every entry of the list must name something.
+  if (c.arch.split(',').some((entry) => entry.trim() === '')) throw new Error(`--arch: an empty name in '${c.arch}' (expected names separated by single commas)`);
+  const archCount = c.arch.split(',').length;
   if (archCount > 1 && !given.has('numberNet')) c.numberNet = archCount;
   if (!isInt(c.numberNet, 1)) throw new Error(`--number-net must be an integer ≥ 1, got ${String(c.numberNet)}`);
   if (typeof c.method !== 'string' || !methodNames().includes(c.method)) {
@@ -145,10 +155,15 @@ export function resolveTrainConfig(partial: Record<string, unknown> = {}): Train
   // Every method's options are checked (and kept, with defaults), whichever method runs: a
   // config file written for one method stays valid for another, as before.
   for (const [key, shared] of sharedMethodOptions) config[key] = shared.option.validate(config[key]);
-  if (!Array.isArray(c.milestones)) throw new Error('--milestones: expected a list of epochs');
-  c.milestones = c.milestones.map(Number);
+  // Numbers only: Number(true) is 1 and Number('') is 0, so a converted `[true]` would be a milestone.
+  if (!Array.isArray(c.milestones) || !c.milestones.every((m: unknown) => typeof m === 'number')) {
+    throw new Error(`--milestones: expected a list of epoch numbers, got ${JSON.stringify(c.milestones)}`);
+  }
+  c.milestones = [...c.milestones];
   checkSchedule({ lr: c.lr, epochs: c.epochs, type: c.lrType, milestones: c.milestones, gamma: c.gamma, warmupEpochs: c.warmupEpochs });
-  if (!isInt(c.seed, 0)) throw new Error(`--seed must be an integer ≥ 0, got ${String(c.seed)}`);
+  // The generators are seeded with 32 bits (tensor/random.ts): a larger seed would give the stream
+  // of a smaller one (2^32 + 1 ≡ 1), so it is refused rather than silently aliased.
+  if (!isInt(c.seed, 0) || c.seed > MAX_SEED) throw new Error(`--seed must be an integer in [0, ${MAX_SEED}] (the generators take 32-bit seeds), got ${String(c.seed)}`);
   if (c.imageSize !== null && !isInt(c.imageSize, 1)) throw new Error(`--image-size must be an integer ≥ 1, got ${String(c.imageSize)}`);
   if (c.sampler !== 'shuffle' && c.sampler !== 'm-per-class') throw new Error(`--sampler must be shuffle or m-per-class, got '${String(c.sampler)}'`);
   if (c.flip !== null && typeof c.flip !== 'boolean') throw new Error('--flip must be true or false');
@@ -159,9 +174,13 @@ export function resolveTrainConfig(partial: Record<string, unknown> = {}): Train
   if (c.device !== 'cpu' && c.device !== 'cuda') throw new Error(`--device must be cpu or cuda, got '${String(c.device)}'`);
   if (typeof c.nesterov !== 'boolean' || typeof c.auxiliary !== 'boolean') throw new Error('--nesterov/--auxiliary must be booleans');
   if (typeof c.out !== 'string' || c.out === '') throw new Error('--out: expected a folder');
-  if (c.name !== null && (typeof c.name !== 'string' || c.name === '' || /[\\/]/.test(c.name))) throw new Error('--name: expected a plain folder name');
+  // A plain folder name: no separators, not '.'/'..' (they name the parent) and not hidden ('..'
+  // used to become runs/.._2); checkpoint scratch folders are the dot-names.
+  if (c.name !== null && (typeof c.name !== 'string' || c.name.trim() === '' || /[\\/]/.test(c.name) || c.name.startsWith('.'))) {
+    throw new Error(`--name: expected a plain folder name (no '/', not starting with '.'), got ${JSON.stringify(c.name)}`);
+  }
   if (c.resume !== null && (typeof c.resume !== 'string' || c.resume === '')) throw new Error("--resume: expected 'auto' or a run directory");
-  if (c.data !== null && typeof c.data !== 'string') throw new Error('--data: expected a folder');
+  if (c.data !== null && (typeof c.data !== 'string' || c.data.trim() === '')) throw new Error(`--data: expected a folder, got ${JSON.stringify(c.data)}`);
   return c;
 }
 

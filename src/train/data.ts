@@ -47,13 +47,29 @@ export function openData(config: TrainConfig, options: { trainLoader?: boolean }
   }
   const flip = config.flip ?? config.dataset !== 'mnist';
   const padding = defaultPadding(train.height);
-  const loader = new DataLoader(train, {
+  // A loader's errors (a batch too big to allocate, too few images for an m-per-class batch) name
+  // the flag that set its batch size.
+  const withFlag = <T>(flag: string, value: number, make: () => T): T => {
+    try {
+      return make();
+    } catch (error) {
+      throw new Error(`${flag} ${value}: ${(error as Error).message}`, { cause: error });
+    }
+  };
+  const loader = withFlag('--batch-size', config.batchSize, () => new DataLoader(train, {
     batchSize: config.batchSize, sampler: config.sampler, augment: true, flip, padding, mean: splits.mean, std: splits.std,
     seed: config.seed, workers: options.trainLoader === false ? 0 : config.workers,
-  });
-  const testLoader = new DataLoader(test, {
-    batchSize: config.evalBatchSize, sampler: 'shuffle', augment: false, flip: false, padding: 0, mean: splits.mean, std: splits.std,
-    seed: config.seed, workers: 0,
+  }));
+  const testLoader = withFlag('--eval-batch-size', config.evalBatchSize, () => {
+    try {
+      return new DataLoader(test, {
+        batchSize: config.evalBatchSize, sampler: 'shuffle', augment: false, flip: false, padding: 0, mean: splits.mean, std: splits.std,
+        seed: config.seed, workers: 0,
+      });
+    } catch (error) {
+      loader.close(); // its worker threads would keep the process alive
+      throw error;
+    }
   });
   return {
     classes: train.classes,
@@ -67,7 +83,8 @@ export function openData(config: TrainConfig, options: { trainLoader?: boolean }
     padding,
     source: splits.source,
     description: `${train.name}: ${train.count} train / ${test.count} test images, ${train.channels}×${train.height}×${train.width}, ` +
-      `${train.classes} classes, ${config.sampler} sampler, crop pad ${padding}${flip ? ' + flip' : ''}`,
+      `${train.classes} classes, ${config.sampler} sampler, crop pad ${padding}${flip ? ' + flip' : ''}` +
+      (config.batchSize > train.count ? `; --batch-size ${config.batchSize} is more than the ${train.count} training images: one batch of ${train.count}` : ''),
     train: loader,
     testBatches: () => testLoader.evalBatches(),
     close: () => {

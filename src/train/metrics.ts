@@ -3,6 +3,13 @@
 // (backbone classifiers); auxiliary heads never enter it.
 // The honest headline is each network's final head (its backbone classifier); `meanTop1` is the
 // mean of those over networks. Best-epoch numbers picked with it on the test set are labelled so.
+//
+// Non-finite logits: a row with any NaN or ±Inf logit counts as WRONG, for every k, in every
+// count (countTopK on the host, countTop1OnDevice in the training step, hence the ensemble too:
+// its softmax of such a row is NaN). Without this rule no logit ranks above a NaN target (every
+// comparison with NaN is false), so a NaN network scored 100% and became `best`. (PyTorch's topk
+// ranks NaN above everything instead; we do not rank a broken row at all.) The test loss of such
+// a row is NaN or ±Inf and is reported so, never dropped.
 import * as F from '../ops/functional.js';
 import { noGrad } from '../autograd/mode.js';
 import { keep, tidy } from '../tensor/scope.js';
@@ -10,12 +17,13 @@ import { tensor } from '../tensor/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Student } from '../models/types.js';
 
-/** Number of rows whose label is among the k largest logits (ties count against: strict >). */
+/** Rows whose label is among the k largest logits (ties at a lower index count against); a row with a NaN/±Inf logit is wrong. */
 export function countTopK(logits: Float32Array, labels: Int32Array, classes: number, k: number): number {
   let correct = 0;
   const rows = labels.length;
-  for (let row = 0; row < rows; row += 1) {
+  rowLoop: for (let row = 0; row < rows; row += 1) {
     const base = row * classes;
+    for (let c = 0; c < classes; c += 1) if (!Number.isFinite(logits[base + c]!)) continue rowLoop;
     const target = logits[base + labels[row]!]!;
     let above = 0;
     for (let c = 0; c < classes; c += 1) {
@@ -67,9 +75,11 @@ export function top1Masks(labels: Int32Array, classes: number): Top1Masks {
 /**
  * The number of rows of `logits` [B, C] whose label is the top-1 class, as a device scalar (kept
  * out of tidy scopes: the caller disposes it). Same rule as countTopK: with t the target logit,
- * the rank is #{c > label: x_c > t} + #{c < label: x_c ≥ t}, and the row counts when it is 0.
- * x_c > t is tested as x_c − t > 0, exact for finite floats (subnormal differences included
- * unless the kernels flush denormals to zero); counts are integers, exact in float32.
+ * the rank is #{c > label: x_c > t} + #{c < label: x_c ≥ t}, and the row counts when it is 0
+ * and every logit of the row is finite. x_c > t is tested as x_c − t > 0, exact for finite floats
+ * (subnormal differences included unless the kernels flush denormals to zero); counts are
+ * integers, exact in float32. Finiteness: Σ_c (x_c − x_c) is 0 for a finite row and NaN as soon
+ * as one x_c is NaN or ±Inf, and reluMask(1, that + 1) turns it into 1 / 0 (NaN > 0 is false).
  */
 export function countTop1OnDevice(logits: Tensor, masks: Top1Masks): Tensor {
   return keep(tidy(() => noGrad(() => {
@@ -79,8 +89,9 @@ export function countTop1OnDevice(logits: Tensor, masks: Top1Masks): Tensor {
     const greater = F.reluMask(masks.ones, difference); // 1 where x_c > t
     const notLess = F.sub(1, F.reluMask(masks.ones, F.neg(difference))); // 1 where x_c ≥ t
     const rank = F.sum(F.add(F.mul(greater, masks.above), F.mul(notLess, masks.below)), 1); // [B]
-    const missed = F.sum(F.reluMask(masks.rowOnes, rank)); // rows with rank > 0
-    return F.sub(masks.rowOnes.size, missed);
+    const hit = F.sub(masks.rowOnes, F.reluMask(masks.rowOnes, rank)); // [B]: 1 where rank is 0
+    const finiteRow = F.reluMask(masks.rowOnes, F.add(F.sum(F.sub(plain, plain), 1), masks.rowOnes)); // [B]: 1 where no logit is NaN/±Inf
+    return F.sum(F.mul(hit, finiteRow));
   })));
 }
 
@@ -111,7 +122,7 @@ export interface EvalResult {
   ensemble: HeadAccuracy;
   /** Mean over networks of the final-head top-1 (the honest selection metric). */
   meanTop1: number;
-  /** Mean cross-entropy of each network's final head. */
+  /** Mean cross-entropy of each network's final head (NaN/±Inf when a logit was: reported, never dropped). */
   loss: number[];
   count: number;
 }

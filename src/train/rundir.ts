@@ -27,6 +27,22 @@ export interface EpochRecord {
   bestEpoch: number;
 }
 
+// JSON has no NaN or ±Infinity and JSON.stringify writes them as null, which reads back as "no
+// value": a diverged network's test loss would vanish from metrics.jsonl. They are written as the
+// strings "NaN", "Infinity", "-Infinity" instead, and read back as numbers (an epoch record holds
+// no other strings).
+const NON_FINITE_TEXT = new Map<string, number>([['NaN', Number.NaN], ['Infinity', Infinity], ['-Infinity', -Infinity]]);
+
+/** JSON.stringify replacer keeping non-finite numbers as "NaN" / "Infinity" / "-Infinity". */
+export function keepNonFinite(_key: string, value: unknown): unknown {
+  return typeof value === 'number' && !Number.isFinite(value) ? String(value) : value;
+}
+
+/** JSON.parse reviver undoing keepNonFinite (for records whose fields are all numbers). */
+export function reviveNonFinite(_key: string, value: unknown): unknown {
+  return typeof value === 'string' && NON_FINITE_TEXT.has(value) ? NON_FINITE_TEXT.get(value) : value;
+}
+
 export function summaryHeader(networks: number, heads: number[]): string[] {
   const columns = ['epoch', 'lr', 'train_loss', 'train_ce', 'train_kd'];
   for (let n = 0; n < networks; n += 1) columns.push(`train_top1_net${n}`);
@@ -79,7 +95,7 @@ export class RunDirectory {
 
   /** Rewrites metrics.jsonl and summary.csv from the whole history (atomic, no duplicates on resume). */
   writeHistory(history: EpochRecord[]): void {
-    writeFileAtomic(path.join(this.dir, 'metrics.jsonl'), history.map((record) => JSON.stringify(record)).join('\n') + (history.length ? '\n' : ''));
+    writeFileAtomic(path.join(this.dir, 'metrics.jsonl'), history.map((record) => JSON.stringify(record, keepNonFinite)).join('\n') + (history.length ? '\n' : ''));
     if (history.length === 0) return;
     const first = history[0]!;
     const header = summaryHeader(first.test.networks.length, first.test.heads.map((h) => h.length));
@@ -98,7 +114,7 @@ export function readHistory(dir: string): EpochRecord[] {
     .filter((line) => line.trim() !== '')
     .map((line, index) => {
       try {
-        return JSON.parse(line) as EpochRecord;
+        return JSON.parse(line, reviveNonFinite) as EpochRecord;
       } catch {
         throw new Error(`${file}: line ${index + 1} is not valid JSON`);
       }

@@ -7,7 +7,10 @@
 // Host reads: a step leaves its loss parts and top-1 counts on the device; they are read in one
 // transfer once per log interval (progress line), before a checkpoint and at the end of an epoch
 // (train/readings.ts). A NaN/Inf loss is therefore noticed at the next read, named by the step it
-// happened in; checkpoints are only written after a read, so none holds a diverged state.
+// happened in; checkpoints are only written after a read. A finite loss can still produce NaN/Inf
+// weights (a huge lr, a loss of 5e22), so every save first checks each tensor it would write
+// (train/finite.ts) and refuses a non-finite state: no checkpoint ever holds one, and the exit-3
+// message names the last checkpoint that passed the check.
 //
 // Determinism: one seed drives initialisation (the global generator, seeded before the cohort is
 // built) and the data loader (its own generator, restored from the loader state). A checkpoint
@@ -40,6 +43,7 @@ import { defaultRunName, normaliseKey, resolveTrainConfig, type TrainConfig } fr
 import { READABLE_STATE_FORMATS, STATE_FORMAT, collectTensors, emptyMeters, optimizerGroupsOf, restoreTensors, type EpochMeters, type TrainState } from './state.js';
 import { findResumeCheckpoint, readTrainCheckpoint, writeTrainCheckpoint, type SavedTraining } from './checkpoint.js';
 import { openData, type TrainData } from './data.js';
+import { describeNonFinite, findNonFiniteState } from './finite.js';
 
 export interface TrainOptions {
   /** Partial config (flags / config file); defaults are filled by resolveTrainConfig. */
@@ -78,7 +82,12 @@ export interface TrainResult {
   method: Method;
 }
 
-class NonFiniteLossError extends Error {}
+/** The run diverged: a non-finite loss at a read, or non-finite weights/buffers at a save. */
+class NonFiniteError extends Error {
+  constructor(readonly kind: 'loss' | 'state', message: string) {
+    super(message);
+  }
+}
 
 function uniqueRunDir(out: string, name: string): string {
   let candidate = path.join(out, name);
@@ -210,6 +219,14 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   if (saved) {
     const state = saved.state;
     restoreTensors(saved, networks, method.criterion, optimizers, optimizerGroupsOf(state), checkpoint!);
+    // A checkpoint written before saves were checked may hold NaN weights: never continue from one.
+    const poisoned = findNonFiniteState(networks, method.criterion, optimizers);
+    if (poisoned.length > 0) {
+      for (const net of networks) net.dispose();
+      method.dispose();
+      data.close();
+      throw new Error(`--resume: ${checkpoint} holds non-finite values (${describeNonFinite(poisoned)}); resume from an earlier checkpoint`);
+    }
     defaultGenerator.setState(state.rng);
     if (state.loader) data.train.loadState(state.loader);
     epoch = state.epoch;
@@ -240,7 +257,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   else run.log(`run directory ${dir}`);
   const optionText = Object.entries(entry.options as MethodOptions).map(([key, option]) => `${option.flag} ${String(config[key])}`).join(' ');
   run.log(`${config.method}${optionText ? ` (${optionText})` : ''} cohort: ${networks.map((net, n) => `${net.architecture} (${paramCounts[n]!.toLocaleString('en-US')} params)`).join(' + ')}; ` +
-    `data ${data.description}; ${config.epochs} epochs × ${data.train.batchesPerEpoch} batches of ${config.batchSize}; ` +
+    `data ${data.description}; ${config.epochs} epochs × ${data.train.batchesPerEpoch} batches of ${Math.min(config.batchSize, data.trainCount)}; ` +
     `lr ${config.lr} ${config.lrType}${config.warmupEpochs ? ` +${config.warmupEpochs} warm-up` : ''}; engine ${info.simd}, ${info.threads} threads`);
 
   // ---- signals --------------------------------------------------------------------------------
@@ -259,7 +276,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
 
   const readings = new PendingReadings();
   let lastRead = Date.now();
-  /** Reads the waiting steps into the meters; a non-finite total stops the run (NonFiniteLossError). */
+  // The newest checkpoint known to hold only finite values: the one resumed from (checked above)
+  // or the last one this process wrote (checked before writing).
+  let lastFiniteCheckpoint: string | null = checkpoint;
+  /** Reads the waiting steps into the meters; a non-finite total stops the run (NonFiniteError). */
   const readPending = (): void => {
     lastRead = Date.now();
     const bad: NonFiniteStep | null = readings.readInto(meters);
@@ -267,7 +287,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const where = bad.step;
       // The loop reports the steps that completed with a finite loss.
       step = where.step;
-      throw new NonFiniteLossError(`loss is ${bad.values.total} at epoch ${where.epoch + 1}, batch ${where.batchIndex + 1} (step ${where.step + 1}): ` +
+      throw new NonFiniteError('loss', `loss is ${bad.values.total} at epoch ${where.epoch + 1}, batch ${where.batchIndex + 1} (step ${where.step + 1}): ` +
         `${Object.entries(bad.values).map(([k, v]) => `${k}=${v}`).join(' ')}`);
     }
   };
@@ -275,6 +295,11 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   /** Writes a checkpoint; the caller has read every pending step (readPending). */
   const saveCheckpoint = (reason: string): string => {
     if (readings.size > 0) throw new Error('lmcl internal: checkpoint with unread steps');
+    const poisoned = findNonFiniteState(networks, method.criterion, optimizers);
+    if (poisoned.length > 0) {
+      throw new NonFiniteError('state', `NaN/Inf in the training state after step ${step} (epoch ${epoch + (position > 0 ? 1 : 0)}, ${reason} checkpoint not written): ` +
+        describeNonFinite(poisoned));
+    }
     const state: TrainState = {
       format: STATE_FORMAT, epoch, position, step, lr: mainOptimizer.paramGroups[0]!.lr,
       optimizers: Object.fromEntries([...optimizers].map(([name, optimizer]) => [name, { paramGroups: optimizer.stateDict().paramGroups }])),
@@ -282,8 +307,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       bestMeanTop1: best.meanTop1, bestEpoch: best.epoch,
       elapsedSeconds: elapsedBefore + (Date.now() - started) / 1000, history, config, reason,
     };
-    return writeTrainCheckpoint(run.checkpointDir, { state, ...collectTensors(networks, method.criterion, optimizers) },
+    const written = writeTrainCheckpoint(run.checkpointDir, { state, ...collectTensors(networks, method.criterion, optimizers) },
       { keepLast: config.keepLast, best: reason === 'epoch' && best.epoch === epoch, architectures: networks.map((net) => net.architecture) });
+    lastFiniteCheckpoint = written;
+    return written;
   };
 
   const finish = (status: TrainStatus, exitCode: number, message: string): TrainResult => {
@@ -336,7 +363,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
           const remainingBatches = (config.epochs - epoch) * batches - position;
           progress.update({
             epoch, epochs: config.epochs, batch: position, batches, imagesPerSecond: rate,
-            etaSeconds: (remainingBatches * config.batchSize) / Math.max(rate, 1e-9),
+            etaSeconds: (remainingBatches * Math.min(config.batchSize, data.trainCount)) / Math.max(rate, 1e-9),
             loss: meters.lossSums.total! / meters.seen, lr, top1: meters.correct.map((c) => (100 * c) / meters.seen),
           });
         }
@@ -379,11 +406,12 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       saveCheckpoint('epoch');
     }
   } catch (error) {
-    if (error instanceof NonFiniteLossError) {
-      const last = findResumeCheckpoint(dir);
-      run.log(`stopping: non-finite loss — ${error.message}`);
-      run.log(last ? `the last good checkpoint is kept: ${last}` : 'no checkpoint was written before this step');
-      return finish('nonfinite', 3, `non-finite loss: ${error.message}`);
+    if (error instanceof NonFiniteError) {
+      const what = error.kind === 'loss' ? 'non-finite loss' : 'non-finite weights';
+      const kept = lastFiniteCheckpoint ? `the last good checkpoint (all values finite) is kept: ${lastFiniteCheckpoint}` : 'no finite checkpoint was written before this';
+      run.log(`stopping: ${what} — ${error.message}`);
+      run.log(kept);
+      return finish('nonfinite', 3, `${what}: ${error.message}; ${kept}`);
     }
     if (handleSignals) process.off('SIGINT', onSigint);
     data.close();

@@ -80,6 +80,42 @@ describe('lmcl CLI', () => {
     expect(result.networks).toEqual(last.test.networks);
   });
 
+  it('--batch-size 1e9 / --eval-batch-size 1e9 are one batch of the split (train and eval), not "Invalid typed array length"', () => {
+    const huge = ['--arch', 'resnet8', '--epochs', '1', '--limit-train', '64', '--limit-test', '32', '--threads', '2', '--batch-size', '1e9', '--eval-batch-size', '1e9'];
+    for (const workers of ['0', '1']) {
+      const { status, stdout, stderr } = lmcl(['train', ...huge, '--workers', workers, '--out', 'huge-batches']);
+      expect(stderr).not.toMatch(/^lmcl:|Invalid typed array|allocation failed/m);
+      expect(status).toBe(0);
+      expect(stdout).toMatch(/--batch-size 1000000000 is more than the 64 training images: one batch of 64; 1 epochs × 1 batches of 64;/);
+    }
+    // Where a batch cannot be smaller than the batch size (m-per-class), the error names the flag.
+    const perClass = lmcl(['train', ...huge, '--sampler', 'm-per-class', '--out', 'huge-batches']);
+    expect(perClass.status).toBe(1);
+    expect(perClass.stderr).toMatch(/^lmcl: --batch-size 1000000000: DataLoader: .* has 64 images, fewer than one m-per-class batch of 1000000000\n$/);
+    const evaluated = lmcl(['eval', runDir, '--eval-batch-size', '1e9']);
+    expect(evaluated.stderr).not.toMatch(/^lmcl:|Invalid typed array|allocation failed/m);
+    expect(evaluated.status).toBe(0);
+    expect(evaluated.stdout).toMatch(/on 64 test images/);
+  });
+
+  it('eval of a NaN network prints 0% (not 100%) and its test loss as NaN', () => {
+    const checkpoint = loadCheckpoint(path.join(runDir, 'checkpoints'));
+    const poisoned = checkpoint.networks.map((net, n) => new Map([...net].map(([name, entry]) =>
+      [name, n === 0 ? { shape: entry.shape, data: new Float32Array(entry.data.length).fill(Number.NaN) } : entry])));
+    const dir = path.join(work, 'nan-network');
+    saveCheckpoint(dir, 'checkpoint-e0001-s3', { networks: poisoned, optimizerBuffers: checkpoint.optimizerBuffers, state: checkpoint.state });
+    const text = lmcl(['eval', path.join(dir, 'checkpoint-e0001-s3')]);
+    expect(text.status).toBe(0);
+    expect(text.stdout).toMatch(/net0 final head\s+top-1 0\.00%\s+top-5 0\.00%/);
+    expect(text.stdout).toMatch(/ensemble \(mean softmax\) top-1 0\.00%\s+top-5 0\.00%/);
+    expect(text.stdout).toMatch(/test loss \(final head, mean cross-entropy\) net0 NaN, net1 \d+\.\d{4}/);
+    expect(text.stdout).toMatch(/warning: net0 gave non-finite logits/);
+    const json = JSON.parse(lmcl(['eval', path.join(dir, 'checkpoint-e0001-s3'), '--json']).stdout);
+    expect(json.networks[0]).toEqual({ top1: 0, top5: 0 });
+    expect(json.loss[0]).toBe('NaN');
+    expect(Number.isFinite(json.loss[1])).toBe(true);
+  });
+
   it("export: one network's safetensors with PyTorch names", () => {
     const { status } = lmcl(['export', runDir, '--net', '1', '-o', 'net1.safetensors']);
     expect(status).toBe(0);
@@ -141,6 +177,47 @@ describe('lmcl CLI', () => {
     const bad = lmcl(['train', '--arch', 'resnet9', '--out', 'runs']);
     expect(bad.status).toBe(1);
     expect(bad.stderr).toMatch(/unknown architecture 'resnet9'/);
+  });
+
+  it("empty flag values are refused, not read as 0 (an unset $LR: --lr '')", () => {
+    for (const [flag, value] of [['--lr', ''], ['--seed', ''], ['--limit-train', ''], ['--epochs', ' '], ['--kd-T', ''], ['--milestones', ''], ['--milestones', '150,,225']]) {
+      // A small job, so that code accepting the value would finish quickly (and fail the test).
+      const { status, stderr } = lmcl(['train', '--arch', 'resnet8', '--number-net', '1', '--epochs', '1', '--limit-train', '32', '--limit-test', '32',
+        '--workers', '0', '--out', 'refused', flag!, value!]);
+      expect(status, `${flag} '${value}'`).toBe(1);
+      expect(stderr).toMatch(new RegExp(`${flag} expects .*(got an empty value|got '${value}')|${flag} must be`));
+    }
+    const evaluated = lmcl(['eval', runDir, '--limit-test', '']);
+    expect(evaluated.status).toBe(1);
+    expect(evaluated.stderr).toMatch(/--limit-test expects an integer ≥ 0, got an empty value/);
+    expect(fs.existsSync(path.join(work, 'refused'))).toBe(false);
+  });
+
+  it('a config file: quiet is taken like every flag; one option spelt twice is refused; bad values name the option', () => {
+    fs.writeFileSync(path.join(work, 'quiet.yaml'), 'quiet: true\nmethod: baseline\narch: resnet8\nnumber-net: 1\nepochs: 1\nlimit-train: 32\nlimit-test: 32\nworkers: 0\nthreads: 2\n');
+    const quiet = lmcl(['train', '--config', 'quiet.yaml', '--out', 'config-quiet']);
+    expect(quiet.stderr).toBe('');
+    expect(quiet.status).toBe(0);
+    expect(quiet.stdout).toBe('');
+    const flagged = lmcl(['train', '--config', 'quiet.yaml', '--out', 'config-quiet', '--limit-train', '48']);
+    expect(flagged.status).toBe(0);
+    expect(flagged.stdout).toBe('');
+    fs.writeFileSync(path.join(work, 'twice.yaml'), 'limit-train: 64\nlimit_train: 32\n');
+    const twice = lmcl(['train', '--config', 'twice.yaml', '--out', 'refused']);
+    expect(twice.status).toBe(1);
+    expect(twice.stderr).toBe("lmcl: config file 'twice.yaml': 'limit-train' and 'limit_train' both set limitTrain: give it once\n");
+    for (const [text, message] of [['milestones: [true]\n', /--milestones: expected a list of epoch numbers, got \[true\]/], ['quiet: 1\n', /quiet must be true or false, got 1/]] as const) {
+      fs.writeFileSync(path.join(work, 'bad.yaml'), text);
+      const bad = lmcl(['train', '--config', 'bad.yaml', '--out', 'refused']);
+      expect(bad.status).toBe(1);
+      expect(bad.stderr).toMatch(message);
+    }
+    for (const args of [['--arch', 'resnet8,,resnet14'], ['--name', '..'], ['--seed', String(1 + 2 ** 32)]]) {
+      const bad = lmcl(['train', ...args, '--out', 'refused']);
+      expect(bad.status, args.join(' ')).toBe(1);
+      expect(bad.stderr).toMatch(/^lmcl: (--arch: an empty name|--name: expected a plain folder name|--seed must be an integer in \[0, 4294967295\])/);
+    }
+    expect(fs.existsSync(path.join(work, 'refused'))).toBe(false);
   });
 
   it('Ctrl-C saves a checkpoint at the next step and exits with 130; --resume finishes the run', async () => {

@@ -3,6 +3,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { DataLoader, type DataLoaderOptions } from '../../src/data/loader.js';
 import type { Batch, ImageDataset } from '../../src/data/types.js';
+import { allocateFloats, allocateSharedFloats } from '../../src/data/buffers.js';
 
 function syntheticDataset(count: number, channels: number, size: number, classes: number): ImageDataset {
   const pixels = new Uint8Array(count * channels * size * size);
@@ -152,6 +153,26 @@ describe('DataLoader', () => {
     expect(() => iterator.next()).toThrow(/superseded/);
     loader.close();
     expect(() => [...loader.epoch(0)]).toThrow(/after close/);
+  });
+
+  it('a batch size beyond the split (1e9) is one batch of the whole split; buffers are sized by min(batch, images)', () => {
+    for (const workers of [0, 1]) {
+      const reference = [...make({ sampler: 'shuffle', workers, batchSize: 230 }).epoch(0)].map(snap);
+      const huge = make({ sampler: 'shuffle', workers, batchSize: 1e9 });
+      expect(huge.batchesPerEpoch).toBe(1);
+      const batches = [...huge.epoch(0)].map(snap);
+      expect(batches.map((batch) => batch.shape)).toEqual([[230, 3, 8, 8]]);
+      expectSameBits(reference, batches);
+      expect([...huge.evalBatches()].map(snap).map((batch) => batch.shape)).toEqual([[230, 3, 8, 8]]);
+      huge.close();
+    }
+  });
+
+  it('a batch buffer that cannot be allocated is an error saying what was asked for', () => {
+    // 2^40 floats is beyond any typed array: V8 says only "Invalid typed array length".
+    expect(() => allocateFloats(2 ** 40, 'DataLoader: synthetic: a batch of 4096 images of 3×4096×4096'))
+      .toThrow(/^DataLoader: synthetic: a batch of 4096 images of 3×4096×4096: 1,099,511,627,776 floats \(4\.0 TiB\) cannot be allocated \(.+\); use a smaller batch size$/);
+    expect(() => allocateSharedFloats(2 ** 50, 'one batch')).toThrow(/^one batch: .* floats \(4\.0 PiB\) cannot be allocated .*use a smaller batch size$/);
   });
 
   it('bad options are errors', () => {

@@ -21,6 +21,7 @@ import type { ParameterSet, StepBatch, StepContext, StepResult } from '../../src
 import type { Student, StudentOutput } from '../../src/models/types.js';
 import { loadCheckpoint, saveCheckpoint } from '../../src/io/checkpoint.js';
 import { PendingReadings } from '../../src/train/readings.js';
+import { native } from '../../src/native/index.js';
 import { emptyMeters } from '../../src/train/state.js';
 import { countTop1OnDevice, countTopK, top1Masks } from '../../src/train/metrics.js';
 
@@ -174,6 +175,28 @@ describe('a method with its own modules, parameter sets and step', () => {
     expect(sameBits([...a.optimizerBuffers.values()].map((e) => e.data), [...b.optimizerBuffers.values()].map((e) => e.data))).toBe(true);
   });
 
+  it('a NaN in the method\'s own weights (a set of its own, networks finite) is not saved either', async () => {
+    // The probe's last update of epoch 2 runs with lr 1e300: the networks and every loss stay
+    // finite, only criterion.probe.* is not.
+    class ProbeBlowsUp extends ProbedDml {
+      // Field initialisers run in order: this captures ProbedDml's step before the override below.
+      private readonly probedStep = this.step;
+      override readonly step = (batch: StepBatch, context: StepContext): StepResult => {
+        if (context.step === 9) for (const group of context.optimizers.get('probe')!.paramGroups) group.lr = 1e300;
+        return this.probedStep(batch, context);
+      };
+    }
+    const result = await train({ config: { ...tiny, out: root, name: 'probe-nan' }, console: null, handleSignals: false,
+      method: ({ networks, classes }) => new ProbeBlowsUp(networks, classes) });
+    expect(result.status).toBe('nonfinite');
+    expect(result.exitCode).toBe(3);
+    expect(result.networks.every((net) => [...net.stateDict().values()].every((entry) => entry.data.every(Number.isFinite)))).toBe(true);
+    release(result);
+    expect(result.message).toMatch(/^non-finite weights: .*after step 10 .*criterion\.probe\.weight/);
+    expect(result.message).toContain(`is kept: ${path.join(result.runDir, 'checkpoints', 'checkpoint-e0001-s5')}`);
+    expect(fs.existsSync(path.join(result.runDir, 'checkpoints', 'checkpoint-e0002-s10'))).toBe(false);
+  });
+
   it('refuses a checkpoint whose method weights this run cannot hold', async () => {
     await expect(train({ config: { ...tiny, resume: path.join(referenceDir, 'checkpoints', 'checkpoint-e0001-s5'), out: root }, console: null, handleSignals: false }))
       .rejects.toThrow(/parameter set 'probe'|method weights/);
@@ -210,26 +233,32 @@ describe('host reads', () => {
     const src = path.join(import.meta.dirname, '..', '..', 'src');
     const callers = walk(src).filter((file) => file.endsWith('.ts') && /\.download\(/.test(fs.readFileSync(file, 'utf8')));
     expect(callers.map((file) => path.relative(src, file))).toEqual([path.join('tensor', 'tensor.ts')]);
-    // The other host read (a count returned by the addon) is not used by the loop or the methods.
+    // The other host read (a count returned by the addon) is used only by the finiteness check a
+    // state passes before it is saved or resumed (train/finite.ts); the per-step test below counts
+    // its native calls too.
     const stepCode = [...walk(path.join(src, 'train')), ...walk(path.join(src, 'losses'))];
-    expect(stepCode.filter((file) => /countNonFinite\(/.test(fs.readFileSync(file, 'utf8')))).toEqual([]);
+    expect(stepCode.filter((file) => /countNonFinite\(/.test(fs.readFileSync(file, 'utf8'))).map((file) => path.relative(src, file)))
+      .toEqual([path.join('train', 'finite.ts')]);
   });
 
   async function downloadsPerStep(logInterval: number): Promise<number[]> {
     const spy = vi.spyOn(Tensor.prototype, 'toFloat32Array');
+    const counting = vi.spyOn(native(), 'countNonFinite');
     const counts: number[] = [];
     try {
       let before = 0;
       const result = await train({
         config: { ...tiny, logInterval, out: root, name: `reads-${logInterval}` }, console: null, progress: { quiet: true }, handleSignals: false,
         onStepEnd: () => {
-          counts.push(spy.mock.calls.length - before);
-          before = spy.mock.calls.length;
+          const reads = spy.mock.calls.length + counting.mock.calls.length;
+          counts.push(reads - before);
+          before = reads;
         },
       });
       release(result);
     } finally {
       spy.mockRestore();
+      counting.mockRestore();
     }
     return counts;
   }

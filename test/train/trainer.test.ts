@@ -9,9 +9,10 @@ import * as F from '../../src/ops/functional.js';
 import { tensor } from '../../src/tensor/creation.js';
 import { train, type TrainResult } from '../../src/train/trainer.js';
 import { DmlMethod } from '../../src/losses/dml.js';
-import { loadCheckpoint } from '../../src/io/checkpoint.js';
+import { loadCheckpoint, saveCheckpoint } from '../../src/io/checkpoint.js';
 import { LossParts } from '../../src/losses/parts.js';
 import type { Student } from '../../src/models/types.js';
+import type { StepBatch, StepContext, StepResult } from '../../src/losses/method.js';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'lmcl-train-'));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -138,8 +139,74 @@ describe('trainer', () => {
     expect(result.step).toBe(6);
     release(result);
     expect(lines.join('\n')).toMatch(/non-finite loss — loss is NaN at epoch 2, batch 2 \(step 7\)/);
-    expect(lines.join('\n')).toMatch(/last good checkpoint is kept: .*checkpoint-e0001-s5/);
+    expect(lines.join('\n')).toMatch(/last good checkpoint \(all values finite\) is kept: .*checkpoint-e0001-s5/);
     expect(fs.existsSync(path.join(result.runDir, 'checkpoints', 'checkpoint-e0001-s5', 'checkpoint.json'))).toBe(true);
+  });
+
+  it('weights that turn NaN after a finite loss are never saved (issue reproduction: --lr 1e300, one batch per epoch)', async () => {
+    const lines: string[] = [];
+    const result = await train({ config: { ...tiny, limitTrain: 64, batchSize: 64, epochs: 3, lr: 1e300, out: root, name: 'lr1e300' },
+      console: (line) => lines.push(line), progress: { quiet: true }, handleSignals: false });
+    expect(result.status).toBe('nonfinite');
+    expect(result.exitCode).toBe(3);
+    release(result);
+    // Step 1's loss is finite; its update is not. The epoch-1 save must see that and refuse.
+    expect(result.message).toMatch(/^non-finite weights: NaN\/Inf in the training state after step 1 .*net0\.conv1\.weight/);
+    expect(result.message).toMatch(/no finite checkpoint was written before this/);
+    const checkpoints = path.join(result.runDir, 'checkpoints');
+    const written = fs.existsSync(checkpoints) ? fs.readdirSync(checkpoints).filter((name) => !name.startsWith('.')) : [];
+    expect(written).toEqual([]);
+    expect(lines.join('\n')).not.toMatch(/last good checkpoint/);
+    // The NaN networks' epoch-1 evaluation is recorded honestly: 0%, a NaN test loss, not best.
+    const [record] = fs.readFileSync(path.join(result.runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+    expect(record.test.networks).toEqual([{ top1: 0, top5: 0 }, { top1: 0, top5: 0 }]);
+    expect(record.test.ensemble).toEqual({ top1: 0, top5: 0 });
+    expect(record.test.loss).toEqual(['NaN', 'NaN']);
+    expect(result.bestMeanTop1).toBe(0);
+  });
+
+  it('a state poisoned by the last step of an epoch is not saved; exit 3 names the last finite checkpoint', async () => {
+    // dml whose last step of epoch 2 runs with lr 1e300: its loss is finite (computed before the
+    // update), every weight after it is not.
+    class LastStepBlowsUp extends DmlMethod {
+      override readonly step = (batch: StepBatch, context: StepContext): StepResult => {
+        if (context.step === 9) for (const group of context.optimizers.get('main')!.paramGroups) group.lr = 1e300;
+        return context.standardStep(batch);
+      };
+    }
+    const lines: string[] = [];
+    const result = await train({ config: { ...tiny, out: root, name: 'poisoned-save' }, console: (line) => lines.push(line), progress: { quiet: true },
+      handleSignals: false, method: ({ networks }) => new LastStepBlowsUp(networks, { kdT: 3 }) });
+    expect(result.status).toBe('nonfinite');
+    expect(result.exitCode).toBe(3);
+    expect(result.step).toBe(10);
+    release(result);
+    const good = path.join(result.runDir, 'checkpoints', 'checkpoint-e0001-s5');
+    expect(result.message).toMatch(/^non-finite weights: NaN\/Inf in the training state after step 10 \(epoch 2, epoch checkpoint not written\)/);
+    expect(result.message).toContain(`the last good checkpoint (all values finite) is kept: ${good}`);
+    expect(lines.join('\n')).toContain(`is kept: ${good}`);
+    expect(fs.existsSync(path.join(result.runDir, 'checkpoints', 'checkpoint-e0002-s10'))).toBe(false);
+    // best was not overwritten with the poisoned epoch, and what is on disk is finite.
+    for (const name of ['checkpoint-e0001-s5', 'best']) {
+      const loaded = loadCheckpoint(path.join(result.runDir, 'checkpoints', name));
+      expect((loaded.state as { epoch: number }).epoch).toBe(1);
+      for (const entry of [...loaded.networks.flatMap((net) => [...net.values()]), ...loaded.optimizerBuffers.values()]) {
+        expect(entry.data.every(Number.isFinite)).toBe(true);
+      }
+    }
+  });
+
+  it('refuses to resume from a checkpoint that holds NaN (written before saves were checked)', async () => {
+    const source = loadCheckpoint(path.join(referenceDir, 'checkpoints', 'checkpoint-e0001-s5'));
+    const [name, entry] = [...source.networks[1]!][0]!;
+    const poisoned = source.networks.map((net) => new Map(net));
+    poisoned[1]!.set(name, { shape: entry.shape, data: entry.data.map((value, k) => (k === 0 ? Number.NaN : value)) });
+    const oldRun = path.join(root, 'poisoned-resume');
+    fs.mkdirSync(oldRun);
+    fs.copyFileSync(path.join(referenceDir, 'config.json'), path.join(oldRun, 'config.json'));
+    saveCheckpoint(path.join(oldRun, 'checkpoints'), 'checkpoint-e0001-s5', { networks: poisoned, optimizerBuffers: source.optimizerBuffers, state: source.state });
+    await expect(train({ config: { resume: oldRun, out: root }, console: null, handleSignals: false }))
+      .rejects.toThrow(new RegExp(`--resume: .*checkpoint-e0001-s5 holds non-finite values \\(net1\\.${name.replace(/\./g, '\\.')} \\(1 of ${entry.data.length} values\\)\\); resume from an earlier checkpoint`));
   });
 
   it('--auxiliary: every head is trained (CE) and evaluated; baseline with one network', async () => {
