@@ -31,12 +31,14 @@ const trainOptions: Option[] = [
   new Option('--dataset <name>', 'dataset').choices([...DATASET_NAMES]).default(d.dataset),
   new Option('--data <dir>', "dataset folder; 'bundled' = the Fashion-MNIST sample in the repo. Default: the bundled sample when neither --dataset nor --data is given, else the dataset's system folder").default(null, 'see text'),
   new Option('--image-size <n>', 'input size (imagefolder: resize/crop side)').default(null, "the dataset's").argParser(integer('--image-size', 1)),
-  new Option('--sampler <kind>', 'training batch sampler').choices(['shuffle', 'm-per-class']).default(d.sampler),
+  new Option('--sampler <kind>', 'training batch sampler').choices(['shuffle', 'm-per-class'])
+    .default(d.sampler, `shuffle; m-per-class for ${methods.filter((entry) => entry.defaultSampler === 'm-per-class').map((entry) => entry.name).join(', ')}`),
   new Option('--flip', 'random horizontal flips (default: on, except for mnist digits)'),
   new Option('--no-flip', 'no horizontal flips'),
   new Option('--limit-train <n>', 'use only the first N training images (0 = all)').default(d.limitTrain).argParser(integer('--limit-train')),
   new Option('--limit-test <n>', 'use only the first N test images (0 = all)').default(d.limitTest).argParser(integer('--limit-test')),
-  new Option('--auxiliary', 'build the auxiliary (L-MCL) heads; their CE is trained and each head is evaluated').default(d.auxiliary),
+  new Option('--auxiliary', 'build the auxiliary (L-MCL) heads; their CE is trained and each head is evaluated')
+    .default(d.auxiliary, `off; on for ${methods.filter((entry) => entry.defaultAuxiliary).map((entry) => entry.name).join(', ')}`),
   new Option('--out <dir>', 'parent folder of run directories (--checkpoint-dir in the reference)').default(d.out),
   new Option('--name <name>', 'run directory name').default(null, '<method>_<arch>x<N>_<dataset>_seed<seed>'),
   new Option('--resume <auto|DIR>', "continue a run: 'auto' = this config's latest run with a checkpoint (fresh start if none), or a run/checkpoint directory").default(null, 'no'),

@@ -13,6 +13,10 @@ export interface MethodEntry<O extends MethodOptions = MethodOptions> {
   readonly options: O;
   /** Option keys that define the trajectory: a resumed run must have the checkpoint's values. */
   readonly resumeKeys: readonly (keyof O & string)[];
+  /** The --sampler when none is given (contrastive methods: 'm-per-class', the reference's two images per class); default 'shuffle'. */
+  readonly defaultSampler?: 'shuffle' | 'm-per-class';
+  /** --auxiliary when not given (L-MCL contrasts the auxiliary stages); default false. */
+  readonly defaultAuxiliary?: boolean;
   create(context: MethodContext<OptionValues<O>>): Method;
 }
 

@@ -26,6 +26,10 @@
 // teacher side is detached, so the second-order path through the teacher's own dependence on θ
 // is not differentiated (it only matters from the second contrastive step on). Tested against
 // finite differences with one contrastive and one CE step (test/losses/lmcl.test.ts).
+// --contrast bank (§2.6): the pair terms against one memory bank per network (bank.ts; each
+// embedding reads its own network's bank — the reference's VCL reads network n's bank for b too),
+// the banks written with the final-stage embeddings after the main update's backward, before the
+// meta phase, which only reads them (its virtual steps use the same keys as the main step).
 // Parts: 'ce', 'ce/net<n>', 'aggregator_ce', 'kd', 'vcl', 'icl', 'soft_vcl', 'soft_icl',
 // 'weight/s<s>t<t>' (mean pair weight per stage pair), 'meta_hypergrad_norm' (on meta batches), 'total'.
 import * as F from '../ops/functional.js';
@@ -49,8 +53,9 @@ import { kdTemperatureOption } from './dml.js';
 import { contrastiveOptions } from './mcl.js';
 import { EmbedHead } from './embed.js';
 import { crossEntropyTerms, distillKL, finalLogits } from './terms.js';
+import { BankContrast, MemoryBanks, bankOptions, type BankSettings } from './bank.js';
 
-export interface LmclOptions {
+export interface LmclOptions extends BankSettings {
   vclWeight: number;
   iclWeight: number;
   softVclWeight: number;
@@ -88,14 +93,17 @@ export class LmclCriterion extends Module {
   readonly embed: ModuleList<ModuleList<EmbedHead>>;
   readonly aggregator: ModuleList<StageAggregator>;
   readonly lossWeight: ModuleList<ModuleList<Linear>>;
+  /** --contrast bank: one bank per network (criterion.bank.<n>), else null. */
+  readonly bank: MemoryBanks | null;
 
-  constructor(networks: readonly Student[], stages: number, featureDim: number) {
+  constructor(networks: readonly Student[], stages: number, featureDim: number, bankRows: number | null = null) {
     super();
     this.embed = this.registerModule('embed', new ModuleList(networks.map((net) =>
       new ModuleList(Array.from({ length: stages }, () => new EmbedHead(net.featureDim, featureDim))))));
     this.aggregator = this.registerModule('aggregator', new ModuleList(networks.map((net) => new StageAggregator(net.featureDim, stages))));
     this.lossWeight = this.registerModule('loss_weight', new ModuleList(networks.map((net) =>
       new ModuleList(Array.from({ length: stages }, () => new Linear(net.featureDim, featureDim))))));
+    this.bank = bankRows === null ? null : this.registerModule('bank', new MemoryBanks(networks.length, bankRows, featureDim));
   }
 
   override forward(): never {
@@ -108,11 +116,13 @@ export class LmclMethod extends CohortMethod {
   override readonly criterion: LmclCriterion;
   readonly options: LmclOptions;
   readonly stages: number;
+  /** The memory-bank contrast (--contrast bank), else null. */
+  readonly bank: BankContrast | null;
   /** Ordered stage pairs as (flat embedding index a = n·S + s, b = m·S + t), in the reference's order. */
   private readonly pairs: [number, number][] = [];
   private readonly pairStages: [number, number][] = [];
 
-  constructor(networks: readonly Student[], options: LmclOptions) {
+  constructor(networks: readonly Student[], options: LmclOptions, data: { trainLabels?: Int32Array; seed?: number } = {}) {
     super(networks);
     if (networks.length < 2) throw new Error(`--method lmcl needs a cohort of at least 2 networks, got ${networks.length}`);
     const stages = networks[0]!.stageCount;
@@ -122,7 +132,14 @@ export class LmclMethod extends CohortMethod {
     if (stages < 2) throw new Error('--method lmcl contrasts the auxiliary stages: pass --auxiliary (the networks have 1 stage)');
     this.options = options;
     this.stages = stages;
-    this.criterion = new LmclCriterion(networks, stages, options.featDim);
+    if (options.contrast === 'bank') {
+      if (!data.trainLabels || data.seed === undefined) throw new Error('--contrast bank: the method needs the training labels and the seed (trainLabels, seed in its context)');
+      this.criterion = new LmclCriterion(networks, stages, options.featDim, data.trainLabels.length);
+      this.bank = new BankContrast(this.criterion.bank!, data.trainLabels, options, data.seed);
+    } else {
+      this.criterion = new LmclCriterion(networks, stages, options.featDim);
+      this.bank = null;
+    }
     for (let n = 0; n < networks.length; n += 1)
       for (let m = 0; m < networks.length; m += 1)
         if (m !== n) for (let s = 0; s < stages; s += 1) for (let t = 0; t < stages; t += 1) {
@@ -146,11 +163,18 @@ export class LmclMethod extends CohortMethod {
     return F.stack(this.pairs.map(([a, b]) => F.sigmoid(F.cosineSimilarity(projected[a]!, projected[b]!, { dim: 1 }))), 0);
   }
 
-  /** The four contrastive totals [4] = (VCL, ICL, SoftVCL, SoftICL), summed over the pairs. */
-  contrastiveTerms(outputs: StudentOutput[], labels: Int32Array, weights: Tensor): Tensor {
+  /**
+   * The four contrastive totals [4] = (VCL, ICL, SoftVCL, SoftICL), summed over the pairs, and the
+   * embeddings z_{n,s} (flat, n·S + s). `step` seeds the bank keys of a batch's first call.
+   */
+  contrastiveTerms(outputs: StudentOutput[], batch: StepBatch, weights: Tensor, step = 0): { terms: Tensor; embeddings: Tensor[] } {
     const embeddings = outputs.flatMap((output, n) => output.features.map((feature, s) => this.criterion.embed.at(n).at(s).forward(feature)));
     const o = this.options;
-    return F.sum(F.cohortContrastive(embeddings, labels, { pairs: this.pairs, temperature: o.tau, klTemperature: o.kdT, weights }), 0);
+    const options = { pairs: this.pairs, temperature: o.tau, klTemperature: o.kdT, weights };
+    const perPair = this.bank
+      ? this.bank.terms(embeddings, embeddings.map((_, e) => Math.floor(e / this.stages)), this.bank.keyIndices(batch, step), options)
+      : F.cohortContrastive(embeddings, batch.y, options);
+    return { terms: F.sum(perPair, 0), embeddings };
   }
 
   private weightedContrastive(terms: Tensor): Tensor {
@@ -158,7 +182,10 @@ export class LmclMethod extends CohortMethod {
     return F.sum(F.mul(terms, tensor(Float32Array.from([o.vclWeight, o.iclWeight, o.softVclWeight, o.softIclWeight]), [4])));
   }
 
-  loss(outputs: StudentOutput[], batch: StepBatch): MethodLoss {
+  /** The bank write waiting for the main update's backward (--contrast bank). */
+  private pendingWrite: { batch: StepBatch; embeddings: Tensor[] } | null = null;
+
+  loss(outputs: StudentOutput[], batch: StepBatch, context?: Pick<StepContext, 'step'>): MethodLoss {
     this.checkStages(outputs);
     const parts = new LossParts();
     let loss = crossEntropyTerms(outputs, batch.y, parts);
@@ -176,7 +203,8 @@ export class LmclMethod extends CohortMethod {
       }
     }
     const weights = noGrad(() => this.pairWeights(outputs));
-    const terms = this.contrastiveTerms(outputs, batch.y, weights);
+    const { terms, embeddings } = this.contrastiveTerms(outputs, batch, weights, context?.step ?? 0);
+    if (this.bank) this.pendingWrite = { batch, embeddings: this.networks.map((_, n) => embeddings[n * this.stages + this.stages - 1]!) };
     ['vcl', 'icl', 'soft_vcl', 'soft_icl'].forEach((key, column) => parts.add(key, F.reshape(F.slice(terms, 0, column, column + 1), [])));
     loss = F.add(loss, this.weightedContrastive(terms));
     this.addPairWeightParts(weights, parts);
@@ -185,7 +213,14 @@ export class LmclMethod extends CohortMethod {
   }
 
   readonly step = (batch: StepBatch, context: StepContext): StepResult => {
+    this.pendingWrite = null;
     const result = context.standardStep(batch);
+    if (this.bank) {
+      const pending = this.pendingWrite as { batch: StepBatch; embeddings: Tensor[] } | null;
+      if (!pending || pending.batch !== batch) throw new Error('lmcl: the step ran no bank loss for its batch');
+      this.bank.write(pending.embeddings, batch);
+      this.pendingWrite = null;
+    }
     if (context.batchIndex % this.options.metaFreq === 0) result.parts.add('meta_hypergrad_norm', this.metaPhase(batch, context));
     return result;
   };
@@ -200,7 +235,7 @@ export class LmclMethod extends CohortMethod {
     if (!main || !phiOptimizer) throw new Error("lmcl: the trainer must give the 'main' and 'loss_weight' optimizers");
     const group = main.paramGroups[0]!;
     const phi = this.criterion.lossWeight.parameters();
-    const { gradients, outer } = this.hypergradient(batch, { lr: context.lr, momentum: group.momentum, weightDecay: group.weightDecay });
+    const { gradients, outer } = this.hypergradient(batch, { lr: context.lr, momentum: group.momentum, weightDecay: group.weightDecay }, context.step);
     outer.dispose();
     phiOptimizer.zeroGrad();
     phi.forEach((parameter, index) => {
@@ -218,7 +253,7 @@ export class LmclMethod extends CohortMethod {
    * its exact gradient w.r.t. φ (one tensor per φ parameter, caller-owned). θ and every buffer are
    * restored bit-identically before it returns, also when it throws.
    */
-  hypergradient(batch: StepBatch, sgd: { lr: number; momentum: number; weightDecay: number }): { outer: Tensor; gradients: Tensor[] } {
+  hypergradient(batch: StepBatch, sgd: { lr: number; momentum: number; weightDecay: number }, step = 0): { outer: Tensor; gradients: Tensor[] } {
     const thetaModules: Module[] = [...this.networks, this.criterion.embed];
     const snapshots = thetaModules.map((module) => module.captureState());
     const virtual = { ...sgd, dampening: 0, nesterov: false };
@@ -240,7 +275,7 @@ export class LmclMethod extends CohortMethod {
         };
         const innerObjective = (values: readonly Tensor[]): Tensor => withTheta(values, () => {
           const outputs = this.networks.map((net) => net.forward(batch.x));
-          return this.weightedContrastive(this.contrastiveTerms(outputs, batch.y, this.pairWeights(outputs)));
+          return this.weightedContrastive(this.contrastiveTerms(outputs, batch, this.pairWeights(outputs), step).terms);
         });
         const outerObjective = (values: readonly Tensor[]): Tensor => withTheta(values, () => this.networks
           .flatMap((net) => net.forward(batch.x).logits).map((logits) => F.crossEntropy(logits, batch.y)).reduce((a, b) => F.add(a, b)));
@@ -297,7 +332,9 @@ export const metaOptions = {
 export const lmclEntry = defineMethod({
   name: 'lmcl',
   description: 'layer-wise MCL: every cross-network stage pair with meta-learned weights, stage aggregators and logit KD (needs --auxiliary)',
-  options: { ...contrastiveOptions, kdT: kdTemperatureOption, ...metaOptions },
-  resumeKeys: ['vclWeight', 'iclWeight', 'softVclWeight', 'softIclWeight', 'tau', 'featDim', 'kdT', 'metaFreq', 'metaSteps'],
-  create: ({ networks, options }) => new LmclMethod(networks, options),
+  options: { ...contrastiveOptions, kdT: kdTemperatureOption, ...metaOptions, ...bankOptions },
+  resumeKeys: ['vclWeight', 'iclWeight', 'softVclWeight', 'softIclWeight', 'tau', 'featDim', 'kdT', 'metaFreq', 'metaSteps', 'contrast', 'negK', 'posK', 'nceM'],
+  defaultSampler: 'm-per-class',
+  defaultAuxiliary: true,
+  create: ({ networks, options, trainLabels, seed }) => new LmclMethod(networks, options, { trainLabels, seed }),
 });

@@ -16,6 +16,8 @@
 // --soft-icl-weight here (its --gamma is the multistep schedule's factor in this CLI). Use
 // --sampler m-per-class for the reference's batches (two images per class); with a shuffled
 // sampler anchors without a positive drop out of ℓ (never NaN).
+// --contrast bank (method.md §1.2): the same four terms against one memory bank per network
+// (bank.ts: keys per image, the banks as criterion.bank.<n>, written after each step's backward).
 // Parts: 'ce', 'ce/net<n>', 'vcl', 'icl', 'soft_vcl', 'soft_icl', 'kd' (with --logit-distill), 'total'.
 import * as F from '../ops/functional.js';
 import { Module } from '../nn/module.js';
@@ -23,13 +25,14 @@ import { ModuleList } from '../nn/container.js';
 import { tensor } from '../tensor/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Student, StudentOutput } from '../models/types.js';
-import { CohortMethod, type MethodLoss, type StepBatch } from './method.js';
+import { CohortMethod, type MethodLoss, type StepBatch, type StepContext, type StepResult, type TrainingStep } from './method.js';
 import { LossParts } from './parts.js';
 import { defineMethod } from './entry.js';
 import { booleanOption, integerOption, numberOption } from './options.js';
 import { kdTemperatureOption } from './dml.js';
 import { EmbedHead } from './embed.js';
 import { crossEntropyTerms, distillKL, finalLogits } from './terms.js';
+import { BankContrast, MemoryBanks, bankOptions, type BankSettings } from './bank.js';
 
 export const contrastiveOptions = {
   vclWeight: numberOption({ flag: '--vcl-weight', description: 'weight α of the vanilla (intra-network) contrastive loss', default: 0.1, atLeast: 0 }),
@@ -42,7 +45,7 @@ export const contrastiveOptions = {
 
 export const logitDistillOption = booleanOption({ flag: '--logit-distill', description: 'add KL_T(o_n ‖ sg mean_m o_m) for every network', default: false });
 
-export interface MclOptions {
+export interface MclOptions extends BankSettings {
   vclWeight: number;
   iclWeight: number;
   softVclWeight: number;
@@ -53,13 +56,15 @@ export interface MclOptions {
   logitDistill: boolean;
 }
 
-/** The method's own modules: one Embed head per network (saved as criterion.embed.<n>.*). */
+/** The method's own modules: one Embed head per network (criterion.embed.<n>.*), with --contrast bank the banks (criterion.bank.<n>). */
 export class MclCriterion extends Module {
   readonly embed: ModuleList<EmbedHead>;
+  readonly bank: MemoryBanks | null;
 
-  constructor(networks: readonly Student[], featureDim: number) {
+  constructor(networks: readonly Student[], featureDim: number, bankRows: number | null = null) {
     super();
     this.embed = this.registerModule('embed', new ModuleList(networks.map((net) => new EmbedHead(net.featureDim, featureDim))));
+    this.bank = bankRows === null ? null : this.registerModule('bank', new MemoryBanks(networks.length, bankRows, featureDim));
   }
 
   /** z_n for every network's final pooled feature. */
@@ -76,22 +81,53 @@ export class MclMethod extends CohortMethod {
   readonly name = 'mcl';
   override readonly criterion: MclCriterion;
   readonly options: MclOptions;
+  /** The memory-bank contrast (--contrast bank), else null. */
+  readonly bank: BankContrast | null;
+  /** With a bank: the standard step, then the bank write. */
+  readonly step?: TrainingStep;
   private readonly pairs: [number, number][] = [];
+  /** The embeddings of the batch being trained, for the bank write after its backward. */
+  private pendingWrite: { batch: StepBatch; embeddings: Tensor[] } | null = null;
 
-  constructor(networks: readonly Student[], options: MclOptions) {
+  constructor(networks: readonly Student[], options: MclOptions, data: { trainLabels?: Int32Array; seed?: number } = {}) {
     super(networks);
     if (networks.length < 2) throw new Error(`--method mcl needs a cohort of at least 2 networks, got ${networks.length} (use --number-net or --arch a,b)`);
     this.options = options;
-    this.criterion = new MclCriterion(networks, options.featDim);
+    if (options.contrast === 'bank') {
+      if (!data.trainLabels || data.seed === undefined) throw new Error('--contrast bank: the method needs the training labels and the seed (trainLabels, seed in its context)');
+      this.criterion = new MclCriterion(networks, options.featDim, data.trainLabels.length);
+      this.bank = new BankContrast(this.criterion.bank!, data.trainLabels, options, data.seed);
+      this.step = (batch, context) => this.stepWithBank(batch, context);
+    } else {
+      this.criterion = new MclCriterion(networks, options.featDim);
+      this.bank = null;
+    }
     for (let n = 0; n < networks.length; n += 1) for (let m = n + 1; m < networks.length; m += 1) this.pairs.push([n, m]);
   }
 
-  loss(outputs: StudentOutput[], batch: StepBatch): MethodLoss {
+  private stepWithBank(batch: StepBatch, context: StepContext): StepResult {
+    this.pendingWrite = null;
+    const result = context.standardStep(batch);
+    const pending = this.pendingWrite as { batch: StepBatch; embeddings: Tensor[] } | null;
+    if (!pending || pending.batch !== batch) throw new Error('mcl: the step ran no bank loss for its batch');
+    this.bank!.write(pending.embeddings, batch);
+    this.pendingWrite = null;
+    return result;
+  }
+
+  loss(outputs: StudentOutput[], batch: StepBatch, context?: Pick<StepContext, 'step'>): MethodLoss {
     const parts = new LossParts();
     const o = this.options;
     let loss = crossEntropyTerms(outputs, batch.y, parts);
     const embeddings = this.criterion.forward(outputs);
-    const terms = F.cohortContrastive(embeddings, batch.y, { pairs: this.pairs, temperature: o.tau, klTemperature: o.kdT });
+    let terms: Tensor;
+    if (this.bank) {
+      const indices = this.bank.keyIndices(batch, context?.step ?? 0);
+      terms = this.bank.terms(embeddings, embeddings.map((_, n) => n), indices, { pairs: this.pairs, temperature: o.tau, klTemperature: o.kdT });
+      this.pendingWrite = { batch, embeddings };
+    } else {
+      terms = F.cohortContrastive(embeddings, batch.y, { pairs: this.pairs, temperature: o.tau, klTemperature: o.kdT });
+    }
     // Column sums over the pairs; VCL counted once per network (see the file comment).
     const perTerm = F.mul(F.sum(terms, 0), tensor(Float32Array.from([1 / (outputs.length - 1), 1, 1, 1]), [4]));
     const [vcl, icl, softVcl, softIcl] = [0, 1, 2, 3].map((column) => F.reshape(F.slice(perTerm, 0, column, column + 1), []));
@@ -115,7 +151,8 @@ export class MclMethod extends CohortMethod {
 export const mclEntry = defineMethod({
   name: 'mcl',
   description: 'Mutual Contrastive Learning (final layer): CE + VCL, ICL and their soft KL terms over Embed heads (+ optional logit KD)',
-  options: { ...contrastiveOptions, kdT: kdTemperatureOption, logitDistill: logitDistillOption },
-  resumeKeys: ['vclWeight', 'iclWeight', 'softVclWeight', 'softIclWeight', 'tau', 'featDim', 'kdT', 'logitDistill'],
-  create: ({ networks, options }) => new MclMethod(networks, options),
+  options: { ...contrastiveOptions, kdT: kdTemperatureOption, logitDistill: logitDistillOption, ...bankOptions },
+  resumeKeys: ['vclWeight', 'iclWeight', 'softVclWeight', 'softIclWeight', 'tau', 'featDim', 'kdT', 'logitDistill', 'contrast', 'negK', 'posK', 'nceM'],
+  defaultSampler: 'm-per-class',
+  create: ({ networks, options, trainLabels, seed }) => new MclMethod(networks, options, { trainLabels, seed }),
 });

@@ -93,6 +93,10 @@ export interface MethodContext<Options> {
   networks: readonly Student[];
   classes: number;
   options: Options;
+  /** Labels of the training split by dataset index (memory banks: one row per image, keys by class). */
+  trainLabels?: Int32Array;
+  /** The run's --seed (memory banks draw their keys from it and the step). */
+  seed?: number;
 }
 
 /**

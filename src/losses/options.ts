@@ -29,12 +29,14 @@ export function optionKey(flag: string): string {
   return flag.replace(/^--/, '').split('-').reduce((key, word) => key + word[0]!.toUpperCase() + word.slice(1));
 }
 
-/** A finite number option; `greaterThan` / `atLeast` bound it from below. */
-export function numberOption(spec: { flag: string; description: string; default: number; greaterThan?: number; atLeast?: number }): MethodOption<number> {
-  const bound = spec.greaterThan !== undefined ? `> ${spec.greaterThan}` : spec.atLeast !== undefined ? `≥ ${spec.atLeast}` : null;
+/** A finite number option; `greaterThan` / `atLeast` bound it from below, `atMost` from above. */
+export function numberOption(spec: { flag: string; description: string; default: number; greaterThan?: number; atLeast?: number; atMost?: number }): MethodOption<number> {
+  const lower = spec.greaterThan !== undefined ? `> ${spec.greaterThan}` : spec.atLeast !== undefined ? `≥ ${spec.atLeast}` : null;
+  const bound = [lower, spec.atMost !== undefined ? `≤ ${spec.atMost}` : null].filter((text) => text !== null).join(' and ') || null;
   const validate = (value: unknown): number => {
     const ok = typeof value === 'number' && Number.isFinite(value) &&
-      (spec.greaterThan === undefined || value > spec.greaterThan) && (spec.atLeast === undefined || value >= spec.atLeast);
+      (spec.greaterThan === undefined || value > spec.greaterThan) && (spec.atLeast === undefined || value >= spec.atLeast) &&
+      (spec.atMost === undefined || value <= spec.atMost);
     if (!ok) throw new Error(`${spec.flag} must be a finite number${bound ? ` ${bound}` : ''}, got ${String(value)}`);
     return value as number;
   };
@@ -65,4 +67,15 @@ export function booleanOption(spec: { flag: string; description: string; default
     return value;
   };
   return { flag: spec.flag, description: spec.description, default: spec.default, validate, parse: () => true };
+}
+
+/** One of a fixed list of words. */
+export function choiceOption<T extends string>(spec: { flag: string; description: string; default: T; choices: readonly T[] }): MethodOption<T> {
+  const validate = (value: unknown): T => {
+    if (typeof value !== 'string' || !(spec.choices as readonly string[]).includes(value)) {
+      throw new Error(`${spec.flag} must be one of ${spec.choices.join(', ')}, got ${value === '' ? "''" : String(value)}`);
+    }
+    return value as T;
+  };
+  return { flag: spec.flag, description: `${spec.description} (${spec.choices.join(' | ')})`, default: validate(spec.default), valueName: '<name>', validate, parse: validate };
 }

@@ -4,7 +4,7 @@
 // trainer's resume check all read this list. Adding a method = a file in src/losses/ exporting
 // its entry + one line in `methods` below.
 //
-// How the contrastive methods plug in (implemented in mcl.ts and lmcl.ts; the memory-bank variant is not yet):
+// How the contrastive methods plug in (mcl.ts, lmcl.ts; the memory-bank contrast of both in bank.ts):
 //
 // mcl (method.md §1.1): `create({ networks, options })` builds a criterion module with
 //   `embed` = ModuleList of one Embed head per network (d_n → 128 → ReLU → 128, ℓ2), so any N
@@ -16,8 +16,9 @@
 //   Note: the reference's `--gamma` (Soft VCL weight) collides with the multistep `--gamma`;
 //   the registry refuses an option key the trainer already has, so mcl must name it otherwise
 //   (e.g. `--soft-vcl-weight`) or the schedule's flag must be renamed first.
-//   The memory-bank variant keeps one bank per network as criterion buffers
-//   (`criterion.bank.<n>`: checkpointed with the weights) and reads batch.indices.
+//   --contrast bank keeps one bank per network as criterion buffers (`criterion.bank.<n>`:
+//   checkpointed with the weights), draws each image's keys from (--seed, step) and the training
+//   labels (MethodContext.trainLabels), and writes the banks in its own step after the backward.
 //
 // lmcl (§2–§3): the criterion holds `embed.<n>.<s>` (one Embed per network and stage),
 //   `aggregator.<n>` and `loss_weight` (φ, one Linear per network and stage). parameterSets()

@@ -3,7 +3,7 @@
 // the trainer writes the result (plus engine info, seed and data source) to <run>/config.json.
 // Method options (e.g. --kd-T) come from the method registry and sit flat beside the others.
 import { checkSchedule, type LrType } from './schedule.js';
-import { methodNames, methodOptions } from '../losses/registry.js';
+import { getMethod, methodNames, methodOptions } from '../losses/registry.js';
 
 export type SamplerName = 'shuffle' | 'm-per-class';
 
@@ -147,6 +147,10 @@ export function resolveTrainConfig(partial: Record<string, unknown> = {}): Train
   if (typeof c.method !== 'string' || !methodNames().includes(c.method)) {
     throw new Error(`--method must be one of ${methodNames().join(', ')}, got '${String(c.method)}'`);
   }
+  // Method-dependent defaults (registry entry): MCL's two-images-per-class batches, L-MCL's stages.
+  const entry = getMethod(c.method);
+  if (!given.has('sampler')) c.sampler = entry.defaultSampler ?? 'shuffle';
+  if (!given.has('auxiliary')) c.auxiliary = entry.defaultAuxiliary ?? false;
   if (!isInt(c.batchSize, 1)) throw new Error(`--batch-size must be an integer ≥ 1, got ${String(c.batchSize)}`);
   if (!isInt(c.evalBatchSize, 1)) throw new Error(`--eval-batch-size must be an integer ≥ 1, got ${String(c.evalBatchSize)}`);
   for (const [name, value] of [['weight-decay', c.weightDecay], ['momentum', c.momentum], ['gamma', c.gamma], ['log-interval', c.logInterval]] as const) {

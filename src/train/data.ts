@@ -12,6 +12,8 @@ export interface TrainData {
   imageSize: number;
   trainCount: number;
   testCount: number;
+  /** Labels of the (truncated) training split by dataset index. */
+  trainLabels: Int32Array;
   mean: number[];
   std: number[];
   flip: boolean;
@@ -77,6 +79,7 @@ export function openData(config: TrainConfig, options: { trainLoader?: boolean }
     imageSize: train.height,
     trainCount: train.count,
     testCount: test.count,
+    trainLabels: train.labels,
     mean: splits.mean,
     std: splits.std,
     flip,

@@ -199,7 +199,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   });
   const entry = getMethod(config.method);
   const methodOptions = readMethodOptions(entry, config);
-  const methodContext = { networks, classes: data.classes, options: methodOptions };
+  const methodContext = { networks, classes: data.classes, options: methodOptions, trainLabels: data.trainLabels, seed: config.seed };
   const method: Method = options.method ? options.method(methodContext) : entry.create(methodContext);
   const parameterSets = method.parameterSets();
   checkParameterSets(parameterSets, networks, method);

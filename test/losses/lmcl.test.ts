@@ -34,7 +34,7 @@ afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 const B = 8;
 const C = 4;
 const S = 3;
-const defaults: LmclOptions = { vclWeight: 0.1, iclWeight: 0.1, softVclWeight: 1, softIclWeight: 1, tau: 0.1, featDim: 8, kdT: 3, metaFreq: 50, metaSteps: 2 };
+const defaults: LmclOptions = { vclWeight: 0.1, iclWeight: 0.1, softVclWeight: 1, softIclWeight: 1, tau: 0.1, featDim: 8, kdT: 3, metaFreq: 50, metaSteps: 2, contrast: 'batch', negK: 8192, posK: 1, nceM: 0.5 };
 
 function fakeNetworks(widths: number[]): Student[] {
   return widths.map((featureDim) => Object.assign(new Module(), { architecture: 'fake', stageCount: S, featureDim }) as unknown as Student);

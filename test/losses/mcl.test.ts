@@ -30,7 +30,7 @@ afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
 const B = 12;
 const C = 5;
-const defaults: MclOptions = { vclWeight: 0.1, iclWeight: 0.1, softVclWeight: 1, softIclWeight: 1, tau: 0.1, featDim: 16, kdT: 3, logitDistill: false };
+const defaults: MclOptions = { vclWeight: 0.1, iclWeight: 0.1, softVclWeight: 1, softIclWeight: 1, tau: 0.1, featDim: 16, kdT: 3, logitDistill: false, contrast: 'batch', negK: 8192, posK: 1, nceM: 0.5 };
 
 /** A stand-in network: the method reads only featureDim (the outputs are given). */
 function fakeNetworks(widths: number[]): Student[] {

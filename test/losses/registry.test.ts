@@ -42,10 +42,22 @@ describe('method registry', () => {
   it('the registered entries are consistent with each other and with the trainer options', () => {
     expect(methods.map((m) => m.name)).toEqual(['baseline', 'dml', 'mcl', 'lmcl']);
     expect(getMethod('lmcl').resumeKeys).toContain('metaFreq');
-    expect(getMethod('mcl').resumeKeys).toEqual(['vclWeight', 'iclWeight', 'softVclWeight', 'softIclWeight', 'tau', 'featDim', 'kdT', 'logitDistill']);
+    expect(getMethod('mcl').resumeKeys).toEqual(['vclWeight', 'iclWeight', 'softVclWeight', 'softIclWeight', 'tau', 'featDim', 'kdT', 'logitDistill',
+      'contrast', 'negK', 'posK', 'nceM']);
+    expect(getMethod('lmcl').resumeKeys).toEqual(expect.arrayContaining(['contrast', 'negK', 'posK', 'nceM']));
     expect(getMethod('dml').resumeKeys).toEqual(['kdT']);
     expect(getMethod('baseline').resumeKeys).toEqual([]);
     expect(defaultTrainConfig.kdT).toBe(3);
+  });
+
+  it('contrastive methods default to two images per class, lmcl to the auxiliary stages; given values win', () => {
+    expect(resolveTrainConfig({ method: 'mcl' }).sampler).toBe('m-per-class');
+    expect(resolveTrainConfig({ method: 'lmcl' })).toMatchObject({ sampler: 'm-per-class', auxiliary: true });
+    expect(resolveTrainConfig({ method: 'dml' })).toMatchObject({ sampler: 'shuffle', auxiliary: false });
+    expect(resolveTrainConfig({ method: 'mcl', sampler: 'shuffle' }).sampler).toBe('shuffle');
+    expect(resolveTrainConfig({ method: 'lmcl', auxiliary: false }).auxiliary).toBe(false);
+    expect(() => resolveTrainConfig({ method: 'mcl', contrast: 'queue' })).toThrow(/--contrast must be one of batch, bank, got queue/);
+    expect(() => resolveTrainConfig({ method: 'mcl', nceM: 1.5 })).toThrow(/--nce-m must be a finite number ≥ 0 and ≤ 1/);
   });
 
   it('resolveTrainConfig fills method options for every method and validates them', () => {
