@@ -44,7 +44,7 @@ import { tensor } from '../tensor/creation.js';
 import { keep, tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Student, StudentOutput } from '../models/types.js';
-import type { MethodLoss, ParameterSet, StepBatch, StepContext, StepResult } from './method.js';
+import type { EvaluationHead, MethodLoss, ParameterSet, StepBatch, StepContext, StepResult } from './method.js';
 import { CohortMethod } from './method.js';
 import { LossParts } from './parts.js';
 import { defineMethod } from './entry.js';
@@ -210,6 +210,12 @@ export class LmclMethod extends CohortMethod {
     this.addPairWeightParts(weights, parts);
     parts.add('total', loss);
     return { loss, parts };
+  }
+
+  /** The aggregated logits ō_n of every network, evaluated as the 'aggregator' head. */
+  evaluationHeads(outputs: StudentOutput[]): EvaluationHead[] {
+    this.checkStages(outputs);
+    return [{ name: 'aggregator', logits: outputs.map((output, n) => this.criterion.aggregator.at(n).aggregate(output.features, output.logits)) }];
   }
 
   readonly step = (batch: StepBatch, context: StepContext): StepResult => {

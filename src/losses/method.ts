@@ -58,6 +58,13 @@ export interface StepResult {
 
 export type TrainingStep = (batch: StepBatch, context: StepContext) => StepResult;
 
+/** A method's head of one kind: logits [B, C] per network. */
+export interface EvaluationHead {
+  /** Lower-case name (metrics key and summary.csv column suffix). */
+  name: string;
+  logits: Tensor[];
+}
+
 export interface MethodLoss {
   loss: Tensor;
   parts: LossParts;
@@ -81,6 +88,11 @@ export interface Method {
   loss(outputs: StudentOutput[], batch: StepBatch, context: StepContext): MethodLoss;
   /** The method's own training step (absent: the standard step). */
   readonly step?: TrainingStep;
+  /**
+   * Extra heads the method builds from the networks' outputs, evaluated beside them on the test
+   * split (L-MCL: 'aggregator', one logits tensor per network). Called in eval mode, no grad.
+   */
+  evaluationHeads?(outputs: StudentOutput[]): EvaluationHead[];
   /** Training (true) or evaluation mode for the criterion's modules. */
   train(mode?: boolean): void;
   eval(): void;

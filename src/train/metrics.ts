@@ -16,6 +16,7 @@ import { keep, tidy } from '../tensor/scope.js';
 import { tensor } from '../tensor/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Student } from '../models/types.js';
+import type { Method } from '../losses/method.js';
 
 /** Rows whose label is among the k largest logits (ties at a lower index count against); a row with a NaN/±Inf logit is wrong. */
 export function countTopK(logits: Float32Array, labels: Int32Array, classes: number, k: number): number {
@@ -118,6 +119,8 @@ export interface EvalResult {
   networks: HeadAccuracy[];
   /** Per network, per head (stage order; last = final head). */
   heads: HeadAccuracy[][];
+  /** The method's own heads (L-MCL: 'aggregator'), by name, one per network; {} for none. */
+  methodHeads: Record<string, HeadAccuracy[]>;
   /** Mean of softmax over the networks' final heads. */
   ensemble: HeadAccuracy;
   /** Mean over networks of the final-head top-1 (the honest selection metric). */
@@ -143,11 +146,17 @@ function logSumExpCE(logits: Float32Array, labels: Int32Array, classes: number):
   return total;
 }
 
-/** Evaluates every network (eval mode, no gradients) on all batches. Restores training mode. */
-export async function evaluate(networks: Student[], batches: EvalBatches, classes: number): Promise<EvalResult> {
+/**
+ * Evaluates every network (eval mode, no gradients) on all batches, and the method's own heads when
+ * `method` is given (its modules in eval mode too). Restores training mode.
+ */
+export async function evaluate(networks: Student[], batches: EvalBatches, classes: number, method: Method | null = null): Promise<EvalResult> {
   const wasTraining = networks.map((net) => net.training);
   for (const net of networks) net.eval();
+  const methodWasTraining = method?.criterion?.training ?? false;
+  method?.eval();
   const heads = networks.map(() => [] as { top1: number; top5: number }[]);
+  const methodHeads = new Map<string, { top1: number; top5: number }[]>();
   const ensemble = { top1: 0, top5: 0 };
   const loss = networks.map(() => 0);
   let count = 0;
@@ -159,8 +168,17 @@ export async function evaluate(networks: Student[], batches: EvalBatches, classe
       try {
         tidy(() =>
           noGrad(() => {
-            networks.forEach((net, n) => {
-              const output = net.forward(batch.x);
+            const outputs = networks.map((net) => net.forward(batch.x));
+            for (const head of method?.evaluationHeads?.(outputs) ?? []) {
+              const counts = methodHeads.get(head.name) ?? networks.map(() => ({ top1: 0, top5: 0 }));
+              methodHeads.set(head.name, counts);
+              head.logits.forEach((logitsTensor, n) => {
+                const logits = logitsTensor.toFloat32Array();
+                counts[n]!.top1 += countTopK(logits, labels, classes, 1);
+                counts[n]!.top5 += countTopK(logits, labels, classes, k5);
+              });
+            }
+            outputs.forEach((output, n) => {
               output.logits.forEach((logitsTensor, s) => {
                 const logits = logitsTensor.toFloat32Array();
                 const slot = (heads[n]![s] ??= { top1: 0, top5: 0 });
@@ -184,6 +202,7 @@ export async function evaluate(networks: Student[], batches: EvalBatches, classe
     }
   } finally {
     networks.forEach((net, n) => net.train(wasTraining[n]!));
+    method?.train(methodWasTraining);
   }
   const pct = (value: number): number => (count === 0 ? 0 : (100 * value) / count);
   const headAcc = heads.map((list) => list.map((h) => ({ top1: pct(h.top1), top5: pct(h.top5) })));
@@ -191,6 +210,7 @@ export async function evaluate(networks: Student[], batches: EvalBatches, classe
   return {
     networks: finals,
     heads: headAcc,
+    methodHeads: Object.fromEntries([...methodHeads].map(([name, list]) => [name, list.map((h) => ({ top1: pct(h.top1), top5: pct(h.top5) }))])),
     ensemble: { top1: pct(ensemble.top1), top5: pct(ensemble.top5) },
     meanTop1: finals.reduce((a, h) => a + h.top1, 0) / Math.max(1, finals.length),
     loss: loss.map((value) => (count === 0 ? 0 : value / count)),

@@ -43,12 +43,13 @@ export function reviveNonFinite(_key: string, value: unknown): unknown {
   return typeof value === 'string' && NON_FINITE_TEXT.has(value) ? NON_FINITE_TEXT.get(value) : value;
 }
 
-export function summaryHeader(networks: number, heads: number[]): string[] {
+export function summaryHeader(networks: number, heads: number[], methodHeads: readonly string[] = []): string[] {
   const columns = ['epoch', 'lr', 'train_loss', 'train_ce', 'train_kd'];
   for (let n = 0; n < networks; n += 1) columns.push(`train_top1_net${n}`);
   for (let n = 0; n < networks; n += 1) {
     columns.push(`test_top1_net${n}`, `test_top5_net${n}`);
     for (let s = 0; s + 1 < (heads[n] ?? 1); s += 1) columns.push(`test_top1_net${n}_aux${s}`);
+    for (const name of methodHeads) columns.push(`test_top1_net${n}_${name}`);
   }
   columns.push('test_top1_ensemble', 'test_top5_ensemble', 'test_top1_mean', 'images_per_s', 'epoch_seconds', 'elapsed_seconds');
   return columns;
@@ -62,6 +63,7 @@ export function summaryRow(record: EpochRecord): string[] {
     row.push(fmt(final.top1, 2), fmt(final.top5, 2));
     const heads = record.test.heads[n] ?? [];
     for (let s = 0; s + 1 < heads.length; s += 1) row.push(fmt(heads[s]!.top1, 2));
+    for (const list of Object.values(record.test.methodHeads ?? {})) row.push(fmt(list[n]?.top1, 2));
   });
   row.push(fmt(record.test.ensemble.top1, 2), fmt(record.test.ensemble.top5, 2), fmt(record.test.meanTop1, 2), fmt(record.imagesPerSecond, 1),
     fmt(record.trainSeconds + record.evalSeconds, 1), fmt(record.elapsedSeconds, 1));
@@ -98,7 +100,7 @@ export class RunDirectory {
     writeFileAtomic(path.join(this.dir, 'metrics.jsonl'), history.map((record) => JSON.stringify(record, keepNonFinite)).join('\n') + (history.length ? '\n' : ''));
     if (history.length === 0) return;
     const first = history[0]!;
-    const header = summaryHeader(first.test.networks.length, first.test.heads.map((h) => h.length));
+    const header = summaryHeader(first.test.networks.length, first.test.heads.map((h) => h.length), Object.keys(first.test.methodHeads ?? {}));
     const lines = [header.join(','), ...history.map((record) => summaryRow(record).join(','))];
     writeFileAtomic(path.join(this.dir, 'summary.csv'), `${lines.join('\n')}\n`);
   }
@@ -123,7 +125,7 @@ export function readHistory(dir: string): EpochRecord[] {
 
 /** One epoch record as a flat row (the summary.csv columns as numbers), for plots. */
 export function flattenRecord(record: EpochRecord): Record<string, number> {
-  const header = summaryHeader(record.test.networks.length, record.test.heads.map((h) => h.length));
+  const header = summaryHeader(record.test.networks.length, record.test.heads.map((h) => h.length), Object.keys(record.test.methodHeads ?? {}));
   const row = summaryRow(record);
   const flat: Record<string, number> = {};
   header.forEach((key, index) => {

@@ -386,7 +386,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       readPending();
       const evalStart = Date.now();
       method.eval();
-      const test = await evaluate(networks, data.testBatches(), classes);
+      const test = await evaluate(networks, data.testBatches(), classes, method);
       method.train();
       const evalSeconds = (Date.now() - evalStart) / 1000;
       if (test.meanTop1 > best.meanTop1) best = { meanTop1: test.meanTop1, epoch: epoch + 1 };
@@ -420,8 +420,13 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
 
   const last = history[history.length - 1]!;
   const total = elapsedBefore + (Date.now() - started) / 1000;
+  const otherHeads = (n: number): string => {
+    const entries = [...(last.test.heads[n] ?? []).slice(0, -1).map((head, s) => `aux${s} ${head.top1.toFixed(2)}%`),
+      ...Object.entries(last.test.methodHeads ?? {}).map(([name, list]) => `${name} ${list[n]?.top1.toFixed(2) ?? '?'}%`)];
+    return entries.length > 0 ? ` (${entries.join(', ')})` : '';
+  };
   run.log(`done in ${formatDuration(total)} (${total.toFixed(0)} s). Final epoch ${last.epoch} test top-1 (final head): ` +
-    `${last.test.networks.map((h, n) => `net${n} ${h.top1.toFixed(2)}%`).join(', ')}; ensemble (mean softmax) ${last.test.ensemble.top1.toFixed(2)}%`);
+    `${last.test.networks.map((h, n) => `net${n} ${h.top1.toFixed(2)}%${otherHeads(n)}`).join(', ')}; ensemble (mean softmax) ${last.test.ensemble.top1.toFixed(2)}%`);
   run.log(`best-epoch (selected on the test set, mean final-head top-1): epoch ${best.epoch}, ${best.meanTop1.toFixed(2)}%`);
   run.log(`run directory: ${dir}`);
   return finish('completed', 0, 'completed');
@@ -429,7 +434,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
 
 export function formatEpoch(record: EpochRecord, epochs: number): string {
   const nets = record.test.networks.map((h, n) => {
-    const aux = (record.test.heads[n] ?? []).slice(0, -1).map((a, s) => ` aux${s} ${a.top1.toFixed(2)}`).join('');
+    const aux = (record.test.heads[n] ?? []).slice(0, -1).map((a, s) => ` aux${s} ${a.top1.toFixed(2)}`).join('') +
+      Object.entries(record.test.methodHeads ?? {}).map(([name, list]) => ` ${name} ${list[n]?.top1.toFixed(2) ?? '?'}`).join('');
     return `net${n} ${h.top1.toFixed(2)}/${h.top5.toFixed(2)}${aux}`;
   }).join('  ');
   const parts = Object.entries(record.train).filter(([k]) => !k.includes('/')).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(' ');

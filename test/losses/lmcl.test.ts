@@ -243,9 +243,33 @@ describe('lmcl', () => {
     a.forEach((values, index) => expect(values.equals(b[index]!), `tensor ${index}`).toBe(true));
     const epochs = fs.readFileSync(path.join(full.runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
     for (const key of ['ce', 'aggregator_ce', 'kd', 'vcl', 'icl', 'soft_vcl', 'soft_icl', 'meta_hypergrad_norm', 'weight/s0t0']) expect(epochs[0].train[key]).toBeTypeOf('number');
+    // The aggregator is evaluated as a head of its own, in metrics.jsonl and summary.csv.
+    expect(epochs[1].test.methodHeads.aggregator).toHaveLength(2);
+    for (const head of epochs[1].test.methodHeads.aggregator) expect(head.top1).toBeGreaterThanOrEqual(0);
+    const header = fs.readFileSync(path.join(full.runDir, 'summary.csv'), 'utf8').split('\n')[0]!.split(',');
+    expect(header).toEqual(expect.arrayContaining(['test_top1_net0_aux0', 'test_top1_net0_aggregator', 'test_top1_net1_aggregator']));
     for (const result of [full, first, resumed]) {
       for (const net of result.networks) net.dispose();
       result.method.dispose();
     }
+  }, 120_000);
+  it('20 steps on the bundled sample lower the loss; VCL and ICL start on their 2·ln(B−1) plateau (weighted by the pair weights)', async () => {
+    const B = 16;
+    const config = { arch: 'resnet8', numberNet: 2, method: 'lmcl', epochs: 2, batchSize: B, limitTrain: 160, limitTest: 32, evalBatchSize: 32,
+      workers: 0, threads: 2, metaFreq: 5, out: root, name: 'twenty' };
+    const result = await train({ config, console: null, handleSignals: false });
+    expect(result.status).toBe('completed');
+    expect(result.step).toBe(20);
+    const epochs = fs.readFileSync(path.join(result.runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+    expect(epochs[1].train.total).toBeLessThan(epochs[0].train.total);
+    // Near initialisation every similarity is about the same, so each ℓ ≈ ln(B − 1): VCL and ICL are
+    // Σ over the 18 ordered pairs of 2·ln(B − 1)·mean(w_p), with N(N − 1) = 2 pairs per stage pair (s, t).
+    let weightSum = 0;
+    for (let s = 0; s < 3; s += 1) for (let t = 0; t < 3; t += 1) weightSum += 2 * epochs[0].train[`weight/s${s}t${t}`];
+    const plateau = 2 * Math.log(B - 1) * weightSum;
+    expect(Math.abs(epochs[0].train.vcl - plateau)).toBeLessThan(0.15 * plateau);
+    expect(Math.abs(epochs[0].train.icl - plateau)).toBeLessThan(0.15 * plateau);
+    for (const net of result.networks) net.dispose();
+    result.method.dispose();
   }, 120_000);
 });
