@@ -17,6 +17,11 @@ const cases: [number[], number[]][] = [
   [[5, 1, 7], [1]],
   [[100000], [0]],
   [[128, 64, 9], [0, 2]],
+  // Innermost axis reduced with axes kept between (the runs path): batchnorm's NCHW channel sums.
+  [[32, 16, 8, 8], [0, 2, 3]],
+  [[3, 2, 4, 3, 37], [0, 2, 4]],
+  // Innermost axis kept with reduced axes between (the general odometer).
+  [[2, 3, 4, 5], [0, 2]],
 ];
 
 describe('sum and mean', () => {
