@@ -110,7 +110,7 @@ export function trainCommand(): Command {
 Methods:
 ${methods.map((entry) => `  ${entry.name.padEnd(10)} ${entry.description}`).join('\n')}
 Architectures: ${listModels().join(', ') || '(none registered)'}
-With no arguments: a DML cohort of two resnet14 on the bundled Fashion-MNIST sample, 12 epochs (README: main job).
+With no arguments: an L-MCL cohort of two resnet14 with auxiliary heads on the bundled Fashion-MNIST sample, 12 epochs (README: main job, ~10 min on 2 cores).
 Exit codes: 0 done, 130 interrupted (Ctrl-C; a checkpoint was saved), 3 non-finite loss, 1 error.`);
   command.action(async () => {
     const { config, quiet } = collectTrainConfig(command);

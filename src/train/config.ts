@@ -64,7 +64,7 @@ export interface TrainConfig extends CommonTrainConfig {
 const commonDefaults: Readonly<CommonTrainConfig> = Object.freeze({
   arch: 'resnet14',
   numberNet: 2,
-  method: 'dml',
+  method: 'lmcl',
   epochs: 12,
   batchSize: 64,
   lr: 0.1,

@@ -385,9 +385,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       // ---- end of epoch: evaluate, record, checkpoint -------------------------------------------
       readPending();
       const evalStart = Date.now();
-      method.eval();
+      // evaluate() puts the networks and the method's modules in eval mode and back.
       const test = await evaluate(networks, data.testBatches(), classes, method);
-      method.train();
       const evalSeconds = (Date.now() - evalStart) / 1000;
       if (test.meanTop1 > best.meanTop1) best = { meanTop1: test.meanTop1, epoch: epoch + 1 };
       const train: Record<string, number> = {};

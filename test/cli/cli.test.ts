@@ -12,7 +12,7 @@ import { methodNames } from '../../src/losses/registry.js';
 const repo = path.resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 const bin = path.join(repo, 'bin', 'lmcl.js');
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'lmcl-cli-'));
-const tiny = ['--arch', 'resnet8', '--epochs', '1', '--limit-train', '96', '--limit-test', '64', '--batch-size', '32', '--eval-batch-size', '64', '--threads', '2'];
+const tiny = ['--method', 'dml', '--arch', 'resnet8', '--epochs', '1', '--limit-train', '96', '--limit-test', '64', '--batch-size', '32', '--eval-batch-size', '64', '--threads', '2'];
 
 function lmcl(args: string[]): { status: number | null; stdout: string; stderr: string } {
   const result = spawnSync(process.execPath, [bin, ...args], { cwd: work, encoding: 'utf8', timeout: 60_000 });
@@ -38,7 +38,7 @@ describe('lmcl CLI', () => {
       '--threads', '--workers', '--keep-last', '--log-interval', '--quiet', '--config'];
     for (const flag of flags) expect(stdout).toMatch(new RegExp(`^\\s+${flag}\\b`, 'm'));
     expect(stdout).toMatch(/\(default:\s+"resnet14"\)/);
-    expect(stdout).toMatch(/default:\s+"dml"/);
+    expect(stdout).toMatch(/default:\s+"lmcl"/);
     expect(stdout).toMatch(/--keep-last <n>[^]*?\(default:\s+2\)/);
     // --method choices and the method list come from the registry; method flags carry their users.
     expect(stdout).toMatch(new RegExp(`choices:\\s+${methodNames().map((name) => `"${name}"`).join(',\\s+')}`));
@@ -81,7 +81,7 @@ describe('lmcl CLI', () => {
   });
 
   it('--batch-size 1e9 / --eval-batch-size 1e9 are one batch of the split (train and eval), not "Invalid typed array length"', () => {
-    const huge = ['--arch', 'resnet8', '--epochs', '1', '--limit-train', '64', '--limit-test', '32', '--threads', '2', '--batch-size', '1e9', '--eval-batch-size', '1e9'];
+    const huge = ['--method', 'dml', '--arch', 'resnet8', '--epochs', '1', '--limit-train', '64', '--limit-test', '32', '--threads', '2', '--batch-size', '1e9', '--eval-batch-size', '1e9'];
     for (const workers of ['0', '1']) {
       const { status, stdout, stderr } = lmcl(['train', ...huge, '--workers', workers, '--out', 'huge-batches']);
       expect(stderr).not.toMatch(/^lmcl:|Invalid typed array|allocation failed/m);
@@ -221,7 +221,7 @@ describe('lmcl CLI', () => {
   });
 
   it('Ctrl-C saves a checkpoint at the next step and exits with 130; --resume finishes the run', async () => {
-    const child = spawn(process.execPath, [bin, 'train', '--arch', 'resnet8', '--epochs', '2', '--limit-train', '320', '--limit-test', '32', '--batch-size', '32',
+    const child = spawn(process.execPath, [bin, 'train', '--method', 'dml', '--arch', 'resnet8', '--epochs', '2', '--limit-train', '320', '--limit-test', '32', '--batch-size', '32',
       '--threads', '2', '--workers', '0', '--log-interval', '0', '--out', 'sigint'], { cwd: work });
     let output = '';
     let sent = false;

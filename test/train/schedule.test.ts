@@ -38,14 +38,16 @@ describe('learning-rate schedules', () => {
 describe('training config', () => {
   it('fills every default and the bundled sample for the main job', () => {
     const config = resolveTrainConfig({});
-    expect(config.method).toBe('dml');
+    expect(config.method).toBe('lmcl');
+    expect(config.auxiliary).toBe(true);
+    expect(config.sampler).toBe('m-per-class');
     expect(config.numberNet).toBe(2);
     expect(config.data).toBe('bundled');
     expect(config.nesterov).toBe(true);
     expect(config.weightDecay).toBe(5e-4);
     expect(config.arch).toBe('resnet14');
     expect(config.epochs).toBe(12);
-    expect(defaultRunName(config)).toBe('dml_resnet14x2_fashion-mnist_seed0');
+    expect(defaultRunName(config)).toBe('lmcl_resnet14x2_fashion-mnist_seed0');
     expect(resolveTrainConfig({ dataset: 'fashion-mnist' }).data).toBeNull();
   });
 
