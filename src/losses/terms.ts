@@ -9,18 +9,23 @@ import type { Tensor } from '../tensor/tensor.js';
 import type { StudentOutput } from '../models/types.js';
 import type { LossParts } from './parts.js';
 
-/** Σ over every network and head of the mean cross-entropy. Parts: 'ce', 'ce/net<n>' (one scalar per head). */
+/**
+ * Σ over every network and head of the mean cross-entropy. Parts: 'ce', 'ce/net<n>' (the network's
+ * heads summed) and, for networks with auxiliary heads, 'ce/net<n>/aux<s>' and 'ce/net<n>/final'.
+ */
 export function crossEntropyTerms(outputs: StudentOutput[], labels: Int32Array, parts: LossParts): Tensor {
   let total: Tensor | null = null;
   const all: Tensor[] = [];
   outputs.forEach((output, n) => {
     if (output.logits.length === 0) throw new Error(`loss: network ${n} returned no logits`);
-    for (const logits of output.logits) {
+    output.logits.forEach((logits, s) => {
       const ce = F.crossEntropy(logits, labels);
       parts.add(`ce/net${n}`, ce);
+      // Per head when there are several: aux<s> for the auxiliary branches, final for the backbone.
+      if (output.logits.length > 1) parts.add(`ce/net${n}/${s === output.logits.length - 1 ? 'final' : `aux${s}`}`, ce);
       all.push(ce);
       total = total === null ? ce : F.add(total, ce);
-    }
+    });
   });
   if (total === null) throw new Error('loss: the cohort has no networks');
   // 'ce' after the per-network parts: the key order is the column order of summary.csv.

@@ -69,10 +69,12 @@ describe('objectives', () => {
       const expected = ce64(a, labels, C) + ce64(b, labels, C) + ce64(aux, labels, C);
       expect(result.loss.item()).toBeCloseTo(expected, 4);
       expect(parts['ce/net0']).toBeCloseTo(ce64(a, labels, C) + ce64(aux, labels, C), 4);
+      expect(parts['ce/net0/aux0']).toBeCloseTo(ce64(aux, labels, C), 4);
+      expect(parts['ce/net0/final']).toBeCloseTo(ce64(a, labels, C), 4);
       expect(parts.ce).toBeCloseTo(expected, 4);
       expect(parts.total).toBeCloseTo(expected, 4);
-      // Key order = summary.csv column order, as before the move.
-      expect(Object.keys(parts)).toEqual(['ce/net0', 'ce/net1', 'ce', 'total']);
+      // Key order = summary.csv column order; per-head keys only for a network with several heads.
+      expect(Object.keys(parts)).toEqual(['ce/net0', 'ce/net0/aux0', 'ce/net0/final', 'ce/net1', 'ce', 'total']);
       result.parts.dispose();
     });
   });
