@@ -3,7 +3,7 @@
 // entries with their default options (CIFAR: α = β = 0.1, γ = λ = 1, τ = 0.1, T = 3, feat-dim 128).
 //
 //   npx tsc -p tsconfig.json && node bench/methods_step.bench.mjs [--arch resnet32] [--batch 128] [--threads 2]
-//        [--rounds 7] [--meta-rounds 3] [--meta-freq 50] [--profile]
+//        [--rounds 7] [--meta-rounds 3] [--meta-freq 50] [--steps-between 0] [--profile]
 //
 // Cohort: two CIFAR networks with L-MCL's auxiliary branches (S = 3 heads each), 100 classes,
 // random 3×32×32 inputs, two images per class in the batch (the m-per-class sampler's batches).
@@ -103,8 +103,12 @@ for (let round = 0; round < rounds; round += 1) {
   lmclTimes.push(timedStep(lmcl));
   console.log(`  round ${round + 1}: dml ${dmlTimes.at(-1).toFixed(1)} ms, lmcl ${lmclTimes.at(-1).toFixed(1)} ms`);
 }
+// --steps-between k: k lmcl steps before every meta phase, as in training (the allocator's cache
+// then holds the step's sizes, not the meta phase's).
+const stepsBetween = Number(option('steps-between', 0));
 const metaTimes = [];
 for (let round = 0; round < metaRounds; round += 1) {
+  for (let k = 0; k < stepsBetween; k += 1) timedStep(lmcl);
   metaTimes.push(timedMeta(lmcl));
   console.log(`  meta phase ${round + 1}: ${metaTimes.at(-1).toFixed(0)} ms`);
 }
