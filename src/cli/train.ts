@@ -36,6 +36,8 @@ const trainOptions: Option[] = [
   new Option('--flip', 'random horizontal flips (default: on, except for mnist digits)'),
   new Option('--no-flip', 'no horizontal flips'),
   new Option('--limit-train <n>', 'use only the first N training images (0 = all)').default(d.limitTrain).argParser(integer('--limit-train')),
+  new Option('--train-per-class <n>', 'use only the first N training images of each class, a class-balanced subset (0 = all; before --limit-train)')
+    .default(d.trainPerClass).argParser(integer('--train-per-class')),
   new Option('--limit-test <n>', 'use only the first N test images (0 = all)').default(d.limitTest).argParser(integer('--limit-test')),
   new Option('--auxiliary', 'build the auxiliary (L-MCL) heads; their CE is trained and each head is evaluated')
     .default(d.auxiliary, `off; on for ${methods.filter((entry) => entry.defaultAuxiliary).map((entry) => entry.name).join(', ')}`),

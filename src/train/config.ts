@@ -34,6 +34,8 @@ export interface CommonTrainConfig {
   flip: boolean | null;
   /** Use only the first N training / test images (0: all). For quick runs and tests. */
   limitTrain: number;
+  /** The first N training images of each class, in file order (0: all); applied before limitTrain. */
+  trainPerClass: number;
   limitTest: number;
   evalBatchSize: number;
   /** Parent folder of run directories. */
@@ -82,6 +84,7 @@ const commonDefaults: Readonly<CommonTrainConfig> = Object.freeze({
   sampler: 'shuffle' as SamplerName,
   flip: null,
   limitTrain: 0,
+  trainPerClass: 0,
   limitTest: 0,
   evalBatchSize: 256,
   out: 'runs',
@@ -171,7 +174,7 @@ export function resolveTrainConfig(partial: Record<string, unknown> = {}): Train
   if (c.imageSize !== null && !isInt(c.imageSize, 1)) throw new Error(`--image-size must be an integer ≥ 1, got ${String(c.imageSize)}`);
   if (c.sampler !== 'shuffle' && c.sampler !== 'm-per-class') throw new Error(`--sampler must be shuffle or m-per-class, got '${String(c.sampler)}'`);
   if (c.flip !== null && typeof c.flip !== 'boolean') throw new Error('--flip must be true or false');
-  for (const [name, value] of [['limit-train', c.limitTrain], ['limit-test', c.limitTest], ['threads', c.threads], ['workers', c.workers]] as const) {
+  for (const [name, value] of [['limit-train', c.limitTrain], ['train-per-class', c.trainPerClass], ['limit-test', c.limitTest], ['threads', c.threads], ['workers', c.workers]] as const) {
     if (!isInt(value, 0)) throw new Error(`--${name} must be an integer ≥ 0, got ${String(value)}`);
   }
   if (!isInt(c.keepLast, 1)) throw new Error(`--keep-last must be an integer ≥ 1, got ${String(c.keepLast)}`);

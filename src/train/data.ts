@@ -34,6 +34,30 @@ export function truncateDataset(split: ImageDataset, limit: number): ImageDatase
   return { ...split, count: limit, pixels: split.pixels.slice(0, limit * plane), labels: split.labels.slice(0, limit), name: `${split.name} (first ${limit})` };
 }
 
+/**
+ * The first `perClass` images of every class, kept in file order (0: all of it): a class-balanced
+ * subset. A class with fewer images keeps all it has; the split's name says so.
+ */
+export function balancedSubset(split: ImageDataset, perClass: number): ImageDataset {
+  if (perClass <= 0) return split;
+  const plane = split.channels * split.height * split.width;
+  const taken = new Int32Array(split.classes);
+  const keep: number[] = [];
+  split.labels.forEach((label, index) => {
+    if (taken[label]! < perClass) {
+      taken[label]! += 1;
+      keep.push(index);
+    }
+  });
+  if (keep.length === split.count) return split;
+  const pixels = new Uint8Array(keep.length * plane);
+  keep.forEach((index, row) => pixels.set(split.pixels.subarray(index * plane, (index + 1) * plane), row * plane));
+  const short = [...taken].map((count, label) => [label, count] as const).filter(([, count]) => count < perClass);
+  const note = short.length > 0 ? `; classes ${short.map(([label, count]) => `${label} (${count})`).join(', ')} have fewer` : '';
+  return { ...split, count: keep.length, pixels, labels: Int32Array.from(keep, (index) => split.labels[index]!),
+    name: `${split.name} (first ${perClass} per class${note})` };
+}
+
 /** Crop padding by image size: 4 at 32×32 (the reference's CIFAR setting), 2 at 28×28, size/8 otherwise. */
 export function defaultPadding(size: number): number {
   return size >= 32 ? 4 : Math.max(1, Math.round(size / 14));
@@ -41,7 +65,7 @@ export function defaultPadding(size: number): number {
 
 export function openData(config: TrainConfig, options: { trainLoader?: boolean } = {}): TrainData {
   const splits = loadDataset(config.dataset as DatasetName, { data: config.data ?? undefined, imageSize: config.imageSize ?? undefined });
-  const train = truncateDataset(splits.train, config.limitTrain);
+  const train = truncateDataset(balancedSubset(splits.train, config.trainPerClass), config.limitTrain);
   const test = truncateDataset(splits.test, config.limitTest);
   if (train.height !== train.width) throw new Error(`${train.name}: images are ${train.height}×${train.width}; square images are expected`);
   if (config.imageSize !== null && config.dataset !== 'imagefolder' && config.imageSize !== train.height) {

@@ -130,7 +130,7 @@ function locateRun(config: TrainConfig): { dir: string; checkpoint: string | nul
  * --out); the method's registry entry adds its own (resumeKeys, e.g. dml's kdT).
  */
 const resumeInvariant: readonly string[] = ['arch', 'numberNet', 'method', 'epochs', 'batchSize', 'lr', 'weightDecay', 'momentum', 'nesterov',
-  'lrType', 'milestones', 'gamma', 'warmupEpochs', 'seed', 'dataset', 'imageSize', 'sampler', 'flip', 'limitTrain', 'limitTest', 'auxiliary'];
+  'lrType', 'milestones', 'gamma', 'warmupEpochs', 'seed', 'dataset', 'imageSize', 'sampler', 'flip', 'limitTrain', 'trainPerClass', 'limitTest', 'auxiliary'];
 
 const SET_NAME = /^[a-z][a-z0-9_]*$/;
 
