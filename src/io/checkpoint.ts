@@ -19,20 +19,22 @@
 //   checkpoint.json                          manifest, written last: format, name, sequence number,
 //                                            creation time, best flag, byte size of every file
 //
-// Atomicity: everything is written into `.tmp-checkpoint-<name>-<pid>-<hex>` in the run
+// Atomicity: everything is written into `.tmp-checkpoint-<name>@<host>-<pid>-<hex>` in the run
 // directory, each file fsync'ed, the directory fsync'ed, then renamed to `<name>` and the run
 // directory fsync'ed. Replacing an existing `<name>` (e.g. 'best') moves the old one aside to
-// `.old-<name>-<pid>-<hex>` first and deletes it afterwards; pruning moves a checkpoint to
+// `.old-<name>@<host>-<pid>-<hex>` first and deletes it afterwards; pruning moves a checkpoint to
 // `.trash-...` before deleting it. So a directory with a regular name and a manifest is always a
-// complete checkpoint; dot-directories are ignored by readers and cleaned up (once their writing
-// process is gone) by saveCheckpoint and latestCheckpoint; an `.old-` directory whose checkpoint
-// is missing (crash between the two renames) is renamed back instead.
+// complete checkpoint; dot-directories are ignored by readers, which never delete or rename
+// anything, and only saveCheckpoint cleans them up, when their writer is provably gone (the rule
+// is above cleanCheckpointScratch); an `.old-` directory whose checkpoint is missing (crash
+// between the two renames) is renamed back instead.
 //
 // "Latest" is the highest sequence number (1 + the highest existing one at save time; no clock
 // involved), ignoring checkpoints saved with { best: true } unless they are the only ones.
 // Rotation keeps the `keepLast` newest non-best checkpoints (the one just saved is always kept);
 // best checkpoints are never pruned.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fsyncDirectory, writeFileAtomic } from './atomic.js';
@@ -230,9 +232,30 @@ function decodeState(value: unknown, lookup: (key: string) => Float32Array, sour
 }
 
 // ---- directory scanning and cleanup ---------------------------------------------------------
+//
+// Who may clean the scratch directories (.tmp-, .old-, .trash-) of a save:
+//  * Readers never delete or rename anything (listCheckpoints, latestCheckpoint, loadCheckpoint:
+//    `lmcl eval`, `lmcl export`, finding the checkpoint to resume from). They only skip
+//    dot-directories. A reader on another host cannot tell whether the writer is alive (its pid
+//    means nothing there, so it always looks gone); a reader that cleaned up would pull a running
+//    trainer's files from under it and the trainer would die with ENOENT.
+//  * Only a writer cleans: saveCheckpoint, before it starts its own save. Scratch names record
+//    who made them, `<prefix><name>@<host>-<pid>-<hex>`, and the writer removes a leftover only
+//    when it can prove nobody is using it: it was made on this host by a process that no longer
+//    exists, or by this process and is not one of this process's saves in progress. Leftovers
+//    from another host, or in the old `<name>-<pid>-<hex>` format (host unknown), are left alone
+//    (reported by cleanCheckpointScratch) and are harmless: every reader ignores them.
+// A host is os.hostname(); two machines sharing a file system must not share a host name.
+
+/** Scratch directories of saves running in this process (absolute paths): never cleaned. */
+const savesInProgress = new Set<string>();
+
+/** This host's name as it appears in scratch names (no '@' or path characters). */
+function hostTag(): string {
+  return os.hostname().replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 64) || 'unknown-host';
+}
 
 function processAlive(pid: number): boolean {
-  if (pid === process.pid) return false; // our own saves are synchronous: anything left is stale
   try {
     process.kill(pid, 0);
     return true;
@@ -241,55 +264,77 @@ function processAlive(pid: number): boolean {
   }
 }
 
-/** `<prefix><name>-<pid>-<hex>` → { name, pid }. */
-function parseScratchName(entry: string, prefix: string): { name: string; pid: number } | null {
-  const match = /^(.*)-(\d+)-[0-9a-f]+$/.exec(entry.slice(prefix.length));
-  return match ? { name: match[1]!, pid: Number(match[2]) } : null;
+/** `<prefix><name>@<host>-<pid>-<hex>` → { name, host, pid }; the old format gives host null. */
+function parseScratchName(entry: string, prefix: string): { name: string; host: string | null; pid: number } | null {
+  const rest = entry.slice(prefix.length);
+  const tagged = /^(.*)@([A-Za-z0-9._-]+)-(\d+)-[0-9a-f]+$/.exec(rest);
+  if (tagged) return { name: tagged[1]!, host: tagged[2]!, pid: Number(tagged[3]) };
+  const legacy = /^(.*)-(\d+)-[0-9a-f]+$/.exec(rest);
+  return legacy ? { name: legacy[1]!, host: null, pid: Number(legacy[2]) } : null;
 }
 
 function scratchName(prefix: string, name: string): string {
-  return `${prefix}${name}-${process.pid}-${randomBytes(6).toString('hex')}`;
+  return `${prefix}${name}@${hostTag()}-${process.pid}-${randomBytes(6).toString('hex')}`;
 }
 
 function removeDirectory(target: string): void {
   fs.rmSync(target, { recursive: true, force: true, maxRetries: 3 });
 }
 
+/** True when the scratch directory `full` (parsed from its name) is provably abandoned. */
+function abandoned(full: string, parsed: { host: string | null; pid: number } | null): boolean {
+  if (parsed === null || parsed.host !== hostTag()) return false; // another host (or unknown): it may be running
+  if (parsed.pid === process.pid) return !savesInProgress.has(path.resolve(full));
+  return !processAlive(parsed.pid);
+}
+
+export interface ScratchCleanup {
+  /** Scratch directories deleted (abandoned temporary, trash and superseded old directories). */
+  removed: string[];
+  /** `.old-<name>` directories renamed back to `<name>` (a crash between a replacement's two renames). */
+  restored: string[];
+  /** Scratch directories left alone because their writer may still be running (another host, unknown host, live pid). */
+  kept: string[];
+}
+
 /**
- * Removes leftovers of interrupted saves/prunes in `runDir` whose writing process is gone:
- * temporary and trash directories are deleted; an `.old-<name>` directory whose `<name>` is
- * missing is renamed back (the crash happened between the two renames of a replacement).
+ * For writers only (saveCheckpoint calls it; see the rules above): removes the leftovers of
+ * interrupted saves/prunes in `runDir` that are provably abandoned. Temporary and trash
+ * directories are deleted; an `.old-<name>` directory whose `<name>` is missing is renamed back.
  */
-export function cleanCheckpointScratch(runDir: string): void {
+export function cleanCheckpointScratch(runDir: string): ScratchCleanup {
+  const report: ScratchCleanup = { removed: [], restored: [], kept: [] };
   let entries: fs.Dirent[];
   try {
     entries = fs.readdirSync(runDir, { withFileTypes: true });
   } catch {
-    return;
+    return report;
   }
-  let changed = false;
   for (const entry of entries) {
     if (!entry.isDirectory()) continue;
     const full = path.join(runDir, entry.name);
-    for (const prefix of [TEMP_PREFIX, TRASH_PREFIX, OLD_PREFIX]) {
-      if (!entry.name.startsWith(prefix)) continue;
-      const parsed = parseScratchName(entry.name, prefix);
-      if (parsed && processAlive(parsed.pid)) break;
-      try {
-        const target = parsed ? path.join(runDir, parsed.name) : '';
-        if (prefix === OLD_PREFIX && parsed && !fs.existsSync(target) && readManifest(full) !== null) {
-          fs.renameSync(full, target);
-        } else {
-          removeDirectory(full);
-        }
-        changed = true;
-      } catch {
-        // another process may be cleaning the same directory; leave it
+    const prefix = [TEMP_PREFIX, TRASH_PREFIX, OLD_PREFIX].find((candidate) => entry.name.startsWith(candidate));
+    if (prefix === undefined) continue;
+    const parsed = parseScratchName(entry.name, prefix);
+    if (!abandoned(full, parsed)) {
+      report.kept.push(full);
+      continue;
+    }
+    try {
+      const target = path.join(runDir, parsed!.name);
+      if (prefix === OLD_PREFIX && !fs.existsSync(target) && readManifest(full) !== null) {
+        fs.renameSync(full, target);
+        report.restored.push(target);
+      } else {
+        removeDirectory(full);
+        report.removed.push(full);
       }
-      break;
+    } catch {
+      // another process may be cleaning the same directory; leave it
     }
   }
-  if (changed) fsyncDirectory(runDir);
+  if (report.removed.length + report.restored.length > 0) fsyncDirectory(runDir);
+  return report;
 }
 
 function readManifest(dir: string): CheckpointManifest | null {
@@ -344,10 +389,9 @@ export function listCheckpoints(runDir: string): CheckpointInfo[] {
 
 /**
  * The latest complete checkpoint of a run (highest sequence, preferring non-best ones), or null.
- * Cleans leftovers of interrupted saves first (see cleanCheckpointScratch).
+ * Read-only: leftovers of interrupted saves are skipped, never cleaned (only writers clean).
  */
 export function latestCheckpoint(runDir: string): CheckpointInfo | null {
-  cleanCheckpointScratch(runDir);
   const all = listCheckpoints(runDir);
   const regular = all.filter((info) => !info.manifest.best);
   const pool = regular.length > 0 ? regular : all;
@@ -413,9 +457,16 @@ export function saveCheckpoint(
   const sequence = existing.reduce((max, info) => Math.max(max, info.manifest.sequence), 0) + 1;
 
   const temp = path.join(runDir, scratchName(TEMP_PREFIX, name));
-  fs.mkdirSync(temp);
+  // Scratch directories are registered before they exist, so no cleanup in this process takes them mid-save.
+  const ours: string[] = [];
+  const claim = (scratch: string): void => {
+    ours.push(path.resolve(scratch));
+    savesInProgress.add(path.resolve(scratch));
+  };
+  claim(temp);
   let info: CheckpointInfo;
   try {
+    fs.mkdirSync(temp);
     const files: Record<string, number> = {};
     const write = (file: string, writer: (target: string) => void): void => {
       const target = path.join(temp, file);
@@ -453,6 +504,7 @@ export function saveCheckpoint(
 
     if (fs.existsSync(final)) {
       const old = path.join(runDir, scratchName(OLD_PREFIX, name));
+      claim(old);
       fs.renameSync(final, old);
       fs.renameSync(temp, final);
       fsyncDirectory(runDir);
@@ -466,6 +518,8 @@ export function saveCheckpoint(
     removeDirectory(temp);
     const reason = error instanceof Error ? error.message : String(error);
     throw new Error(`${where}: could not save checkpoint '${final}': ${reason}`, { cause: error });
+  } finally {
+    for (const scratch of ours) savesInProgress.delete(scratch);
   }
   pruneCheckpoints(runDir, keepLast, name);
   return info;
@@ -478,10 +532,15 @@ function pruneCheckpoints(runDir: string, keepLast: number, keep: string): void 
   const excess = regular.length - (keepLast - 1);
   if (excess <= 0) return;
   for (const info of regular.slice(0, excess)) {
-    const trash = path.join(runDir, scratchName(TRASH_PREFIX, info.name));
-    fs.renameSync(info.path, trash);
-    fsyncDirectory(runDir);
-    removeDirectory(trash);
+    const trash = path.resolve(runDir, scratchName(TRASH_PREFIX, info.name));
+    savesInProgress.add(trash);
+    try {
+      fs.renameSync(info.path, trash);
+      fsyncDirectory(runDir);
+      removeDirectory(trash);
+    } finally {
+      savesInProgress.delete(trash);
+    }
   }
 }
 

@@ -6,7 +6,7 @@ export {
   saveCheckpoint, loadCheckpoint, latestCheckpoint, listCheckpoints, cleanCheckpointScratch, checkpointName,
 } from './checkpoint.js';
 export type {
-  TensorMap, CheckpointPayload, SaveCheckpointOptions, CheckpointManifest, CheckpointInfo, LoadedCheckpoint,
+  TensorMap, CheckpointPayload, SaveCheckpointOptions, CheckpointManifest, CheckpointInfo, LoadedCheckpoint, ScratchCleanup,
 } from './checkpoint.js';
 export { readConfigFile } from './config_file.js';
 export { plotRunsSvg, readMetricsJsonl, niceScale, formatTick } from './plot.js';
