@@ -41,7 +41,7 @@ import { Progress, formatDuration, type ProgressOptions } from './progress.js';
 import { RunDirectory, type EpochRecord } from './rundir.js';
 import { defaultRunName, normaliseKey, resolveTrainConfig, type TrainConfig } from './config.js';
 import { READABLE_STATE_FORMATS, STATE_FORMAT, collectTensors, emptyMeters, optimizerGroupsOf, restoreTensors, type EpochMeters, type TrainState } from './state.js';
-import { findResumeCheckpoint, readTrainCheckpoint, writeTrainCheckpoint, type SavedTraining } from './checkpoint.js';
+import { findResumeCheckpoint, readTrainCheckpoint, repairBestCheckpoint, writeTrainCheckpoint, type SavedTraining } from './checkpoint.js';
 import { openData, type TrainData } from './data.js';
 import { describeNonFinite, findNonFiniteState } from './finite.js';
 
@@ -255,6 +255,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   });
   if (saved) run.log(`resuming ${dir} from ${checkpoint} at epoch ${epoch + 1}, batch ${position} (step ${step})`);
   else run.log(`run directory ${dir}`);
+  // A crash between an epoch's regular and best saves leaves best missing or stale.
+  const bestRepair = saved ? repairBestCheckpoint(run.checkpointDir, checkpoint!, saved.state) : null;
+  if (bestRepair) run.log(bestRepair);
   const optionText = Object.entries(entry.options as MethodOptions).map(([key, option]) => `${option.flag} ${String(config[key])}`).join(' ');
   run.log(`${config.method}${optionText ? ` (${optionText})` : ''} cohort: ${networks.map((net, n) => `${net.architecture} (${paramCounts[n]!.toLocaleString('en-US')} params)`).join(' + ')}; ` +
     `data ${data.description}; ${config.epochs} epochs × ${data.train.batchesPerEpoch} batches of ${Math.min(config.batchSize, data.trainCount)}; ` +
