@@ -355,36 +355,55 @@ function readManifest(dir: string): CheckpointManifest | null {
   return candidate as CheckpointManifest;
 }
 
-/** True when every file of the manifest exists with the recorded size. */
-function filesComplete(dir: string, manifest: CheckpointManifest): boolean {
+/** Why the files of `dir` do not match its manifest (a missing file, a wrong size), or null when they do. */
+function filesProblem(dir: string, manifest: CheckpointManifest): string | null {
   for (const [file, size] of Object.entries(manifest.files)) {
+    let actual: number;
     try {
-      if (fs.statSync(path.join(dir, file)).size !== size) return false;
+      actual = fs.statSync(path.join(dir, file)).size;
     } catch {
-      return false;
+      return `${file} is missing`;
     }
+    if (actual !== size) return `${file} is ${actual} bytes, the manifest says ${size}`;
   }
-  return true;
+  return null;
 }
 
-/** Complete checkpoints in `runDir`, oldest first (by sequence number). */
-export function listCheckpoints(runDir: string): CheckpointInfo[] {
+/** A directory beside the checkpoints that is not a complete one, and why. */
+export interface DamagedCheckpoint {
+  name: string;
+  path: string;
+  problem: string;
+}
+
+/** Every non-dot directory of `runDir`, sorted into complete checkpoints (oldest first) and the others. */
+export function inspectCheckpoints(runDir: string): { complete: CheckpointInfo[]; damaged: DamagedCheckpoint[] } {
   let entries: fs.Dirent[];
   try {
     entries = fs.readdirSync(runDir, { withFileTypes: true });
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { complete: [], damaged: [] };
     throw error;
   }
-  const result: CheckpointInfo[] = [];
+  const complete: CheckpointInfo[] = [];
+  const damaged: DamagedCheckpoint[] = [];
   for (const entry of entries) {
     if (!entry.isDirectory() || entry.name.startsWith('.')) continue;
     const dir = path.join(runDir, entry.name);
     const manifest = readManifest(dir);
-    if (manifest && filesComplete(dir, manifest)) result.push({ name: entry.name, path: dir, manifest });
+    const problem = manifest ? filesProblem(dir, manifest)
+      : fs.existsSync(path.join(dir, MANIFEST)) ? `${MANIFEST} is not a valid lmcl checkpoint manifest` : `it has no ${MANIFEST}`;
+    if (manifest && problem === null) complete.push({ name: entry.name, path: dir, manifest });
+    else damaged.push({ name: entry.name, path: dir, problem: problem! });
   }
-  result.sort((a, b) => a.manifest.sequence - b.manifest.sequence || a.name.localeCompare(b.name));
-  return result;
+  complete.sort((a, b) => a.manifest.sequence - b.manifest.sequence || a.name.localeCompare(b.name));
+  damaged.sort((a, b) => a.name.localeCompare(b.name));
+  return { complete, damaged };
+}
+
+/** Complete checkpoints in `runDir`, oldest first (by sequence number). */
+export function listCheckpoints(runDir: string): CheckpointInfo[] {
+  return inspectCheckpoints(runDir).complete;
 }
 
 /**

@@ -50,8 +50,12 @@ export interface TrainState {
   /** Optimizer steps since the start of the run. */
   step: number;
   lr: number;
-  /** Each parameter set's optimizer hyper-parameters, by set name (format 2). */
-  optimizers?: Record<string, { paramGroups: OptimizerGroups }>;
+  /**
+   * Each parameter set's optimizer hyper-parameters, by set name (format 2), and the indices of
+   * the parameters that have a momentum buffer (written since checkpoints record them; a resume
+   * refuses a checkpoint that lacks one of them).
+   */
+  optimizers?: Record<string, { paramGroups: OptimizerGroups; momentumBuffers?: number[] }>;
   /** Format 1: the one optimizer (= the 'main' set). */
   optimizer?: { paramGroups: OptimizerGroups };
   /** The global generator (initialisation; anything else drawing from it). */

@@ -1,5 +1,6 @@
 // Resume robustness on a tiny job (two resnet8, 160 images of the bundled sample, 2 epochs):
-// checkpoints/best rebuilt after a crash between the regular and the best save.
+// checkpoints/best rebuilt after a crash between the regular and the best save; a damaged newest
+// checkpoint is named when the resume falls back; lost optimizer state is refused, not restarted.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -70,5 +71,59 @@ describe('resume', () => {
     const again: string[] = [];
     release(await train({ config: { resume: run }, console: (line) => again.push(line), handleSignals: false }));
     expect(again.join('\n')).not.toMatch(/checkpoints\/best/);
+  });
+
+  it('says which damaged checkpoint it skipped when it falls back to an older one', async () => {
+    const run = copyRun(finished, 'newest-damaged');
+    const newest = epochCheckpoint(run, 2);
+    fs.appendFileSync(path.join(newest, 'net1.safetensors'), 'x');
+    const lines: string[] = [];
+    const resumed = await train({ config: { resume: run }, console: (line) => lines.push(line), handleSignals: false });
+    expect(resumed.step).toBe(10);
+    release(resumed);
+    const log = lines.join('\n');
+    expect(log).toMatch(new RegExp(`skipped damaged checkpoint ${newest.replace(/[.\\]/g, '\\$&')}: net1\\.safetensors is \\d+ bytes, the manifest says \\d+`));
+    expect(log).toContain(`from ${epochCheckpoint(run, 1)} at epoch 2`);
+    // With nothing complete left, the error says what is wrong with each.
+    const broken = copyRun(finished, 'all-damaged');
+    for (const name of ['best', 'checkpoint-e0001-s5', 'checkpoint-e0002-s10']) fs.rmSync(path.join(broken, 'checkpoints', name, 'checkpoint.json'));
+    await expect(train({ config: { resume: broken }, console: null, handleSignals: false }))
+      .rejects.toThrow(/^--resume .*all-damaged: no complete checkpoint found there \(damaged: .*best: it has no checkpoint\.json; .*checkpoint-e0001-s5: it has no checkpoint\.json; /);
+  });
+
+  it('refuses a checkpoint whose optimizer file or one momentum buffer is missing, naming it', async () => {
+    // optimizer.safetensors deleted, and dropped from the manifest so the checkpoint looks complete.
+    const run = copyRun(finished, 'optimizer-missing');
+    const newest = epochCheckpoint(run, 2);
+    const buffers = loadCheckpoint(newest).optimizerBuffers.size;
+    fs.rmSync(path.join(newest, 'optimizer.safetensors'));
+    const manifest = JSON.parse(fs.readFileSync(path.join(newest, 'checkpoint.json'), 'utf8'));
+    delete manifest.files['optimizer.safetensors'];
+    fs.writeFileSync(path.join(newest, 'checkpoint.json'), JSON.stringify(manifest));
+    await expect(train({ config: { resume: newest }, console: null, handleSignals: false })).rejects.toThrow(new RegExp(
+      `checkpoint-e0002-s10: incomplete optimizer state: optimizer\\.safetensors \\(not in this checkpoint\\) lacks ${buffers} of the ${buffers} momentum buffers of parameter set 'main' \\(main\\.0\\.momentum_buffer, main\\.1\\.momentum_buffer, main\\.2\\.momentum_buffer, \\.\\.\\.\\)`));
+
+    // One buffer dropped from optimizer.safetensors.
+    const source = loadCheckpoint(epochCheckpoint(finished, 2));
+    const oneLess = new Map(source.optimizerBuffers);
+    oneLess.delete('main.7.momentum_buffer');
+    const dir = path.join(root, 'one-buffer-missing', 'checkpoints');
+    saveCheckpoint(dir, 'checkpoint-e0002-s10', { networks: source.networks, optimizerBuffers: oneLess, state: source.state });
+    await expect(train({ config: { resume: path.join(dir, 'checkpoint-e0002-s10') }, console: null, handleSignals: false }))
+      .rejects.toThrow(/incomplete optimizer state: optimizer\.safetensors lacks 1 of the \d+ momentum buffers of parameter set 'main' \(main\.7\.momentum_buffer\)/);
+
+    // A checkpoint from before buffers were recorded, without any: refused too.
+    const state = structuredClone(source.state) as { optimizers: Record<string, { momentumBuffers?: number[] }> };
+    delete state.optimizers.main!.momentumBuffers;
+    const old = path.join(root, 'old-format-no-buffers', 'checkpoints');
+    saveCheckpoint(old, 'checkpoint-e0002-s10', { networks: source.networks, state });
+    await expect(train({ config: { resume: path.join(old, 'checkpoint-e0002-s10') }, console: null, handleSignals: false }))
+      .rejects.toThrow(/incomplete optimizer state: optimizer\.safetensors \(not in this checkpoint\) has no momentum buffer for parameter set 'main' after 10 steps with momentum 0\.9/);
+  });
+
+  it('records which momentum buffers exist in state.json', () => {
+    const loaded = loadCheckpoint(epochCheckpoint(finished, 2));
+    const recorded = (loaded.state as { optimizers: Record<string, { momentumBuffers: number[] }> }).optimizers.main!.momentumBuffers;
+    expect(recorded).toEqual([...loaded.optimizerBuffers.keys()].map((key) => Number(key.split('.')[1])).sort((a, b) => a - b));
   });
 });
