@@ -17,7 +17,9 @@
 //                                            as tagged JSON: NaN/±Infinity/-0, other typed arrays,
 //                                            Maps and bigints are encoded so they round-trip exactly
 //   checkpoint.json                          manifest, written last: format, name, sequence number,
-//                                            creation time, best flag, byte size of every file
+//                                            creation time, best flag, byte size and SHA-256 of
+//                                            every file (both checked by loadCheckpoint; listing
+//                                            checks sizes only, hashing every checkpoint is slow)
 //
 // Atomicity: everything is written into `.tmp-checkpoint-<name>@<host>-<pid>-<hex>` in the run
 // directory, each file fsync'ed, the directory fsync'ed, then renamed to `<name>` and the run
@@ -36,7 +38,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { fsyncDirectory, writeFileAtomic } from './atomic.js';
 import { readSafetensors, writeSafetensors, type SafetensorsEntry } from './safetensors.js';
 
@@ -73,6 +75,11 @@ export interface CheckpointManifest {
   networks: number;
   /** File name → size in bytes (checked on load). */
   files: Record<string, number>;
+  /**
+   * File name → SHA-256 of its bytes, lower-case hex (checked on load, so a flipped bit is
+   * rejected naming the file). Absent in checkpoints written before it was recorded.
+   */
+  sha256?: Record<string, string>;
 }
 
 export interface CheckpointInfo {
@@ -348,7 +355,9 @@ function readManifest(dir: string): CheckpointManifest | null {
   if (
     candidate === null || typeof candidate !== 'object' || candidate.format !== FORMAT ||
     !Number.isSafeInteger(candidate.sequence) || !Number.isSafeInteger(candidate.networks) ||
-    candidate.files === null || typeof candidate.files !== 'object'
+    candidate.files === null || typeof candidate.files !== 'object' ||
+    (candidate.sha256 !== undefined && (candidate.sha256 === null || typeof candidate.sha256 !== 'object' ||
+      !Object.values(candidate.sha256).every((digest) => typeof digest === 'string' && /^[0-9a-f]{64}$/.test(digest))))
   ) {
     return null;
   }
@@ -419,6 +428,23 @@ export function latestCheckpoint(runDir: string): CheckpointInfo | null {
 
 // ---- save -----------------------------------------------------------------------------------
 
+const HASH_CHUNK_BYTES = 8 * 1024 * 1024;
+
+/** SHA-256 of a file's bytes (lower-case hex), read in chunks so big files need no big buffer. */
+function sha256OfFile(file: string): string {
+  const hash = createHash('sha256');
+  const chunk = Buffer.allocUnsafe(HASH_CHUNK_BYTES);
+  const fd = fs.openSync(file, 'r');
+  try {
+    for (let read = fs.readSync(fd, chunk, 0, chunk.length, null); read > 0; read = fs.readSync(fd, chunk, 0, chunk.length, null)) {
+      hash.update(chunk.subarray(0, read));
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return hash.digest('hex');
+}
+
 function numericField(state: unknown, key: string): string | undefined {
   if (state === null || typeof state !== 'object') return undefined;
   const value = (state as Record<string, unknown>)[key];
@@ -487,10 +513,12 @@ export function saveCheckpoint(
   try {
     fs.mkdirSync(temp);
     const files: Record<string, number> = {};
+    const sha256: Record<string, string> = {};
     const write = (file: string, writer: (target: string) => void): void => {
       const target = path.join(temp, file);
       writer(target);
       files[file] = fs.statSync(target).size;
+      sha256[file] = sha256OfFile(target);
     };
     const epoch = numericField(payload.state, 'epoch');
     const step = numericField(payload.state, 'step');
@@ -517,6 +545,7 @@ export function saveCheckpoint(
       best: options.best === true,
       networks: payload.networks.length,
       files,
+      sha256,
     };
     writeFileAtomic(path.join(temp, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
     fsyncDirectory(temp);
@@ -593,6 +622,15 @@ export function loadCheckpoint(pathOrRunDir: string): LoadedCheckpoint {
       throw new Error(`${where}: checkpoint '${dir}' is missing ${file}`);
     }
     if (actual !== size) throw new Error(`${where}: '${target}' is ${actual} bytes, the manifest says ${size} (corrupt checkpoint)`);
+  }
+  // Sizes first (cheap, and the clearer message for truncation), then the content of each file.
+  for (const [file, expected] of Object.entries(manifest.sha256 ?? {})) {
+    const target = path.join(dir, file);
+    if (!(file in manifest.files)) throw new Error(`${where}: '${path.join(dir, MANIFEST)}' has a sha256 for ${file}, which it does not list`);
+    const actual = sha256OfFile(target);
+    if (actual !== expected) {
+      throw new Error(`${where}: '${target}' does not match the sha256 in the manifest (corrupt checkpoint: expected ${expected}, got ${actual})`);
+    }
   }
 
   const networks: TensorMap[] = [];

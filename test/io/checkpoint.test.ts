@@ -223,6 +223,27 @@ describe('checkpoints', () => {
     expect(() => loadCheckpoint(info.path)).toThrow(/looks like a checkpoint but has no checkpoint\.json: it is incomplete/);
   });
 
+  it('records a sha256 per file and rejects a flipped bit naming the file; checkpoints without sha256 still load', () => {
+    const info = saveCheckpoint(runDir, 'a', payload(1, 1));
+    const manifest = JSON.parse(fs.readFileSync(path.join(info.path, 'checkpoint.json'), 'utf8'));
+    expect(Object.keys(manifest.sha256).sort()).toEqual(Object.keys(manifest.files).sort());
+    for (const digest of Object.values(manifest.sha256)) expect(digest).toMatch(/^[0-9a-f]{64}$/);
+    for (const file of ['net1.safetensors', 'optimizer.safetensors', 'state.json']) {
+      const target = path.join(info.path, file);
+      const original = fs.readFileSync(target);
+      const flipped = Buffer.from(original);
+      flipped[flipped.length - 2]! ^= 0x10; // same size: only the content check can see it
+      fs.writeFileSync(target, flipped);
+      expect(() => loadCheckpoint(info.path)).toThrow(new RegExp(`'.*${file.replace('.', '\\.')}' does not match the sha256 in the manifest \\(corrupt checkpoint: expected [0-9a-f]{64}, got [0-9a-f]{64}\\)`));
+      fs.writeFileSync(target, original);
+    }
+    expect((loadCheckpoint(info.path).state as any).epoch).toBe(1);
+    // A checkpoint written before sha256 was recorded.
+    delete manifest.sha256;
+    fs.writeFileSync(path.join(info.path, 'checkpoint.json'), JSON.stringify(manifest));
+    expect((loadCheckpoint(info.path).state as any).epoch).toBe(1);
+  });
+
   it('rejects state it cannot store', () => {
     const cyclic: Record<string, unknown> = {};
     cyclic.self = cyclic;

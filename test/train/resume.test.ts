@@ -99,6 +99,7 @@ describe('resume', () => {
     fs.rmSync(path.join(newest, 'optimizer.safetensors'));
     const manifest = JSON.parse(fs.readFileSync(path.join(newest, 'checkpoint.json'), 'utf8'));
     delete manifest.files['optimizer.safetensors'];
+    delete manifest.sha256['optimizer.safetensors'];
     fs.writeFileSync(path.join(newest, 'checkpoint.json'), JSON.stringify(manifest));
     await expect(train({ config: { resume: newest }, console: null, handleSignals: false })).rejects.toThrow(new RegExp(
       `checkpoint-e0002-s10: incomplete optimizer state: optimizer\\.safetensors \\(not in this checkpoint\\) lacks ${buffers} of the ${buffers} momentum buffers of parameter set 'main' \\(main\\.0\\.momentum_buffer, main\\.1\\.momentum_buffer, main\\.2\\.momentum_buffer, \\.\\.\\.\\)`));
