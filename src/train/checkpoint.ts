@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { checkpointName, inspectCheckpoints, latestCheckpoint, listCheckpoints, loadCheckpoint, saveCheckpoint, type CheckpointPayload } from '../io/checkpoint.js';
-import { CRITERION, type TrainState, type CheckpointTensors } from './state.js';
+import { CRITERION, validateTrainState, type TrainState, type CheckpointTensors } from './state.js';
 
 export interface SavedTraining extends CheckpointTensors {
   state: TrainState;
@@ -113,7 +113,7 @@ function checkOptimizerState(checkpoint: string, state: TrainState, extra: Reado
 
 export function readTrainCheckpoint(checkpoint: string): SavedTraining {
   const loaded = loadCheckpoint(checkpoint);
-  const state = loaded.state as TrainState;
+  const state = validateTrainState(loaded.state, loaded.path);
   checkOptimizerState(loaded.path, state, loaded.optimizerBuffers, Object.keys(loaded.manifest.files));
   return { networks: loaded.networks, criterion: loaded.tensorFiles[CRITERION] ?? new Map(), extra: loaded.optimizerBuffers, state };
 }

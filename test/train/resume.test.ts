@@ -1,11 +1,13 @@
 // Resume robustness on a tiny job (two resnet8, 160 images of the bundled sample, 2 epochs):
 // checkpoints/best rebuilt after a crash between the regular and the best save; a damaged newest
-// checkpoint is named when the resume falls back; lost optimizer state is refused, not restarted.
+// checkpoint is named when the resume falls back; lost optimizer state is refused, not restarted;
+// a damaged state.json is refused naming the field.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { train, type TrainResult } from '../../src/train/trainer.js';
+import { evaluateCheckpoint } from '../../src/train/evaluate.js';
 import { listCheckpoints, loadCheckpoint, saveCheckpoint } from '../../src/io/checkpoint.js';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'lmcl-resume-'));
@@ -126,5 +128,33 @@ describe('resume', () => {
     const loaded = loadCheckpoint(epochCheckpoint(finished, 2));
     const recorded = (loaded.state as { optimizers: Record<string, { momentumBuffers: number[] }> }).optimizers.main!.momentumBuffers;
     expect(recorded).toEqual([...loaded.optimizerBuffers.keys()].map((key) => Number(key.split('.')[1])).sort((a, b) => a - b));
+  });
+
+  it('refuses a damaged state.json field by field, naming the field', async () => {
+    const source = loadCheckpoint(epochCheckpoint(finished, 1));
+    const damage: [string, (state: Record<string, any>) => void, RegExp][] = [
+      ['no-config', (state) => delete state.config, /field 'config' must be an object \(the run configuration\), got undefined/],
+      ['meters-null', (state) => (state.meters = null), /field 'meters' must be an object \{ lossSums, correct, seen, batches, trainSeconds \}, got null/],
+      ['step-text', (state) => (state.step = 'x'), /field 'step' must be an integer ≥ 0, got "x"/],
+      ['position-negative', (state) => (state.position = -1), /field 'position' must be an integer ≥ 0, got number -1/],
+      ['rng-short', (state) => (state.rng = [1, 2]), /field 'rng' must be the 5-number generator state .*, got an array of 2/],
+      ['correct-text', (state) => (state.meters.correct = ['1', 0]), /field 'meters\.correct' must be an array of counts/],
+      ['optimizers-missing', (state) => delete state.optimizers, /field 'optimizers' must be an object of optimizer states by parameter set name, got undefined/],
+      ['history-short', (state) => (state.history = []), /field 'history' has 0 epoch records, but 'epoch' says 1 epochs are done/],
+      ['bad-config', (state) => (state.config.lr = 'fast'), /field 'config': --lr /],
+    ];
+    for (const [name, change, message] of damage) {
+      const state = structuredClone(source.state) as Record<string, any>;
+      change(state);
+      const dir = path.join(root, `state-${name}`, 'checkpoints');
+      saveCheckpoint(dir, 'checkpoint-e0001-s5', { networks: source.networks, optimizerBuffers: source.optimizerBuffers, state });
+      const checkpoint = path.join(dir, 'checkpoint-e0001-s5');
+      await expect(train({ config: { resume: checkpoint }, console: null, handleSignals: false }), name)
+        .rejects.toThrow(new RegExp(`^${checkpoint.replace(/[.\\]/g, '\\$&')}: state\\.json: ${message.source}`));
+    }
+    // lmcl eval reads only the configuration, with the same messages.
+    await expect(evaluateCheckpoint(path.join(root, 'state-bad-config', 'checkpoints', 'checkpoint-e0001-s5'))).rejects.toThrow(/state\.json: field 'config': --lr /);
+    await expect(evaluateCheckpoint(path.join(root, 'state-no-config', 'checkpoints', 'checkpoint-e0001-s5'))).rejects.toThrow(/has no training state \(state\.json without a config\)/);
+    expect((await evaluateCheckpoint(path.join(root, 'state-meters-null', 'checkpoints', 'checkpoint-e0001-s5'))).result.count).toBe(64);
   });
 });
