@@ -17,24 +17,28 @@
 //                                            as tagged JSON: NaN/±Infinity/-0, other typed arrays,
 //                                            Maps and bigints are encoded so they round-trip exactly
 //   checkpoint.json                          manifest, written last: format, name, sequence number,
-//                                            creation time, best flag, byte size of every file
+//                                            creation time, best flag, byte size and SHA-256 of
+//                                            every file (both checked by loadCheckpoint; listing
+//                                            checks sizes only, hashing every checkpoint is slow)
 //
-// Atomicity: everything is written into `.tmp-checkpoint-<name>-<pid>-<hex>` in the run
+// Atomicity: everything is written into `.tmp-checkpoint-<name>@<host>-<pid>-<hex>` in the run
 // directory, each file fsync'ed, the directory fsync'ed, then renamed to `<name>` and the run
 // directory fsync'ed. Replacing an existing `<name>` (e.g. 'best') moves the old one aside to
-// `.old-<name>-<pid>-<hex>` first and deletes it afterwards; pruning moves a checkpoint to
+// `.old-<name>@<host>-<pid>-<hex>` first and deletes it afterwards; pruning moves a checkpoint to
 // `.trash-...` before deleting it. So a directory with a regular name and a manifest is always a
-// complete checkpoint; dot-directories are ignored by readers and cleaned up (once their writing
-// process is gone) by saveCheckpoint and latestCheckpoint; an `.old-` directory whose checkpoint
-// is missing (crash between the two renames) is renamed back instead.
+// complete checkpoint; dot-directories are ignored by readers, which never delete or rename
+// anything, and only saveCheckpoint cleans them up, when their writer is provably gone (the rule
+// is above cleanCheckpointScratch); an `.old-` directory whose checkpoint is missing (crash
+// between the two renames) is renamed back instead.
 //
 // "Latest" is the highest sequence number (1 + the highest existing one at save time; no clock
 // involved), ignoring checkpoints saved with { best: true } unless they are the only ones.
 // Rotation keeps the `keepLast` newest non-best checkpoints (the one just saved is always kept);
 // best checkpoints are never pruned.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { fsyncDirectory, writeFileAtomic } from './atomic.js';
 import { readSafetensors, writeSafetensors, type SafetensorsEntry } from './safetensors.js';
 
@@ -71,6 +75,11 @@ export interface CheckpointManifest {
   networks: number;
   /** File name → size in bytes (checked on load). */
   files: Record<string, number>;
+  /**
+   * File name → SHA-256 of its bytes, lower-case hex (checked on load, so a flipped bit is
+   * rejected naming the file). Absent in checkpoints written before it was recorded.
+   */
+  sha256?: Record<string, string>;
 }
 
 export interface CheckpointInfo {
@@ -230,9 +239,30 @@ function decodeState(value: unknown, lookup: (key: string) => Float32Array, sour
 }
 
 // ---- directory scanning and cleanup ---------------------------------------------------------
+//
+// Who may clean the scratch directories (.tmp-, .old-, .trash-) of a save:
+//  * Readers never delete or rename anything (listCheckpoints, latestCheckpoint, loadCheckpoint:
+//    `lmcl eval`, `lmcl export`, finding the checkpoint to resume from). They only skip
+//    dot-directories. A reader on another host cannot tell whether the writer is alive (its pid
+//    means nothing there, so it always looks gone); a reader that cleaned up would pull a running
+//    trainer's files from under it and the trainer would die with ENOENT.
+//  * Only a writer cleans: saveCheckpoint, before it starts its own save. Scratch names record
+//    who made them, `<prefix><name>@<host>-<pid>-<hex>`, and the writer removes a leftover only
+//    when it can prove nobody is using it: it was made on this host by a process that no longer
+//    exists, or by this process and is not one of this process's saves in progress. Leftovers
+//    from another host, or in the old `<name>-<pid>-<hex>` format (host unknown), are left alone
+//    (reported by cleanCheckpointScratch) and are harmless: every reader ignores them.
+// A host is os.hostname(); two machines sharing a file system must not share a host name.
+
+/** Scratch directories of saves running in this process (absolute paths): never cleaned. */
+const savesInProgress = new Set<string>();
+
+/** This host's name as it appears in scratch names (no '@' or path characters). */
+function hostTag(): string {
+  return os.hostname().replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 64) || 'unknown-host';
+}
 
 function processAlive(pid: number): boolean {
-  if (pid === process.pid) return false; // our own saves are synchronous: anything left is stale
   try {
     process.kill(pid, 0);
     return true;
@@ -241,55 +271,77 @@ function processAlive(pid: number): boolean {
   }
 }
 
-/** `<prefix><name>-<pid>-<hex>` → { name, pid }. */
-function parseScratchName(entry: string, prefix: string): { name: string; pid: number } | null {
-  const match = /^(.*)-(\d+)-[0-9a-f]+$/.exec(entry.slice(prefix.length));
-  return match ? { name: match[1]!, pid: Number(match[2]) } : null;
+/** `<prefix><name>@<host>-<pid>-<hex>` → { name, host, pid }; the old format gives host null. */
+function parseScratchName(entry: string, prefix: string): { name: string; host: string | null; pid: number } | null {
+  const rest = entry.slice(prefix.length);
+  const tagged = /^(.*)@([A-Za-z0-9._-]+)-(\d+)-[0-9a-f]+$/.exec(rest);
+  if (tagged) return { name: tagged[1]!, host: tagged[2]!, pid: Number(tagged[3]) };
+  const legacy = /^(.*)-(\d+)-[0-9a-f]+$/.exec(rest);
+  return legacy ? { name: legacy[1]!, host: null, pid: Number(legacy[2]) } : null;
 }
 
 function scratchName(prefix: string, name: string): string {
-  return `${prefix}${name}-${process.pid}-${randomBytes(6).toString('hex')}`;
+  return `${prefix}${name}@${hostTag()}-${process.pid}-${randomBytes(6).toString('hex')}`;
 }
 
 function removeDirectory(target: string): void {
   fs.rmSync(target, { recursive: true, force: true, maxRetries: 3 });
 }
 
+/** True when the scratch directory `full` (parsed from its name) is provably abandoned. */
+function abandoned(full: string, parsed: { host: string | null; pid: number } | null): boolean {
+  if (parsed === null || parsed.host !== hostTag()) return false; // another host (or unknown): it may be running
+  if (parsed.pid === process.pid) return !savesInProgress.has(path.resolve(full));
+  return !processAlive(parsed.pid);
+}
+
+export interface ScratchCleanup {
+  /** Scratch directories deleted (abandoned temporary, trash and superseded old directories). */
+  removed: string[];
+  /** `.old-<name>` directories renamed back to `<name>` (a crash between a replacement's two renames). */
+  restored: string[];
+  /** Scratch directories left alone because their writer may still be running (another host, unknown host, live pid). */
+  kept: string[];
+}
+
 /**
- * Removes leftovers of interrupted saves/prunes in `runDir` whose writing process is gone:
- * temporary and trash directories are deleted; an `.old-<name>` directory whose `<name>` is
- * missing is renamed back (the crash happened between the two renames of a replacement).
+ * For writers only (saveCheckpoint calls it; see the rules above): removes the leftovers of
+ * interrupted saves/prunes in `runDir` that are provably abandoned. Temporary and trash
+ * directories are deleted; an `.old-<name>` directory whose `<name>` is missing is renamed back.
  */
-export function cleanCheckpointScratch(runDir: string): void {
+export function cleanCheckpointScratch(runDir: string): ScratchCleanup {
+  const report: ScratchCleanup = { removed: [], restored: [], kept: [] };
   let entries: fs.Dirent[];
   try {
     entries = fs.readdirSync(runDir, { withFileTypes: true });
   } catch {
-    return;
+    return report;
   }
-  let changed = false;
   for (const entry of entries) {
     if (!entry.isDirectory()) continue;
     const full = path.join(runDir, entry.name);
-    for (const prefix of [TEMP_PREFIX, TRASH_PREFIX, OLD_PREFIX]) {
-      if (!entry.name.startsWith(prefix)) continue;
-      const parsed = parseScratchName(entry.name, prefix);
-      if (parsed && processAlive(parsed.pid)) break;
-      try {
-        const target = parsed ? path.join(runDir, parsed.name) : '';
-        if (prefix === OLD_PREFIX && parsed && !fs.existsSync(target) && readManifest(full) !== null) {
-          fs.renameSync(full, target);
-        } else {
-          removeDirectory(full);
-        }
-        changed = true;
-      } catch {
-        // another process may be cleaning the same directory; leave it
+    const prefix = [TEMP_PREFIX, TRASH_PREFIX, OLD_PREFIX].find((candidate) => entry.name.startsWith(candidate));
+    if (prefix === undefined) continue;
+    const parsed = parseScratchName(entry.name, prefix);
+    if (!abandoned(full, parsed)) {
+      report.kept.push(full);
+      continue;
+    }
+    try {
+      const target = path.join(runDir, parsed!.name);
+      if (prefix === OLD_PREFIX && !fs.existsSync(target) && readManifest(full) !== null) {
+        fs.renameSync(full, target);
+        report.restored.push(target);
+      } else {
+        removeDirectory(full);
+        report.removed.push(full);
       }
-      break;
+    } catch {
+      // another process may be cleaning the same directory; leave it
     }
   }
-  if (changed) fsyncDirectory(runDir);
+  if (report.removed.length + report.restored.length > 0) fsyncDirectory(runDir);
+  return report;
 }
 
 function readManifest(dir: string): CheckpointManifest | null {
@@ -303,51 +355,71 @@ function readManifest(dir: string): CheckpointManifest | null {
   if (
     candidate === null || typeof candidate !== 'object' || candidate.format !== FORMAT ||
     !Number.isSafeInteger(candidate.sequence) || !Number.isSafeInteger(candidate.networks) ||
-    candidate.files === null || typeof candidate.files !== 'object'
+    candidate.files === null || typeof candidate.files !== 'object' ||
+    (candidate.sha256 !== undefined && (candidate.sha256 === null || typeof candidate.sha256 !== 'object' ||
+      !Object.values(candidate.sha256).every((digest) => typeof digest === 'string' && /^[0-9a-f]{64}$/.test(digest))))
   ) {
     return null;
   }
   return candidate as CheckpointManifest;
 }
 
-/** True when every file of the manifest exists with the recorded size. */
-function filesComplete(dir: string, manifest: CheckpointManifest): boolean {
+/** Why the files of `dir` do not match its manifest (a missing file, a wrong size), or null when they do. */
+function filesProblem(dir: string, manifest: CheckpointManifest): string | null {
   for (const [file, size] of Object.entries(manifest.files)) {
+    let actual: number;
     try {
-      if (fs.statSync(path.join(dir, file)).size !== size) return false;
+      actual = fs.statSync(path.join(dir, file)).size;
     } catch {
-      return false;
+      return `${file} is missing`;
     }
+    if (actual !== size) return `${file} is ${actual} bytes, the manifest says ${size}`;
   }
-  return true;
+  return null;
 }
 
-/** Complete checkpoints in `runDir`, oldest first (by sequence number). */
-export function listCheckpoints(runDir: string): CheckpointInfo[] {
+/** A directory beside the checkpoints that is not a complete one, and why. */
+export interface DamagedCheckpoint {
+  name: string;
+  path: string;
+  problem: string;
+}
+
+/** Every non-dot directory of `runDir`, sorted into complete checkpoints (oldest first) and the others. */
+export function inspectCheckpoints(runDir: string): { complete: CheckpointInfo[]; damaged: DamagedCheckpoint[] } {
   let entries: fs.Dirent[];
   try {
     entries = fs.readdirSync(runDir, { withFileTypes: true });
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { complete: [], damaged: [] };
     throw error;
   }
-  const result: CheckpointInfo[] = [];
+  const complete: CheckpointInfo[] = [];
+  const damaged: DamagedCheckpoint[] = [];
   for (const entry of entries) {
     if (!entry.isDirectory() || entry.name.startsWith('.')) continue;
     const dir = path.join(runDir, entry.name);
     const manifest = readManifest(dir);
-    if (manifest && filesComplete(dir, manifest)) result.push({ name: entry.name, path: dir, manifest });
+    const problem = manifest ? filesProblem(dir, manifest)
+      : fs.existsSync(path.join(dir, MANIFEST)) ? `${MANIFEST} is not a valid lmcl checkpoint manifest` : `it has no ${MANIFEST}`;
+    if (manifest && problem === null) complete.push({ name: entry.name, path: dir, manifest });
+    else damaged.push({ name: entry.name, path: dir, problem: problem! });
   }
-  result.sort((a, b) => a.manifest.sequence - b.manifest.sequence || a.name.localeCompare(b.name));
-  return result;
+  complete.sort((a, b) => a.manifest.sequence - b.manifest.sequence || a.name.localeCompare(b.name));
+  damaged.sort((a, b) => a.name.localeCompare(b.name));
+  return { complete, damaged };
+}
+
+/** Complete checkpoints in `runDir`, oldest first (by sequence number). */
+export function listCheckpoints(runDir: string): CheckpointInfo[] {
+  return inspectCheckpoints(runDir).complete;
 }
 
 /**
  * The latest complete checkpoint of a run (highest sequence, preferring non-best ones), or null.
- * Cleans leftovers of interrupted saves first (see cleanCheckpointScratch).
+ * Read-only: leftovers of interrupted saves are skipped, never cleaned (only writers clean).
  */
 export function latestCheckpoint(runDir: string): CheckpointInfo | null {
-  cleanCheckpointScratch(runDir);
   const all = listCheckpoints(runDir);
   const regular = all.filter((info) => !info.manifest.best);
   const pool = regular.length > 0 ? regular : all;
@@ -355,6 +427,23 @@ export function latestCheckpoint(runDir: string): CheckpointInfo | null {
 }
 
 // ---- save -----------------------------------------------------------------------------------
+
+const HASH_CHUNK_BYTES = 8 * 1024 * 1024;
+
+/** SHA-256 of a file's bytes (lower-case hex), read in chunks so big files need no big buffer. */
+function sha256OfFile(file: string): string {
+  const hash = createHash('sha256');
+  const chunk = Buffer.allocUnsafe(HASH_CHUNK_BYTES);
+  const fd = fs.openSync(file, 'r');
+  try {
+    for (let read = fs.readSync(fd, chunk, 0, chunk.length, null); read > 0; read = fs.readSync(fd, chunk, 0, chunk.length, null)) {
+      hash.update(chunk.subarray(0, read));
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return hash.digest('hex');
+}
 
 function numericField(state: unknown, key: string): string | undefined {
   if (state === null || typeof state !== 'object') return undefined;
@@ -413,14 +502,23 @@ export function saveCheckpoint(
   const sequence = existing.reduce((max, info) => Math.max(max, info.manifest.sequence), 0) + 1;
 
   const temp = path.join(runDir, scratchName(TEMP_PREFIX, name));
-  fs.mkdirSync(temp);
+  // Scratch directories are registered before they exist, so no cleanup in this process takes them mid-save.
+  const ours: string[] = [];
+  const claim = (scratch: string): void => {
+    ours.push(path.resolve(scratch));
+    savesInProgress.add(path.resolve(scratch));
+  };
+  claim(temp);
   let info: CheckpointInfo;
   try {
+    fs.mkdirSync(temp);
     const files: Record<string, number> = {};
+    const sha256: Record<string, string> = {};
     const write = (file: string, writer: (target: string) => void): void => {
       const target = path.join(temp, file);
       writer(target);
       files[file] = fs.statSync(target).size;
+      sha256[file] = sha256OfFile(target);
     };
     const epoch = numericField(payload.state, 'epoch');
     const step = numericField(payload.state, 'step');
@@ -447,12 +545,14 @@ export function saveCheckpoint(
       best: options.best === true,
       networks: payload.networks.length,
       files,
+      sha256,
     };
     writeFileAtomic(path.join(temp, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
     fsyncDirectory(temp);
 
     if (fs.existsSync(final)) {
       const old = path.join(runDir, scratchName(OLD_PREFIX, name));
+      claim(old);
       fs.renameSync(final, old);
       fs.renameSync(temp, final);
       fsyncDirectory(runDir);
@@ -466,6 +566,8 @@ export function saveCheckpoint(
     removeDirectory(temp);
     const reason = error instanceof Error ? error.message : String(error);
     throw new Error(`${where}: could not save checkpoint '${final}': ${reason}`, { cause: error });
+  } finally {
+    for (const scratch of ours) savesInProgress.delete(scratch);
   }
   pruneCheckpoints(runDir, keepLast, name);
   return info;
@@ -478,10 +580,15 @@ function pruneCheckpoints(runDir: string, keepLast: number, keep: string): void 
   const excess = regular.length - (keepLast - 1);
   if (excess <= 0) return;
   for (const info of regular.slice(0, excess)) {
-    const trash = path.join(runDir, scratchName(TRASH_PREFIX, info.name));
-    fs.renameSync(info.path, trash);
-    fsyncDirectory(runDir);
-    removeDirectory(trash);
+    const trash = path.resolve(runDir, scratchName(TRASH_PREFIX, info.name));
+    savesInProgress.add(trash);
+    try {
+      fs.renameSync(info.path, trash);
+      fsyncDirectory(runDir);
+      removeDirectory(trash);
+    } finally {
+      savesInProgress.delete(trash);
+    }
   }
 }
 
@@ -515,6 +622,15 @@ export function loadCheckpoint(pathOrRunDir: string): LoadedCheckpoint {
       throw new Error(`${where}: checkpoint '${dir}' is missing ${file}`);
     }
     if (actual !== size) throw new Error(`${where}: '${target}' is ${actual} bytes, the manifest says ${size} (corrupt checkpoint)`);
+  }
+  // Sizes first (cheap, and the clearer message for truncation), then the content of each file.
+  for (const [file, expected] of Object.entries(manifest.sha256 ?? {})) {
+    const target = path.join(dir, file);
+    if (!(file in manifest.files)) throw new Error(`${where}: '${path.join(dir, MANIFEST)}' has a sha256 for ${file}, which it does not list`);
+    const actual = sha256OfFile(target);
+    if (actual !== expected) {
+      throw new Error(`${where}: '${target}' does not match the sha256 in the manifest (corrupt checkpoint: expected ${expected}, got ${actual})`);
+    }
   }
 
   const networks: TensorMap[] = [];

@@ -3,10 +3,10 @@ export { writeFileAtomic, fsyncDirectory, isTemporaryName, temporaryPathFor } fr
 export { encodeSafetensors, decodeSafetensors, writeSafetensors, readSafetensors } from './safetensors.js';
 export type { SafetensorsEntry, SafetensorsTensors, SafetensorsContents } from './safetensors.js';
 export {
-  saveCheckpoint, loadCheckpoint, latestCheckpoint, listCheckpoints, cleanCheckpointScratch, checkpointName,
+  saveCheckpoint, loadCheckpoint, latestCheckpoint, listCheckpoints, inspectCheckpoints, cleanCheckpointScratch, checkpointName,
 } from './checkpoint.js';
 export type {
-  TensorMap, CheckpointPayload, SaveCheckpointOptions, CheckpointManifest, CheckpointInfo, LoadedCheckpoint,
+  TensorMap, CheckpointPayload, SaveCheckpointOptions, CheckpointManifest, CheckpointInfo, LoadedCheckpoint, ScratchCleanup, DamagedCheckpoint,
 } from './checkpoint.js';
 export { readConfigFile } from './config_file.js';
 export { plotRunsSvg, readMetricsJsonl, niceScale, formatTick } from './plot.js';

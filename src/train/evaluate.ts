@@ -7,7 +7,7 @@ import { createCohort } from '../models/registry.js';
 import { resolveTrainConfig, type TrainConfig } from './config.js';
 import { openData } from './data.js';
 import { evaluate, type EvalResult } from './metrics.js';
-import type { TrainState } from './state.js';
+import { resolveStateConfig, type TrainState } from './state.js';
 
 export interface EvaluateCheckpointOptions {
   data?: string;
@@ -18,10 +18,12 @@ export interface EvaluateCheckpointOptions {
 export async function evaluateCheckpoint(target: string, options: EvaluateCheckpointOptions = {}): Promise<{ result: EvalResult; checkpoint: string; config: TrainConfig }> {
   const resolved = fs.existsSync(path.join(target, 'checkpoints')) ? path.join(target, 'checkpoints') : target;
   const loaded = loadCheckpoint(resolved);
-  const state = loaded.state as TrainState | null;
-  if (!state || typeof state !== 'object' || !state.config) throw new Error(`eval: ${loaded.path} has no training state (state.json without a config)`);
+  const state = loaded.state as Partial<TrainState> | null;
+  if (!state || typeof state !== 'object' || state.config === undefined) throw new Error(`eval: ${loaded.path} has no training state (state.json without a config)`);
+  // Evaluation needs only the configuration (the rest of the state is the trainer's), checked first so its errors name the file and option.
+  const recorded = resolveStateConfig(state.config, loaded.path);
   const config = resolveTrainConfig({
-    ...state.config,
+    ...recorded,
     resume: null,
     ...(options.data !== undefined ? { data: options.data } : {}),
     ...(options.limitTest !== undefined ? { limitTest: options.limitTest } : {}),

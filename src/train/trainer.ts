@@ -41,7 +41,9 @@ import { Progress, formatDuration, type ProgressOptions } from './progress.js';
 import { RunDirectory, type EpochRecord } from './rundir.js';
 import { defaultRunName, normaliseKey, resolveTrainConfig, type TrainConfig } from './config.js';
 import { READABLE_STATE_FORMATS, STATE_FORMAT, collectTensors, emptyMeters, optimizerGroupsOf, restoreTensors, type EpochMeters, type TrainState } from './state.js';
-import { findResumeCheckpoint, readTrainCheckpoint, writeTrainCheckpoint, type SavedTraining } from './checkpoint.js';
+import {
+  describeDamagedCheckpoints, findResumeCheckpoint, readTrainCheckpoint, repairBestCheckpoint, skippedCheckpoints, writeTrainCheckpoint, type SavedTraining,
+} from './checkpoint.js';
 import { openData, type TrainData } from './data.js';
 import { describeNonFinite, findNonFiniteState } from './finite.js';
 
@@ -117,7 +119,7 @@ function locateRun(config: TrainConfig): { dir: string; checkpoint: string | nul
   const target = config.resume;
   if (!fs.existsSync(target)) throw new Error(`--resume ${target}: no such run directory or checkpoint`);
   const checkpoint = findResumeCheckpoint(target);
-  if (!checkpoint) throw new Error(`--resume ${target}: no checkpoint found there`);
+  if (!checkpoint) throw new Error(`--resume ${target}: no complete checkpoint found there${describeDamagedCheckpoints(target)}`);
   // A checkpoint path lives in <run>/checkpoints/...; the run directory is the folder above it.
   let dir = path.resolve(target);
   while (!fs.existsSync(path.join(dir, 'config.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
@@ -253,8 +255,12 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     node: process.version,
     resumedFrom: checkpoint,
   });
+  if (saved) for (const line of skippedCheckpoints(checkpoint!, config.resume)) run.log(line);
   if (saved) run.log(`resuming ${dir} from ${checkpoint} at epoch ${epoch + 1}, batch ${position} (step ${step})`);
   else run.log(`run directory ${dir}`);
+  // A crash between an epoch's regular and best saves leaves best missing or stale.
+  const bestRepair = saved ? repairBestCheckpoint(run.checkpointDir, checkpoint!, saved.state) : null;
+  if (bestRepair) run.log(bestRepair);
   const optionText = Object.entries(entry.options as MethodOptions).map(([key, option]) => `${option.flag} ${String(config[key])}`).join(' ');
   run.log(`${config.method}${optionText ? ` (${optionText})` : ''} cohort: ${networks.map((net, n) => `${net.architecture} (${paramCounts[n]!.toLocaleString('en-US')} params)`).join(' + ')}; ` +
     `data ${data.description}; ${config.epochs} epochs × ${data.train.batchesPerEpoch} batches of ${Math.min(config.batchSize, data.trainCount)}; ` +

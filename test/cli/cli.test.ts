@@ -80,6 +80,21 @@ describe('lmcl CLI', () => {
     expect(result.networks).toEqual(last.test.networks);
   });
 
+  it("eval and export never touch a writer's files, even one that looks gone (a trainer on another host)", () => {
+    const checkpoints = path.join(runDir, 'checkpoints');
+    // A save in progress on another host, and a dead writer's leftovers in the old name format.
+    const scratch = ['.tmp-checkpoint-e0002-s6@other-host-4242-abcdef', '.trash-checkpoint-e0001-s3-999999999-0123', '.old-best-999999999-00ff'];
+    for (const name of scratch) fs.mkdirSync(path.join(checkpoints, name));
+    fs.writeFileSync(path.join(checkpoints, scratch[0]!, 'net0.safetensors'), 'being written');
+    const before = fs.readdirSync(checkpoints).sort();
+    expect(lmcl(['eval', runDir]).status).toBe(0);
+    expect(lmcl(['eval', checkpoints, '--json']).status).toBe(0);
+    expect(lmcl(['export', runDir, '--net', '0', '-o', 'net0-readonly.safetensors']).status).toBe(0);
+    expect(fs.readdirSync(checkpoints).sort()).toEqual(before);
+    expect(fs.readFileSync(path.join(checkpoints, scratch[0]!, 'net0.safetensors'), 'utf8')).toBe('being written');
+    for (const name of scratch) fs.rmSync(path.join(checkpoints, name), { recursive: true });
+  });
+
   it('--batch-size 1e9 / --eval-batch-size 1e9 are one batch of the split (train and eval), not "Invalid typed array length"', () => {
     const huge = ['--method', 'dml', '--arch', 'resnet8', '--epochs', '1', '--limit-train', '64', '--limit-test', '32', '--threads', '2', '--batch-size', '1e9', '--eval-batch-size', '1e9'];
     for (const workers of ['0', '1']) {

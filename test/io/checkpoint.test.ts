@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  checkpointName, latestCheckpoint, listCheckpoints, loadCheckpoint, saveCheckpoint, type CheckpointPayload,
+  checkpointName, cleanCheckpointScratch, latestCheckpoint, listCheckpoints, loadCheckpoint, saveCheckpoint, type CheckpointPayload,
 } from '../../src/io/checkpoint.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
 
@@ -146,31 +146,69 @@ describe('checkpoints', () => {
     expect(() => saveCheckpoint(runDir, 'notes', payload(3, 3))).toThrow(/'.*notes' exists and is not an lmcl checkpoint; not replacing it/);
   });
 
-  it('ignores and cleans incomplete temporary directories; a failed save changes nothing', () => {
+  it('readers never delete or rename anything, not even leftovers of a writer that looks gone', () => {
     saveCheckpoint(runDir, 'a', payload(1, 1));
-    // Leftovers of a killed writer (a pid that cannot exist) and of this process.
-    const dead = path.join(runDir, '.tmp-checkpoint-b-999999999-abcdef');
-    fs.mkdirSync(dead);
-    fs.writeFileSync(path.join(dead, 'net0.safetensors'), 'partial');
-    fs.mkdirSync(path.join(runDir, `.trash-old-${process.pid}-0123`));
+    // What a trainer on another host looks like from here mid-save (its pid means nothing on this
+    // host), a dead writer of this host, one in the old name format, and a moved-aside 'best'.
+    const here = os.hostname().replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 64);
+    const leftovers = [
+      '.tmp-checkpoint-b@other-host-999999999-abcdef', `.tmp-checkpoint-c@${here}-999999999-abcdef`,
+      '.trash-a-999999999-0123', '.old-best-999999999-00ff',
+    ];
+    for (const name of leftovers) fs.mkdirSync(path.join(runDir, name));
+    fs.writeFileSync(path.join(runDir, leftovers[0]!, 'net0.safetensors'), 'partial');
+    const before = fs.readdirSync(runDir).sort();
     expect(latestCheckpoint(runDir)!.name).toBe('a');
-    expect(fs.readdirSync(runDir)).toEqual(['a']);
+    expect(listCheckpoints(runDir).map((info) => info.name)).toEqual(['a']);
+    expect((loadCheckpoint(runDir).state as any).epoch).toBe(1);
+    expect((loadCheckpoint(path.join(runDir, 'a')).state as any).epoch).toBe(1);
+    expect(fs.readdirSync(runDir).sort()).toEqual(before);
+    expect(fs.readFileSync(path.join(runDir, leftovers[0]!, 'net0.safetensors'), 'utf8')).toBe('partial');
+  });
+
+  it('a writer removes only provably abandoned leftovers; a failed save changes nothing', () => {
+    saveCheckpoint(runDir, 'a', payload(1, 1));
+    const here = os.hostname().replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 64);
+    const dead = `.tmp-checkpoint-b@${here}-999999999-abcdef`; // this host, the process is gone
+    const ownStale = `.trash-old@${here}-${process.pid}-0123`; // this process, no save of ours in progress
+    const foreign = '.tmp-checkpoint-b@other-host-999999999-abcdef'; // another host: may be running
+    const legacy = '.tmp-checkpoint-b-999999999-abcdef'; // old format: host unknown
+    const alive = `.tmp-checkpoint-d@${here}-${process.ppid}-abcdef`; // this host, a live process
+    for (const name of [dead, ownStale, foreign, legacy, alive]) fs.mkdirSync(path.join(runDir, name));
+    saveCheckpoint(runDir, 'b', payload(2, 2));
+    expect(fs.readdirSync(runDir).sort()).toEqual([foreign, legacy, alive, 'a', 'b'].sort());
+
+    // A cleanup in this process while a save is in progress (say, a second writer) leaves that save alone.
+    const realRename = fs.renameSync;
+    let report: ReturnType<typeof cleanCheckpointScratch> | undefined;
+    vi.spyOn(fs, 'renameSync').mockImplementation((from, to) => {
+      if (path.basename(String(from)).startsWith('.tmp-checkpoint-c@')) report = cleanCheckpointScratch(runDir);
+      return realRename(from, to);
+    });
+    saveCheckpoint(runDir, 'c', payload(3, 3));
+    vi.restoreAllMocks();
+    expect(report!.removed).toEqual([]);
+    expect(report!.kept.some((dir) => path.basename(dir).startsWith('.tmp-checkpoint-c@'))).toBe(true);
+    expect((loadCheckpoint(path.join(runDir, 'c')).state as any).epoch).toBe(3);
 
     // A failure midway (the manifest write) leaves the previous state as it was.
-    const realRename = fs.renameSync;
     vi.spyOn(fs, 'renameSync').mockImplementation((from, to) => {
       if (String(to).endsWith('checkpoint.json')) throw new Error('injected failure');
       return realRename(from, to);
     });
-    expect(() => saveCheckpoint(runDir, 'b', payload(2, 2), { keepLast: 1 })).toThrow(/saveCheckpoint: could not save checkpoint '.*b': .*injected failure/);
+    const listing = fs.readdirSync(runDir).sort();
+    expect(() => saveCheckpoint(runDir, 'e', payload(4, 4), { keepLast: 1 })).toThrow(/saveCheckpoint: could not save checkpoint '.*e': .*injected failure/);
     vi.restoreAllMocks();
-    expect(fs.readdirSync(runDir)).toEqual(['a']);
-    expect((loadCheckpoint(runDir).state as any).epoch).toBe(1);
+    expect(fs.readdirSync(runDir).sort()).toEqual(listing);
+    expect((loadCheckpoint(runDir).state as any).epoch).toBe(3);
   });
 
-  it('restores a checkpoint moved aside by a save that crashed between its two renames', () => {
+  it('a writer restores a checkpoint moved aside by a save that crashed between its two renames', () => {
     saveCheckpoint(runDir, 'best', payload(4, 4), { best: true });
-    fs.renameSync(path.join(runDir, 'best'), path.join(runDir, '.old-best-999999999-00ff'));
+    const here = os.hostname().replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 64);
+    fs.renameSync(path.join(runDir, 'best'), path.join(runDir, `.old-best@${here}-999999999-00ff`));
+    expect(latestCheckpoint(runDir)).toBeNull(); // readers only look
+    expect(cleanCheckpointScratch(runDir).restored).toEqual([path.join(runDir, 'best')]);
     expect(latestCheckpoint(runDir)!.name).toBe('best');
     expect((loadCheckpoint(path.join(runDir, 'best')).state as any).epoch).toBe(4);
   });
@@ -183,6 +221,27 @@ describe('checkpoints', () => {
     expect(latestCheckpoint(runDir)).toBeNull(); // a checkpoint whose files do not match is not complete
     fs.rmSync(path.join(info.path, 'checkpoint.json'));
     expect(() => loadCheckpoint(info.path)).toThrow(/looks like a checkpoint but has no checkpoint\.json: it is incomplete/);
+  });
+
+  it('records a sha256 per file and rejects a flipped bit naming the file; checkpoints without sha256 still load', () => {
+    const info = saveCheckpoint(runDir, 'a', payload(1, 1));
+    const manifest = JSON.parse(fs.readFileSync(path.join(info.path, 'checkpoint.json'), 'utf8'));
+    expect(Object.keys(manifest.sha256).sort()).toEqual(Object.keys(manifest.files).sort());
+    for (const digest of Object.values(manifest.sha256)) expect(digest).toMatch(/^[0-9a-f]{64}$/);
+    for (const file of ['net1.safetensors', 'optimizer.safetensors', 'state.json']) {
+      const target = path.join(info.path, file);
+      const original = fs.readFileSync(target);
+      const flipped = Buffer.from(original);
+      flipped[flipped.length - 2]! ^= 0x10; // same size: only the content check can see it
+      fs.writeFileSync(target, flipped);
+      expect(() => loadCheckpoint(info.path)).toThrow(new RegExp(`'.*${file.replace('.', '\\.')}' does not match the sha256 in the manifest \\(corrupt checkpoint: expected [0-9a-f]{64}, got [0-9a-f]{64}\\)`));
+      fs.writeFileSync(target, original);
+    }
+    expect((loadCheckpoint(info.path).state as any).epoch).toBe(1);
+    // A checkpoint written before sha256 was recorded.
+    delete manifest.sha256;
+    fs.writeFileSync(path.join(info.path, 'checkpoint.json'), JSON.stringify(manifest));
+    expect((loadCheckpoint(info.path).state as any).epoch).toBe(1);
   });
 
   it('rejects state it cannot store', () => {
