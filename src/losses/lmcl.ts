@@ -19,13 +19,18 @@
 // through the unrolled steps (optim.virtualSgdStep, Module.withParameters, double backward);
 // Nesterov SGD on φ (its own parameter set 'loss_weight'); then θ AND every BN buffer restored bit
 // for bit (Module.captureState / restoreState). The reference instead re-evaluates snapshots with
-// the L2T-ww recursion, which approximates the momentum terms, and leaks one BN running-stat
-// update per phase; we do neither. Parameters a virtual objective does not reach (the heads in the
-// contrastive steps, the Embed heads in the CE step) are skipped, as torch's SGD skips a None grad.
+// the L2T-ww reverse recursion (method.md §3, §8.4 call its momentum handling approximate; an exact
+// form of that recursion is our test reference and agrees with this unroll to ~1e-6 relative) and
+// leaks one BN running-stat update per phase; we do not. Parameters a virtual objective does not
+// reach (the heads in the contrastive steps, the Embed heads in the CE step) are skipped, as
+// torch ≥ 2.0's SGD skips a None grad (torch 1.x's zero_grad left zero tensors, so the reference
+// may still apply weight decay and momentum to them: a possible fidelity difference, not verified).
 // "Exact" with one caveat shared with PyTorch: inside a virtual step's gradient the soft terms'
 // teacher side is detached, so the second-order path through the teacher's own dependence on θ
 // is not differentiated (it only matters from the second contrastive step on). Tested against
-// finite differences with one contrastive and one CE step (test/losses/lmcl.test.ts).
+// finite differences with one contrastive and one CE step (test/losses/lmcl.test.ts), and against an
+// exact snapshot/recompute reverse recursion with momentum and weight decay, metaSteps 1 and 2
+// (test/losses/lmcl_hypergradient.test.ts).
 // --contrast bank (§2.6): the pair terms against one memory bank per network (bank.ts; each
 // embedding reads its own network's bank — the reference's VCL reads network n's bank for b too),
 // the banks written with the final-stage embeddings after the main update's backward, before the

@@ -190,8 +190,10 @@ describe('lmcl', () => {
     // One contrastive virtual step + the CE step (metaSteps = 1): the hypergradient then runs
     // through both virtual steps and their double backward. With two contrastive steps the
     // post-trajectory CE is only piecewise smooth in φ here (jumps of ~1e-4 relative along a
-    // line, not yet explained; see the closing note of the kernels session), and finite
-    // differences agree only where it is locally smooth.
+    // line; likely cause, not verified: the Embed heads' ReLU is evaluated at θ1(φ) in the second
+    // step, so the CE jumps where one flips), and finite differences agree only where it is
+    // locally smooth. metaSteps = 2 is checked against an exact reverse recursion instead
+    // (lmcl_hypergradient.test.ts).
     const networks = [0, 1].map(() => new SmoothStudent(12, 6));
     const method = new LmclMethod(networks, { ...defaults, metaSteps: 1 });
     const batch = { x: tensor(randomArray(B * 12), [B, 12]), y: twoPerClass(B), indices: new Int32Array(B) } as StepBatch;
