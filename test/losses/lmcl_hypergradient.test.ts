@@ -57,7 +57,8 @@ const B = 8;
 const C = 4;
 const S = 3;
 const TOLERANCE = { recorded: 1e-5, firstOrder: 5e-5 } as const;
-const baseOptions: LmclOptions = { vclWeight: 0.1, iclWeight: 0.1, softVclWeight: 1, softIclWeight: 1, tau: 0.1, featDim: 8, kdT: 3, metaFreq: 50, metaSteps: 1 };
+const baseOptions: LmclOptions = { vclWeight: 0.1, iclWeight: 0.1, softVclWeight: 1, softIclWeight: 1, tau: 0.1, featDim: 8, kdT: 3, metaFreq: 50, metaSteps: 1,
+  contrast: 'batch', negK: 8192, posK: 1, nceM: 0.5 };
 const virtualSgd: VirtualTrajectoryHyperparameters = { lr: 0.1, momentum: 0.9, weightDecay: 0.05 };
 
 /** Uniform values in [−1, 1) from a seeded generator. */

@@ -137,7 +137,7 @@ export function snapshotRecomputeHypergradient(
   const termWeights = [o.vclWeight, o.iclWeight, o.softVclWeight, o.softIclWeight]; // (VCL, ICL, SoftVCL, SoftICL)
   const innerObjective = (): Tensor => {
     const outputs = networks.map((net) => net.forward(batch.x));
-    const terms = method.contrastiveTerms(outputs, batch.y, method.pairWeights(outputs));
+    const terms = method.contrastiveTerms(outputs, batch, method.pairWeights(outputs)).terms;
     return F.sum(F.mul(terms, tensor(Float32Array.from(termWeights), [4])));
   };
   const outerObjective = (): Tensor => networks
