@@ -89,7 +89,33 @@ function requireData(name: string, data: string | undefined): string {
   return data;
 }
 
+/**
+ * Refuses a test split whose images or classes differ from the train split's: the model is built
+ * from the train split, so a differing test split would fail deep inside a forward pass (or, for
+ * the class count, be scored against the wrong head) instead of at load time.
+ */
+export function checkSplitsAgree(dataset: string, splits: DatasetSplits): DatasetSplits {
+  const { train, test } = splits;
+  const differences: string[] = [];
+  if (test.height !== train.height || test.width !== train.width) {
+    differences.push(`image size ${test.height}×${test.width} (train: ${train.height}×${train.width})`);
+  }
+  if (test.channels !== train.channels) differences.push(`${test.channels} channels (train: ${train.channels})`);
+  if (test.classes !== train.classes) differences.push(`${test.classes} classes (train: ${train.classes})`);
+  if (differences.length > 0) {
+    throw new Error(
+      `${dataset}: the test split "${test.name}" does not match the train split "${train.name}" (data: ${splits.source}): ` +
+        `test has ${differences.join(', ')}`,
+    );
+  }
+  return splits;
+}
+
 export function loadDataset(name: DatasetName, options: LoadDatasetOptions = {}): DatasetSplits {
+  return checkSplitsAgree(name, loadSplits(name, options));
+}
+
+function loadSplits(name: DatasetName, options: LoadDatasetOptions): DatasetSplits {
   switch (name) {
     case 'fashion-mnist': {
       let dir: string;

@@ -1,6 +1,6 @@
 // Data: dataset formats, samplers, augmentation and the DataLoader.
 export type { ImageDataset, DatasetSplits, Batch, LoaderState } from './types.js';
-export { loadDataset, defaultAugmentation, channelStats, bundledFashionMnistDir, NORMALIZATION, DATASET_NAMES, SYSTEM_FASHION_MNIST } from './datasets.js';
+export { loadDataset, checkSplitsAgree, defaultAugmentation, channelStats, bundledFashionMnistDir, NORMALIZATION, DATASET_NAMES, SYSTEM_FASHION_MNIST } from './datasets.js';
 export type { DatasetName, LoadDatasetOptions } from './datasets.js';
 export { readCifar10, readCifar100, readIdxPair, readIdxDir, readImageFolder, encodeIdx, decodeImage, resizeCenterCropRgb } from './formats.js';
 export { resolveM, shufflePlan, mPerClassPlan, batchesPerEpoch, indicesByClass } from './sampler.js';

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import jpeg from 'jpeg-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { channelStats, loadDataset } from '../../src/data/datasets.js';
+import { channelStats, checkSplitsAgree, loadDataset } from '../../src/data/datasets.js';
 import { encodeIdx, readCifar10, readCifar100, readIdxPair, resizeCenterCropRgb } from '../../src/data/formats.js';
 
 const { PNG } = createRequire(import.meta.url)('pngjs') as { PNG: { sync: { write(png: { width: number; height: number; data: Buffer }): Buffer } } };
@@ -145,6 +145,34 @@ describe('IDX', () => {
     expect(() => readIdxPair(join(dir, 'nope'), labels)).toThrow(/file not found: .*nope/);
     expect(() => loadDataset('mnist', { data: join(dir, 'missing') })).toThrow(/mnist: data directory not found/);
     expect(() => loadDataset('mnist', { data: dir })).toThrow(/mnist: none of .*train-images-idx3-ubyte/);
+  });
+});
+
+describe('train and test splits must agree', () => {
+  it('a test split with another image size is refused at load time, naming both splits', () => {
+    const dir = join(root, 'idx-mismatch');
+    mkdirSync(dir, { recursive: true });
+    const write = (prefix: string, count: number, side: number): void => {
+      writeFileSync(join(dir, `${prefix}-images-idx3-ubyte`), encodeIdx([count, side, side], randomBytes(count * side * side)));
+      writeFileSync(join(dir, `${prefix}-labels-idx1-ubyte`), encodeIdx([count], Uint8Array.from({ length: count }, (_, i) => i % 10)));
+    };
+    write('train', 6, 28);
+    write('t10k', 3, 32);
+    expect(() => loadDataset('mnist', { data: dir })).toThrow(
+      /mnist: the test split "mnist test" does not match the train split "mnist train" .*image size 32×32 \(train: 28×28\)/,
+    );
+    write('t10k', 3, 28);
+    expect(loadDataset('mnist', { data: dir }).test.count).toBe(3);
+  });
+
+  it('differing channels and class counts are each named', () => {
+    const split = (name: string, channels: number, classes: number) => ({
+      name, pixels: new Uint8Array(channels * 4), labels: new Int32Array(1), count: 1, channels, height: 2, width: 2, classes,
+    });
+    const splits = { train: split('a train', 3, 10), test: split('a test', 1, 100), mean: [0], std: [1], source: '/data/a' };
+    expect(() => checkSplitsAgree('imagefolder', splits)).toThrow(
+      /imagefolder: the test split "a test" does not match the train split "a train" \(data: \/data\/a\): test has 1 channels \(train: 3\), 100 classes \(train: 10\)/,
+    );
   });
 });
 
