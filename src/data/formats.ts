@@ -9,12 +9,13 @@
 // - Image folders: root/<split>/<class>/*.png|jpg|jpeg, decoded with pngjs / jpeg-js, converted
 //   to RGB, the shorter side resized (bilinear, half-pixel centres) to `size` and center-cropped
 //   to size×size.
-// Every problem (missing, corrupt, truncated, wrong magic, count mismatch, label out of range)
-// is an Error naming the file and what is wrong.
+// Every problem (missing, corrupt, truncated, wrong magic, count mismatch, label out of range,
+// an empty class folder, an image over MAX_IMAGE_PIXELS) is an Error naming the file or folder
+// and what is wrong.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
+import { gunzipSync, inflateSync } from 'node:zlib';
 import jpeg from 'jpeg-js';
 import type { ImageDataset } from './types.js';
 
@@ -230,16 +231,96 @@ function png(): PngModule {
   return pngModule;
 }
 
+/**
+ * Largest image (width × height) an image folder may hold: Pillow's decompression-bomb limit
+ * (Image.MAX_IMAGE_PIXELS, 89,478,485 ≈ 1 GiB / 4 bytes / 3 channels), so what Pillow/torchvision
+ * load, we load. Every image is resized down to --image-size, so a bigger one is a mistake or an
+ * attack: its RGBA bitmap alone would be over 358 MB, and pngjs allocates from the header's size
+ * before looking at the data (a 30000×30000 header with a few bytes of data reached 8.9 GB).
+ */
+export const MAX_IMAGE_PIXELS = 89_478_485;
+
+/** Channels per PNG colour type (grey, -, RGB, palette, grey+alpha, -, RGBA). */
+const PNG_CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+
+/** Bytes of filtered scanlines (a filter byte + packed samples per row) of a width×height image. */
+function pngScanlineBytes(width: number, height: number, bitsPerPixel: number): number {
+  return width > 0 && height > 0 ? height * (1 + Math.ceil((width * bitsPerPixel) / 8)) : 0;
+}
+
+/**
+ * Checks a PNG's size before pngjs allocates for it: the header's pixel count against
+ * MAX_IMAGE_PIXELS, then the IDAT stream inflated (Node grows its output with the data, bounded by
+ * the size the header implies) against the exact length the header implies. A file whose chunks
+ * cannot be walked is left to pngjs, which reports it.
+ */
+function checkPngSize(data: Buffer, file: string, what: string): void {
+  const signature = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+  if (data.length < 8 || signature.some((byte, i) => data[i] !== byte)) return;
+  let header: { width: number; height: number; bitDepth: number; colorType: number; interlace: number } | null = null;
+  const idat: Buffer[] = [];
+  for (let offset = 8; offset + 8 <= data.length; ) {
+    const length = data.readUInt32BE(offset);
+    const type = data.toString('latin1', offset + 4, offset + 8);
+    const body = offset + 8;
+    if (body + length > data.length) break;
+    if (type === 'IHDR' && length >= 13) {
+      header = { width: data.readUInt32BE(body), height: data.readUInt32BE(body + 4), bitDepth: data[body + 8]!, colorType: data[body + 9]!, interlace: data[body + 12]! };
+    } else if (type === 'IDAT') {
+      idat.push(data.subarray(body, body + length));
+    } else if (type === 'IEND') {
+      break;
+    }
+    offset = body + length + 4; // + CRC
+  }
+  if (!header) return;
+  const { width, height, bitDepth, colorType, interlace } = header;
+  const pixels = width * height;
+  if (pixels > MAX_IMAGE_PIXELS) {
+    throw new Error(
+      `${what}: ${file}: the PNG header says ${width}×${height} (${pixels.toLocaleString('en-US')} pixels), ` +
+        `more than the ${MAX_IMAGE_PIXELS.toLocaleString('en-US')}-pixel limit (Pillow's decompression-bomb limit)`,
+    );
+  }
+  const channels = PNG_CHANNELS[colorType];
+  if (channels === undefined) return; // pngjs names the bad colour type
+  const bitsPerPixel = channels * bitDepth;
+  let expected = 0;
+  if (interlace === 1) {
+    // Adam7: seven reduced images, each with its own scanlines (x0, y0, dx, dy per pass).
+    const passes = [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]] as const;
+    for (const [x0, y0, dx, dy] of passes) expected += pngScanlineBytes(Math.ceil((width - x0) / dx), Math.ceil((height - y0) / dy), bitsPerPixel);
+  } else {
+    expected = pngScanlineBytes(width, height, bitsPerPixel);
+  }
+  let inflated: number;
+  try {
+    inflated = inflateSync(Buffer.concat(idat), { maxOutputLength: Math.max(expected, 1) }).length;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const reason = code === 'ERR_BUFFER_TOO_LARGE' ? `it inflates to more than the ${expected} bytes a ${width}×${height} image needs` : (error as Error).message;
+    throw new Error(`${what}: ${file}: the PNG image data is corrupt or truncated: ${reason}`);
+  }
+  if (inflated !== expected) {
+    throw new Error(
+      `${what}: ${file}: the PNG is truncated or corrupt: its header says ${width}×${height}, which needs ${expected} bytes of ` +
+        `image data, but the data inflates to ${inflated} bytes`,
+    );
+  }
+}
+
 export function decodeImage(file: string): DecodedImage {
   const what = 'imagefolder';
   const data = readWhole(file, what);
   const lower = file.toLowerCase();
+  if (lower.endsWith('.png')) checkPngSize(data, file, what);
   try {
     if (lower.endsWith('.png')) {
       const image = png().PNG.sync.read(data);
       return { width: image.width, height: image.height, rgba: new Uint8Array(image.data.buffer, image.data.byteOffset, image.data.length) };
     }
-    const image = jpeg.decode(data, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 1024 });
+    // jpeg-js checks the frame size against maxResolutionInMP before it allocates.
+    const image = jpeg.decode(data, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 1024, maxResolutionInMP: MAX_IMAGE_PIXELS / 1e6 });
     return { width: image.width, height: image.height, rgba: image.data };
   } catch (error) {
     throw new Error(`${what}: cannot decode ${file} (corrupt or truncated image?): ${(error as Error).message}`);
@@ -310,9 +391,11 @@ export function readImageFolder(splitDir: string, size: number, classNames: stri
     const label = classNames.indexOf(dir);
     if (label < 0) throw new Error(`imagefolder: class directory ${join(splitDir, dir)} is not a class of the training split (${classNames.join(', ')})`);
     const names = readdirSync(join(splitDir, dir)).filter((name) => IMAGE_EXTENSIONS.test(name)).sort();
+    // Like torchvision's ImageFolder: a class folder without images is a mistake (a failed copy, a
+    // wrong extension), and in the train split it would be a class the model never sees.
+    if (names.length === 0) throw new Error(`imagefolder: class folder ${join(splitDir, dir)} holds no .png/.jpg/.jpeg images`);
     for (const name of names) files.push({ file: join(splitDir, dir, name), label });
   }
-  if (files.length === 0) throw new Error(`imagefolder: no .png/.jpg images under ${splitDir}/<class>/`);
   const plane = 3 * size * size;
   const pixels = new Uint8Array(files.length * plane);
   const labels = new Int32Array(files.length);

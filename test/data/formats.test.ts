@@ -4,11 +4,11 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
+import { crc32, deflateSync, gzipSync } from 'node:zlib';
 import jpeg from 'jpeg-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { channelStats, checkSplitsAgree, loadDataset } from '../../src/data/datasets.js';
-import { encodeIdx, readCifar10, readCifar100, readIdxPair, resizeCenterCropRgb } from '../../src/data/formats.js';
+import { MAX_IMAGE_PIXELS, decodeImage, encodeIdx, readCifar10, readCifar100, readIdxPair, resizeCenterCropRgb } from '../../src/data/formats.js';
 
 const { PNG } = createRequire(import.meta.url)('pngjs') as { PNG: { sync: { write(png: { width: number; height: number; data: Buffer }): Buffer } } };
 
@@ -223,6 +223,78 @@ describe('image folder', () => {
     const out = new Uint8Array(3 * 4);
     resizeCenterCropRgb({ width: 4, height: 2, rgba }, 2, out, 0);
     expect(Array.from(out.subarray(0, 4))).toEqual([80, 160, 80, 160]);
+  });
+
+  /** A PNG built by hand: any header (even a lying one), the given scanline bytes deflated as one IDAT. */
+  function handmadePng(header: { width: number; height: number; bitDepth: number; colorType: number; interlace: number }, scanlines: Uint8Array): Buffer {
+    const chunk = (type: string, body: Buffer): Buffer => {
+      const typeAndBody = Buffer.concat([Buffer.from(type, 'latin1'), body]);
+      const length = Buffer.alloc(4);
+      length.writeUInt32BE(body.length);
+      const crc = Buffer.alloc(4);
+      crc.writeUInt32BE(crc32(typeAndBody));
+      return Buffer.concat([length, typeAndBody, crc]);
+    };
+    const ihdr = Buffer.alloc(13);
+    ihdr.writeUInt32BE(header.width, 0);
+    ihdr.writeUInt32BE(header.height, 4);
+    ihdr.set([header.bitDepth, header.colorType, 0, 0, header.interlace], 8);
+    return Buffer.concat([
+      Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+      chunk('IHDR', ihdr), chunk('IDAT', deflateSync(scanlines)), chunk('IEND', Buffer.alloc(0)),
+    ]);
+  }
+
+  it('an empty class folder is an error naming the folder, in either split', () => {
+    const base = join(root, 'folder-empty-class');
+    for (const cls of ['a', 'b']) mkdirSync(join(base, 'train', cls), { recursive: true });
+    mkdirSync(join(base, 'val', 'a'), { recursive: true });
+    writePng(join(base, 'train', 'a', 'x.png'), 2, 2, () => [1, 2, 3]);
+    writeFileSync(join(base, 'train', 'b', 'notes.txt'), 'not an image');
+    writePng(join(base, 'val', 'a', 'y.png'), 2, 2, () => [1, 2, 3]);
+    expect(() => loadDataset('imagefolder', { data: base, imageSize: 2 })).toThrow(new RegExp(`class folder ${join(base, 'train', 'b')} holds no \\.png/\\.jpg/\\.jpeg images`));
+    writePng(join(base, 'train', 'b', 'z.png'), 2, 2, () => [4, 5, 6]);
+    mkdirSync(join(base, 'val', 'b'));
+    expect(() => loadDataset('imagefolder', { data: base, imageSize: 2 })).toThrow(new RegExp(`class folder ${join(base, 'val', 'b')} holds no`));
+    writePng(join(base, 'val', 'b', 'w.png'), 2, 2, () => [4, 5, 6]);
+    expect(loadDataset('imagefolder', { data: base, imageSize: 2 }).test.count).toBe(2);
+  });
+
+  it('a PNG whose header claims more pixels than MAX_IMAGE_PIXELS is refused before decoding, naming the file', () => {
+    const file = join(root, 'bomb.png');
+    writeFileSync(file, handmadePng({ width: 30_000, height: 30_000, bitDepth: 8, colorType: 6, interlace: 0 }, new Uint8Array(16)));
+    expect(MAX_IMAGE_PIXELS).toBe(89_478_485);
+    expect(() => decodeImage(file)).toThrow(new RegExp(`${file}: the PNG header says 30000×30000 \\(900,000,000 pixels\\), more than the 89,478,485-pixel limit`));
+  });
+
+  it('a PNG whose data inflates to less or more than its header implies is refused before pngjs allocates, naming the file', () => {
+    // 4000×4000 RGBA is under the pixel cap; pngjs would allocate 64 MB for it from the header alone.
+    const file = join(root, 'short.png');
+    writeFileSync(file, handmadePng({ width: 4000, height: 4000, bitDepth: 8, colorType: 6, interlace: 0 }, new Uint8Array(64)));
+    expect(() => decodeImage(file)).toThrow(new RegExp(`${file}: the PNG is truncated or corrupt: its header says 4000×4000, which needs 64004000 bytes of image data, but the data inflates to 64 bytes`));
+    writeFileSync(file, handmadePng({ width: 2, height: 2, bitDepth: 8, colorType: 2, interlace: 0 }, new Uint8Array(100)));
+    expect(() => decodeImage(file)).toThrow(new RegExp(`${file}: the PNG image data is corrupt or truncated: it inflates to more than the 14 bytes`));
+  });
+
+  it('exact-length PNGs still decode: 16-bit grey and Adam7-interlaced RGB', () => {
+    const grey = join(root, 'grey16.png');
+    // 3×2, 16-bit grey: per row a filter byte (0) + 3 big-endian samples; values v*257 rescale to v.
+    const values = [[10, 20, 30], [40, 50, 60]];
+    writeFileSync(grey, handmadePng({ width: 3, height: 2, bitDepth: 16, colorType: 0, interlace: 0 },
+      Uint8Array.from(values.flatMap((row) => [0, ...row.flatMap((v) => [v, v])]))));
+    expect(Array.from(decodeImage(grey).rgba.filter((_, i) => i % 4 === 0))).toEqual(values.flat());
+    // 5×3 RGB interlaced: each Adam7 pass's reduced image, filter 0, pixel (x, y) = [x, y, 7].
+    const passes = [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]];
+    const bytes: number[] = [];
+    for (const [x0, y0, dx, dy] of passes) {
+      const xs = Array.from({ length: 5 }, (_, x) => x).filter((x) => x >= x0! && (x - x0!) % dx! === 0);
+      for (let y = y0!; y < 3; y += dy!) if (xs.length > 0) bytes.push(0, ...xs.flatMap((x) => [x, y, 7]));
+    }
+    const interlaced = join(root, 'adam7.png');
+    writeFileSync(interlaced, handmadePng({ width: 5, height: 3, bitDepth: 8, colorType: 2, interlace: 1 }, Uint8Array.from(bytes)));
+    const decoded = decodeImage(interlaced);
+    const expected = Array.from({ length: 15 }, (_, i) => [i % 5, Math.floor(i / 5), 7, 255]).flat();
+    expect([decoded.width, decoded.height, Array.from(decoded.rgba)]).toEqual([5, 3, expected]);
   });
 
   it('a corrupt image and a class missing from train are errors naming the file', () => {
