@@ -9,6 +9,7 @@ import { plotRunsSvg } from '../io/plot.js';
 import { engineInfo, setNumThreads } from '../runtime.js';
 import { listModels } from '../models/registry.js';
 import { evaluateCheckpoint } from '../train/evaluate.js';
+import { verifiedNetworkTensors } from '../train/export.js';
 import { flattenRecord, keepNonFinite, readHistory } from '../train/rundir.js';
 
 export function evalCommand(): Command {
@@ -64,8 +65,8 @@ export function exportCommand(): Command {
         console.log(`wrote ${options.output}: method ${method}'s modules, ${criterion.size} tensors, ${count.toLocaleString('en-US')} values`);
         return;
       }
-      const network = loaded.networks[options.net];
-      if (!network) throw new Error(`export: checkpoint ${loaded.path} has ${loaded.networks.length} networks; --net ${options.net} is out of range`);
+      if (!loaded.networks[options.net]) throw new Error(`export: checkpoint ${loaded.path} has ${loaded.networks.length} networks; --net ${options.net} is out of range`);
+      const network = verifiedNetworkTensors(loaded, options.net);
       const metadata: Record<string, string> = { ...loaded.networkMetadata[options.net], source: loaded.path };
       fs.mkdirSync(path.dirname(path.resolve(options.output)), { recursive: true });
       writeSafetensors(options.output, network, metadata);

@@ -144,6 +144,19 @@ describe('lmcl CLI', () => {
     expect(lmcl(['export', runDir, '--net', '5', '-o', 'x.safetensors']).stderr).toMatch(/out of range/);
   });
 
+  it('export: a network that does not fit the run\'s architecture is an error naming the tensor, and nothing is written', () => {
+    const checkpoint = loadCheckpoint(path.join(runDir, 'checkpoints'));
+    const reshaped = new Map(checkpoint.networks[0]!);
+    reshaped.set('fc.weight', { shape: [5, 64], data: new Float32Array(5 * 64).fill(0.25) });
+    const dir = path.join(work, 'misfit');
+    saveCheckpoint(dir, 'checkpoint-e0001-s3', { networks: [reshaped, checkpoint.networks[1]!], state: checkpoint.state });
+    const misfit = lmcl(['export', path.join(dir, 'checkpoint-e0001-s3'), '--net', '0', '-o', 'misfit.safetensors']);
+    expect(misfit.status).toBe(1);
+    expect(misfit.stderr).toMatch(/net0\.safetensors does not fit resnet8 built from the run's config[^]*size mismatch for fc\.weight: copying a param with shape \[5, 64\]/);
+    expect(fs.existsSync(path.join(work, 'misfit.safetensors'))).toBe(false);
+    expect(lmcl(['export', path.join(dir, 'checkpoint-e0001-s3'), '--net', '1', '-o', 'fits.safetensors']).status).toBe(0);
+  });
+
   it("export --criterion: the method's own weights under their criterion.* names", () => {
     // dml has no modules of its own: a clear error.
     const none = lmcl(['export', runDir, '--criterion', '-o', 'c.safetensors']);
