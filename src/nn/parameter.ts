@@ -10,6 +10,7 @@
 import { native } from '../native/index.js';
 import { Tensor, formatShape } from '../tensor/tensor.js';
 import { keep } from '../tensor/scope.js';
+import { uploadFloats } from '../tensor/storage.js';
 
 /** Marks `t` as a trainable parameter: a leaf that requires grad and survives tidy scopes. */
 export function parameter(t: Tensor): Tensor {
@@ -31,7 +32,7 @@ export function writeInPlace(t: Tensor, data: Float32Array, op = 'writeInPlace')
   if (data.length !== t.size) {
     throw new Error(`${op}: ${data.length} values do not fill a tensor of shape ${formatShape(t.shape)} (${t.size} elements)`);
   }
-  if (t.size > 0) native().upload(t.storage.handle, data, 0);
+  if (t.size > 0) uploadFloats(t.storage, data);
   t.storage.version += 1;
 }
 

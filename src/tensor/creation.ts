@@ -2,6 +2,7 @@
 import { native } from '../native/index.js';
 import { Tensor, checkShape, formatShape, shapeSize, type Device } from './tensor.js';
 import { defaultGenerator, type Generator } from './random.js';
+import { uploadFloats } from './storage.js';
 
 export interface CreationOptions {
   requiresGrad?: boolean;
@@ -35,7 +36,7 @@ export function tensor(values: Float32Array | readonly number[], shape: readonly
     throw new Error(`tensor: ${data.length} values do not fill shape ${formatShape(shape)} (${shapeSize(shape)} elements)`);
   }
   const result = Tensor.empty(shape, device);
-  native().upload(result.storage.handle, data, 0);
+  uploadFloats(result.storage, data);
   return finish(result, options);
 }
 

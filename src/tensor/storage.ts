@@ -54,3 +54,13 @@ export class Storage {
 export function storageCounters(): { liveBytes: number; liveStorages: number } {
   return { liveBytes: liveStorageBytes, liveStorages: liveStorageCount };
 }
+
+/**
+ * Copies host floats into the start of `storage`. The addon reads a typed array's bytes through
+ * its ArrayBuffer, which Node-API refuses for a SharedArrayBuffer (a bare "Invalid argument"), so
+ * data backed by anything but a plain ArrayBuffer (a SharedArrayBuffer, or another realm's
+ * buffer) is first copied into a plain one: one extra pass, and no racing writer during upload.
+ */
+export function uploadFloats(storage: Storage, data: Float32Array): void {
+  native().upload(storage.handle, data.buffer instanceof ArrayBuffer ? data : new Float32Array(data), 0);
+}
