@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { integer } from './parse.js';
+import { makeDirectories } from '../io/atomic.js';
 import { loadCheckpoint } from '../io/checkpoint.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { plotRunsSvg } from '../io/plot.js';
@@ -59,7 +60,7 @@ export function exportCommand(): Command {
         const criterion = loaded.tensorFiles.criterion;
         const method = (loaded.state as { config?: { method?: string } } | null)?.config?.method ?? 'unknown';
         if (!criterion || criterion.size === 0) throw new Error(`export: checkpoint ${loaded.path} holds no method weights (method ${method} has no modules of its own)`);
-        fs.mkdirSync(path.dirname(path.resolve(options.output)), { recursive: true });
+        makeDirectories(path.dirname(path.resolve(options.output)), `export: --output ${options.output}`);
         writeSafetensors(options.output, criterion, { format: 'pt', method, source: loaded.path });
         const count = [...criterion.values()].reduce((a, e) => a + e.data.length, 0);
         console.log(`wrote ${options.output}: method ${method}'s modules, ${criterion.size} tensors, ${count.toLocaleString('en-US')} values`);
@@ -68,7 +69,7 @@ export function exportCommand(): Command {
       if (!loaded.networks[options.net]) throw new Error(`export: checkpoint ${loaded.path} has ${loaded.networks.length} networks; --net ${options.net} is out of range`);
       const network = verifiedNetworkTensors(loaded, options.net);
       const metadata: Record<string, string> = { ...loaded.networkMetadata[options.net], source: loaded.path };
-      fs.mkdirSync(path.dirname(path.resolve(options.output)), { recursive: true });
+      makeDirectories(path.dirname(path.resolve(options.output)), `export: --output ${options.output}`);
       writeSafetensors(options.output, network, metadata);
       const count = [...network.values()].reduce((a, e) => a + e.data.length, 0);
       console.log(`wrote ${options.output}: network ${options.net} (${metadata.architecture ?? 'unknown architecture'}), ${network.size} tensors, ${count.toLocaleString('en-US')} values`);

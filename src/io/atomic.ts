@@ -8,6 +8,10 @@
 // target. A process killed mid-write can leave a temporary file behind: its name starts with
 // `.<basename>.tmp-` and isTemporaryName() recognises it so callers can ignore or clean it.
 //
+// makeDirectories(dir, what) is `mkdir -p` that reports the real cause: Node's own recursive mkdir
+// turns EROFS/EACCES on a missing directory into ENOENT (it stats the path to explain the error)
+// and loops forever where mkdir says ENOENT below an existing directory (/proc, /sys).
+//
 // `fs` is imported as the module object (not destructured) so tests can inject failures with
 // vi.spyOn(fs, 'fsyncSync') and friends.
 import fs from 'node:fs';
@@ -100,4 +104,43 @@ export function writeFileAtomic(target: string, data: Buffer | Uint8Array | stri
   }
   // The new content is in place; make the rename durable.
   fsyncDirectory(path.dirname(target));
+}
+
+/**
+ * Creates `dir` and its missing parents, one mkdir(2) each from the deepest existing ancestor
+ * down, so a failure is reported with its own errno code and the directory that could not be
+ * made: `${what}: cannot create directory /ro/x: EROFS: read-only file system, mkdir '/ro/x'`.
+ */
+export function makeDirectories(dir: string, what: string): void {
+  const missing: string[] = [];
+  for (let current = path.resolve(dir); ; ) {
+    let stat: fs.Stats | undefined;
+    try {
+      stat = fs.statSync(current, { throwIfNoEntry: false });
+    } catch (error) {
+      // e.g. ENOTDIR: a file where a parent directory should be.
+      throw new Error(`${what}: cannot create directory ${dir}: ${(error as Error).message}`, { cause: error });
+    }
+    if (stat) {
+      if (!stat.isDirectory()) throw new Error(`${what}: cannot create directory ${dir}: ${current} exists and is not a directory (ENOTDIR)`);
+      break;
+    }
+    missing.push(current);
+    const parent = path.dirname(current);
+    if (parent === current) break; // a missing filesystem root: mkdir below reports it
+    current = parent;
+  }
+  for (const component of missing.reverse()) {
+    try {
+      fs.mkdirSync(component);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      // Made by someone else meanwhile: fine if it is a directory.
+      if (code === 'EEXIST' && fs.statSync(component, { throwIfNoEntry: false })?.isDirectory()) continue;
+      const hint = code === 'ENOENT'
+        ? ` (its parent ${path.dirname(component)} exists: that filesystem does not allow creating directories there, as /proc and /sys do not)`
+        : '';
+      throw new Error(`${what}: cannot create directory ${component}: ${(error as Error).message}${hint}`, { cause: error });
+    }
+  }
 }

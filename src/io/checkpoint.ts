@@ -39,7 +39,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
-import { fsyncDirectory, writeFileAtomic } from './atomic.js';
+import { fsyncDirectory, makeDirectories, writeFileAtomic } from './atomic.js';
 import { readSafetensors, writeSafetensors, type SafetensorsEntry } from './safetensors.js';
 
 /** A network's state dict: PyTorch name → { shape, data } (what nn.Module.stateDict() returns). */
@@ -492,7 +492,7 @@ export function saveCheckpoint(
   });
   const stateText = `${JSON.stringify({ state: encodedState }, null, 1)}\n`;
 
-  fs.mkdirSync(runDir, { recursive: true });
+  makeDirectories(runDir, where);
   cleanCheckpointScratch(runDir);
   const final = path.join(runDir, name);
   if (fs.existsSync(final) && readManifest(final) === null) {

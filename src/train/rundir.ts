@@ -5,7 +5,7 @@
 // resumed run never has duplicate epochs.
 import fs from 'node:fs';
 import path from 'node:path';
-import { writeFileAtomic } from '../io/atomic.js';
+import { makeDirectories, writeFileAtomic } from '../io/atomic.js';
 import type { EvalResult } from './metrics.js';
 
 export interface EpochRecord {
@@ -81,7 +81,7 @@ export class RunDirectory {
     this.checkpointDir = path.join(dir, 'checkpoints');
     this.logPath = path.join(dir, 'train.log');
     this.console = consoleLine;
-    fs.mkdirSync(this.checkpointDir, { recursive: true });
+    makeDirectories(this.checkpointDir, `run directory ${dir}`);
   }
 
   /** A line to the human log (timestamped) and to the console. */

@@ -248,6 +248,31 @@ describe('lmcl CLI', () => {
     expect(fs.existsSync(path.join(work, 'refused'))).toBe(false);
   });
 
+  it('--out / -o where directories cannot be made: the errno code and path, never a hang', () => {
+    const small = ['train', '--method', 'dml', '--arch', 'resnet8', '--epochs', '1', '--limit-train', '32', '--limit-test', '32', '--workers', '0'];
+    // Node's recursive mkdir loops forever under /proc; the timeout turns a hang into a failure.
+    const proc = spawnSync(process.execPath, [bin, ...small, '--out', '/proc/lmcl-out'], { cwd: work, encoding: 'utf8', timeout: 20_000 });
+    expect(proc.status).toBe(1);
+    expect(proc.stderr).toMatch(/^lmcl: run directory \/proc\/lmcl-out\/dml_resnet8x2_fashion-mnist_seed0: cannot create directory \/proc\/lmcl-out: ENOENT: .*\(its parent \/proc exists/);
+    const exported = spawnSync(process.execPath, [bin, 'export', runDir, '-o', '/proc/lmcl-out/net0.safetensors'], { cwd: work, encoding: 'utf8', timeout: 20_000 });
+    expect(exported.status).toBe(1);
+    expect(exported.stderr).toMatch(/^lmcl: export: --output \/proc\/lmcl-out\/net0\.safetensors: cannot create directory \/proc\/lmcl-out: ENOENT/);
+  });
+
+  // A real read-only filesystem: a tmpfs mounted read-only in a user + mount namespace, where the
+  // machine allows unprivileged ones (test/io/atomic.test.ts simulates EROFS everywhere).
+  const namespaces = spawnSync('unshare', ['-r', '-m', 'true']).status === 0;
+  it.skipIf(!namespaces)('--out on a read-only filesystem says EROFS (not ENOENT) with the directory', () => {
+    const mountPoint = path.join(work, 'read-only');
+    fs.mkdirSync(mountPoint);
+    const script = `mount -t tmpfs -o ro none "$1" && shift && exec "$@"`;
+    const small = ['train', '--method', 'dml', '--arch', 'resnet8', '--epochs', '1', '--limit-train', '32', '--limit-test', '32', '--workers', '0'];
+    const result = spawnSync('unshare', ['-r', '-m', 'sh', '-c', script, 'sh', mountPoint, process.execPath, bin, ...small, '--out', path.join(mountPoint, 'runs')],
+      { cwd: work, encoding: 'utf8', timeout: 20_000 });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(new RegExp(`cannot create directory ${mountPoint}/runs: EROFS: read-only file system`));
+  });
+
   it('Ctrl-C saves a checkpoint at the next step and exits with 130; --resume finishes the run', async () => {
     const child = spawn(process.execPath, [bin, 'train', '--method', 'dml', '--arch', 'resnet8', '--epochs', '2', '--limit-train', '320', '--limit-test', '32', '--batch-size', '32',
       '--threads', '2', '--workers', '0', '--log-interval', '0', '--out', 'sigint'], { cwd: work });

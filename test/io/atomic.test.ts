@@ -6,7 +6,8 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
-import { isTemporaryName, writeFileAtomic } from '../../src/io/atomic.js';
+import { isTemporaryName, makeDirectories, writeFileAtomic } from '../../src/io/atomic.js';
+import { RunDirectory } from '../../src/train/rundir.js';
 import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -31,6 +32,37 @@ function compileIoModules(outDir: string): void {
     fs.writeFileSync(path.join(outDir, `${stem}.js`), outputText);
   }
 }
+
+describe('makeDirectories', () => {
+  it('creates missing parents and accepts existing directories', () => {
+    const deep = path.join(dir, 'a', 'b', 'c');
+    makeDirectories(deep, 'test');
+    makeDirectories(deep, 'test');
+    expect(fs.statSync(deep).isDirectory()).toBe(true);
+  });
+
+  it('a file in the way is named (ENOTDIR)', () => {
+    fs.writeFileSync(path.join(dir, 'file'), 'x');
+    expect(() => makeDirectories(path.join(dir, 'file'), 'test')).toThrow(new RegExp(`test: cannot create directory .*file: .*file exists and is not a directory \\(ENOTDIR\\)`));
+    expect(() => makeDirectories(path.join(dir, 'file', 'sub'), 'test')).toThrow(/ENOTDIR/);
+  });
+
+  it('under /proc: an error with ENOENT and the path, not a hang (Node\'s recursive mkdir loops forever there)', () => {
+    expect(() => makeDirectories('/proc/lmcl-test/run/checkpoints', '--out /proc/lmcl-test')).toThrow(
+      /--out \/proc\/lmcl-test: cannot create directory \/proc\/lmcl-test: ENOENT: .*mkdir '\/proc\/lmcl-test' \(its parent \/proc exists: that filesystem does not allow creating directories there/,
+    );
+  });
+
+  it('a read-only filesystem is reported as EROFS with the directory (simulated), for a run directory too', () => {
+    const readOnly = Object.assign(new Error(`EROFS: read-only file system, mkdir '${path.join(dir, 'runs')}'`), { code: 'EROFS', errno: -30, syscall: 'mkdir' });
+    vi.spyOn(fs, 'mkdirSync').mockImplementation(() => {
+      throw readOnly;
+    });
+    expect(() => makeDirectories(path.join(dir, 'runs', 'x'), 'test')).toThrow(new RegExp(`test: cannot create directory ${dir}/runs: EROFS: read-only file system`));
+    const runDir = path.join(dir, 'runs', 'dml_resnet8x2_fashion-mnist_seed0');
+    expect(() => new RunDirectory(runDir, null)).toThrow(new RegExp(`run directory ${runDir}: cannot create directory ${dir}/runs: EROFS`));
+  });
+});
 
 describe('writeFileAtomic', () => {
   it('creates and replaces files, leaving no temporary files', () => {
