@@ -50,6 +50,8 @@ export interface CommonTrainConfig {
   /** Data worker threads (0: prepare batches on the main thread). */
   workers: number;
   keepLast: number;
+  /** Also checkpoint every N optimizer steps, mid-epoch included (0: only at epoch ends). */
+  saveEverySteps: number;
   auxiliary: boolean;
   /** Seconds between plain progress lines (no TTY). */
   logInterval: number;
@@ -94,6 +96,7 @@ const commonDefaults: Readonly<CommonTrainConfig> = Object.freeze({
   threads: 0,
   workers: 1,
   keepLast: 2,
+  saveEverySteps: 0,
   auxiliary: false,
   logInterval: 10,
 });
@@ -177,6 +180,7 @@ export function resolveTrainConfig(partial: Record<string, unknown> = {}): Train
   for (const [name, value] of [['limit-train', c.limitTrain], ['train-per-class', c.trainPerClass], ['limit-test', c.limitTest], ['threads', c.threads], ['workers', c.workers]] as const) {
     if (!isInt(value, 0)) throw new Error(`--${name} must be an integer ≥ 0, got ${String(value)}`);
   }
+  if (!isInt(c.saveEverySteps, 0)) throw new Error(`--save-every-steps must be an integer ≥ 0, got ${String(c.saveEverySteps)}`);
   if (!isInt(c.keepLast, 1)) throw new Error(`--keep-last must be an integer ≥ 1, got ${String(c.keepLast)}`);
   if (c.device !== 'cpu' && c.device !== 'cuda') throw new Error(`--device must be cpu or cuda, got '${String(c.device)}'`);
   if (typeof c.nesterov !== 'boolean' || typeof c.auxiliary !== 'boolean') throw new Error('--nesterov/--auxiliary must be booleans');

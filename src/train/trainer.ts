@@ -378,6 +378,12 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         // Step boundary: honour Ctrl-C (the await lets the signal handler run).
         await new Promise<void>((resolve) => setImmediate(resolve));
         tick += Date.now() - now; // the yield is not training time
+        // --save-every-steps: a mid-epoch checkpoint (long epochs lose at most N steps to a kill);
+        // an epoch's last step is saved by the epoch end just below.
+        if (config.saveEverySteps > 0 && step % config.saveEverySteps === 0 && position < batches) {
+          readPending();
+          saveCheckpoint('steps');
+        }
         const stopForTest = options.stopAfterSteps !== undefined && step >= options.stopAfterSteps;
         if (interruptRequested || stopForTest) {
           readPending();

@@ -79,6 +79,21 @@ describe('trainer', () => {
     expect(checkpoints).toEqual(['best', 'checkpoint-e0001-s5', 'checkpoint-e0002-s10']);
   });
 
+  it('--save-every-steps checkpoints mid-epoch; a resume from one of them ends with the same bits', async () => {
+    const first = await train({ config: { ...tiny, out: root, name: 'every-3', saveEverySteps: 3, keepLast: 10 }, console: null, handleSignals: false });
+    expect(first.status).toBe('completed');
+    expectSameBits(weights(first.networks), reference);
+    release(first);
+    const saved = fs.readdirSync(path.join(first.runDir, 'checkpoints')).filter((name) => name.startsWith('checkpoint-')).sort();
+    // Steps 3, 6, 9 mid-epoch; 5 and 10 at the epoch ends (no second save of an epoch's last step).
+    expect(saved).toEqual(['checkpoint-e0000-s3', 'checkpoint-e0001-s5', 'checkpoint-e0001-s6', 'checkpoint-e0001-s9', 'checkpoint-e0002-s10']);
+    const resumed = await train({ config: { resume: path.join(first.runDir, 'checkpoints', 'checkpoint-e0001-s6'), out: root }, console: null, handleSignals: false });
+    expect(resumed.status).toBe('completed');
+    expect(resumed.step).toBe(10);
+    expectSameBits(weights(resumed.networks), reference);
+    release(resumed);
+  });
+
   it('resume == uninterrupted, bit for bit (stop after epoch 1, and mid-epoch)', async () => {
     for (const [name, stopAfterSteps] of [['epoch-boundary', 5], ['mid-epoch', 7]] as const) {
       const first = await train({ config: { ...tiny, out: root, name, workers: 1 }, console: null, handleSignals: false, stopAfterSteps });
