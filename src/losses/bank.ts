@@ -31,7 +31,7 @@ import { Module } from '../nn/module.js';
 import { rand } from '../tensor/creation.js';
 import { Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { StepBatch } from './method.js';
+import type { StepBatch, StepResult } from './method.js';
 import { choiceOption, integerOption, numberOption } from './options.js';
 
 export const contrastSources = ['batch', 'bank'] as const;
@@ -147,6 +147,8 @@ export class MemoryBanks extends Module {
 export class BankContrast {
   private readonly sampler: BankIndexSampler;
   private readonly sampled = new WeakMap<StepBatch, Int32Array>();
+  /** The final embeddings of the batch being trained, written after its backward. */
+  private held: { batch: StepBatch; embeddings: readonly Tensor[] } | null = null;
 
   constructor(readonly banks: MemoryBanks, labels: Int32Array, readonly settings: BankSettings, seed: number) {
     if (labels.length !== banks.at(0).shape[0]) throw new Error(`--contrast bank: ${labels.length} labels for banks of ${banks.at(0).shape[0]} rows`);
@@ -205,6 +207,25 @@ export class BankContrast {
   /** After the main step's backward: every network's final embedding into its bank at the batch's rows. */
   write(finalEmbeddings: readonly Tensor[], batch: StepBatch): void {
     finalEmbeddings.forEach((z, n) => F.memoryUpdate_(this.banks.at(n), batch.indices, z.detach(), { momentum: this.settings.nceM }));
+  }
+
+  /** The loss keeps the batch's final embeddings (one per network) for writeHeld. */
+  holdForWrite(batch: StepBatch, finalEmbeddings: readonly Tensor[]): void {
+    this.held = { batch, embeddings: finalEmbeddings };
+  }
+
+  /**
+   * A method's step with a bank: the standard step (its loss calls holdForWrite), then the write,
+   * after the backward (F.memoryUpdate_ before it would invalidate the saved bank rows).
+   */
+  stepThenWrite(batch: StepBatch, standardStep: (batch: StepBatch) => StepResult): StepResult {
+    this.held = null;
+    const result = standardStep(batch);
+    const held = this.held as { batch: StepBatch; embeddings: readonly Tensor[] } | null;
+    this.held = null;
+    if (!held || held.batch !== batch) throw new Error('--contrast bank: the step computed no bank loss for its batch (nothing to write)');
+    this.write(held.embeddings, batch);
+    return result;
   }
 }
 

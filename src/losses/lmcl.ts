@@ -187,9 +187,6 @@ export class LmclMethod extends CohortMethod {
     return F.sum(F.mul(terms, tensor(Float32Array.from([o.vclWeight, o.iclWeight, o.softVclWeight, o.softIclWeight]), [4])));
   }
 
-  /** The bank write waiting for the main update's backward (--contrast bank). */
-  private pendingWrite: { batch: StepBatch; embeddings: Tensor[] } | null = null;
-
   loss(outputs: StudentOutput[], batch: StepBatch, context?: Pick<StepContext, 'step'>): MethodLoss {
     this.checkStages(outputs);
     const parts = new LossParts();
@@ -209,7 +206,7 @@ export class LmclMethod extends CohortMethod {
     }
     const weights = noGrad(() => this.pairWeights(outputs));
     const { terms, embeddings } = this.contrastiveTerms(outputs, batch, weights, context?.step ?? 0);
-    if (this.bank) this.pendingWrite = { batch, embeddings: this.networks.map((_, n) => embeddings[n * this.stages + this.stages - 1]!) };
+    this.bank?.holdForWrite(batch, this.networks.map((_, n) => embeddings[n * this.stages + this.stages - 1]!));
     ['vcl', 'icl', 'soft_vcl', 'soft_icl'].forEach((key, column) => parts.add(key, F.reshape(F.slice(terms, 0, column, column + 1), [])));
     loss = F.add(loss, this.weightedContrastive(terms));
     this.addPairWeightParts(weights, parts);
@@ -224,14 +221,7 @@ export class LmclMethod extends CohortMethod {
   }
 
   readonly step = (batch: StepBatch, context: StepContext): StepResult => {
-    this.pendingWrite = null;
-    const result = context.standardStep(batch);
-    if (this.bank) {
-      const pending = this.pendingWrite as { batch: StepBatch; embeddings: Tensor[] } | null;
-      if (!pending || pending.batch !== batch) throw new Error('lmcl: the step ran no bank loss for its batch');
-      this.bank.write(pending.embeddings, batch);
-      this.pendingWrite = null;
-    }
+    const result = this.bank ? this.bank.stepThenWrite(batch, context.standardStep) : context.standardStep(batch);
     if (context.batchIndex % this.options.metaFreq === 0) result.parts.add('meta_hypergrad_norm', this.metaPhase(batch, context));
     return result;
   };

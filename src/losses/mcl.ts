@@ -25,7 +25,7 @@ import { ModuleList } from '../nn/container.js';
 import { tensor } from '../tensor/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Student, StudentOutput } from '../models/types.js';
-import { CohortMethod, type MethodLoss, type StepBatch, type StepContext, type StepResult, type TrainingStep } from './method.js';
+import { CohortMethod, type MethodLoss, type StepBatch, type StepContext, type TrainingStep } from './method.js';
 import { LossParts } from './parts.js';
 import { defineMethod } from './entry.js';
 import { booleanOption, integerOption, numberOption } from './options.js';
@@ -86,8 +86,6 @@ export class MclMethod extends CohortMethod {
   /** With a bank: the standard step, then the bank write. */
   readonly step?: TrainingStep;
   private readonly pairs: [number, number][] = [];
-  /** The embeddings of the batch being trained, for the bank write after its backward. */
-  private pendingWrite: { batch: StepBatch; embeddings: Tensor[] } | null = null;
 
   constructor(networks: readonly Student[], options: MclOptions, data: { trainLabels?: Int32Array; seed?: number } = {}) {
     super(networks);
@@ -97,22 +95,13 @@ export class MclMethod extends CohortMethod {
       if (!data.trainLabels || data.seed === undefined) throw new Error('--contrast bank: the method needs the training labels and the seed (trainLabels, seed in its context)');
       this.criterion = new MclCriterion(networks, options.featDim, data.trainLabels.length);
       this.bank = new BankContrast(this.criterion.bank!, data.trainLabels, options, data.seed);
-      this.step = (batch, context) => this.stepWithBank(batch, context);
+      const bank = this.bank;
+      this.step = (batch, context) => bank.stepThenWrite(batch, context.standardStep);
     } else {
       this.criterion = new MclCriterion(networks, options.featDim);
       this.bank = null;
     }
     for (let n = 0; n < networks.length; n += 1) for (let m = n + 1; m < networks.length; m += 1) this.pairs.push([n, m]);
-  }
-
-  private stepWithBank(batch: StepBatch, context: StepContext): StepResult {
-    this.pendingWrite = null;
-    const result = context.standardStep(batch);
-    const pending = this.pendingWrite as { batch: StepBatch; embeddings: Tensor[] } | null;
-    if (!pending || pending.batch !== batch) throw new Error('mcl: the step ran no bank loss for its batch');
-    this.bank!.write(pending.embeddings, batch);
-    this.pendingWrite = null;
-    return result;
   }
 
   loss(outputs: StudentOutput[], batch: StepBatch, context?: Pick<StepContext, 'step'>): MethodLoss {
@@ -124,7 +113,7 @@ export class MclMethod extends CohortMethod {
     if (this.bank) {
       const indices = this.bank.keyIndices(batch, context?.step ?? 0);
       terms = this.bank.terms(embeddings, embeddings.map((_, n) => n), indices, { pairs: this.pairs, temperature: o.tau, klTemperature: o.kdT });
-      this.pendingWrite = { batch, embeddings };
+      this.bank.holdForWrite(batch, embeddings);
     } else {
       terms = F.cohortContrastive(embeddings, batch.y, { pairs: this.pairs, temperature: o.tau, klTemperature: o.kdT });
     }

@@ -13,9 +13,6 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as F from '../../src/ops/functional.js';
 import { Module } from '../../src/nn/module.js';
-import { ModuleList } from '../../src/nn/container.js';
-import { Linear } from '../../src/nn/linear.js';
-import { BatchNorm1d } from '../../src/nn/batchnorm.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { tensor } from '../../src/tensor/creation.js';
 import { tidy } from '../../src/tensor/scope.js';
@@ -27,6 +24,7 @@ import type { Student, StudentOutput } from '../../src/models/types.js';
 import { train } from '../../src/train/trainer.js';
 import { expectClose, randomArray } from '../helpers/random.js';
 import { referenceContrastiveKL, referenceSupConInfoNCE } from '../reference/contrastive_reference.ts';
+import { SmoothStudent } from '../helpers/smooth_student.js';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'lmcl-lmcl-'));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -68,34 +66,6 @@ function kd64(student: Float32Array, teacher: Float32Array, T: number): number {
   return (total / B) * T * T;
 }
 
-/** S tanh stages with a BatchNorm1d, one linear head per stage: smooth in every parameter. */
-class SmoothStudent extends Module {
-  readonly architecture = 'smooth';
-  readonly stageCount = S;
-  readonly featureDim: number;
-  readonly layers: ModuleList<Linear>;
-  readonly heads: ModuleList<Linear>;
-  readonly norm: BatchNorm1d;
-
-  constructor(inputs: number, width: number) {
-    super();
-    this.featureDim = width;
-    this.layers = this.registerModule('layers', new ModuleList(Array.from({ length: S }, (_, s) => new Linear(s === 0 ? inputs : width, width))));
-    this.norm = this.registerModule('norm', new BatchNorm1d(width));
-    this.heads = this.registerModule('heads', new ModuleList(Array.from({ length: S }, () => new Linear(width, C))));
-  }
-
-  override forward(x: Tensor): StudentOutput {
-    const features: Tensor[] = [];
-    let h = x;
-    for (let s = 0; s < S; s += 1) {
-      h = F.tanh(this.layers.at(s).forward(h));
-      if (s === 0) h = this.norm.forward(h);
-      features.push(h);
-    }
-    return { features, logits: features.map((f, s) => this.heads.at(s).forward(f)) };
-  }
-}
 
 describe('lmcl', () => {
   for (const widths of [[6, 6], [6, 8, 5]]) {
@@ -194,7 +164,7 @@ describe('lmcl', () => {
     // step, so the CE jumps where one flips), and finite differences agree only where it is
     // locally smooth. metaSteps = 2 is checked against an exact reverse recursion instead
     // (lmcl_hypergradient.test.ts).
-    const networks = [0, 1].map(() => new SmoothStudent(12, 6));
+    const networks = [0, 1].map(() => new SmoothStudent(12, 6, { stages: S, classes: C }));
     const method = new LmclMethod(networks, { ...defaults, metaSteps: 1 });
     const batch = { x: tensor(randomArray(B * 12), [B, 12]), y: twoPerClass(B), indices: new Int32Array(B) } as StepBatch;
     const sgd = { lr: 0.1, momentum: 0.9, weightDecay: 5e-4 };

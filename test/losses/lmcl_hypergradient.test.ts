@@ -9,7 +9,7 @@
 // the SGD updates (no virtualSgdStep, no withParameters, no graph across steps): see its header.
 //
 // Cohorts: two ResNet-8 with auxiliary branches (S = 3) on 1×8×8 inputs, as lmcl.test.ts's tiny
-// cohort, and two tanh networks with a BatchNorm1d (lmcl.test.ts's SmoothStudent; the method's
+// cohort, and two tanh networks with a BatchNorm1d (test/helpers/smooth_student.ts; the method's
 // Embed heads still hold a ReLU). metaSteps = 1 and 2 for each. The reference's trajectory
 // gradients are evaluated on the unroll's arithmetic ('recorded', θ_k bit-identical to the
 // unroll's) except for the smooth cohort with metaSteps = 1, where the fused first-order kernels
@@ -38,9 +38,6 @@
 import { describe, expect, it } from 'vitest';
 import * as F from '../../src/ops/functional.js';
 import { Module } from '../../src/nn/module.js';
-import { ModuleList } from '../../src/nn/container.js';
-import { Linear } from '../../src/nn/linear.js';
-import { BatchNorm1d } from '../../src/nn/batchnorm.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { tensor } from '../../src/tensor/creation.js';
 import { tidy } from '../../src/tensor/scope.js';
@@ -52,6 +49,7 @@ import type { Student, StudentOutput } from '../../src/models/types.js';
 import {
   snapshotRecomputeHypergradient, type ReferenceOptions, type SnapshotRecomputeResult, type VirtualTrajectoryHyperparameters,
 } from '../reference/hypergradient_reference.ts';
+import { SmoothStudent } from '../helpers/smooth_student.js';
 
 const B = 8;
 const C = 4;
@@ -70,34 +68,6 @@ function twoPerClass(batch: number): Int32Array {
   return Int32Array.from({ length: batch }, (_, index) => Math.floor(index / 2) % C);
 }
 
-/** S tanh stages with a BatchNorm1d, one linear head per stage: smooth in every parameter. */
-class SmoothStudent extends Module {
-  readonly architecture = 'smooth';
-  readonly stageCount = S;
-  readonly featureDim: number;
-  readonly layers: ModuleList<Linear>;
-  readonly heads: ModuleList<Linear>;
-  readonly norm: BatchNorm1d;
-
-  constructor(inputs: number, width: number) {
-    super();
-    this.featureDim = width;
-    this.layers = this.registerModule('layers', new ModuleList(Array.from({ length: S }, (_, s) => new Linear(s === 0 ? inputs : width, width))));
-    this.norm = this.registerModule('norm', new BatchNorm1d(width));
-    this.heads = this.registerModule('heads', new ModuleList(Array.from({ length: S }, () => new Linear(width, C))));
-  }
-
-  override forward(x: Tensor): StudentOutput {
-    const features: Tensor[] = [];
-    let h = x;
-    for (let s = 0; s < S; s += 1) {
-      h = F.tanh(this.layers.at(s).forward(h));
-      if (s === 0) h = this.norm.forward(h);
-      features.push(h);
-    }
-    return { features, logits: features.map((f, s) => this.heads.at(s).forward(f)) };
-  }
-}
 
 interface CohortCase {
   label: string;
@@ -117,7 +87,7 @@ const resnetCohort: CohortCase = {
 const smoothCohort: CohortCase = {
   label: 'two smooth tanh networks',
   headPattern: /^heads\./,
-  build: () => ({ networks: [0, 1].map(() => new SmoothStudent(12, 6) as unknown as Student), inputShape: [B, 12] }),
+  build: () => ({ networks: [0, 1].map(() => new SmoothStudent(12, 6, { stages: S, classes: C }) as unknown as Student), inputShape: [B, 12] }),
 };
 
 /**

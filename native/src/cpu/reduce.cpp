@@ -6,9 +6,8 @@
 //   [outer, R]        → row sums (a fixed-shape pairwise-ish 8-lane accumulation per row),
 //   [R, inner]        → column sums (accumulate rows into the output vector),
 //   [outer, R, inner] → both,
-//   [..., R] otherwise (innermost axis reduced, e.g. [R, C, R] of batchnorm) → row sums of the
-//                       innermost runs, added per output over the other reduced axes.
-// Anything else (innermost axis kept, e.g. [R, K, R, K]) uses a general odometer loop.
+// Anything else uses an odometer loop per output; when the innermost axis is reduced (e.g.
+// [R, C, R] of batchnorm) it sums contiguous innermost runs with row_sum instead of elements.
 // Determinism: each output element is summed in a fixed order by one thread; the split over
 // threads is over output elements only, so the bits never depend on the thread count.
 // Float32 accumulation in several lanes keeps the error ~sqrt(R)·eps for long rows.
@@ -118,69 +117,39 @@ Status sum_axes(int rank, const int64_t* shape, const uint8_t* reduce_axis, cons
       return Status::ok();
     }
   }
-  // Innermost axis reduced (e.g. [R, C, R]: batchnorm's per-channel sums of NCHW over N and H·W):
-  // per output element, the contiguous runs of the innermost axis summed with row_sum, the runs
-  // added in row-major order of the other reduced axes. The odometer steps once per run, not per
-  // element, and the split is over outputs with a grain that gives each task ~64 Ki elements.
-  if (reduced.back()) {
-    const int64_t run = extents.back();
-    const size_t outer_dims = dims - 1;
-    std::vector<int64_t> strides(outer_dims);
-    int64_t stride = run;
-    for (size_t d = outer_dims; d-- > 0;) { strides[d] = stride; stride *= extents[d]; }
-    std::vector<size_t> kept_axes, reduced_axes;
-    for (size_t d = 0; d < outer_dims; ++d) (reduced[d] ? reduced_axes : kept_axes).push_back(d);
-    int64_t runs = 1;
-    for (size_t d : reduced_axes) runs *= extents[d];
-    const int64_t per_output = runs * run;
-    parallel_for(0, out_count, std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, per_output)), [&](int64_t begin, int64_t end) {
-      for (int64_t o = begin; o < end; ++o) {
-        int64_t remainder = o, base = 0;
-        for (size_t i = kept_axes.size(); i-- > 0;) {
-          size_t d = kept_axes[i];
-          base += (remainder % extents[d]) * strides[d];
-          remainder /= extents[d];
-        }
-        float sum = 0.0f;
-        for (int64_t r = 0; r < runs; ++r) {
-          int64_t rest = r, offset = base;
-          for (size_t i = reduced_axes.size(); i-- > 0;) {
-            size_t d = reduced_axes[i];
-            offset += (rest % extents[d]) * strides[d];
-            rest /= extents[d];
-          }
-          sum += row_sum(x + offset, run);
-        }
-        out[o] = sum;
-      }
-    });
-    return Status::ok();
-  }
-  // General case (innermost axis kept): odometer over the kept index, inner loop over reduced positions.
-  std::vector<int64_t> strides(dims);
-  int64_t stride = 1;
-  for (size_t d = dims; d-- > 0;) { strides[d] = stride; stride *= extents[d]; }
+  // Everything else: per output element (odometer over the kept axes), the reduced positions in
+  // row-major order. When the innermost axis is reduced (e.g. [R, C, R]: batchnorm's per-channel
+  // sums of NCHW over N and H·W) they come as contiguous runs summed with row_sum, so the odometer
+  // steps once per run, not per element; otherwise a run is one element. The split is over outputs
+  // with a grain that gives each task ~64 Ki elements.
+  const bool innermost_reduced = reduced.back();
+  const int64_t run = innermost_reduced ? extents.back() : 1;
+  const size_t outer_dims = innermost_reduced ? dims - 1 : dims;
+  std::vector<int64_t> strides(outer_dims);
+  int64_t stride = run;
+  for (size_t d = outer_dims; d-- > 0;) { strides[d] = stride; stride *= extents[d]; }
   std::vector<size_t> kept_axes, reduced_axes;
-  for (size_t d = 0; d < dims; ++d) (reduced[d] ? reduced_axes : kept_axes).push_back(d);
-  int64_t reduced_count = 1;
-  for (size_t d : reduced_axes) reduced_count *= extents[d];
-  parallel_for(0, out_count, 64, [&](int64_t begin, int64_t end) {
+  for (size_t d = 0; d < outer_dims; ++d) (reduced[d] ? reduced_axes : kept_axes).push_back(d);
+  // Offset of the index'th position of `axes` (row-major over those axes) from the start.
+  auto offset_of = [&](int64_t index, const std::vector<size_t>& axes) {
+    int64_t offset = 0;
+    for (size_t i = axes.size(); i-- > 0;) {
+      const size_t d = axes[i];
+      offset += (index % extents[d]) * strides[d];
+      index /= extents[d];
+    }
+    return offset;
+  };
+  int64_t runs = 1;
+  for (size_t d : reduced_axes) runs *= extents[d];
+  const int64_t per_output = runs * run;
+  parallel_for(0, out_count, std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, per_output)), [&](int64_t begin, int64_t end) {
     for (int64_t o = begin; o < end; ++o) {
-      int64_t remainder = o, base = 0;
-      for (size_t i = kept_axes.size(); i-- > 0;) {
-        size_t d = kept_axes[i];
-        base += (remainder % extents[d]) * strides[d];
-        remainder /= extents[d];
-      }
+      const int64_t base = offset_of(o, kept_axes);
       float sum = 0.0f;
-      for (int64_t r = 0; r < reduced_count; ++r) {
-        int64_t rest = r, offset = base;
-        for (size_t i = reduced_axes.size(); i-- > 0;) {
-          size_t d = reduced_axes[i];
-          offset += (rest % extents[d]) * strides[d];
-          rest /= extents[d];
-        }
-        sum += x[offset];
+      for (int64_t r = 0; r < runs; ++r) {
+        const float* start = x + base + offset_of(r, reduced_axes);
+        sum += run == 1 ? *start : row_sum(start, run);
       }
       out[o] = sum;
     }
