@@ -26,6 +26,7 @@ import { defaultTrainConfig } from '../dist/src/train/config.js';
 import { runStep, stepContext } from '../dist/src/train/step.js';
 import { SGD } from '../dist/src/optim/sgd.js';
 import { native } from '../dist/src/native/index.js';
+import { installNativeTimers } from './native_timers.mjs';
 
 const args = process.argv.slice(2);
 const option = (name, fallback) => {
@@ -121,29 +122,11 @@ console.log(`median meta phase ${metaMs.toFixed(0)} ms = ${(metaMs / dmlMs).toFi
 console.log(`lmcl with meta phases / DML: ${((lmclMs + metaMs / metaFreq) / dmlMs).toFixed(3)}`);
 
 if (args.includes('--profile')) {
-  const addon = native();
-  const totals = new Map();
-  let recording = false;
-  for (const name of Object.keys(addon)) {
-    const original = addon[name];
-    if (typeof original !== 'function') continue;
-    addon[name] = function timed(...callArgs) {
-      if (!recording) return original.apply(this, callArgs);
-      const start = process.hrtime.bigint();
-      try {
-        return original.apply(this, callArgs);
-      } finally {
-        const key = name === 'binary' || name === 'unary' ? `${name}(${callArgs[0]})` : name;
-        const entry = totals.get(key) ?? { ms: 0, calls: 0 };
-        entry.ms += Number(process.hrtime.bigint() - start) / 1e6;
-        entry.calls += 1;
-        totals.set(key, entry);
-      }
-    };
-  }
-  recording = true;
+  const timers = installNativeTimers(native());
+  const totals = timers.totals;
+  timers.recording = true;
   const phaseMs = timedMeta(lmcl);
-  recording = false;
+  timers.recording = false;
   const nativeMs = [...totals.values()].reduce((a, e) => a + e.ms, 0);
   console.log(`\nprofile of one meta phase: ${phaseMs.toFixed(0)} ms, native ${nativeMs.toFixed(0)} ms, outside native ${(100 * (1 - nativeMs / phaseMs)).toFixed(1)}%`);
   console.log('| native function | calls | ms | share |\n|---|---|---|---|');

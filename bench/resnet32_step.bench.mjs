@@ -21,6 +21,7 @@
 import { F, nn, optim, randn, tidy, manualSeed, memory, setNumThreads, engineInfo, Generator } from '../dist/src/index.js';
 import { native } from '../dist/src/native/index.js';
 import { PerformanceObserver } from 'node:perf_hooks';
+import { addTiming, installNativeTimers } from './native_timers.mjs';
 
 const args = process.argv.slice(2);
 const option = (name, fallback) => {
@@ -148,56 +149,28 @@ console.log(`memory: native peak live ${MiB(mem.nativePeakLiveBytes)} MiB, nativ
 // ---- profile ----------------------------------------------------------------------------------
 
 if (profile) {
-  const addon = native();
-  const binaryNames = ['add', 'sub', 'mul', 'div', 'maximum', 'minimum'];
-  const unaryNames = ['neg', 'exp', 'log', 'sqrt', 'rsqrt', 'relu', 'sigmoid', 'reciprocal', 'square', 'abs', 'tanh', 'sign', 'step'];
-  const totals = new Map(); // key → { ms, calls }
   const convShapes = new Map();
-  const add = (map, key, elapsed) => {
-    const entry = map.get(key);
-    if (entry) {
-      entry.ms += elapsed;
-      entry.calls += 1;
-    } else map.set(key, { ms: elapsed, calls: 1 });
-  };
-  let recording = false;
-  for (const name of Object.keys(addon)) {
-    const original = addon[name];
-    if (typeof original !== 'function') continue;
-    addon[name] = function timed(...callArgs) {
-      if (!recording) return original.apply(this, callArgs);
-      const start = process.hrtime.bigint();
-      try {
-        return original.apply(this, callArgs);
-      } finally {
-        const elapsed = Number(process.hrtime.bigint() - start) / 1e6;
-        let key = name;
-        if (name === 'binary') key = `binary(${binaryNames[callArgs[0]] ?? callArgs[0]})`;
-        else if (name === 'unary') key = `unary(${unaryNames[callArgs[0]] ?? callArgs[0]})`;
-        add(totals, key, elapsed);
-        if (name.startsWith('conv2d')) {
-          const p = callArgs[callArgs.length - 1];
-          const shape = `${p[1]}->${p[4]} ${p[2]}x${p[3]} ${p[5]}x${p[6]}${p[7] > 1 ? ` s${p[7]}` : ''}`;
-          add(convShapes, `${name} ${shape}`, elapsed);
-        }
-      }
-    };
-  }
+  const timers = installNativeTimers(native(), (name, callArgs, elapsed) => {
+    if (!name.startsWith('conv2d')) return;
+    const p = callArgs[callArgs.length - 1];
+    addTiming(convShapes, `${name} ${p[1]}->${p[4]} ${p[2]}x${p[3]} ${p[5]}x${p[6]}${p[7] > 1 ? ` s${p[7]}` : ''}`, elapsed);
+  });
+  const totals = timers.totals; // key → { ms, calls }
   let gcMs = 0;
   const observer = new PerformanceObserver((list) => {
-    if (recording) for (const entry of list.getEntries()) gcMs += entry.duration;
+    if (timers.recording) for (const entry of list.getEntries()) gcMs += entry.duration;
   });
   observer.observe({ entryTypes: ['gc'] });
 
   trainStep(); // one untimed step through the wrappers
   const stepTimes = [];
-  recording = true;
+  timers.recording = true;
   for (let i = 0; i < profileSteps; i += 1) {
     const start = process.hrtime.bigint();
     trainStep();
     stepTimes.push(Number(process.hrtime.bigint() - start) / 1e6);
   }
-  recording = false;
+  timers.recording = false;
   await new Promise((resolve) => setTimeout(resolve, 50)); // let the GC observer deliver
   observer.disconnect();
 
