@@ -98,23 +98,29 @@ function uniqueRunDir(out: string, name: string): string {
 }
 
 /** Picks the run directory and (when resuming) the checkpoint to restore. */
-function locateRun(config: TrainConfig): { dir: string; checkpoint: string | null } {
+function locateRun(config: TrainConfig): { dir: string; checkpoint: string | null; notes: string[] } {
   const name = config.name ?? defaultRunName(config);
-  if (config.resume === null) return { dir: uniqueRunDir(config.out, name), checkpoint: null };
+  if (config.resume === null) return { dir: uniqueRunDir(config.out, name), checkpoint: null, notes: [] };
   if (config.resume === 'auto') {
-    // The most recent <name> or <name>_<k> folder with a checkpoint.
+    // The most recent <name> or <name>_<k> folder with a checkpoint. A folder whose checkpoints
+    // are all damaged is skipped, and said so (the run then continues another folder or starts afresh).
     const candidates: { dir: string; checkpoint: string; mtime: number }[] = [];
+    const notes: string[] = [];
     if (fs.existsSync(config.out)) {
       for (const entry of fs.readdirSync(config.out)) {
         if (entry !== name && !new RegExp(`^${name.replace(/[.+]/g, '\\$&')}_\\d+$`).test(entry)) continue;
         const dir = path.join(config.out, entry);
         const checkpoint = findResumeCheckpoint(dir);
         if (checkpoint) candidates.push({ dir, checkpoint, mtime: fs.statSync(checkpoint).mtimeMs });
+        else {
+          const damaged = describeDamagedCheckpoints(dir);
+          if (damaged) notes.push(`--resume auto: skipped ${dir}, no complete checkpoint${damaged}`);
+        }
       }
     }
     candidates.sort((a, b) => b.mtime - a.mtime);
-    if (candidates.length === 0) return { dir: uniqueRunDir(config.out, name), checkpoint: null };
-    return { dir: candidates[0]!.dir, checkpoint: candidates[0]!.checkpoint };
+    if (candidates.length === 0) return { dir: uniqueRunDir(config.out, name), checkpoint: null, notes };
+    return { dir: candidates[0]!.dir, checkpoint: candidates[0]!.checkpoint, notes };
   }
   const target = config.resume;
   if (!fs.existsSync(target)) throw new Error(`--resume ${target}: no such run directory or checkpoint`);
@@ -124,7 +130,7 @@ function locateRun(config: TrainConfig): { dir: string; checkpoint: string | nul
   let dir = path.resolve(target);
   while (!fs.existsSync(path.join(dir, 'config.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
   if (!fs.existsSync(path.join(dir, 'config.json'))) dir = path.resolve(target);
-  return { dir, checkpoint };
+  return { dir, checkpoint, notes: [] };
 }
 
 /**
@@ -164,7 +170,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   }
   if (config.threads > 0) setNumThreads(config.threads);
 
-  const { dir, checkpoint } = locateRun(config);
+  const { dir, checkpoint, notes: locateNotes } = locateRun(config);
   let saved: SavedTraining | null = null;
   if (checkpoint) {
     saved = readTrainCheckpoint(checkpoint);
@@ -255,6 +261,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     node: process.version,
     resumedFrom: checkpoint,
   });
+  for (const line of locateNotes) run.log(line);
   if (saved) for (const line of skippedCheckpoints(checkpoint!, config.resume)) run.log(line);
   if (saved) run.log(`resuming ${dir} from ${checkpoint} at epoch ${epoch + 1}, batch ${position} (step ${step})`);
   else run.log(`run directory ${dir}`);

@@ -93,6 +93,17 @@ describe('resume', () => {
       .rejects.toThrow(/^--resume .*all-damaged: no complete checkpoint found there \(damaged: .*best: it has no checkpoint\.json; .*checkpoint-e0001-s5: it has no checkpoint\.json; /);
   });
 
+  it('--resume auto says which run folder it skipped because every checkpoint there is damaged', async () => {
+    const out = path.join(root, 'auto-out');
+    const broken = copyRun(finished, path.join('auto-out', 'autorun'));
+    for (const name of ['best', 'checkpoint-e0001-s5', 'checkpoint-e0002-s10']) fs.rmSync(path.join(broken, 'checkpoints', name, 'checkpoint.json'));
+    const lines: string[] = [];
+    const fresh = await train({ config: { ...tiny, epochs: 1, out, name: 'autorun', resume: 'auto' }, console: (line) => lines.push(line), handleSignals: false });
+    release(fresh);
+    expect(fresh.runDir).toBe(path.join(out, 'autorun_2'));
+    expect(lines.join('\n')).toMatch(new RegExp(`--resume auto: skipped ${broken.replace(/[.\\]/g, '\\$&')}, no complete checkpoint \\(damaged: .*checkpoint-e0001-s5: it has no checkpoint\\.json`));
+  });
+
   it('refuses a checkpoint whose optimizer file or one momentum buffer is missing, naming it', async () => {
     // optimizer.safetensors deleted, and dropped from the manifest so the checkpoint looks complete.
     const run = copyRun(finished, 'optimizer-missing');
