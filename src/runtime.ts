@@ -14,6 +14,8 @@ export interface MemoryReport {
   nativeCachedBytes: number;
   nativePeakLiveBytes: number;
   cudaLiveBytes: number;
+  /** Native storage handles alive: equals liveStorages in a loop that disposes what it makes (no finalizer backlog). */
+  nativeHandles: number;
 }
 
 export function memory(): MemoryReport {
@@ -25,6 +27,7 @@ export function memory(): MemoryReport {
     nativeCachedBytes: stats.cpuCachedBytes,
     nativePeakLiveBytes: stats.cpuPeakLiveBytes,
     cudaLiveBytes: stats.cudaLiveBytes,
+    nativeHandles: stats.nativeHandles,
   };
 }
 

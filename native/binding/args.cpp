@@ -26,6 +26,11 @@ Napi::Function StorageHandle::define_class(Napi::Env env) {
   return DefineClass(env, "NativeStorage", {});
 }
 
+// Worker threads share the process: one atomic count for all environments.
+static std::atomic<int64_t> live_handle_count{0};
+
+int64_t StorageHandle::live_handles() { return live_handle_count.load(); }
+
 StorageHandle::StorageHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<StorageHandle>(info) {
   // Only create() may construct one: it passes a private External carrying the request.
   if (info.Length() != 1 || !info[0].IsExternal()) {
@@ -34,17 +39,23 @@ StorageHandle::StorageHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<
   auto* request = info[0].As<Napi::External<std::pair<Device, size_t>>>().Data();
   device_ = request->first;
   bytes_ = request->second;
-  if (bytes_ == 0) return;
-  if (device_ == Device::kCpu) {
-    data_ = cpu_allocate(bytes_);
-    if (!data_) throw_error(info.Env(), "alloc: out of memory allocating " + std::to_string(bytes_) + " bytes");
-  } else {
-    Status status = cuda::allocate(bytes_, &data_);
-    throw_if_error(info.Env(), status, "alloc");
+  if (bytes_ != 0) {
+    if (device_ == Device::kCpu) {
+      data_ = cpu_allocate(bytes_);
+      if (!data_) throw_error(info.Env(), "alloc: out of memory allocating " + std::to_string(bytes_) + " bytes");
+    } else {
+      Status status = cuda::allocate(bytes_, &data_);
+      throw_if_error(info.Env(), status, "alloc");
+    }
   }
+  // Counted once construction succeeded: a throwing constructor never reaches the destructor.
+  live_handle_count += 1;
 }
 
-StorageHandle::~StorageHandle() { release(); }
+StorageHandle::~StorageHandle() {
+  release();
+  live_handle_count -= 1;
+}
 
 void StorageHandle::release() {
   if (released_) return;
@@ -79,7 +90,10 @@ StorageHandle* storage_of(Napi::Env env, const Napi::Value& value, const char* o
   if (!object.InstanceOf(data->storage_constructor.Value())) {
     throw Napi::TypeError::New(env, where(op, name) + " must be a tensor storage");
   }
-  StorageHandle* storage = StorageHandle::Unwrap(object);
+  // free() removes the wrap (storage.cpp): an object without one was disposed.
+  void* native = nullptr;
+  if (napi_unwrap(env, object, &native) != napi_ok || native == nullptr) throw_error(env, where(op, name) + " refers to a tensor that was disposed");
+  auto* storage = static_cast<StorageHandle*>(native);
   if (storage->is_freed()) throw_error(env, where(op, name) + " refers to a tensor that was disposed");
   return storage;
 }

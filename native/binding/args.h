@@ -8,6 +8,7 @@
 
 #include <napi.h>
 
+#include <atomic>
 #include <cstdint>
 #include <initializer_list>
 #include <string>
@@ -28,6 +29,8 @@ class StorageHandle : public Napi::ObjectWrap<StorageHandle> {
  public:
   static Napi::Function define_class(Napi::Env env);
   static Napi::Object create(Napi::Env env, Device device, size_t bytes);
+  // Native handle objects alive in this process (constructed, not yet deleted by free() or a finalizer).
+  static int64_t live_handles();
   explicit StorageHandle(const Napi::CallbackInfo& info);
   ~StorageHandle() override;
 

@@ -19,6 +19,8 @@ export interface NativeMemoryStats {
   cpuCachedBytes: number;
   cpuPeakLiveBytes: number;
   cudaLiveBytes: number;
+  /** Native storage handle objects alive (a freed storage's handle is deleted at free()). */
+  nativeHandles: number;
 }
 
 export interface NativeEngineInfo {
