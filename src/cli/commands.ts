@@ -10,7 +10,7 @@ import { plotRunsSvg } from '../io/plot.js';
 import { engineInfo, setNumThreads } from '../runtime.js';
 import { listModels } from '../models/registry.js';
 import { evaluateCheckpoint } from '../train/evaluate.js';
-import { verifiedNetworkTensors } from '../train/export.js';
+import { verifiedCriterionTensors, verifiedNetworkTensors } from '../train/export.js';
 import { flattenRecord, keepNonFinite, readHistory } from '../train/rundir.js';
 
 export function evalCommand(): Command {
@@ -57,9 +57,8 @@ export function exportCommand(): Command {
       const resolved = fs.existsSync(path.join(target, 'checkpoints')) ? path.join(target, 'checkpoints') : target;
       const loaded = loadCheckpoint(resolved);
       if (options.criterion) {
-        const criterion = loaded.tensorFiles.criterion;
         const method = (loaded.state as { config?: { method?: string } } | null)?.config?.method ?? 'unknown';
-        if (!criterion || criterion.size === 0) throw new Error(`export: checkpoint ${loaded.path} holds no method weights (method ${method} has no modules of its own)`);
+        const criterion = verifiedCriterionTensors(loaded);
         makeDirectories(path.dirname(path.resolve(options.output)), `export: --output ${options.output}`);
         writeSafetensors(options.output, criterion, { format: 'pt', method, source: loaded.path });
         const count = [...criterion.values()].reduce((a, e) => a + e.data.length, 0);

@@ -1,5 +1,5 @@
-// `lmcl export` of one network: the checkpoint's tensors are loaded (strict) into the network
-// built from the run's config before anything is written, so a file that does not fit the
+// `lmcl export` of one network (or, with --criterion, of the method's modules): the checkpoint's
+// tensors are loaded (strict) into the network (or method) built from the run's config before anything is written, so a file that does not fit the
 // architecture (a missing, extra or wrongly shaped tensor) is an error naming the tensor instead
 // of a safetensors file that PyTorch's load_state_dict refuses later.
 import fs from 'node:fs';
@@ -7,6 +7,8 @@ import path from 'node:path';
 import { imageFolderClasses } from '../data/formats.js';
 import type { LoadedCheckpoint, TensorMap } from '../io/checkpoint.js';
 import { createModel } from '../models/registry.js';
+import { getMethod, readMethodOptions } from '../losses/registry.js';
+import type { Method } from '../losses/method.js';
 import type { TrainConfig } from './config.js';
 import { resolveStateConfig } from './state.js';
 
@@ -93,5 +95,45 @@ export function verifiedNetworkTensors(loaded: LoadedCheckpoint, index: number):
     return network.stateDict();
   } finally {
     network.dispose();
+  }
+}
+
+/**
+ * The method's own tensors of a checkpoint (`criterion.*`), checked like a network's: the run's
+ * method is built from its config (its options included) around networks of the run's
+ * architecture and its modules load them strictly. A memory bank's row count is the one thing
+ * the config does not fix (it is the training split's size): it is taken from the file.
+ */
+export function verifiedCriterionTensors(loaded: LoadedCheckpoint): TensorMap {
+  const criterion = loaded.tensorFiles.criterion;
+  const state = loaded.state as { config?: unknown } | null;
+  if (!state || typeof state !== 'object' || state.config === undefined) {
+    throw new Error(`export: ${loaded.path} has no training state (state.json without a config), so its method's modules cannot be checked`);
+  }
+  const config = resolveStateConfig(state.config, loaded.path);
+  if (!criterion || criterion.size === 0) throw new Error(`export: checkpoint ${loaded.path} holds no method weights (method ${config.method} has no modules of its own)`);
+  const names = config.arch.split(',').map((name) => name.trim()).filter((name) => name.length > 0);
+  const cohortSize = names.length === 1 ? config.numberNet : names.length;
+  const shape = modelInputShape(config, loaded.path);
+  const networks = Array.from({ length: cohortSize }, (_, n) => createModel(names.length === 1 ? names[0]! : names[n]!,
+    { numClasses: shape.classes, inChannels: shape.channels, imageSize: shape.imageSize, auxiliary: config.auxiliary }));
+  const entry = getMethod(config.method);
+  const bankRows = criterion.get('criterion.bank.0')?.shape[0] ?? 0;
+  let method: Method | null = null;
+  try {
+    method = entry.create({ networks, classes: shape.classes, options: readMethodOptions(entry, config), seed: config.seed,
+      trainLabels: Int32Array.from({ length: bankRows }, (_, row) => row % shape.classes) });
+    if (!method.criterion) throw new Error(`export: ${loaded.path} holds method weights, but method ${config.method} has no modules of its own`);
+    const own = new Map([...criterion].map(([name, entryValue]) => [name.replace(/^criterion\./, ''), entryValue]));
+    try {
+      method.criterion.loadStateDict(own);
+    } catch (error) {
+      throw new Error(`export: ${path.join(loaded.path, 'criterion.safetensors')} does not fit method ${config.method} built from the run's config ` +
+        `(--arch ${config.arch}, ${shape.classes} classes): ${(error as Error).message}`, { cause: error });
+    }
+    return criterion;
+  } finally {
+    method?.dispose();
+    for (const net of networks) net.dispose();
   }
 }

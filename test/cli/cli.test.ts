@@ -7,7 +7,9 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { loadCheckpoint, saveCheckpoint } from '../../src/io/checkpoint.js';
-import { methodNames } from '../../src/losses/registry.js';
+import { getMethod, methodNames, readMethodOptions } from '../../src/losses/registry.js';
+import { createModel } from '../../src/models/registry.js';
+import { resolveTrainConfig } from '../../src/train/config.js';
 
 const repo = path.resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 const bin = path.join(repo, 'bin', 'lmcl.js');
@@ -162,17 +164,32 @@ describe('lmcl CLI', () => {
     const none = lmcl(['export', runDir, '--criterion', '-o', 'c.safetensors']);
     expect(none.status).toBe(1);
     expect(none.stderr).toMatch(/holds no method weights \(method dml has no modules of its own\)/);
-    // A checkpoint that has them (as the trainer writes for a method with a criterion).
+    // Weights that fit no module of the run's method are refused, nothing written.
     const checkpoint = loadCheckpoint(path.join(runDir, 'checkpoints'));
-    const embed = { shape: [4, 3], data: Float32Array.from({ length: 12 }, (_, i) => i / 7 - 0.5) };
+    const stray = { shape: [4, 3], data: Float32Array.from({ length: 12 }, (_, i) => i / 7 - 0.5) };
+    const strayDir = path.join(work, 'stray-criterion');
+    saveCheckpoint(strayDir, 'checkpoint-e0001-s3', { networks: checkpoint.networks, tensorFiles: { criterion: new Map([['criterion.embed.0.0.weight', stray]]) }, state: checkpoint.state });
+    const refused = lmcl(['export', path.join(strayDir, 'checkpoint-e0001-s3'), '--criterion', '-o', 'stray.safetensors']);
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/holds method weights, but method dml has no modules of its own/);
+    expect(fs.existsSync(path.join(work, 'stray.safetensors'))).toBe(false);
+    // The same networks as an mcl run with its Embed heads (as the trainer writes them).
+    const state = checkpoint.state as { config: Record<string, unknown> };
+    const mclConfig = resolveTrainConfig({ ...state.config, method: 'mcl', resume: null });
+    const networks = [0, 1].map(() => createModel(mclConfig.arch, { numClasses: 10, inChannels: 1, imageSize: 28 }));
+    const entry = getMethod('mcl');
+    const method = entry.create({ networks, classes: 10, options: readMethodOptions(entry, mclConfig), seed: 0 });
+    const criterion = new Map([...method.criterion!.stateDict()].map(([key, value]) => [`criterion.${key}`, value]));
+    method.dispose();
+    for (const net of networks) net.dispose();
     const dir = path.join(work, 'with-criterion');
-    saveCheckpoint(dir, 'checkpoint-e0001-s3', { networks: checkpoint.networks, tensorFiles: { criterion: new Map([['criterion.embed.0.0.weight', embed]]) }, state: checkpoint.state });
+    saveCheckpoint(dir, 'checkpoint-e0001-s3', { networks: checkpoint.networks, tensorFiles: { criterion }, state: { ...state, config: mclConfig } });
     const { status, stdout } = lmcl(['export', path.join(dir, 'checkpoint-e0001-s3'), '--criterion', '-o', 'criterion.safetensors']);
     expect(status).toBe(0);
-    expect(stdout).toMatch(/method dml's modules, 1 tensors, 12 values/);
+    expect(stdout).toMatch(/method mcl's modules, 8 tensors, /);
     const exported = readSafetensors(path.join(work, 'criterion.safetensors'));
-    expect([...exported.tensors.keys()]).toEqual(['criterion.embed.0.0.weight']);
-    expect(exported.tensors.get('criterion.embed.0.0.weight')!.data).toEqual(embed.data);
+    expect([...exported.tensors.keys()]).toEqual([...criterion.keys()]);
+    expect(exported.tensors.get('criterion.embed.1.2.weight')!.data).toEqual(criterion.get('criterion.embed.1.2.weight')!.data);
   });
 
   it('plot: SVG curves of one or more runs', () => {

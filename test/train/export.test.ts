@@ -7,7 +7,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadCheckpoint, saveCheckpoint, type TensorMap } from '../../src/io/checkpoint.js';
 import { createModel } from '../../src/models/registry.js';
 import { resolveTrainConfig } from '../../src/train/config.js';
-import { modelInputShape, verifiedNetworkTensors } from '../../src/train/export.js';
+import { modelInputShape, verifiedCriterionTensors, verifiedNetworkTensors } from '../../src/train/export.js';
+import { getMethod, readMethodOptions } from '../../src/losses/registry.js';
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'lmcl-export-'));
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
@@ -65,5 +66,42 @@ describe('export: the network must fit the architecture of the run', () => {
     expect(() => modelInputShape(folderConfig, path.join(run, 'checkpoints', 'c'))).toThrow(/directory not found: \/nowhere\/train/);
     fs.writeFileSync(path.join(run, 'config.json'), JSON.stringify({ dataset: { classes: 7, channels: 3, imageSize: 16 } }));
     expect(modelInputShape(folderConfig, path.join(run, 'checkpoints', 'c'))).toEqual({ classes: 7, channels: 3, imageSize: 16, from: `${path.join(run, 'config.json')} (field 'dataset')` });
+  });
+});
+
+describe('export --criterion: the method weights must fit the method built from the run config', () => {
+  function criterionCheckpoint(name: string, methodConfig: Record<string, unknown>, edit: (tensors: TensorMap) => void = () => {}) {
+    const runConfig = resolveTrainConfig({ arch: 'resnet8', numberNet: 2, dataset: 'fashion-mnist', data: 'bundled', ...methodConfig });
+    const networks = [0, 1].map(() => createModel('resnet8', { numClasses: 10, inChannels: 1, imageSize: 28, auxiliary: runConfig.auxiliary }));
+    const entry = getMethod(runConfig.method);
+    const method = entry.create({ networks, classes: 10, options: readMethodOptions(entry, runConfig), seed: 0,
+      trainLabels: Int32Array.from({ length: 40 }, (_, row) => row % 10) });
+    const criterion: TensorMap = new Map([...method.criterion!.stateDict()].map(([key, value]) => [`criterion.${key}`, value]));
+    edit(criterion);
+    const dir = path.join(work, name);
+    saveCheckpoint(dir, 'checkpoint-e0001-s3', { networks: networks.map((net) => net.stateDict()), tensorFiles: { criterion }, state: { config: runConfig } });
+    method.dispose();
+    for (const net of networks) net.dispose();
+    return { loaded: loadCheckpoint(path.join(dir, 'checkpoint-e0001-s3')), criterion };
+  }
+
+  it('fitting weights come back unchanged (mcl in-batch; lmcl with memory banks, whose row count comes from the file)', () => {
+    for (const [name, methodConfig] of [['mcl', { method: 'mcl' }], ['lmcl-bank', { method: 'lmcl', contrast: 'bank' }]] as const) {
+      const { loaded, criterion } = criterionCheckpoint(`criterion-${name}`, methodConfig);
+      const exported = verifiedCriterionTensors(loaded);
+      expect([...exported.keys()]).toEqual([...criterion.keys()]);
+    }
+  });
+
+  it('a wrongly shaped or a missing method tensor is an error naming it; a method without modules has nothing to export', () => {
+    const shaped = criterionCheckpoint('criterion-shape', { method: 'mcl' }, (tensors) => {
+      tensors.set('criterion.embed.1.0.weight', { shape: [128, 32], data: new Float32Array(128 * 32) });
+    });
+    expect(() => verifiedCriterionTensors(shaped.loaded)).toThrow(/criterion\.safetensors does not fit method mcl [\s\S]*embed\.1\.0\.weight/);
+    const missing = criterionCheckpoint('criterion-missing', { method: 'lmcl' }, (tensors) => tensors.delete('criterion.aggregator.0.0.bias'));
+    expect(() => verifiedCriterionTensors(missing.loaded)).toThrow(/does not fit method lmcl [\s\S]*aggregator\.0\.0\.bias/);
+    const dmlDir = path.join(work, 'criterion-dml');
+    saveCheckpoint(dmlDir, 'checkpoint-e0001-s3', { networks: [networkTensors(), networkTensors()], state: { config } });
+    expect(() => verifiedCriterionTensors(loadCheckpoint(path.join(dmlDir, 'checkpoint-e0001-s3')))).toThrow(/holds no method weights \(method dml/);
   });
 });
