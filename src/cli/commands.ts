@@ -65,7 +65,6 @@ export function exportCommand(): Command {
         console.log(`wrote ${options.output}: method ${method}'s modules, ${criterion.size} tensors, ${count.toLocaleString('en-US')} values`);
         return;
       }
-      if (!loaded.networks[options.net]) throw new Error(`export: checkpoint ${loaded.path} has ${loaded.networks.length} networks; --net ${options.net} is out of range`);
       const network = verifiedNetworkTensors(loaded, options.net);
       const metadata: Record<string, string> = { ...loaded.networkMetadata[options.net], source: loaded.path };
       makeDirectories(path.dirname(path.resolve(options.output)), `export: --output ${options.output}`);

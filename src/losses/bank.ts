@@ -51,6 +51,19 @@ export interface BankSettings {
   nceM: number;
 }
 
+/** What a method's context gives the bank: the training labels by dataset index and the run's seed. */
+export interface BankData {
+  trainLabels?: Int32Array;
+  seed?: number;
+}
+
+/** Rows of each bank for --contrast bank (one per training image), null for in-batch contrast. */
+export function bankRows(settings: BankSettings, data: BankData): number | null {
+  if (settings.contrast !== 'bank') return null;
+  if (!data.trainLabels || data.seed === undefined) throw new Error('--contrast bank: the method needs the training labels and the seed (trainLabels, seed in its context)');
+  return data.trainLabels.length;
+}
+
 /** The keys every training image is contrasted with (file comment). */
 export class BankIndexSampler {
   readonly columns: number;
@@ -153,6 +166,11 @@ export class BankContrast {
   constructor(readonly banks: MemoryBanks, labels: Int32Array, readonly settings: BankSettings, seed: number) {
     if (labels.length !== banks.at(0).shape[0]) throw new Error(`--contrast bank: ${labels.length} labels for banks of ${banks.at(0).shape[0]} rows`);
     this.sampler = new BankIndexSampler(labels, settings.posK, settings.negK, seed);
+  }
+
+  /** The bank contrast over a criterion's banks (built when bankRows() gave rows), else null. */
+  static over(banks: MemoryBanks | null, settings: BankSettings, data: BankData): BankContrast | null {
+    return banks ? new BankContrast(banks, data.trainLabels!, settings, data.seed!) : null;
   }
 
   /** The batch's key indices [B·K]; the first call for a batch draws them for `step`. */

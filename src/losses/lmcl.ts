@@ -58,7 +58,7 @@ import { kdTemperatureOption } from './dml.js';
 import { contrastiveOptions } from './mcl.js';
 import { EmbedHead } from './embed.js';
 import { crossEntropyTerms, distillKL, finalLogits } from './terms.js';
-import { BankContrast, MemoryBanks, bankOptions, type BankSettings } from './bank.js';
+import { BankContrast, MemoryBanks, bankOptions, bankRows, type BankData, type BankSettings } from './bank.js';
 
 export interface LmclOptions extends BankSettings {
   vclWeight: number;
@@ -127,7 +127,7 @@ export class LmclMethod extends CohortMethod {
   private readonly pairs: [number, number][] = [];
   private readonly pairStages: [number, number][] = [];
 
-  constructor(networks: readonly Student[], options: LmclOptions, data: { trainLabels?: Int32Array; seed?: number } = {}) {
+  constructor(networks: readonly Student[], options: LmclOptions, data: BankData = {}) {
     super(networks);
     if (networks.length < 2) throw new Error(`--method lmcl needs a cohort of at least 2 networks, got ${networks.length}`);
     const stages = networks[0]!.stageCount;
@@ -137,14 +137,8 @@ export class LmclMethod extends CohortMethod {
     if (stages < 2) throw new Error('--method lmcl contrasts the auxiliary stages: pass --auxiliary (the networks have 1 stage)');
     this.options = options;
     this.stages = stages;
-    if (options.contrast === 'bank') {
-      if (!data.trainLabels || data.seed === undefined) throw new Error('--contrast bank: the method needs the training labels and the seed (trainLabels, seed in its context)');
-      this.criterion = new LmclCriterion(networks, stages, options.featDim, data.trainLabels.length);
-      this.bank = new BankContrast(this.criterion.bank!, data.trainLabels, options, data.seed);
-    } else {
-      this.criterion = new LmclCriterion(networks, stages, options.featDim);
-      this.bank = null;
-    }
+    this.criterion = new LmclCriterion(networks, stages, options.featDim, bankRows(options, data));
+    this.bank = BankContrast.over(this.criterion.bank, options, data);
     for (let n = 0; n < networks.length; n += 1)
       for (let m = 0; m < networks.length; m += 1)
         if (m !== n) for (let s = 0; s < stages; s += 1) for (let t = 0; t < stages; t += 1) {

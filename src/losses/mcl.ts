@@ -32,7 +32,7 @@ import { booleanOption, integerOption, numberOption } from './options.js';
 import { kdTemperatureOption } from './dml.js';
 import { EmbedHead } from './embed.js';
 import { crossEntropyTerms, distillKL, finalLogits } from './terms.js';
-import { BankContrast, MemoryBanks, bankOptions, type BankSettings } from './bank.js';
+import { BankContrast, MemoryBanks, bankOptions, bankRows, type BankData, type BankSettings } from './bank.js';
 
 export const contrastiveOptions = {
   vclWeight: numberOption({ flag: '--vcl-weight', description: 'weight α of the vanilla (intra-network) contrastive loss', default: 0.1, atLeast: 0 }),
@@ -87,20 +87,14 @@ export class MclMethod extends CohortMethod {
   readonly step?: TrainingStep;
   private readonly pairs: [number, number][] = [];
 
-  constructor(networks: readonly Student[], options: MclOptions, data: { trainLabels?: Int32Array; seed?: number } = {}) {
+  constructor(networks: readonly Student[], options: MclOptions, data: BankData = {}) {
     super(networks);
     if (networks.length < 2) throw new Error(`--method mcl needs a cohort of at least 2 networks, got ${networks.length} (use --number-net or --arch a,b)`);
     this.options = options;
-    if (options.contrast === 'bank') {
-      if (!data.trainLabels || data.seed === undefined) throw new Error('--contrast bank: the method needs the training labels and the seed (trainLabels, seed in its context)');
-      this.criterion = new MclCriterion(networks, options.featDim, data.trainLabels.length);
-      this.bank = new BankContrast(this.criterion.bank!, data.trainLabels, options, data.seed);
-      const bank = this.bank;
-      this.step = (batch, context) => bank.stepThenWrite(batch, context.standardStep);
-    } else {
-      this.criterion = new MclCriterion(networks, options.featDim);
-      this.bank = null;
-    }
+    this.criterion = new MclCriterion(networks, options.featDim, bankRows(options, data));
+    const bank = BankContrast.over(this.criterion.bank, options, data);
+    this.bank = bank;
+    if (bank) this.step = (batch, context) => bank.stepThenWrite(batch, context.standardStep);
     for (let n = 0; n < networks.length; n += 1) for (let m = n + 1; m < networks.length; m += 1) this.pairs.push([n, m]);
   }
 

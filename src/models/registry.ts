@@ -53,6 +53,11 @@ export function createModel(name: string, options: ModelOptions): Student {
  * comma-separated list with one name per network (then numberNet must match or be omitted).
  */
 export function createCohort(architectures: string, numberNet: number | undefined, options: ModelOptions): Student[] {
+  return cohortArchitectures(architectures, numberNet).map((name) => createModel(name, options));
+}
+
+/** The architecture of each network of a cohort: `--arch a` × `--number-net`, or the list `a,b,…`. */
+export function cohortArchitectures(architectures: string, numberNet: number | undefined): string[] {
   const names = architectures.split(',').map((name) => name.trim()).filter((name) => name.length > 0);
   if (names.length === 0) throw new Error('--arch: no architecture given');
   let list: string[];
@@ -64,7 +69,7 @@ export function createCohort(architectures: string, numberNet: number | undefine
     list = names;
   }
   if (list.length < 1) throw new Error('--number-net must be at least 1');
-  return list.map((name) => createModel(name, options));
+  return list;
 }
 
 export { register as registerModel };

@@ -6,7 +6,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { imageFolderClasses } from '../data/formats.js';
 import type { LoadedCheckpoint, TensorMap } from '../io/checkpoint.js';
-import { createModel } from '../models/registry.js';
+import { cohortArchitectures, createModel } from '../models/registry.js';
+import type { Student } from '../models/types.js';
 import { getMethod, readMethodOptions } from '../losses/registry.js';
 import type { Method } from '../losses/method.js';
 import type { TrainConfig } from './config.js';
@@ -61,26 +62,41 @@ export function modelInputShape(config: TrainConfig, checkpointPath: string): Mo
   return { classes: imageFolderClasses(trainDir).length, channels: 3, imageSize: config.imageSize ?? 32, from: `the class folders of ${trainDir}` };
 }
 
+/** What a checkpoint's state.json says about the run its tensors must fit. */
+interface RecordedRun {
+  config: TrainConfig;
+  /** One architecture name per network. */
+  architectures: string[];
+  shape: ModelInputShape;
+}
+
+function recordedRun(loaded: LoadedCheckpoint, what: string): RecordedRun {
+  const state = loaded.state as { config?: unknown } | null;
+  if (!state || typeof state !== 'object' || state.config === undefined) {
+    throw new Error(`export: ${loaded.path} has no training state (state.json without a config), so ${what} cannot be checked`);
+  }
+  const config = resolveStateConfig(state.config, loaded.path);
+  return { config, architectures: cohortArchitectures(config.arch, config.numberNet), shape: modelInputShape(config, loaded.path) };
+}
+
+function buildNetwork(run: RecordedRun, architecture: string): Student {
+  return createModel(architecture, { numClasses: run.shape.classes, inChannels: run.shape.channels, imageSize: run.shape.imageSize, auxiliary: run.config.auxiliary });
+}
+
 /**
  * Network `index` of a checkpoint, checked against the architecture of the run's config: built
  * from the config, loaded strictly, and returned as that network's own state dict.
  */
 export function verifiedNetworkTensors(loaded: LoadedCheckpoint, index: number): TensorMap {
-  const state = loaded.state as { config?: unknown } | null;
-  if (!state || typeof state !== 'object' || state.config === undefined) {
-    throw new Error(`export: ${loaded.path} has no training state (state.json without a config), so its architecture cannot be checked`);
-  }
-  const config = resolveStateConfig(state.config, loaded.path);
-  const names = config.arch.split(',').map((name) => name.trim()).filter((name) => name.length > 0);
-  const cohortSize = names.length === 1 ? config.numberNet : names.length;
-  if (loaded.networks.length !== cohortSize) {
-    throw new Error(`export: ${loaded.path} holds ${loaded.networks.length} networks, the run's config says ${cohortSize} (--arch ${config.arch}, --number-net ${config.numberNet})`);
+  const run = recordedRun(loaded, 'its architecture');
+  const { config, shape } = run;
+  if (loaded.networks.length !== run.architectures.length) {
+    throw new Error(`export: ${loaded.path} holds ${loaded.networks.length} networks, the run's config says ${run.architectures.length} (--arch ${config.arch}, --number-net ${config.numberNet})`);
   }
   const tensors = loaded.networks[index];
   if (!tensors) throw new Error(`export: checkpoint ${loaded.path} has ${loaded.networks.length} networks; --net ${index} is out of range`);
-  const architecture = names.length === 1 ? names[0]! : names[index]!;
-  const shape = modelInputShape(config, loaded.path);
-  const network = createModel(architecture, { numClasses: shape.classes, inChannels: shape.channels, imageSize: shape.imageSize, auxiliary: config.auxiliary });
+  const architecture = run.architectures[index]!;
+  const network = buildNetwork(run, architecture);
   try {
     try {
       network.loadStateDict(tensors);
@@ -105,18 +121,11 @@ export function verifiedNetworkTensors(loaded: LoadedCheckpoint, index: number):
  * the config does not fix (it is the training split's size): it is taken from the file.
  */
 export function verifiedCriterionTensors(loaded: LoadedCheckpoint): TensorMap {
+  const run = recordedRun(loaded, "its method's modules");
+  const { config, shape } = run;
   const criterion = loaded.tensorFiles.criterion;
-  const state = loaded.state as { config?: unknown } | null;
-  if (!state || typeof state !== 'object' || state.config === undefined) {
-    throw new Error(`export: ${loaded.path} has no training state (state.json without a config), so its method's modules cannot be checked`);
-  }
-  const config = resolveStateConfig(state.config, loaded.path);
   if (!criterion || criterion.size === 0) throw new Error(`export: checkpoint ${loaded.path} holds no method weights (method ${config.method} has no modules of its own)`);
-  const names = config.arch.split(',').map((name) => name.trim()).filter((name) => name.length > 0);
-  const cohortSize = names.length === 1 ? config.numberNet : names.length;
-  const shape = modelInputShape(config, loaded.path);
-  const networks = Array.from({ length: cohortSize }, (_, n) => createModel(names.length === 1 ? names[0]! : names[n]!,
-    { numClasses: shape.classes, inChannels: shape.channels, imageSize: shape.imageSize, auxiliary: config.auxiliary }));
+  const networks = run.architectures.map((architecture) => buildNetwork(run, architecture));
   const entry = getMethod(config.method);
   const bankRows = criterion.get('criterion.bank.0')?.shape[0] ?? 0;
   let method: Method | null = null;

@@ -205,12 +205,13 @@ export async function evaluate(networks: Student[], batches: EvalBatches, classe
     method?.train(methodWasTraining);
   }
   const pct = (value: number): number => (count === 0 ? 0 : (100 * value) / count);
-  const headAcc = heads.map((list) => list.map((h) => ({ top1: pct(h.top1), top5: pct(h.top5) })));
+  const percent = (h: { top1: number; top5: number }): HeadAccuracy => ({ top1: pct(h.top1), top5: pct(h.top5) });
+  const headAcc = heads.map((list) => list.map(percent));
   const finals = headAcc.map((list) => list[list.length - 1] ?? { top1: 0, top5: 0 });
   return {
     networks: finals,
     heads: headAcc,
-    methodHeads: Object.fromEntries([...methodHeads].map(([name, list]) => [name, list.map((h) => ({ top1: pct(h.top1), top5: pct(h.top5) }))])),
+    methodHeads: Object.fromEntries([...methodHeads].map(([name, list]) => [name, list.map(percent)])),
     ensemble: { top1: pct(ensemble.top1), top5: pct(ensemble.top5) },
     meanTop1: finals.reduce((a, h) => a + h.top1, 0) / Math.max(1, finals.length),
     loss: loss.map((value) => (count === 0 ? 0 : value / count)),

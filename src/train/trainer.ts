@@ -40,7 +40,7 @@ import { countTop1OnDevice, evaluate, top1Masks, type EvalResult } from './metri
 import { Progress, formatDuration, type ProgressOptions } from './progress.js';
 import { RunDirectory, type EpochRecord } from './rundir.js';
 import { defaultRunName, normaliseKey, resolveTrainConfig, type TrainConfig } from './config.js';
-import { READABLE_STATE_FORMATS, STATE_FORMAT, collectTensors, emptyMeters, optimizerGroupsOf, restoreTensors, type EpochMeters, type TrainState } from './state.js';
+import { STATE_FORMAT, collectTensors, emptyMeters, optimizerGroupsOf, restoreTensors, type EpochMeters, type TrainState } from './state.js';
 import {
   describeDamagedCheckpoints, findResumeCheckpoint, readTrainCheckpoint, repairBestCheckpoint, skippedCheckpoints, writeTrainCheckpoint, type SavedTraining,
 } from './checkpoint.js';
@@ -174,7 +174,6 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   let saved: SavedTraining | null = null;
   if (checkpoint) {
     saved = readTrainCheckpoint(checkpoint);
-    if (!READABLE_STATE_FORMATS.includes(saved.state.format)) throw new Error(`${checkpoint}: unknown state format '${saved.state.format}'`);
     // Resolved, so a method option the checkpoint predates compares as its default.
     const old = resolveTrainConfig({ ...saved.state.config, resume: null });
     // The checkpoint's config is the base; options given now override it, except those that
