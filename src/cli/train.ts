@@ -48,6 +48,7 @@ const trainOptions: Option[] = [
   new Option('--threads <n>', 'native CPU threads (0 = LMCL_NUM_THREADS or the core count)').default(d.threads).argParser(integer('--threads')),
   new Option('--workers <n>', 'data worker threads (0 = prepare batches on the main thread)').default(d.workers).argParser(integer('--workers')),
   new Option('--keep-last <n>', 'checkpoints to keep (plus best)').default(d.keepLast).argParser(integer('--keep-last', 1)),
+  new Option('--eval-every <n>', 'evaluate on the test split after every N-th epoch and after the last (1 = every epoch)').default(d.evalEvery).argParser(integer('--eval-every')),
   new Option('--save-every-steps <n>', 'also checkpoint every N steps, mid-epoch included (0 = only at epoch ends)').default(d.saveEverySteps).argParser(integer('--save-every-steps')),
   new Option('--log-interval <s>', 'seconds between progress lines when not on a TTY').default(d.logInterval).argParser(number('--log-interval')),
   new Option('--quiet', 'no progress line or console log (files are still written)'),

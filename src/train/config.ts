@@ -52,6 +52,8 @@ export interface CommonTrainConfig {
   keepLast: number;
   /** Also checkpoint every N optimizer steps, mid-epoch included (0: only at epoch ends). */
   saveEverySteps: number;
+  /** Evaluate on the test split after every N-th epoch and after the last (1: every epoch). */
+  evalEvery: number;
   auxiliary: boolean;
   /** Seconds between plain progress lines (no TTY). */
   logInterval: number;
@@ -97,6 +99,7 @@ const commonDefaults: Readonly<CommonTrainConfig> = Object.freeze({
   workers: 1,
   keepLast: 2,
   saveEverySteps: 0,
+  evalEvery: 1,
   auxiliary: false,
   logInterval: 10,
 });
@@ -180,6 +183,7 @@ export function resolveTrainConfig(partial: Record<string, unknown> = {}): Train
   for (const [name, value] of [['limit-train', c.limitTrain], ['train-per-class', c.trainPerClass], ['limit-test', c.limitTest], ['threads', c.threads], ['workers', c.workers]] as const) {
     if (!isInt(value, 0)) throw new Error(`--${name} must be an integer ≥ 0, got ${String(value)}`);
   }
+  if (!isInt(c.evalEvery, 1)) throw new Error(`--eval-every must be an integer ≥ 1, got ${String(c.evalEvery)}`);
   if (!isInt(c.saveEverySteps, 0)) throw new Error(`--save-every-steps must be an integer ≥ 0, got ${String(c.saveEverySteps)}`);
   if (!isInt(c.keepLast, 1)) throw new Error(`--keep-last must be an integer ≥ 1, got ${String(c.keepLast)}`);
   if (c.device !== 'cpu' && c.device !== 'cuda') throw new Error(`--device must be cpu or cuda, got '${String(c.device)}'`);

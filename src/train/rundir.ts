@@ -15,7 +15,8 @@ export interface EpochRecord {
   train: Record<string, number>;
   /** Training top-1 per network (final head), percent. */
   trainTop1: number[];
-  test: EvalResult;
+  /** The test evaluation after this epoch; null on epochs that --eval-every skipped (the last epoch is always evaluated). */
+  test: EvalResult | null;
   imagesPerSecond: number;
   /** Seconds spent in training steps and in evaluation this epoch. */
   trainSeconds: number;
@@ -55,17 +56,39 @@ export function summaryHeader(networks: number, heads: number[], methodHeads: re
   return columns;
 }
 
-export function summaryRow(record: EpochRecord): string[] {
+/** The test columns' layout: networks, heads per network, method heads (from an evaluated record). */
+export interface SummaryShape {
+  networks: number;
+  heads: number[];
+  methodHeads: string[];
+}
+
+/**
+ * The layout of a history's summary columns: taken from its first evaluated epoch, or (before the
+ * first evaluation of a run with --eval-every) one final head per network.
+ */
+export function summaryShape(history: readonly EpochRecord[]): SummaryShape {
+  const evaluated = history.find((record) => record.test !== null);
+  if (evaluated?.test) {
+    return { networks: evaluated.test.networks.length, heads: evaluated.test.heads.map((h) => h.length), methodHeads: Object.keys(evaluated.test.methodHeads ?? {}) };
+  }
+  const networks = history[0]?.trainTop1.length ?? 0;
+  return { networks, heads: new Array<number>(networks).fill(1), methodHeads: [] };
+}
+
+export function summaryRow(record: EpochRecord, shape: SummaryShape = summaryShape([record])): string[] {
   const fmt = (value: number | undefined, digits = 4): string => (value === undefined ? '' : Number(value.toFixed(digits)).toString());
   const row = [String(record.epoch), fmt(record.lr, 6), fmt(record.train.total), fmt(record.train.ce), fmt(record.train.kd ?? 0)];
   for (const value of record.trainTop1) row.push(fmt(value, 2));
-  record.test.networks.forEach((final, n) => {
-    row.push(fmt(final.top1, 2), fmt(final.top5, 2));
-    const heads = record.test.heads[n] ?? [];
-    for (let s = 0; s + 1 < heads.length; s += 1) row.push(fmt(heads[s]!.top1, 2));
-    for (const list of Object.values(record.test.methodHeads ?? {})) row.push(fmt(list[n]?.top1, 2));
-  });
-  row.push(fmt(record.test.ensemble.top1, 2), fmt(record.test.ensemble.top5, 2), fmt(record.test.meanTop1, 2), fmt(record.imagesPerSecond, 1),
+  const test = record.test;
+  for (let n = 0; n < shape.networks; n += 1) {
+    // An epoch that was not evaluated leaves its test cells empty (never a carried-over value).
+    row.push(fmt(test?.networks[n]?.top1, 2), fmt(test?.networks[n]?.top5, 2));
+    const heads = test?.heads[n] ?? [];
+    for (let s = 0; s + 1 < (shape.heads[n] ?? 1); s += 1) row.push(fmt(heads[s]?.top1, 2));
+    for (const name of shape.methodHeads) row.push(fmt(test?.methodHeads?.[name]?.[n]?.top1, 2));
+  }
+  row.push(fmt(test?.ensemble.top1, 2), fmt(test?.ensemble.top5, 2), fmt(test?.meanTop1, 2), fmt(record.imagesPerSecond, 1),
     fmt(record.trainSeconds + record.evalSeconds, 1), fmt(record.elapsedSeconds, 1));
   return row;
 }
@@ -99,9 +122,9 @@ export class RunDirectory {
   writeHistory(history: EpochRecord[]): void {
     writeFileAtomic(path.join(this.dir, 'metrics.jsonl'), history.map((record) => JSON.stringify(record, keepNonFinite)).join('\n') + (history.length ? '\n' : ''));
     if (history.length === 0) return;
-    const first = history[0]!;
-    const header = summaryHeader(first.test.networks.length, first.test.heads.map((h) => h.length), Object.keys(first.test.methodHeads ?? {}));
-    const lines = [header.join(','), ...history.map((record) => summaryRow(record).join(','))];
+    const shape = summaryShape(history);
+    const header = summaryHeader(shape.networks, shape.heads, shape.methodHeads);
+    const lines = [header.join(','), ...history.map((record) => summaryRow(record, shape).join(','))];
     writeFileAtomic(path.join(this.dir, 'summary.csv'), `${lines.join('\n')}\n`);
   }
 }
@@ -125,14 +148,15 @@ export function readHistory(dir: string): EpochRecord[] {
 
 /** One epoch record as a flat row (the summary.csv columns as numbers), for plots. */
 export function flattenRecord(record: EpochRecord): Record<string, number> {
-  const header = summaryHeader(record.test.networks.length, record.test.heads.map((h) => h.length), Object.keys(record.test.methodHeads ?? {}));
-  const row = summaryRow(record);
+  const shape = summaryShape([record]);
+  const header = summaryHeader(shape.networks, shape.heads, shape.methodHeads);
+  const row = summaryRow(record, shape);
   const flat: Record<string, number> = {};
   header.forEach((key, index) => {
     const value = row[index];
     if (value !== undefined && value !== '') flat[key] = Number(value);
   });
-  record.test.loss.forEach((value, n) => {
+  record.test?.loss.forEach((value, n) => {
     flat[`test_loss_net${n}`] = value;
   });
   return flat;

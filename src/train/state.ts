@@ -227,7 +227,9 @@ export function validateTrainState(value: unknown, source: string): TrainState {
     if (record.epoch !== index + 1) fail(`${at}.epoch`, `${index + 1} (records are in epoch order)`, record.epoch);
     if (!isRecord(record.train)) fail(`${at}.train`, 'an object of mean losses', record.train);
     if (!Array.isArray(record.trainTop1)) fail(`${at}.trainTop1`, 'an array (one per network)', record.trainTop1);
-    if (!isRecord(record.test) || !Array.isArray(record.test.networks) || !isRecord(record.test.ensemble)) fail(`${at}.test`, 'an evaluation result', record.test);
+    if (record.test !== null && (!isRecord(record.test) || !Array.isArray(record.test.networks) || !isRecord(record.test.ensemble))) {
+      fail(`${at}.test`, 'an evaluation result (or null: an epoch --eval-every skipped)', record.test);
+    }
     return undefined;
   });
   if ((state.history as unknown[]).length !== state.epoch) {

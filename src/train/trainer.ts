@@ -403,10 +403,13 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       // ---- end of epoch: evaluate, record, checkpoint -------------------------------------------
       readPending();
       const evalStart = Date.now();
+      // --eval-every N: the test split after every N-th epoch and after the last; evaluation reads
+      // no random numbers and changes no state, so skipping it leaves training bit-identical.
+      const evaluateNow = (epoch + 1) % config.evalEvery === 0 || epoch + 1 === config.epochs;
       // evaluate() puts the networks and the method's modules in eval mode and back.
-      const test = await evaluate(networks, data.testBatches(), classes, method);
+      const test = evaluateNow ? await evaluate(networks, data.testBatches(), classes, method) : null;
       const evalSeconds = (Date.now() - evalStart) / 1000;
-      if (test.meanTop1 > best.meanTop1) best = { meanTop1: test.meanTop1, epoch: epoch + 1 };
+      if (test && test.meanTop1 > best.meanTop1) best = { meanTop1: test.meanTop1, epoch: epoch + 1 };
       const train: Record<string, number> = {};
       for (const [key, value] of Object.entries(meters.lossSums)) train[key] = value / Math.max(meters.seen, 1);
       const record: EpochRecord = {
@@ -436,27 +439,30 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   }
 
   const last = history[history.length - 1]!;
+  // The last epoch is always evaluated; a history from before --eval-every existed still has one.
+  const lastTest = last.test ?? [...history].reverse().find((record) => record.test !== null)!.test!;
   const total = elapsedBefore + (Date.now() - started) / 1000;
   const otherHeads = (n: number): string => {
-    const entries = [...(last.test.heads[n] ?? []).slice(0, -1).map((head, s) => `aux${s} ${head.top1.toFixed(2)}%`),
-      ...Object.entries(last.test.methodHeads ?? {}).map(([name, list]) => `${name} ${list[n]?.top1.toFixed(2) ?? '?'}%`)];
+    const entries = [...(lastTest.heads[n] ?? []).slice(0, -1).map((head, s) => `aux${s} ${head.top1.toFixed(2)}%`),
+      ...Object.entries(lastTest.methodHeads ?? {}).map(([name, list]) => `${name} ${list[n]?.top1.toFixed(2) ?? '?'}%`)];
     return entries.length > 0 ? ` (${entries.join(', ')})` : '';
   };
   run.log(`done in ${formatDuration(total)} (${total.toFixed(0)} s). Final epoch ${last.epoch} test top-1 (final head): ` +
-    `${last.test.networks.map((h, n) => `net${n} ${h.top1.toFixed(2)}%${otherHeads(n)}`).join(', ')}; ensemble (mean softmax) ${last.test.ensemble.top1.toFixed(2)}%`);
+    `${lastTest.networks.map((h, n) => `net${n} ${h.top1.toFixed(2)}%${otherHeads(n)}`).join(', ')}; ensemble (mean softmax) ${lastTest.ensemble.top1.toFixed(2)}%`);
   run.log(`best-epoch (selected on the test set, mean final-head top-1): epoch ${best.epoch}, ${best.meanTop1.toFixed(2)}%`);
   run.log(`run directory: ${dir}`);
   return finish('completed', 0, 'completed');
 }
 
 export function formatEpoch(record: EpochRecord, epochs: number): string {
-  const nets = record.test.networks.map((h, n) => {
-    const aux = (record.test.heads[n] ?? []).slice(0, -1).map((a, s) => ` aux${s} ${a.top1.toFixed(2)}`).join('') +
-      Object.entries(record.test.methodHeads ?? {}).map(([name, list]) => ` ${name} ${list[n]?.top1.toFixed(2) ?? '?'}`).join('');
+  const test = record.test;
+  const nets = test?.networks.map((h, n) => {
+    const aux = (test.heads[n] ?? []).slice(0, -1).map((a, s) => ` aux${s} ${a.top1.toFixed(2)}`).join('') +
+      Object.entries(test.methodHeads ?? {}).map(([name, list]) => ` ${name} ${list[n]?.top1.toFixed(2) ?? '?'}`).join('');
     return `net${n} ${h.top1.toFixed(2)}/${h.top5.toFixed(2)}${aux}`;
   }).join('  ');
   const parts = Object.entries(record.train).filter(([k]) => !k.includes('/')).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(' ');
   return `epoch ${record.epoch}/${epochs} lr ${record.lr.toPrecision(4)} train ${parts} top1 ${record.trainTop1.map((v) => v.toFixed(2)).join('/')} | ` +
-    `test top1/top5 ${nets}  ensemble ${record.test.ensemble.top1.toFixed(2)}/${record.test.ensemble.top5.toFixed(2)} | ` +
+    (test ? `test top1/top5 ${nets}  ensemble ${test.ensemble.top1.toFixed(2)}/${test.ensemble.top5.toFixed(2)} | ` : 'test not evaluated (--eval-every) | ') +
     `${record.imagesPerSecond.toFixed(0)} img/s, ${(record.trainSeconds + record.evalSeconds).toFixed(1)} s`;
 }

@@ -94,6 +94,24 @@ describe('trainer', () => {
     release(resumed);
   });
 
+  it('--eval-every skips the test split on other epochs (null record, empty csv cells), always evaluates the last, and trains the same bits', async () => {
+    const first = await train({ config: { ...tiny, out: root, name: 'eval-every', evalEvery: 3 }, console: null, handleSignals: false, stopAfterSteps: 5 });
+    expect(first.status).toBe('interrupted');
+    release(first);
+    // The resume reads a state.json whose history holds an epoch without evaluation.
+    const resumed = await train({ config: { resume: first.runDir, out: root }, console: null, handleSignals: false });
+    expect(resumed.status).toBe('completed');
+    expectSameBits(weights(resumed.networks), reference);
+    expect(resumed.bestEpoch).toBe(2);
+    release(resumed);
+    const records = fs.readFileSync(path.join(first.runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+    expect(records.map((record) => record.test === null)).toEqual([true, false]);
+    const csv = fs.readFileSync(path.join(first.runDir, 'summary.csv'), 'utf8').trim().split('\n').map((line) => line.split(','));
+    const column = csv[0]!.indexOf('test_top1_net0');
+    expect(csv[1]![column]).toBe('');
+    expect(Number(csv[2]![column])).toBeGreaterThan(0);
+  });
+
   it('resume == uninterrupted, bit for bit (stop after epoch 1, and mid-epoch)', async () => {
     for (const [name, stopAfterSteps] of [['epoch-boundary', 5], ['mid-epoch', 7]] as const) {
       const first = await train({ config: { ...tiny, out: root, name, workers: 1 }, console: null, handleSignals: false, stopAfterSteps });
