@@ -189,27 +189,37 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     config = merged;
   }
 
-  const progress = new Progress({ intervalSeconds: config.logInterval, ...options.progress, quiet: options.progress?.quiet ?? say === null });
-  const run = new RunDirectory(dir, say === null ? null : (line) => {
-    progress.clear();
-    say(line);
-  });
-
   // ---- data, cohort, method, optimizers -----------------------------------------------------
+  // All of these can fail on the user's input (a missing data folder, an unknown architecture, a
+  // batch the sampler cannot fill): they run before the run directory exists, so a failed start
+  // leaves no empty run folder behind (and no half-built objects: the loader's worker threads
+  // would keep the process alive).
   const data: TrainData = openData(config);
-  manualSeed(config.seed);
-  const networks = createCohort(config.arch, config.numberNet, {
-    numClasses: data.classes,
-    inChannels: data.channels,
-    imageSize: data.imageSize,
-    auxiliary: config.auxiliary,
-  });
   const entry = getMethod(config.method);
-  const methodOptions = readMethodOptions(entry, config);
-  const methodContext = { networks, classes: data.classes, options: methodOptions, trainLabels: data.trainLabels, seed: config.seed };
-  const method: Method = options.method ? options.method(methodContext) : entry.create(methodContext);
-  const parameterSets = method.parameterSets();
-  checkParameterSets(parameterSets, networks, method);
+  const { networks, method, parameterSets } = ((): { networks: Student[]; method: Method; parameterSets: readonly ParameterSet[] } => {
+    let built: Student[] = [];
+    let made: Method | null = null;
+    try {
+      manualSeed(config.seed);
+      built = createCohort(config.arch, config.numberNet, {
+        numClasses: data.classes,
+        inChannels: data.channels,
+        imageSize: data.imageSize,
+        auxiliary: config.auxiliary,
+      });
+      const methodOptions = readMethodOptions(entry, config);
+      const methodContext = { networks: built, classes: data.classes, options: methodOptions, trainLabels: data.trainLabels, seed: config.seed };
+      made = options.method ? options.method(methodContext) : entry.create(methodContext);
+      const sets = made.parameterSets();
+      checkParameterSets(sets, built, made);
+      return { networks: built, method: made, parameterSets: sets };
+    } catch (error) {
+      for (const net of built) net.dispose();
+      made?.dispose();
+      data.close();
+      throw error;
+    }
+  })();
   // One SGD per parameter set: the run's SGD flags, then the set's overrides; lr follows the schedule.
   const optimizers = new Map<string, SGD>(parameterSets.map((set) => [set.name, new SGD(set.parameters,
     { lr: config.lr, momentum: config.momentum, nesterov: config.nesterov, weightDecay: config.weightDecay, ...set.optimizer })]));
@@ -245,6 +255,19 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     elapsedBefore = state.elapsedSeconds;
   }
 
+  const progress = new Progress({ intervalSeconds: config.logInterval, ...options.progress, quiet: options.progress?.quiet ?? say === null });
+  let run: RunDirectory;
+  try {
+    run = new RunDirectory(dir, say === null ? null : (line) => {
+      progress.clear();
+      say(line);
+    });
+  } catch (error) {
+    for (const net of networks) net.dispose();
+    method.dispose();
+    data.close();
+    throw error;
+  }
   const info = engineInfo();
   const paramCounts = networks.map((net) => net.parameters().reduce((a, p) => a + p.size, 0));
   run.writeConfig({
