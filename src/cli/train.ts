@@ -3,7 +3,8 @@
 import { Command, Option, InvalidArgumentError } from 'commander';
 import { integer, integerList, number } from './parse.js';
 import { readConfigFile } from '../io/config_file.js';
-import { defaultTrainConfig, normaliseKey, sharedMethodOptions } from '../train/config.js';
+import { defaultTrainConfig, normaliseKey, sharedMethodOptions, unknownOptionMessage } from '../train/config.js';
+import { didYouMean } from '../suggest.js';
 import { methods, methodNames } from '../losses/registry.js';
 import { train } from '../train/trainer.js';
 import { listModels } from '../models/registry.js';
@@ -11,11 +12,17 @@ import { DATASET_NAMES } from '../data/datasets.js';
 
 const d = defaultTrainConfig;
 
+function methodName(value: string): string {
+  if (methodNames().includes(value)) return value;
+  throw new InvalidArgumentError(`Allowed choices are ${methodNames().join(', ')}.${didYouMean(value, methodNames())}`);
+}
+
 /** Option key (commander's camelCase attribute) → config key. */
 const trainOptions: Option[] = [
   new Option('--arch <names>', `architecture, or a comma-separated list for a heterogeneous cohort (${'see `lmcl info`'})`).default(d.arch),
   new Option('--number-net <n>', 'networks in the cohort (with one --arch name)').default(d.numberNet).argParser(integer('--number-net', 1)),
-  new Option('--method <name>', 'training method (listed below)').choices(methodNames()).default(d.method),
+  // choices() lists the methods in --help; the parser after it adds a suggestion to the error.
+  new Option('--method <name>', 'training method (listed below)').choices(methodNames()).default(d.method).argParser(methodName),
   new Option('--epochs <n>', 'epochs').default(d.epochs).argParser(integer('--epochs', 1)),
   new Option('--batch-size <n>', 'training batch size').default(d.batchSize).argParser(integer('--batch-size', 1)),
   new Option('--eval-batch-size <n>', 'evaluation batch size').default(d.evalBatchSize).argParser(integer('--eval-batch-size', 1)),
@@ -94,6 +101,7 @@ export function collectTrainConfig(command: Command): { config: Record<string, u
         continue;
       }
       if (key === 'config') throw new Error(`config file '${file}': 'config' cannot name another config file`);
+      if (!(key in defaultTrainConfig)) throw new Error(`config file '${file}': ${unknownOptionMessage(rawKey, ['quiet'])}`);
       partial[key] = value;
     }
   }
@@ -107,8 +115,7 @@ export function collectTrainConfig(command: Command): { config: Record<string, u
 
 export function trainCommand(): Command {
   const command = new Command('train')
-    .description(`train a cohort (${methodNames().join(', ')}) and write a run directory: config.json, metrics.jsonl, summary.csv, train.log, checkpoints/`)
-    .showHelpAfterError();
+    .description(`train a cohort (${methodNames().join(', ')}) and write a run directory: config.json, metrics.jsonl, summary.csv, train.log, checkpoints/`);
   for (const option of [...trainOptions, ...methodFlagOptions()]) command.addOption(option);
   command.addHelpText('after', `
 Methods:

@@ -1,6 +1,7 @@
 // Students by name, and cohorts (homogeneous `--arch resnet32 --number-net 2` or heterogeneous
 // `--arch resnet32,resnet110`). Each model file exports its factories; this file only lists them.
 import type { ModelFactory, ModelOptions, Student } from './types.js';
+import { didYouMean } from '../suggest.js';
 import { resnet8, resnet14, resnet20, resnet32, resnet56, resnet110 } from './resnet_cifar.js';
 import { resnet18, resnet34, resnet50 } from './resnet_imagenet.js';
 import { wrn16x2, wrn40x2, wrn28x4 } from './wrn_cifar.js';
@@ -43,7 +44,7 @@ export function listModels(): string[] {
 export function createModel(name: string, options: ModelOptions): Student {
   const factory = factories.get(name);
   if (!factory) {
-    throw new Error(`unknown architecture '${name}'. Known: ${listModels().join(', ')}`);
+    throw new Error(`unknown architecture '${name}'${didYouMean(name, listModels())}. Known: ${listModels().join(', ')}`);
   }
   return factory(options);
 }

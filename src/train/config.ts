@@ -4,6 +4,8 @@
 // Method options (e.g. --kd-T) come from the method registry and sit flat beside the others.
 import { checkSchedule, type LrType } from './schedule.js';
 import { getMethod, methodNames, methodOptions } from '../losses/registry.js';
+import { listModels } from '../models/registry.js';
+import { didYouMean } from '../suggest.js';
 
 export type SamplerName = 'shuffle' | 'm-per-class';
 
@@ -121,6 +123,25 @@ export function normaliseKey(key: string): string {
   return camel;
 }
 
+/** An option key as a config file would write it: 'limitTrain' → 'limit-train', 'kdT' → 'kd-T' (the flag's own spelling). */
+export function kebabKey(key: string): string {
+  const methodFlag = sharedMethodOptions.get(key)?.option.flag;
+  return methodFlag ? methodFlag.replace(/^--/, '') : key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+/**
+ * "unknown option 'lr-typ' (did you mean 'lr-type'?)": the suggestion in the spelling the key was
+ * given in (kebab-case for 'lr-typ', camelCase for 'lrTyp'); `extra` are keys known besides the
+ * training options (the CLI's 'quiet' and 'config').
+ */
+export function unknownOptionMessage(rawKey: string, extra: readonly string[] = []): string {
+  const known = [...keys, ...extra];
+  const kebab = /[-_]/.test(rawKey);
+  const spelt = known.map((key) => (kebab ? kebabKey(key) : key));
+  const suggestion = didYouMean(rawKey, spelt);
+  return `unknown option '${rawKey}'${suggestion || ` (known: ${spelt.join(', ')})`}`;
+}
+
 /** The largest --seed: Generator.seed takes 32-bit seeds. */
 export const MAX_SEED = 0xffffffff;
 
@@ -136,7 +157,7 @@ export function resolveTrainConfig(partial: Record<string, unknown> = {}): Train
   for (const [rawKey, value] of Object.entries(partial)) {
     if (value === undefined) continue;
     const key = normaliseKey(rawKey);
-    if (!keys.has(key)) throw new Error(`unknown option '${rawKey}' (known: ${[...keys].join(', ')})`);
+    if (!keys.has(key)) throw new Error(unknownOptionMessage(rawKey));
     const earlier = spelling.get(key);
     if (earlier !== undefined) throw new Error(`options '${earlier}' and '${rawKey}' both set ${key}: give it once`);
     spelling.set(key, rawKey);
@@ -150,11 +171,16 @@ export function resolveTrainConfig(partial: Record<string, unknown> = {}): Train
   if (typeof c.arch !== 'string' || c.arch.trim() === '') throw new Error('--arch: expected an architecture name');
   // 'resnet8,,resnet14' is a typo, not a cohort of two: every entry of the list must name something.
   if (c.arch.split(',').some((entry) => entry.trim() === '')) throw new Error(`--arch: an empty name in '${c.arch}' (expected names separated by single commas)`);
+  // Checked here, before any data is read: a typo should not wait for a dataset to load.
+  for (const name of c.arch.split(',').map((entry) => entry.trim())) {
+    if (!listModels().includes(name)) throw new Error(`--arch: unknown architecture '${name}'${didYouMean(name, listModels())}. Known: ${listModels().join(', ')}`);
+  }
   const archCount = c.arch.split(',').length;
   if (archCount > 1 && !given.has('numberNet')) c.numberNet = archCount;
   if (!isInt(c.numberNet, 1)) throw new Error(`--number-net must be an integer ≥ 1, got ${String(c.numberNet)}`);
   if (typeof c.method !== 'string' || !methodNames().includes(c.method)) {
-    throw new Error(`--method must be one of ${methodNames().join(', ')}, got '${String(c.method)}'`);
+    const suggestion = typeof c.method === 'string' ? didYouMean(c.method, methodNames()) : '';
+    throw new Error(`--method must be one of ${methodNames().join(', ')}, got '${String(c.method)}'${suggestion}`);
   }
   // Method-dependent defaults (registry entry): MCL's two-images-per-class batches, L-MCL's stages.
   const entry = getMethod(c.method);

@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { didYouMean, editDistance } from '../../src/suggest.js';
 
 const repo = path.resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 const bin = path.join(repo, 'bin', 'lmcl.js');
@@ -39,5 +40,55 @@ describe('lmcl train: a failed start', () => {
       expect(stderr, args.join(' ')).toMatch(message);
       expect(fs.existsSync(out), `${args.join(' ')} left ${out}`).toBe(false);
     }
+  });
+});
+
+describe('lmcl: version, short errors, suggestions', () => {
+  it('--version prints the package version', () => {
+    const version = (JSON.parse(fs.readFileSync(path.join(repo, 'package.json'), 'utf8')) as { version: string }).version;
+    for (const flag of ['--version', '-V']) {
+      const { status, stdout } = lmcl([flag]);
+      expect(status).toBe(0);
+      expect(stdout).toBe(`${version}\n`);
+    }
+  });
+
+  it('an unknown flag prints the error and one hint line, not the whole help', () => {
+    const { status, stderr } = lmcl(['train', '--lr-typ', 'cosine']);
+    expect(status).toBe(1);
+    expect(stderr).toBe("error: unknown option '--lr-typ'\n(Did you mean --lr-type?)\nrun 'lmcl train --help' for the options\n");
+    const badValue = lmcl(['train', '--lr', 'abc']);
+    expect(badValue.stderr.trim().split('\n')).toEqual(["error: option '--lr <x>' argument 'abc' is invalid. --lr expects a number, got 'abc'", "run 'lmcl train --help' for the options"]);
+    const plot = lmcl(['plot', '--bogus', 'x']);
+    expect(plot.stderr).toMatch(/^error: unknown option '--bogus'\nrun 'lmcl plot --help' for the options\n$/);
+  });
+
+  it("suggests the nearest --method, --arch and config-file key (edit distance, case-insensitive)", () => {
+    const method = lmcl(['train', '--method', 'DLM']);
+    expect(method.status).toBe(1);
+    expect(method.stderr).toMatch(/Allowed choices are baseline, dml, mcl, lmcl\. \(did you mean 'dml'\?\)/);
+    const arch = lmcl(['train', '--arch', 'ResNet8', '--out', 'suggested']);
+    expect(arch.status).toBe(1);
+    expect(arch.stderr).toMatch(/^lmcl: --arch: unknown architecture 'ResNet8' \(did you mean 'resnet8'\?\)/);
+    const cohort = lmcl(['train', '--arch', 'resnet14,wrn_16_3', '--out', 'suggested']);
+    expect(cohort.stderr).toMatch(/unknown architecture 'wrn_16_3' \(did you mean 'wrn_16_2'\?\)/);
+    fs.writeFileSync(path.join(work, 'typo.yaml'), 'lr-typ: cosine\n');
+    expect(lmcl(['train', '--config', 'typo.yaml']).stderr).toBe("lmcl: config file 'typo.yaml': unknown option 'lr-typ' (did you mean 'lr-type'?)\n");
+    fs.writeFileSync(path.join(work, 'typo.json'), '{"weightDecy": 0.001}');
+    expect(lmcl(['train', '--config', 'typo.json']).stderr).toBe("lmcl: config file 'typo.json': unknown option 'weightDecy' (did you mean 'weightDecay'?)\n");
+    fs.writeFileSync(path.join(work, 'method.yaml'), 'method: lmlc\n');
+    expect(lmcl(['train', '--config', 'method.yaml']).stderr).toMatch(/--method must be one of baseline, dml, mcl, lmcl, got 'lmlc' \(did you mean 'lmcl'\?\)/);
+    expect(fs.existsSync(path.join(work, 'suggested'))).toBe(false);
+  });
+});
+
+describe('didYouMean', () => {
+  it('counts an adjacent swap as one edit, ignores case, lists ties, and stays quiet when nothing is close', () => {
+    expect(editDistance('dlm', 'dml')).toBe(1);
+    expect(editDistance('kitten', 'sitting')).toBe(3);
+    expect(didYouMean('DML', ['baseline', 'dml'])).toBe(" (did you mean 'dml'?)");
+    expect(didYouMean('resnet', ['resnet8', 'resnet14', 'wrn_16_2'])).toBe(" (did you mean 'resnet8'?)");
+    expect(didYouMean('resnet3', ['resnet8', 'resnet32'])).toBe(" (did you mean 'resnet8' or 'resnet32'?)");
+    expect(didYouMean('crd', ['baseline', 'dml', 'mcl', 'lmcl'])).toBe('');
   });
 });
