@@ -7,6 +7,7 @@ import { defaultTrainConfig, normaliseKey, sharedMethodOptions, unknownOptionMes
 import { didYouMean } from '../suggest.js';
 import { methods, methodNames } from '../losses/registry.js';
 import { train } from '../train/trainer.js';
+import { isRunRecord, optionsFromRunRecord } from '../train/rundir.js';
 import { listModels } from '../models/registry.js';
 import { DATASET_NAMES } from '../data/datasets.js';
 
@@ -83,14 +84,21 @@ function methodFlagOptions(): Option[] {
  * File keys are normalised first: one option spelt twice in the file ('limit-train' and
  * 'limit_train') is an error, and a flag overrides the file whatever the file's spelling.
  */
-export function collectTrainConfig(command: Command): { config: Record<string, unknown>; quiet: boolean } {
+export function collectTrainConfig(command: Command): { config: Record<string, unknown>; quiet: boolean; notes: string[] } {
   const values = command.opts<Record<string, unknown>>();
   const partial: Record<string, unknown> = {};
   let quiet = values.quiet === true;
+  let notes: string[] = [];
   if (typeof values.config === 'string') {
     const file = values.config;
     const spelling = new Map<string, string>();
-    for (const [rawKey, value] of Object.entries(readConfigFile(file))) {
+    let fileValues = readConfigFile(file);
+    // A run's own config.json (reproduce this run): its options, without the trainer's records.
+    if (isRunRecord(fileValues)) {
+      const flagged = new Set(Object.keys(values).filter((key) => command.getOptionValueSource(key) === 'cli'));
+      ({ options: fileValues, notes } = optionsFromRunRecord(fileValues, file, flagged));
+    }
+    for (const [rawKey, value] of Object.entries(fileValues)) {
       const key = normaliseKey(rawKey);
       const earlier = spelling.get(key);
       if (earlier !== undefined) throw new Error(`config file '${file}': '${earlier}' and '${rawKey}' both set ${key}: give it once`);
@@ -110,7 +118,7 @@ export function collectTrainConfig(command: Command): { config: Record<string, u
     const source = command.getOptionValueSource(key);
     if (source === 'cli' || source === 'env') partial[key] = value;
   }
-  return { config: partial, quiet };
+  return { config: partial, quiet, notes };
 }
 
 export function trainCommand(): Command {
@@ -124,7 +132,8 @@ Architectures: ${listModels().join(', ') || '(none registered)'}
 With no arguments: an L-MCL cohort of two resnet14 with auxiliary heads on the bundled Fashion-MNIST sample, 12 epochs (README: main job, ~10 min on 2 cores).
 Exit codes: 0 done, 130 interrupted (Ctrl-C; a checkpoint was saved), 3 non-finite loss, 1 error.`);
   command.action(async () => {
-    const { config, quiet } = collectTrainConfig(command);
+    const { config, quiet, notes } = collectTrainConfig(command);
+    if (!quiet) for (const note of notes) process.stderr.write(`lmcl train: ${note}\n`);
     const result = await train({ config, console: quiet ? null : undefined });
     if (result.status === 'nonfinite') process.stderr.write(`lmcl train: ${result.message}\n`);
     for (const net of result.networks) net.dispose();

@@ -129,6 +129,56 @@ export class RunDirectory {
   }
 }
 
+/**
+ * The fields of a run's config.json that the trainer adds beside the options (trainer.ts,
+ * writeConfig): records of what ran, some of them paths of the host it ran on. `dataset` is
+ * among them as a record ({ name, source, ... }) in place of the option's name.
+ */
+export const RUN_RECORD_FIELDS: readonly string[] = ['runDir', 'ensemble', 'selection', 'networks', 'parameterSets', 'engine', 'node', 'resumedFrom'];
+
+/** Whether a config mapping is a run's config.json (as opposed to a config file written by hand). */
+export function isRunRecord(values: Readonly<Record<string, unknown>>): boolean {
+  const dataset = values.dataset;
+  return 'engine' in values && 'runDir' in values && dataset !== null && typeof dataset === 'object' && typeof (dataset as { name?: unknown }).name === 'string';
+}
+
+/**
+ * The options of a run's config.json, for `lmcl train --config <run>/config.json` (reproduce a
+ * run): the trainer's records are dropped, `dataset` becomes its name, `resume` is dropped (a
+ * reproduction is a fresh run), and `data` / `out` are dropped when they are absolute paths that do
+ * not exist on this host (the run came from another machine; the defaults or flags apply). Each
+ * change is said in `notes` (except for options given as flags, `givenAsFlags`, which replace the
+ * file's anyway), so the reproduction is never silently different.
+ */
+export function optionsFromRunRecord(values: Readonly<Record<string, unknown>>, file: string, givenAsFlags: ReadonlySet<string> = new Set()):
+  { options: Record<string, unknown>; notes: string[] } {
+  const options: Record<string, unknown> = {};
+  const dropped: string[] = [];
+  const notes: string[] = [];
+  for (const [key, value] of Object.entries(values)) {
+    if (RUN_RECORD_FIELDS.includes(key)) {
+      dropped.push(key);
+      continue;
+    }
+    if (key === 'dataset') {
+      options.dataset = (value as { name: string }).name;
+      continue;
+    }
+    if (key === 'resume') {
+      if (value !== null) notes.push(`config file '${file}': not resuming as the recorded run did (resume ${JSON.stringify(value)}): this is a fresh run`);
+      continue;
+    }
+    if ((key === 'data' || key === 'out') && typeof value === 'string' && path.isAbsolute(value) && !fs.existsSync(value)) {
+      // A flag replaces it anyway: saying it is dropped would only confuse.
+      if (!givenAsFlags.has(key)) notes.push(`config file '${file}': ${key} ${JSON.stringify(value)} does not exist on this host; using the default (give --${key} to choose)`);
+      continue;
+    }
+    options[key] = value;
+  }
+  notes.unshift(`config file '${file}' is a run's config.json: reusing its options; its records (${dropped.join(', ')}) are not options and are ignored`);
+  return { options, notes };
+}
+
 /** Reads metrics.jsonl of a run directory (for plot and resume). */
 export function readHistory(dir: string): EpochRecord[] {
   const file = path.join(dir, 'metrics.jsonl');

@@ -270,6 +270,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   }
   const info = engineInfo();
   const paramCounts = networks.map((net) => net.parameters().reduce((a, p) => a + p.size, 0));
+  // The fields besides the options are listed in rundir.ts (RUN_RECORD_FIELDS), so that this
+  // file read back with --config reproduces the run.
   run.writeConfig({
     ...config,
     runDir: dir,

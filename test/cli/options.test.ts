@@ -92,3 +92,49 @@ describe('didYouMean', () => {
     expect(didYouMean('crd', ['baseline', 'dml', 'mcl', 'lmcl'])).toBe('');
   });
 });
+
+/** metrics.jsonl without the fields that are wall-clock times or memory readings. */
+function metricsWithoutTimes(run: string): unknown[] {
+  return fs.readFileSync(path.join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((line) => {
+    const record = JSON.parse(line) as Record<string, unknown>;
+    for (const key of ['imagesPerSecond', 'trainSeconds', 'evalSeconds', 'elapsedSeconds', 'dataSeconds', 'rssMegabytes']) delete record[key];
+    return record;
+  });
+}
+
+describe("lmcl train --config <run>/config.json (reproduce a run)", () => {
+  it("accepts a run's own config.json and trains the same run again", () => {
+    const first = lmcl(['train', ...tiny, '--out', 'original', '--quiet']);
+    expect(first.status).toBe(0);
+    const original = path.join(work, 'original', 'dml_resnet8x2_fashion-mnist_seed0');
+    const again = lmcl(['train', '--config', path.join(original, 'config.json'), '--out', 'again']);
+    expect(again.stderr).not.toMatch(/^lmcl:/m);
+    expect(again.status).toBe(0);
+    expect(again.stderr).toMatch(/config file '.*config\.json' is a run's config\.json: reusing its options; its records \(runDir, ensemble, selection, networks, parameterSets, engine, node, resumedFrom\) are not options and are ignored/);
+    const reproduced = path.join(work, 'again', 'dml_resnet8x2_fashion-mnist_seed0');
+    const options = (run: string): Record<string, unknown> => {
+      const record = JSON.parse(fs.readFileSync(path.join(run, 'config.json'), 'utf8')) as Record<string, unknown>;
+      for (const key of ['runDir', 'out', 'engine', 'node', 'resumedFrom']) delete record[key];
+      return record;
+    };
+    expect(options(reproduced)).toEqual(options(original));
+    expect(metricsWithoutTimes(reproduced)).toEqual(metricsWithoutTimes(original));
+  });
+
+  it("ignores, with a note, the recorded run's resume and the absolute paths that do not exist on this host", () => {
+    const original = path.join(work, 'original', 'dml_resnet8x2_fashion-mnist_seed0');
+    const record = JSON.parse(fs.readFileSync(path.join(original, 'config.json'), 'utf8')) as Record<string, unknown>;
+    const elsewhere = { ...record, out: '/home/someone-else/runs', resume: 'auto', runDir: '/home/someone-else/runs/x', resumedFrom: '/home/someone-else/runs/x/checkpoints/checkpoint-e0001-s2' };
+    fs.writeFileSync(path.join(work, 'elsewhere.json'), JSON.stringify(elsewhere));
+    const { status, stderr } = lmcl(['train', '--config', 'elsewhere.json']);
+    expect(status).toBe(0);
+    expect(stderr).toMatch(/config file 'elsewhere\.json': not resuming as the recorded run did \(resume "auto"\): this is a fresh run/);
+    expect(stderr).toMatch(/config file 'elsewhere\.json': out "\/home\/someone-else\/runs" does not exist on this host; using the default \(give --out to choose\)/);
+    expect(fs.existsSync(path.join(work, 'runs', 'dml_resnet8x2_fashion-mnist_seed0', 'config.json'))).toBe(true);
+    // A flag replaces the path anyway: no note about it.
+    const flagged = lmcl(['train', '--config', 'elsewhere.json', '--out', 'flagged']);
+    expect(flagged.status).toBe(0);
+    expect(flagged.stderr).toMatch(/not resuming as the recorded run did/);
+    expect(flagged.stderr).not.toMatch(/does not exist on this host/);
+  });
+});
