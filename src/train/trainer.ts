@@ -91,6 +91,50 @@ class NonFiniteError extends Error {
   }
 }
 
+/**
+ * Options that must match between a checkpoint and the resuming run (others may change, e.g.
+ * --out); the method's registry entry adds its own (resumeKeys, e.g. dml's kdT).
+ */
+const resumeInvariant: readonly string[] = ['arch', 'numberNet', 'method', 'epochs', 'batchSize', 'lr', 'weightDecay', 'momentum', 'nesterov',
+  'lrType', 'milestones', 'gamma', 'warmupEpochs', 'seed', 'dataset', 'imageSize', 'sampler', 'flip', 'limitTrain', 'trainPerClass', 'limitTest', 'auxiliary'];
+
+/** The resume-relevant options where `now` differs from the checkpoint's `recorded` config. */
+function resumeDifferences(recorded: TrainConfig, now: TrainConfig): string[] {
+  const invariant = [...resumeInvariant, ...getMethod(recorded.method).resumeKeys];
+  return invariant.filter((key) => JSON.stringify(recorded[key]) !== JSON.stringify(now[key]));
+}
+
+function describeDifferences(keys: readonly string[], recorded: TrainConfig, now: TrainConfig): string {
+  return keys.map((k) => `${k} (checkpoint ${JSON.stringify(recorded[k])}, now ${JSON.stringify(now[k])})`).join(', ');
+}
+
+/**
+ * Why a run cannot be continued for more epochs than it was scheduled for, and what to do
+ * instead. The epoch count is part of the schedule: a cosine lr is ½·lr·(1+cos(π·e/E)), so a
+ * larger E changes the lr of every epoch, those already trained included, and a finished cosine
+ * run has annealed to ~0: "continuing" it would jump the lr back up mid-run.
+ */
+function extensionRefusal(dir: string, recorded: TrainConfig, now: TrainConfig, epochsDone: number): string {
+  const done = epochsDone >= recorded.epochs ? `finished its ${recorded.epochs} epochs` : `was scheduled for ${recorded.epochs} epochs (${epochsDone} done)`;
+  const why = recorded.lrType === 'cosine'
+    ? `its cosine schedule spans exactly ${recorded.epochs} epochs (the lr reaches ~0 at the end), so ${now.epochs} epochs would be a different schedule, ` +
+      'changing the lr of the epochs already trained and raising it again after they end'
+    : 'the epoch count is part of the schedule a resume continues exactly';
+  return `--resume: ${dir} ${done} and cannot be extended to ${now.epochs}: ${why}. ` +
+    `To train for ${now.epochs} epochs, start a new run with --epochs ${now.epochs} (without --resume, or with another --name).`;
+}
+
+/** The config a checkpoint was written with (its state.json), resolved; null when unreadable. */
+function recordedConfig(checkpoint: string): { config: TrainConfig; epoch: number } | null {
+  try {
+    const state = (JSON.parse(fs.readFileSync(path.join(checkpoint, 'state.json'), 'utf8')) as { state?: { config?: Record<string, unknown>; epoch?: unknown } }).state;
+    if (!state?.config || typeof state.epoch !== 'number') return null;
+    return { config: resolveTrainConfig({ ...state.config, resume: null }), epoch: state.epoch };
+  } catch {
+    return null;
+  }
+}
+
 function uniqueRunDir(out: string, name: string): string {
   let candidate = path.join(out, name);
   for (let k = 2; fs.existsSync(candidate); k += 1) candidate = path.join(out, `${name}_${k}`);
@@ -102,25 +146,45 @@ function locateRun(config: TrainConfig): { dir: string; checkpoint: string | nul
   const name = config.name ?? defaultRunName(config);
   if (config.resume === null) return { dir: uniqueRunDir(config.out, name), checkpoint: null, notes: [] };
   if (config.resume === 'auto') {
-    // The most recent <name> or <name>_<k> folder with a checkpoint. A folder whose checkpoints
-    // are all damaged is skipped, and said so (the run then continues another folder or starts afresh).
-    const candidates: { dir: string; checkpoint: string; mtime: number }[] = [];
+    // The newest <name> or <name>_<k> folder whose checkpoint was written with this command's
+    // resume-relevant options (defaults included: `--resume auto` means "continue this command",
+    // so a run with another --lr is not it). Every folder passed over is named with the reason.
+    const candidates: { dir: string; checkpoint: string; mtime: number; recorded: TrainConfig; epoch: number; differences: string[] }[] = [];
     const notes: string[] = [];
     if (fs.existsSync(config.out)) {
       for (const entry of fs.readdirSync(config.out)) {
         if (entry !== name && !new RegExp(`^${name.replace(/[.+]/g, '\\$&')}_\\d+$`).test(entry)) continue;
         const dir = path.join(config.out, entry);
         const checkpoint = findResumeCheckpoint(dir);
-        if (checkpoint) candidates.push({ dir, checkpoint, mtime: fs.statSync(checkpoint).mtimeMs });
-        else {
+        if (!checkpoint) {
           const damaged = describeDamagedCheckpoints(dir);
           if (damaged) notes.push(`--resume auto: skipped ${dir}, no complete checkpoint${damaged}`);
+          continue;
         }
+        const recorded = recordedConfig(checkpoint);
+        if (!recorded) {
+          notes.push(`--resume auto: skipped ${dir}, its checkpoint ${checkpoint} has no readable state.json config`);
+          continue;
+        }
+        candidates.push({ dir, checkpoint, mtime: fs.statSync(checkpoint).mtimeMs, recorded: recorded.config, epoch: recorded.epoch,
+          differences: resumeDifferences(recorded.config, config) });
       }
     }
     candidates.sort((a, b) => b.mtime - a.mtime);
-    if (candidates.length === 0) return { dir: uniqueRunDir(config.out, name), checkpoint: null, notes };
-    return { dir: candidates[0]!.dir, checkpoint: candidates[0]!.checkpoint, notes };
+    const matching = candidates.filter((candidate) => candidate.differences.length === 0);
+    const picked = matching[0];
+    if (picked) {
+      const where = picked.epoch >= picked.recorded.epochs ? `finished, ${picked.epoch}/${picked.recorded.epochs} epochs: nothing left to train` : `${picked.epoch}/${picked.recorded.epochs} epochs done`;
+      notes.push(`--resume auto: picked ${picked.dir} (${where}), the newest of ${matching.length} run${matching.length > 1 ? 's' : ''} in ${config.out} with these options`);
+      return { dir: picked.dir, checkpoint: picked.checkpoint, notes };
+    }
+    // Asking for more epochs than the newest such run was scheduled for is an attempt to extend it.
+    const extended = candidates.find((candidate) => candidate.differences.length === 1 && candidate.differences[0] === 'epochs' && config.epochs > candidate.recorded.epochs);
+    if (extended) throw new Error(extensionRefusal(extended.dir, extended.recorded, config, extended.epoch));
+    for (const candidate of candidates) notes.push(`--resume auto: passed over ${candidate.dir}: ${describeDifferences(candidate.differences, candidate.recorded, config)} differ`);
+    const dir = uniqueRunDir(config.out, name);
+    notes.push(`--resume auto: no run in ${config.out} has these options; starting a fresh run in ${dir}`);
+    return { dir, checkpoint: null, notes };
   }
   const target = config.resume;
   if (!fs.existsSync(target)) throw new Error(`--resume ${target}: no such run directory or checkpoint`);
@@ -132,13 +196,6 @@ function locateRun(config: TrainConfig): { dir: string; checkpoint: string | nul
   if (!fs.existsSync(path.join(dir, 'config.json'))) dir = path.resolve(target);
   return { dir, checkpoint, notes: [] };
 }
-
-/**
- * Options that must match between a checkpoint and the resuming run (others may change, e.g.
- * --out); the method's registry entry adds its own (resumeKeys, e.g. dml's kdT).
- */
-const resumeInvariant: readonly string[] = ['arch', 'numberNet', 'method', 'epochs', 'batchSize', 'lr', 'weightDecay', 'momentum', 'nesterov',
-  'lrType', 'milestones', 'gamma', 'warmupEpochs', 'seed', 'dataset', 'imageSize', 'sampler', 'flip', 'limitTrain', 'trainPerClass', 'limitTest', 'auxiliary'];
 
 const SET_NAME = /^[a-z][a-z0-9_]*$/;
 
@@ -181,11 +238,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     const given = Object.fromEntries(Object.entries(options.config as Record<string, unknown>)
       .filter(([, value]) => value !== undefined).map(([key, value]) => [normaliseKey(key), value]));
     const merged = resolveTrainConfig({ ...old, ...given, resume: config.resume });
-    const invariant = [...resumeInvariant, ...getMethod(old.method).resumeKeys];
-    const conflicting = invariant.filter((key) => JSON.stringify(old[key]) !== JSON.stringify(merged[key]));
-    if (conflicting.length > 0) {
-      throw new Error(`--resume: ${conflicting.map((k) => `${k} (checkpoint ${JSON.stringify(old[k])}, now ${JSON.stringify(merged[k])})`).join(', ')} differ from the checkpoint`);
-    }
+    const conflicting = resumeDifferences(old, merged);
+    if (conflicting.length === 1 && conflicting[0] === 'epochs' && merged.epochs > old.epochs) throw new Error(extensionRefusal(dir, old, merged, saved.state.epoch));
+    if (conflicting.length > 0) throw new Error(`--resume: ${describeDifferences(conflicting, old, merged)} differ from the checkpoint`);
     config = merged;
   }
 
