@@ -21,6 +21,13 @@ export interface EpochRecord {
   /** Seconds spent in training steps and in evaluation this epoch. */
   trainSeconds: number;
   evalSeconds: number;
+  /**
+   * Seconds of trainSeconds spent waiting for the data loader (this process's part of the epoch
+   * after a mid-epoch resume; absent in records written before it was measured).
+   */
+  dataSeconds?: number;
+  /** Resident memory of the process (RSS, MB) at the end of the epoch; absent in older records. */
+  rssMegabytes?: number;
   /** Wall time since the run started (across resumes), seconds. */
   elapsedSeconds: number;
   /** Best-so-far mean final-head test top-1 (selected on the test set) and its epoch. */
@@ -44,7 +51,20 @@ export function reviveNonFinite(_key: string, value: unknown): unknown {
   return typeof value === 'string' && NON_FINITE_TEXT.has(value) ? NON_FINITE_TEXT.get(value) : value;
 }
 
-export function summaryHeader(networks: number, heads: number[], methodHeads: readonly string[] = []): string[] {
+/** The summary column of a training loss part other than total/ce/kd: 'ce/net0' → 'train_ce_net0'. */
+function trainPartColumn(part: string): string {
+  return `train_${part.replace(/[^A-Za-z0-9]+/g, '_')}`;
+}
+
+/** The loss parts that have columns of their own (the others come after, by name: trainPartColumn). */
+const NAMED_PARTS = ['total', 'ce', 'kd'];
+
+/**
+ * The summary.csv columns. The first ones (up to elapsed_seconds) are the original layout, kept in
+ * place for readers that go by position; every other number of metrics.jsonl follows, so the CSV
+ * holds every metric of the epoch records (rounded: 4 decimals for losses, 2 for percentages).
+ */
+export function summaryHeader(networks: number, heads: number[], methodHeads: readonly string[] = [], trainParts: readonly string[] = []): string[] {
   const columns = ['epoch', 'lr', 'train_loss', 'train_ce', 'train_kd'];
   for (let n = 0; n < networks; n += 1) columns.push(`train_top1_net${n}`);
   for (let n = 0; n < networks; n += 1) {
@@ -53,14 +73,23 @@ export function summaryHeader(networks: number, heads: number[], methodHeads: re
     for (const name of methodHeads) columns.push(`test_top1_net${n}_${name}`);
   }
   columns.push('test_top1_ensemble', 'test_top5_ensemble', 'test_top1_mean', 'images_per_s', 'epoch_seconds', 'elapsed_seconds');
+  for (const part of trainParts) if (!NAMED_PARTS.includes(part)) columns.push(trainPartColumn(part));
+  for (let n = 0; n < networks; n += 1) {
+    columns.push(`test_loss_net${n}`);
+    for (let s = 0; s + 1 < (heads[n] ?? 1); s += 1) columns.push(`test_top5_net${n}_aux${s}`);
+    for (const name of methodHeads) columns.push(`test_top5_net${n}_${name}`);
+  }
+  columns.push('test_count', 'train_seconds', 'eval_seconds', 'data_seconds', 'rss_mb', 'best_mean_top1', 'best_epoch');
   return columns;
 }
 
-/** The test columns' layout: networks, heads per network, method heads (from an evaluated record). */
+/** The columns' layout: networks, heads per network, method heads (from an evaluated record), training loss parts. */
 export interface SummaryShape {
   networks: number;
   heads: number[];
   methodHeads: string[];
+  /** Every loss part of the history, in order of first appearance. */
+  trainParts: string[];
 }
 
 /**
@@ -68,12 +97,13 @@ export interface SummaryShape {
  * first evaluation of a run with --eval-every) one final head per network.
  */
 export function summaryShape(history: readonly EpochRecord[]): SummaryShape {
+  const trainParts = [...new Set(history.flatMap((record) => Object.keys(record.train)))];
   const evaluated = history.find((record) => record.test !== null);
   if (evaluated?.test) {
-    return { networks: evaluated.test.networks.length, heads: evaluated.test.heads.map((h) => h.length), methodHeads: Object.keys(evaluated.test.methodHeads ?? {}) };
+    return { networks: evaluated.test.networks.length, heads: evaluated.test.heads.map((h) => h.length), methodHeads: Object.keys(evaluated.test.methodHeads ?? {}), trainParts };
   }
   const networks = history[0]?.trainTop1.length ?? 0;
-  return { networks, heads: new Array<number>(networks).fill(1), methodHeads: [] };
+  return { networks, heads: new Array<number>(networks).fill(1), methodHeads: [], trainParts };
 }
 
 export function summaryRow(record: EpochRecord, shape: SummaryShape = summaryShape([record])): string[] {
@@ -90,6 +120,15 @@ export function summaryRow(record: EpochRecord, shape: SummaryShape = summarySha
   }
   row.push(fmt(test?.ensemble.top1, 2), fmt(test?.ensemble.top5, 2), fmt(test?.meanTop1, 2), fmt(record.imagesPerSecond, 1),
     fmt(record.trainSeconds + record.evalSeconds, 1), fmt(record.elapsedSeconds, 1));
+  for (const part of shape.trainParts) if (!NAMED_PARTS.includes(part)) row.push(fmt(record.train[part]));
+  for (let n = 0; n < shape.networks; n += 1) {
+    row.push(fmt(test?.loss[n]));
+    const heads = test?.heads[n] ?? [];
+    for (let s = 0; s + 1 < (shape.heads[n] ?? 1); s += 1) row.push(fmt(heads[s]?.top5, 2));
+    for (const name of shape.methodHeads) row.push(fmt(test?.methodHeads?.[name]?.[n]?.top5, 2));
+  }
+  row.push(test ? String(test.count) : '', fmt(record.trainSeconds, 1), fmt(record.evalSeconds, 1), fmt(record.dataSeconds, 1), fmt(record.rssMegabytes, 0),
+    fmt(record.bestMeanTop1, 2), String(record.bestEpoch));
   return row;
 }
 
@@ -123,7 +162,7 @@ export class RunDirectory {
     writeFileAtomic(path.join(this.dir, 'metrics.jsonl'), history.map((record) => JSON.stringify(record, keepNonFinite)).join('\n') + (history.length ? '\n' : ''));
     if (history.length === 0) return;
     const shape = summaryShape(history);
-    const header = summaryHeader(shape.networks, shape.heads, shape.methodHeads);
+    const header = summaryHeader(shape.networks, shape.heads, shape.methodHeads, shape.trainParts);
     const lines = [header.join(','), ...history.map((record) => summaryRow(record, shape).join(','))];
     writeFileAtomic(path.join(this.dir, 'summary.csv'), `${lines.join('\n')}\n`);
   }
@@ -199,13 +238,14 @@ export function readHistory(dir: string): EpochRecord[] {
 /** One epoch record as a flat row (the summary.csv columns as numbers), for plots. */
 export function flattenRecord(record: EpochRecord): Record<string, number> {
   const shape = summaryShape([record]);
-  const header = summaryHeader(shape.networks, shape.heads, shape.methodHeads);
+  const header = summaryHeader(shape.networks, shape.heads, shape.methodHeads, shape.trainParts);
   const row = summaryRow(record, shape);
   const flat: Record<string, number> = {};
   header.forEach((key, index) => {
     const value = row[index];
     if (value !== undefined && value !== '') flat[key] = Number(value);
   });
+  // Unrounded (a plot of a loss near 0 on a log axis needs more than 4 decimals).
   record.test?.loss.forEach((value, n) => {
     flat[`test_loss_net${n}`] = value;
   });
