@@ -12,8 +12,13 @@ export interface SavedTraining extends CheckpointTensors {
   state: TrainState;
 }
 
+/**
+ * Writes the regular checkpoint (rotated to the newest `keepLast`, 0 = keep all) and/or best;
+ * `regular: false` (an epoch --save-every skips) writes best alone. Returns the path of the
+ * regular checkpoint, or of best when only best was written.
+ */
 export function writeTrainCheckpoint(checkpointDir: string, saved: SavedTraining,
-  options: { keepLast: number; best: boolean; architectures: string[] }): string {
+  options: { keepLast: number; best: boolean; architectures: string[]; regular?: boolean }): string {
   // SGD creates momentum buffers lazily (a parameter without a gradient yet has none), so the
   // state records which exist: a resume can then tell a lost buffer from one never created.
   const recorded = momentumIndices(saved.extra);
@@ -29,9 +34,12 @@ export function writeTrainCheckpoint(checkpointDir: string, saved: SavedTraining
     tensorFiles: saved.criterion.size > 0 ? { [CRITERION]: saved.criterion } : {},
     state,
   };
-  const info = saveCheckpoint(checkpointDir, checkpointName(state.epoch, state.step), payload, { keepLast: options.keepLast });
-  if (options.best) saveCheckpoint(checkpointDir, 'best', payload, { best: true });
-  return info.path;
+  const regular = options.regular ?? true;
+  if (!regular && !options.best) throw new Error('lmcl internal: writeTrainCheckpoint with neither a regular checkpoint nor best');
+  const keepLast = options.keepLast === 0 ? Infinity : options.keepLast;
+  const info = regular ? saveCheckpoint(checkpointDir, checkpointName(state.epoch, state.step), payload, { keepLast }) : null;
+  const best = options.best ? saveCheckpoint(checkpointDir, 'best', payload, { best: true }) : null;
+  return (info ?? best)!.path;
 }
 
 /** The checkpoint to resume from, given a run directory, its checkpoints/ folder or a checkpoint. */

@@ -51,7 +51,10 @@ export interface CommonTrainConfig {
   threads: number;
   /** Data worker threads (0: prepare batches on the main thread). */
   workers: number;
+  /** Checkpoints to keep besides best (0: keep every one). */
   keepLast: number;
+  /** Checkpoint at the end of every N-th epoch and of the last (best is still written at every best epoch). */
+  saveEvery: number;
   /** Also checkpoint every N optimizer steps, mid-epoch included (0: only at epoch ends). */
   saveEverySteps: number;
   /** Evaluate on the test split after every N-th epoch and after the last (1: every epoch). */
@@ -100,6 +103,7 @@ const commonDefaults: Readonly<CommonTrainConfig> = Object.freeze({
   threads: 0,
   workers: 1,
   keepLast: 2,
+  saveEvery: 1,
   saveEverySteps: 0,
   evalEvery: 1,
   auxiliary: false,
@@ -211,7 +215,8 @@ export function resolveTrainConfig(partial: Record<string, unknown> = {}): Train
   }
   if (!isInt(c.evalEvery, 1)) throw new Error(`--eval-every must be an integer ≥ 1, got ${String(c.evalEvery)}`);
   if (!isInt(c.saveEverySteps, 0)) throw new Error(`--save-every-steps must be an integer ≥ 0, got ${String(c.saveEverySteps)}`);
-  if (!isInt(c.keepLast, 1)) throw new Error(`--keep-last must be an integer ≥ 1, got ${String(c.keepLast)}`);
+  if (!isInt(c.keepLast, 0)) throw new Error(`--keep-last must be an integer ≥ 0 (0 = keep all), got ${String(c.keepLast)}`);
+  if (!isInt(c.saveEvery, 1)) throw new Error(`--save-every must be an integer ≥ 1, got ${String(c.saveEvery)}`);
   if (c.device !== 'cpu' && c.device !== 'cuda') throw new Error(`--device must be cpu or cuda, got '${String(c.device)}'`);
   if (typeof c.nesterov !== 'boolean' || typeof c.auxiliary !== 'boolean') throw new Error('--nesterov/--auxiliary must be booleans');
   if (typeof c.out !== 'string' || c.out === '') throw new Error('--out: expected a folder');

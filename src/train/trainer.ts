@@ -385,7 +385,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   };
 
   /** Writes a checkpoint; the caller has read every pending step (readPending). */
-  const saveCheckpoint = (reason: string): string => {
+  const saveCheckpoint = (reason: string, regular = true): string => {
     if (readings.size > 0) throw new Error('lmcl internal: checkpoint with unread steps');
     const poisoned = findNonFiniteState(networks, method.criterion, optimizers);
     if (poisoned.length > 0) {
@@ -400,7 +400,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       elapsedSeconds: elapsedBefore + (Date.now() - started) / 1000, history, config, reason,
     };
     const written = writeTrainCheckpoint(run.checkpointDir, { state, ...collectTensors(networks, method.criterion, optimizers) },
-      { keepLast: config.keepLast, best: reason === 'epoch' && best.epoch === epoch, architectures: networks.map((net) => net.architecture) });
+      { keepLast: config.keepLast, best: reason === 'epoch' && best.epoch === epoch, regular, architectures: networks.map((net) => net.architecture) });
     lastFiniteCheckpoint = written;
     return written;
   };
@@ -503,7 +503,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       epoch += 1;
       position = 0;
       meters = emptyMeters(networks.length);
-      saveCheckpoint('epoch');
+      // --save-every N: the regular checkpoint after every N-th epoch and the last; a best epoch
+      // in between still writes best (a run interrupted between saves resumes from the last one).
+      const regular = epoch % config.saveEvery === 0 || epoch === config.epochs;
+      if (regular || best.epoch === epoch) saveCheckpoint('epoch', regular);
     }
   } catch (error) {
     if (error instanceof NonFiniteError) {
