@@ -423,9 +423,13 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       for (const optimizer of optimizers.values()) for (const group of optimizer.paramGroups) group.lr = lr;
       for (const net of networks) net.train();
       method.train();
-      // Seconds per step include waiting for the data (honest images/s).
+      // Seconds per step include waiting for the data (honest images/s); the wait itself is
+      // also summed on its own (dataSeconds: a loader that cannot keep up shows there).
       let tick = Date.now();
+      let dataSeconds = 0;
+      let waitStart = tick;
       for await (const batch of data.train.epoch(epoch, position)) {
+        dataSeconds += (Date.now() - waitStart) / 1000;
         const context = stepContext(method, { epoch, step, batchIndex: position, batchesPerEpoch: batches, lr, classes, networks, optimizers });
         let done: { parts: LossParts; correct: Tensor[] };
         try {
@@ -478,6 +482,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
           run.log(`resume with: lmcl train --resume ${dir}`);
           return finish('interrupted', 130, `interrupted; resume with --resume ${dir}`);
         }
+        waitStart = Date.now();
       }
 
       // ---- end of epoch: evaluate, record, checkpoint -------------------------------------------
@@ -494,7 +499,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       for (const [key, value] of Object.entries(meters.lossSums)) train[key] = value / Math.max(meters.seen, 1);
       const record: EpochRecord = {
         epoch: epoch + 1, lr, train, trainTop1: meters.correct.map((c) => (100 * c) / Math.max(meters.seen, 1)), test,
-        imagesPerSecond: meters.seen / Math.max(meters.trainSeconds, 1e-9), trainSeconds: meters.trainSeconds, evalSeconds,
+        imagesPerSecond: meters.seen / Math.max(meters.trainSeconds, 1e-9), trainSeconds: meters.trainSeconds, evalSeconds, dataSeconds,
+        rssMegabytes: Math.round(process.memoryUsage.rss() / 2 ** 20),
         elapsedSeconds: elapsedBefore + (Date.now() - started) / 1000, bestMeanTop1: best.meanTop1, bestEpoch: best.epoch,
       };
       history = [...history, record];
@@ -547,5 +553,7 @@ export function formatEpoch(record: EpochRecord, epochs: number): string {
   const parts = Object.entries(record.train).filter(([k]) => !k.includes('/')).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(' ');
   return `epoch ${record.epoch}/${epochs} lr ${record.lr.toPrecision(4)} train ${parts} top1 ${record.trainTop1.map((v) => v.toFixed(2)).join('/')} | ` +
     (test ? `test top1/top5 ${nets}  ensemble ${test.ensemble.top1.toFixed(2)}/${test.ensemble.top5.toFixed(2)} | ` : 'test not evaluated (--eval-every) | ') +
-    `${record.imagesPerSecond.toFixed(0)} img/s, ${(record.trainSeconds + record.evalSeconds).toFixed(1)} s`;
+    `${record.imagesPerSecond.toFixed(0)} img/s, ${(record.trainSeconds + record.evalSeconds).toFixed(1)} s` +
+    (record.dataSeconds !== undefined ? ` (data ${record.dataSeconds.toFixed(1)} s)` : '') +
+    (record.rssMegabytes !== undefined ? `, RSS ${record.rssMegabytes} MB` : '');
 }

@@ -32,7 +32,7 @@ function release(result: TrainResult): void {
 function stripTimes(file: string): unknown[] {
   return fs.readFileSync(file, 'utf8').trim().split('\n').map((line) => {
     const record = JSON.parse(line) as Record<string, unknown>;
-    for (const key of ['imagesPerSecond', 'trainSeconds', 'evalSeconds', 'elapsedSeconds']) delete record[key];
+    for (const key of ['imagesPerSecond', 'trainSeconds', 'evalSeconds', 'elapsedSeconds', 'dataSeconds', 'rssMegabytes']) delete record[key];
     return record;
   });
 }
