@@ -6,7 +6,9 @@ import { integer } from './parse.js';
 import { makeDirectories } from '../io/atomic.js';
 import { loadCheckpoint } from '../io/checkpoint.js';
 import { writeSafetensors } from '../io/safetensors.js';
-import { plotRunsSvg } from '../io/plot.js';
+import { plotPanelsSvg, type PlotGroup, type PlotPanel } from '../io/plot.js';
+import { defaultTrainConfig } from '../train/config.js';
+import { didYouMean } from '../suggest.js';
 import { engineInfo, setNumThreads } from '../runtime.js';
 import { listModels } from '../models/registry.js';
 import { evaluateCheckpoint } from '../train/evaluate.js';
@@ -81,27 +83,101 @@ const metricSets: Record<string, (columns: string[]) => string[]> = {
   lr: (columns) => columns.filter((c) => c === 'lr'),
 };
 
+/** Legend words for a summary.csv column: 'test_top1_net0' → 'net0 test top-1', 'train_ce' → 'train CE'. */
+export function describeColumn(column: string): string {
+  let match: RegExpExecArray | null;
+  if ((match = /^test_top([15])_net(\d+)$/.exec(column))) return `net${match[2]} test top-${match[1]}`;
+  if ((match = /^test_top([15])_net(\d+)_(\w+)$/.exec(column))) return `net${match[2]} ${match[3]} test top-${match[1]}`;
+  if ((match = /^test_top([15])_ensemble$/.exec(column))) return `ensemble test top-${match[1]}`;
+  if (column === 'test_top1_mean') return 'mean of nets test top-1';
+  if ((match = /^test_loss_net(\d+)$/.exec(column))) return `net${match[1]} test loss`;
+  if ((match = /^train_top1_net(\d+)$/.exec(column))) return `net${match[1]} train top-1`;
+  if (column === 'train_loss') return 'train loss (total)';
+  if (column === 'train_ce' || column === 'train_kd') return `train ${column.slice(6).toUpperCase()}`;
+  if ((match = /^train_(.+)$/.exec(column))) return `train ${match[1]}`;
+  return column;
+}
+
+/** The panels of a metric set: train and test columns apart (a loss set gives a train and a test panel). */
+function panelsOf(set: string, columns: string[]): PlotPanel[] {
+  const titles: Record<string, [string, string]> = {
+    loss: ['train loss', 'test loss (final heads)'], accuracy: ['train top-1 (%)', 'test top-1 (%)'],
+    'train-accuracy': ['train top-1 (%)', 'test top-1 (%)'], lr: ['learning rate', 'learning rate'],
+  };
+  const [trainTitle, testTitle] = titles[set] ?? [set, set];
+  const train = columns.filter((c) => c.startsWith('train_'));
+  const test = columns.filter((c) => c.startsWith('test_'));
+  const other = columns.filter((c) => !c.startsWith('train_') && !c.startsWith('test_'));
+  const panels: PlotPanel[] = [];
+  if (train.length > 0) panels.push({ ys: train, title: trainTitle, yLabel: set === 'loss' ? 'loss' : trainTitle });
+  if (test.length > 0) panels.push({ ys: test, title: testTitle, yLabel: set === 'loss' ? 'loss' : testTitle });
+  if (other.length > 0) panels.push({ ys: other, title: titles[set] ? trainTitle : other.join(', ') });
+  return panels;
+}
+
+/** Options that make two runs different experiments (not seeds of one): the rest of the config without seed, paths and machine settings. */
+const NOT_EXPERIMENT_DEFINING = new Set(['seed', 'name', 'out', 'resume', 'data', 'device', 'threads', 'workers', 'keepLast', 'saveEvery', 'saveEverySteps',
+  'evalEvery', 'evalBatchSize', 'logInterval']);
+
+function experimentKey(config: Record<string, unknown>): string {
+  const dataset = config.dataset;
+  return JSON.stringify(Object.keys(defaultTrainConfig).filter((key) => !NOT_EXPERIMENT_DEFINING.has(key)).map((key) =>
+    [key, key === 'dataset' && dataset !== null && typeof dataset === 'object' ? (dataset as { name?: unknown }).name : config[key] ?? null]));
+}
+
+/**
+ * Runs whose config.json differ only by the seed (and settings that do not change the
+ * experiment) become one group, drawn as mean ± std; a run without config.json, or a repeated
+ * seed, stays on its own.
+ */
+export function groupSeeds(runs: readonly { dir: string; label: string; rows: Record<string, number>[] }[]): PlotGroup[] {
+  const keyed = runs.map((run) => {
+    const file = path.join(run.dir, 'config.json');
+    const config = fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>) : null;
+    return { run, key: config ? experimentKey(config) : null, seed: config?.seed };
+  });
+  const groups: PlotGroup[] = [];
+  const taken = new Set<number>();
+  keyed.forEach((entry, index) => {
+    if (taken.has(index)) return;
+    const members = entry.key === null ? [index] : keyed.flatMap((other, k) => (other.key === entry.key && !taken.has(k) ? [k] : []));
+    const seeds = members.map((k) => keyed[k]!.seed);
+    if (members.length < 2 || new Set(seeds).size !== seeds.length) {
+      taken.add(index);
+      groups.push({ label: entry.run.label, runs: [{ label: entry.run.label, rows: entry.run.rows }] });
+      return;
+    }
+    for (const k of members) taken.add(k);
+    const labels = members.map((k) => keyed[k]!.run.label.replace(/seed\d+/, 'seed*'));
+    const common = labels.every((label) => label === labels[0]) ? labels[0]! : entry.run.label;
+    groups.push({ label: `${common} (mean ± std, seeds ${seeds.map(String).join(',')})`, runs: members.map((k) => ({ label: keyed[k]!.run.label, rows: keyed[k]!.run.rows })) });
+  });
+  return groups;
+}
+
 export function plotCommand(): Command {
   return new Command('plot')
-    .description('draw loss/accuracy curves of one or more run directories (metrics.jsonl) to SVG')
+    .description('draw loss/accuracy curves of one or more run directories (metrics.jsonl) to one SVG: a panel per metric set, train and test apart; runs that differ only by --seed as mean ± std')
     .argument('<runs...>', 'run directories')
-    .option('-o, --output <file>', 'output SVG (with several --metrics: one file per set, suffixed)', 'plot.svg')
+    .option('-o, --output <file>', 'output SVG', 'plot.svg')
     .option('--metrics <sets>', `comma-separated: ${Object.keys(metricSets).join(', ')}, or column names of summary.csv`, 'loss,accuracy')
-    .showHelpAfterError()
-    .action((runs: string[], options: { output: string; metrics: string }) => {
-      const loaded = runs.map((dir) => ({ label: path.basename(path.resolve(dir)), rows: readHistory(dir).map(flattenRecord) }));
+    .option('--logy', 'logarithmic vertical axis (values ≤ 0 are left out)')
+    .action((runs: string[], options: { output: string; metrics: string; logy?: boolean }) => {
+      const loaded = runs.map((dir) => ({ dir, label: path.basename(path.resolve(dir)), rows: readHistory(dir).map(flattenRecord) }));
       const columns = [...new Set(loaded.flatMap((run) => run.rows.flatMap((row) => Object.keys(row))))];
       const sets = options.metrics.split(',').map((s) => s.trim()).filter(Boolean);
-      const written: string[] = [];
+      const panels: PlotPanel[] = [];
       for (const set of sets) {
         const ys = metricSets[set] ? metricSets[set]!(columns) : columns.includes(set) ? [set] : null;
-        if (!ys || ys.length === 0) throw new Error(`plot: no columns for '${set}' (known sets: ${Object.keys(metricSets).join(', ')}; columns: ${columns.join(', ')})`);
-        const file = sets.length === 1 ? options.output : options.output.replace(/(\.svg)?$/i, `-${set}.svg`);
-        const svg = plotRunsSvg(loaded, { x: 'epoch', ys, title: `${set}: ${loaded.map((r) => r.label).join(', ')}`, yLabel: set === 'accuracy' ? 'test top-1 (%)' : undefined });
-        fs.writeFileSync(file, svg);
-        written.push(file);
+        if (!ys || ys.length === 0) throw new Error(`plot: no columns for '${set}' (known sets: ${Object.keys(metricSets).join(', ')}; columns: ${columns.join(', ')})${didYouMean(set, [...Object.keys(metricSets), ...columns])}`);
+        panels.push(...panelsOf(set, ys));
       }
-      console.log(`wrote ${written.join(', ')}`);
+      const groups = groupSeeds(loaded);
+      const svg = plotPanelsSvg(groups, panels, { x: 'epoch', integerX: true, logY: options.logy ?? false, metricLabel: describeColumn,
+        title: groups.map((group) => group.label).join(', ') });
+      makeDirectories(path.dirname(path.resolve(options.output)), `plot: --output ${options.output}`);
+      fs.writeFileSync(options.output, svg);
+      console.log(`wrote ${options.output}: ${panels.map((panel) => panel.title).join(', ')}`);
     });
 }
 

@@ -195,10 +195,11 @@ describe('lmcl CLI', () => {
   it('plot: SVG curves of one or more runs', () => {
     const { status, stdout } = lmcl(['plot', runDir, runDir, '-o', 'curves.svg']);
     expect(status).toBe(0);
-    expect(stdout).toContain('curves-loss.svg');
-    const svg = fs.readFileSync(path.join(work, 'curves-accuracy.svg'), 'utf8');
+    expect(stdout).toContain('wrote curves.svg: train loss, test loss (final heads), test top-1 (%)');
+    const svg = fs.readFileSync(path.join(work, 'curves.svg'), 'utf8');
     expect(svg).toContain('<svg');
-    expect(svg).toContain('test_top1_ensemble');
+    expect(svg).toContain('data-metric="test_top1_ensemble"');
+    expect(svg).toContain('ensemble test top-1');
   });
 
   it('info: native build, threads, CUDA', () => {

@@ -138,3 +138,24 @@ describe("lmcl train --config <run>/config.json (reproduce a run)", () => {
     expect(flagged.stderr).not.toMatch(/does not exist on this host/);
   });
 });
+
+describe('lmcl plot', () => {
+  it('-o curves.svg writes that one file: train and test panels, legend naming network and head, seeds as mean ± std', () => {
+    for (const seed of ['0', '1']) expect(lmcl(['train', ...tiny, '--epochs', '2', '--seed', seed, '--out', 'seeds', '--quiet']).status).toBe(0);
+    const runs = ['seed0', 'seed1'].map((seed) => path.join('seeds', `dml_resnet8x2_fashion-mnist_${seed}`));
+    const { status, stdout, stderr } = lmcl(['plot', ...runs, '-o', 'curves.svg', '--logy']);
+    expect(stderr).toBe('');
+    expect(status).toBe(0);
+    expect(stdout).toBe('wrote curves.svg: train loss, test loss (final heads), test top-1 (%)\n');
+    expect(fs.readdirSync(work).filter((name) => name.endsWith('.svg'))).toEqual(['curves.svg']);
+    const svg = fs.readFileSync(path.join(work, 'curves.svg'), 'utf8');
+    expect([...svg.matchAll(/<g class="panel" data-title="([^"]*)"/g)].map((m) => m[1])).toEqual(['train loss', 'test loss (final heads)', 'test top-1 (%)']);
+    // One group (the two seeds): the legend names only the metric, the title the runs.
+    for (const words of ['net0 test top-1', 'net1 test top-1', 'ensemble test top-1', 'net0 test loss', 'train loss (total)', 'train KD']) expect(svg).toContain(`>${words}</text>`);
+    expect(svg).toContain('dml_resnet8x2_fashion-mnist_seed* (mean ± std, seeds 0,1)');
+    expect(svg).toMatch(/<path class="band" d="M /);
+    const ids = [...svg.matchAll(/ id="([^"]+)"/g)].map((m) => m[1]);
+    expect(new Set(ids).size).toBe(3);
+    for (const label of [...svg.matchAll(/<text class="x-tick"[^>]*>([^<]*)</g)].map((m) => m[1])) expect(label).toMatch(/^\d+$/);
+  });
+});

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { formatTick, niceScale, plotRunsSvg, readMetricsJsonl } from '../../src/io/plot.js';
+import { formatTick, niceScale, plotPanelsSvg, plotRunsSvg, readMetricsJsonl } from '../../src/io/plot.js';
 
 /** A minimal XML well-formedness check: balanced tags, quoted attributes, escaped text. */
 function parseXml(text: string): { name: string; attributes: Record<string, string>; parent: number }[] {
@@ -144,3 +144,109 @@ describe('readMetricsJsonl', () => {
     }
   });
 });
+
+/** Rows of an epoch history: epochs 1..n, metrics by column name. */
+function epochs(n: number, metrics: Record<string, (epoch: number) => number>): Record<string, number>[] {
+  return Array.from({ length: n }, (_, i) => ({ epoch: i + 1, ...Object.fromEntries(Object.entries(metrics).map(([key, f]) => [key, f(i + 1)])) }));
+}
+
+const describe_ = (column: string): string => ({ test_top1_net0: 'net0 test top-1', test_top1_net1: 'net1 test top-1', train_loss: 'train loss (total)' })[column] ?? column;
+
+describe('plotPanelsSvg', () => {
+  const seedRuns = [0, 1, 2].map((seed) => ({
+    label: `dml_resnet8x2_fashion-mnist_seed${seed}`,
+    rows: epochs(12, { train_loss: (e) => 2 / e + seed * 0.01, test_top1_net0: (e) => 80 + e + seed, test_top1_net1: (e) => 79 + e - seed }),
+  }));
+  const groups = [{ label: 'dml_resnet8x2_fashion-mnist_seed* (mean ± std, seeds 0,1,2)', runs: seedRuns }, { label: 'baseline_resnet8x2_fashion-mnist_seed0', runs: [seedRuns[0]!] }];
+  const panels = [{ ys: ['train_loss'], title: 'train loss' }, { ys: ['test_top1_net0', 'test_top1_net1'], title: 'test top-1 (%)' }];
+
+  it('draws train and test in separate panels, each clipped to its own area with an id unique to the document', () => {
+    const svg = plotPanelsSvg(groups, panels, { x: 'epoch', integerX: true, metricLabel: describe_ });
+    const elements = parseXml(svg);
+    const panelGroups = elements.filter((e) => e.attributes.class === 'panel');
+    expect(panelGroups.map((e) => e.attributes['data-title'])).toEqual(['train loss', 'test top-1 (%)']);
+    const ids = elements.flatMap((e) => (e.attributes.id ? [e.attributes.id] : []));
+    expect(ids).toHaveLength(2);
+    expect(new Set(ids).size).toBe(2);
+    // Each plot area uses its own panel's clip path.
+    const uses = elements.filter((e) => e.attributes['clip-path']).map((e) => e.attributes['clip-path']);
+    expect(uses).toEqual(ids.map((id) => `url(#${id})`));
+    // Another plot (other data) gets other ids, so two inlined in one page do not collide.
+    const other = plotPanelsSvg([groups[1]!], panels, { x: 'epoch', integerX: true });
+    const otherIds = parseXml(other).flatMap((e) => (e.attributes.id ? [e.attributes.id] : []));
+    expect(otherIds.some((id) => ids.includes(id))).toBe(false);
+    // The same input gives the same document (ids from a hash, not a random number).
+    expect(plotPanelsSvg(groups, panels, { x: 'epoch', integerX: true, metricLabel: describe_ })).toBe(svg);
+  });
+
+  it('puts only whole numbers on an epoch axis, however few epochs', () => {
+    for (const n of [1, 2, 3, 12, 37]) {
+      const svg = plotPanelsSvg([{ label: 'r', runs: [{ label: 'r', rows: epochs(n, { train_loss: (e) => 1 / e }) }] }], [{ ys: ['train_loss'] }], { x: 'epoch', integerX: true });
+      const ticks = parseXml(svg).filter((e) => e.attributes.class === 'x-tick');
+      const labels = [...svg.matchAll(/<text class="x-tick"[^>]*>([^<]*)<\/text>/g)].map((m) => m[1]!);
+      expect(ticks.length).toBeGreaterThan(0);
+      expect(labels.length).toBe(ticks.length);
+      for (const label of labels) expect(label, `${n} epochs: tick ${label}`).toMatch(/^-?\d+$/);
+    }
+  });
+
+  it("names network and head in the legend, and widens the image so that default run names are not cut", () => {
+    const svg = plotPanelsSvg(groups, panels, { x: 'epoch', integerX: true, metricLabel: describe_ });
+    const elements = parseXml(svg);
+    const width = Number(elements[0]!.attributes.width);
+    const legendTexts = [...svg.matchAll(/<g class="legend" transform="translate\(([\d.]+) [\d.]+\)">([^]*?)<\/g>/g)];
+    expect(legendTexts).toHaveLength(2);
+    const entries = legendTexts.flatMap((m) => [...m[2]!.matchAll(/<text x="34"[^>]*>([^<]*)<\/text>/g)].map((t) => ({ x: Number(m[1]), text: t[1]! })));
+    expect(entries.map((e) => e.text)).toContain('dml_resnet8x2_fashion-mnist_seed* (mean ± std, seeds 0,1,2) · net0 test top-1');
+    expect(entries.map((e) => e.text)).toContain('baseline_resnet8x2_fashion-mnist_seed0 · net1 test top-1');
+    // 12px Helvetica averages well under 6.6 px a character: the whole text lies inside the image.
+    for (const entry of entries) expect(entry.x + 34 + entry.text.length * 6.6, entry.text).toBeLessThanOrEqual(width);
+  });
+
+  it('draws several seeds as their mean with a ±std band', () => {
+    const svg = plotPanelsSvg(groups, panels, { x: 'epoch', integerX: true, metricLabel: describe_ });
+    const elements = parseXml(svg);
+    const seriesOf = (run: string, metric: string): number => elements.findIndex((e) => e.attributes['data-run'] === run && e.attributes['data-metric'] === metric);
+    const mean = seriesOf(groups[0]!.label, 'test_top1_net0');
+    const bands = elements.filter((e) => e.parent === mean && e.name === 'path' && e.attributes.class === 'band');
+    expect(bands).toHaveLength(1);
+    // 12 epochs: 12 points along the top, 12 back along the bottom.
+    expect(bands[0]!.attributes.d!.match(/[\d.]+,[\d.]+/g)).toHaveLength(24);
+    expect(bands[0]!.attributes.d).toMatch(/^M .* Z$/);
+    expect(elements.filter((e) => e.parent === mean && e.name === 'polyline')).toHaveLength(1);
+    // A single run has no band.
+    expect(elements.filter((e) => e.parent === seriesOf(groups[1]!.label, 'test_top1_net0') && e.name === 'path')).toHaveLength(0);
+    // The mean line passes through the mean: seeds 0, 1, 2 of net0 at epoch 1 are 81, 82, 83.
+    const values = meanAndBandAt(svg, groups[0]!.label, 'test_top1_net0');
+    expect(values.meanY).toBeCloseTo(values.yOf(82), 1);
+    expect(values.bandTop).toBeCloseTo(values.yOf(83), 1); // std of 81, 82, 83 is 1
+  });
+
+  it('--logy: a logarithmic axis with 1-2-5 ticks; values ≤ 0 are left out', () => {
+    const rows = epochs(10, { train_loss: (e) => 2.3 / e ** 1.5, test_top1_net0: (e) => (e === 4 ? 0 : e) });
+    const svg = plotPanelsSvg([{ label: 'r', runs: [{ label: 'r', rows }] }], [{ ys: ['train_loss'] }, { ys: ['test_top1_net0'] }], { x: 'epoch', integerX: true, logY: true });
+    const elements = parseXml(svg);
+    const labels = [...svg.matchAll(/<text class="y-tick"[^>]*>([^<]*)<\/text>/g)].map((m) => m[1]!);
+    for (const label of labels) expect(label).toMatch(/^(1|2|5)(0*|e-?\d+)$|^0\.0*(1|2|5)$/);
+    expect(labels).toContain('0.1');
+    expect(labels).toContain('1');
+    // Ticks equally spaced per decade: 0.1 → 1 spans as many pixels as 1 → 10.
+    const y = (label: string): number => Number(new RegExp(`<text class="y-tick" x="[\\d.]+" y="([\\d.]+)"[^>]*>${label.replace('.', '\\.')}</text>`).exec(svg)![1]);
+    expect(y('0.1') - y('1')).toBeCloseTo(y('1') - y('10'), 0);
+    // The zero at epoch 4 breaks the second panel's line: epochs 1-3 and 5-10.
+    const accuracy = elements.findIndex((e) => e.attributes['data-metric'] === 'test_top1_net0');
+    expect(elements.filter((e) => e.parent === accuracy && e.name === 'polyline').map((e) => e.attributes.points!.split(' ').length)).toEqual([3, 6]);
+  });
+});
+
+/** The mean line's and the band's top y at the first epoch of a series, and the y of a value on its panel's axis. */
+function meanAndBandAt(svg: string, run: string, metric: string): { meanY: number; bandTop: number; yOf: (value: number) => number } {
+  const group = new RegExp(`<g class="series" data-run="${run.replace(/[*().±]/g, (c) => `\\${c}`)}" data-metric="${metric}"[^>]*>([^]*?)</g>`).exec(svg)![1]!;
+  const meanY = Number(/<polyline points="[\d.]+,([\d.]+)/.exec(group)![1]);
+  const bandTop = Number(/<path class="band" d="M [\d.]+,([\d.]+)/.exec(group)![1]);
+  // The panel holding the series: its y tick labels map values to pixels linearly.
+  const panel = svg.slice(0, svg.indexOf(group)).lastIndexOf('<g class="panel"');
+  const ticks = [...svg.slice(panel, svg.indexOf(group)).matchAll(/<text class="y-tick" x="[\d.]+" y="([\d.]+)"[^>]*>([^<]*)<\/text>/g)].map((m) => [Number(m[2]), Number(m[1]) - 4] as const);
+  const [[v0, y0], [v1, y1]] = [ticks[0]!, ticks[ticks.length - 1]!];
+  return { meanY, bandTop, yOf: (value) => y0 + ((value - v0) / (v1 - v0)) * (y1 - y0) };
+}
