@@ -58,6 +58,7 @@ describe('training config', () => {
     expect(config.numberNet).toBe(2);
     expect(() => resolveTrainConfig({ bogus: 1 })).toThrow(/unknown option 'bogus'/);
     expect(() => resolveTrainConfig({ method: 'crd' })).toThrow(/--method/);
-    expect(() => resolveTrainConfig({ keepLast: 0 })).toThrow(/--keep-last/);
+    expect(() => resolveTrainConfig({ keepLast: -1 })).toThrow(/--keep-last/);
+    expect(resolveTrainConfig({ keepLast: 0 }).keepLast).toBe(0); // 0 = keep every checkpoint
   });
 });
