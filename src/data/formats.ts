@@ -33,7 +33,7 @@ function readWhole(file: string, what: string): Buffer {
 }
 
 /** Reads a file, gunzipping it when its name ends in .gz or it starts with the gzip magic. */
-export function readMaybeGzip(file: string, what: string): Buffer {
+function readMaybeGzip(file: string, what: string): Buffer {
   const raw = readWhole(file, what);
   if (file.endsWith('.gz') || (raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b)) {
     try {
@@ -204,7 +204,7 @@ export function readIdxDir(dir: string, split: 'train' | 'test', options: { name
 }
 
 /** Writes an IDX file (ubyte) as a Buffer: the inverse of the reader, used by tests and scripts. */
-export function encodeIdx(shape: number[], data: Uint8Array): Buffer {
+export function encodeIdx(shape: number[], data: Uint8Array): Uint8Array {
   const header = Buffer.alloc(4 + 4 * shape.length);
   header.writeUInt32BE(0x800 + shape.length, 0);
   shape.forEach((size, d) => header.writeUInt32BE(size, 4 + 4 * d));

@@ -82,7 +82,7 @@ function getFloat32(source: Uint8Array, offset: number, count: number): Float32A
 export function encodeSafetensors(
   tensors: ReadonlyMap<string, SafetensorsEntry> | Map<string, SafetensorsEntry>,
   metadata?: Record<string, string>,
-): Buffer {
+): Uint8Array {
   const where = 'encodeSafetensors';
   if (!(tensors instanceof Map)) throw new TypeError(`${where}: tensors must be a Map<string, { shape, data }>`);
   const headerParts: string[] = [];
