@@ -1,7 +1,7 @@
 // File I/O for the trainer: safetensors, crash-safe writes, checkpoints, config files, SVG plots.
 export { writeFileAtomic, fsyncDirectory, isTemporaryName, temporaryPathFor } from './atomic.js';
-export { encodeSafetensors, decodeSafetensors, writeSafetensors, readSafetensors } from './safetensors.js';
-export type { SafetensorsEntry, SafetensorsTensors, SafetensorsContents } from './safetensors.js';
+export { encodeSafetensors, decodeSafetensors, writeSafetensors, readSafetensors, defaultStoredDtype, SAFETENSORS_DTYPES } from './safetensors.js';
+export type { SafetensorsEntry, SafetensorsTensors, SafetensorsContents, SafetensorsDtype, WritableDtype, EncodeOptions } from './safetensors.js';
 export {
   saveCheckpoint, loadCheckpoint, latestCheckpoint, listCheckpoints, inspectCheckpoints, cleanCheckpointScratch, checkpointName,
 } from './checkpoint.js';
