@@ -11,3 +11,7 @@ export type {
 export { readConfigFile } from './config_file.js';
 export { plotRunsSvg, readMetricsJsonl, niceScale, formatTick } from './plot.js';
 export type { PlotRun, PlotOptions } from './plot.js';
+export { NAME_ALIASES, aliasesFor } from './aliases.js';
+export type { NameAlias } from './aliases.js';
+export { loadStateDictInto, loadStateDictContents, describeLoadProblems } from './load_state_dict.js';
+export type { LoadStateDictFileOptions, LoadStateDictFileReport, ShapeMismatch } from './load_state_dict.js';

@@ -5,8 +5,17 @@
 //
 // Files are built by a tiny writer in this test (not by lmcl's encoder and never by Python), so
 // the reader is checked against the format itself.
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import '../../src/index.js';
 import { decodeSafetensors, encodeSafetensors } from '../../src/io/safetensors.js';
+import { loadStateDictInto } from '../../src/io/load_state_dict.js';
+import { NAME_ALIASES } from '../../src/io/aliases.js';
+import { createModel } from '../../src/models/registry.js';
+import { manualSeed } from '../../src/tensor/random.js';
+import type { StateDict } from '../../src/nn/module.js';
 
 type RawTensor = { dtype: string; shape: number[]; bytes: Uint8Array };
 
@@ -233,5 +242,192 @@ describe('safetensors: writing num_batches_tracked as int64, like PyTorch', () =
   it('reading accepts the count as F32 too (files written before, or by other tools)', () => {
     const bytes = writeRaw({ 'bn.num_batches_tracked': { dtype: 'F32', shape: [], bytes: littleEndian(1, 4, (view) => view.setFloat32(0, 9, true)) } });
     expect(decodeSafetensors(bytes).tensors.get('bn.num_batches_tracked')!.data[0]).toBe(9);
+  });
+});
+
+// ---- loading state dicts into models -------------------------------------------------------
+
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'lmcl-interop-'));
+afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
+
+/** A state dict as torch would save it: float32 tensors, int64 batch counters; names renamed by `rename`. */
+function torchStyleFile(file: string, state: StateDict, rename: (name: string) => string | null = (name) => name): string {
+  const raw: Record<string, RawTensor> = {};
+  for (const [name, entry] of state) {
+    const foreign = rename(name);
+    if (foreign === null) continue;
+    raw[foreign] = name.endsWith('num_batches_tracked')
+      ? { dtype: 'I64', shape: entry.shape, bytes: littleEndian(entry.data.length, 8, (view, i) => view.setBigInt64(8 * i, BigInt(entry.data[i]!), true)) }
+      : { dtype: 'F32', shape: entry.shape, bytes: littleEndian(entry.data.length, 4, (view, i) => view.setFloat32(4 * i, entry.data[i]!, true)) };
+  }
+  const target = path.join(work, file);
+  fs.writeFileSync(target, writeRaw(raw, { format: 'pt' }));
+  return target;
+}
+
+function expectSameState(actual: StateDict, expected: StateDict): void {
+  expect([...actual.keys()]).toEqual([...expected.keys()]);
+  for (const [name, entry] of expected) {
+    expect(actual.get(name)!.shape, name).toEqual(entry.shape);
+    // Byte comparison: toEqual over millions of floats is slow, and this is bit-exact anyway.
+    const got = actual.get(name)!.data;
+    expect(Buffer.from(got.buffer, got.byteOffset, got.byteLength).equals(Buffer.from(entry.data.buffer, entry.data.byteOffset, entry.data.byteLength)), name).toBe(true);
+  }
+}
+
+const fashion = { numClasses: 10, inChannels: 1, imageSize: 28 };
+
+/** A trained-looking source: seeded init, and batch counters that are not 0. */
+function sourceState(architecture: string, options: { auxiliary?: boolean; numClasses?: number } = {}): StateDict {
+  manualSeed(11);
+  const model = createModel(architecture, { ...fashion, ...options });
+  try {
+    const state = model.stateDict();
+    for (const [name, entry] of state) if (name.endsWith('num_batches_tracked')) entry.data[0] = 391;
+    return state;
+  } finally {
+    model.dispose();
+  }
+}
+
+describe('loadStateDictInto: the authors\' names through the alias table', () => {
+  it('the table is documented: every rule names its architectures, origin, and is anchored', () => {
+    expect(NAME_ALIASES.length).toBeGreaterThanOrEqual(2);
+    for (const alias of NAME_ALIASES) {
+      expect(alias.architectures.length).toBeGreaterThan(0);
+      expect(alias.origin).toMatch(/winycg\//);
+      expect(alias.foreign.source.startsWith('^') && alias.foreign.source.endsWith('$')).toBe(true);
+    }
+  });
+
+  it("a plain CIFAR ResNet saved with the reference's head name classifier.* loads into fc.*", () => {
+    const state = sourceState('resnet8');
+    const file = torchStyleFile('resnet8-classifier.safetensors', state, (name) => name.replace(/^fc\./, 'classifier.'));
+    expect(decodeSafetensors(fs.readFileSync(file)).tensors.has('classifier.weight')).toBe(true);
+    manualSeed(99); // a different init, so every value must come from the file
+    const model = createModel('resnet8', fashion);
+    try {
+      const report = loadStateDictInto(model, file);
+      expect(report.renamed).toEqual([['classifier.weight', 'fc.weight'], ['classifier.bias', 'fc.bias']]);
+      expect(report).toMatchObject({ missingKeys: [], unexpectedKeys: [], shapeMismatches: [], converted: {}, loaded: state.size });
+      expectSameState(model.stateDict(), state);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it("L-MCL's HCGNet with its blocks directly under backbone. loads into backbone.features.*", () => {
+    const state = sourceState('hcgnet_a1', { auxiliary: true });
+    const foreignName = (name: string): string => name.replace(/^backbone\.features\.(HybridBlock\d|Transition\d|norm5)\./, 'backbone.$1.');
+    const file = torchStyleFile('hcgnet-lmcl.safetensors', state, foreignName);
+    const names = [...decodeSafetensors(fs.readFileSync(file)).tensors.keys()];
+    expect(names).toContain('backbone.features.conv0.weight'); // conv0 stays under features in the reference too
+    expect(names).toContain('backbone.HybridBlock1.SMG1.conv1_1x1.norm.weight');
+    expect(names).toContain('backbone.norm5.running_mean');
+    manualSeed(98);
+    const model = createModel('hcgnet_a1', { ...fashion, auxiliary: true });
+    try {
+      const report = loadStateDictInto(model, file);
+      expect(report.renamed.length).toBe([...state.keys()].filter((name) => foreignName(name) !== name).length);
+      expect(report.renamed).toContainEqual(['backbone.Transition2.fcall.bias', 'backbone.features.Transition2.fcall.bias']);
+      expect(report.missingKeys).toEqual([]);
+      expect(report.unexpectedKeys).toEqual([]);
+      expectSameState(model.stateDict(), state);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('lmcl names are never renamed (HCGNet\'s own head is classifier.*), and two names for one tensor are an error', () => {
+    const hcg = sourceState('hcgnet_a1');
+    const plain = createModel('hcgnet_a1', fashion);
+    try {
+      const report = loadStateDictInto(plain, torchStyleFile('hcgnet-plain.safetensors', hcg));
+      expect(report.renamed).toEqual([]);
+      expectSameState(plain.stateDict(), hcg);
+    } finally {
+      plain.dispose();
+    }
+    const state = sourceState('resnet8');
+    state.set('classifier.weight', state.get('fc.weight')!);
+    const model = createModel('resnet8', fashion);
+    try {
+      expect(() => loadStateDictInto(model, torchStyleFile('both-heads.safetensors', state)))
+        .toThrow(/tensors 'fc\.weight' and 'classifier\.weight' both map to resnet8's 'fc\.weight'/);
+    } finally {
+      model.dispose();
+    }
+  });
+});
+
+describe('loadStateDictInto: strict by default, non-strict reports', () => {
+  it('strict: missing, unexpected and mis-shaped tensors are one Error listing the first few with counts; nothing is written', () => {
+    const state = sourceState('resnet8', { numClasses: 5 }); // a 5-class head
+    const file = torchStyleFile('misfit.safetensors', state, (name) => (name.startsWith('layer1.') ? null : name.replace(/^bn1\./, 'stem_bn.')));
+    const model = createModel('resnet8', fashion);
+    const before = model.stateDict();
+    const dropped = [...state.keys()].filter((name) => name.startsWith('layer1.'));
+    try {
+      let message = '';
+      try {
+        loadStateDictInto(model, file);
+      } catch (error) {
+        message = (error as Error).message;
+      }
+      expect(message).toMatch(/misfit\.safetensors' does not fit resnet8 \(strict loading/);
+      // In the model's order: the renamed stem BN first, then layer1.
+      expect(message).toContain(`${dropped.length + 5} missing (in the model, not in the file): bn1.weight, bn1.bias, bn1.running_mean, bn1.running_var, bn1.num_batches_tracked, ... and ${dropped.length} more`);
+      expect(message).toContain('5 unexpected (in the file, not in the model): stem_bn.weight, stem_bn.bias, stem_bn.running_mean, stem_bn.running_var, stem_bn.num_batches_tracked');
+      expect(message).toContain('2 shape mismatches: fc.weight: file [5, 64], model [10, 64], fc.bias: file [5], model [10]');
+      expectSameState(model.stateDict(), before);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('non-strict: loads what fits (a 100-class file into a 10-class model: all but the head) and returns the lists', () => {
+    const state = sourceState('resnet8', { numClasses: 100 });
+    state.set('extra.weight', { shape: [1], data: new Float32Array([1]) });
+    const file = torchStyleFile('other-classes.safetensors', state, (name) => name.replace(/^fc\./, 'classifier.'));
+    const model = createModel('resnet8', fashion);
+    const initialHead = model.stateDict().get('fc.weight')!;
+    try {
+      const report = loadStateDictInto(model, file, { strict: false });
+      expect(report.missingKeys).toEqual([]);
+      expect(report.unexpectedKeys).toEqual(['extra.weight']);
+      expect(report.shapeMismatches.map((m) => [m.name, m.fileName, m.fileShape, m.modelShape])).toEqual([
+        ['fc.weight', 'classifier.weight', [100, 64], [10, 64]], ['fc.bias', 'classifier.bias', [100], [10]],
+      ]);
+      expect(report.loaded).toBe(state.size - 3);
+      const after = model.stateDict();
+      expect(after.get('fc.weight')).toEqual(initialHead);
+      expect(after.get('layer3.0.conv2.weight')!.data).toEqual(state.get('layer3.0.conv2.weight')!.data);
+      expect(after.get('bn1.num_batches_tracked')!.data[0]).toBe(391);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('tensors stored as F16/F64 are converted and counted; a missing file names the path', () => {
+    const state = sourceState('resnet8');
+    const raw: Record<string, RawTensor> = {};
+    for (const [name, entry] of state) {
+      raw[name] = name.endsWith('num_batches_tracked')
+        ? { dtype: 'I64', shape: entry.shape, bytes: littleEndian(1, 8, (view) => view.setBigInt64(0, 391n, true)) }
+        : { dtype: 'F64', shape: entry.shape, bytes: littleEndian(entry.data.length, 8, (view, i) => view.setFloat64(8 * i, entry.data[i]!, true)) };
+    }
+    raw['fc.bias'] = { dtype: 'F16', shape: [10], bytes: littleEndian(10, 2, (view, i) => view.setUint16(2 * i, 0x3c00 + i, true)) };
+    const file = path.join(work, 'f64.safetensors');
+    fs.writeFileSync(file, writeRaw(raw));
+    const model = createModel('resnet8', fashion);
+    try {
+      const report = loadStateDictInto(model, file);
+      expect(report.converted).toEqual({ F64: state.size - 10, F16: 1 });
+      expect(model.stateDict().get('conv1.weight')!.data).toEqual(state.get('conv1.weight')!.data);
+      expect(Array.from(model.stateDict().get('fc.bias')!.data)).toEqual(Array.from({ length: 10 }, (_, i) => 1 + i / 1024));
+      expect(() => loadStateDictInto(model, path.join(work, 'nope.safetensors'))).toThrow(/nope\.safetensors': file not found/);
+    } finally {
+      model.dispose();
+    }
   });
 });
