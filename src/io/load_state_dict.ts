@@ -111,7 +111,7 @@ export function loadStateDictContents(model: Module, contents: SafetensorsConten
   };
   const problems = describeLoadProblems(report);
   if (strict && problems.length > 0) {
-    throw new Error(`'${file}' does not fit ${archName} (strict loading; a non-strict load would skip these):\n  ${problems.join('\n  ')}`);
+    throw new Error(`'${file}' does not fit ${archName} (strict loading):\n  ${problems.join('\n  ')}`);
   }
   // Names and shapes are checked above, so this copies (strict: false because of the skipped ones).
   model.loadStateDict(incoming, { strict: false });

@@ -374,7 +374,7 @@ describe('loadStateDictInto: strict by default, non-strict reports', () => {
       } catch (error) {
         message = (error as Error).message;
       }
-      expect(message).toMatch(/misfit\.safetensors' does not fit resnet8 \(strict loading/);
+      expect(message).toMatch(/misfit\.safetensors' does not fit resnet8 \(strict loading\)/);
       // In the model's order: the renamed stem BN first, then layer1.
       expect(message).toContain(`${dropped.length + 5} missing (in the model, not in the file): bn1.weight, bn1.bias, bn1.running_mean, bn1.running_var, bn1.num_batches_tracked, ... and ${dropped.length} more`);
       expect(message).toContain('5 unexpected (in the file, not in the model): stem_bn.weight, stem_bn.bias, stem_bn.running_mean, stem_bn.running_var, stem_bn.num_batches_tracked');
