@@ -10,8 +10,10 @@
 // unchanged with Python's `safetensors.torch.load_file` + `load_state_dict`.
 //
 // Writing: every tensor as F32, except BatchNorm's `num_batches_tracked`, which is written as I64
-// because PyTorch's buffer is int64 (the values must be integers; lmcl keeps them in float32,
-// exact up to 2^24 batches). An entry's stored dtype can also be forced with `dtypes`.
+// because PyTorch's buffer is int64 (lmcl keeps the count in float32, exact up to 2^24 batches).
+// A count that is not an integer (only a corrupted state has one, e.g. a NaN-poisoned network)
+// stays F32, so the bytes survive bit-exactly; torch's load_state_dict casts it. An entry's stored
+// dtype can be forced with `dtypes` (forcing I64 on non-integers is an error).
 //
 // Reading accepts F32, F64, F16, BF16, I64, I32, U8 and BOOL (what torch state dicts hold) and
 // converts every tensor to float32, the only element type of lmcl's tensors: F32 bytes are copied
@@ -228,7 +230,8 @@ export function encodeSafetensors(
     if (data.length !== shapeProduct(shape)) {
       throw new Error(`${where}: tensor '${name}' has ${data.length} values but shape ${formatShape(shape)} needs ${shapeProduct(shape)}`);
     }
-    const dtype = options.dtypes?.[name] ?? defaultStoredDtype(name);
+    const forced = options.dtypes?.[name];
+    const dtype = forced ?? (defaultStoredDtype(name) === 'I64' && data.every(Number.isSafeInteger) ? 'I64' : 'F32');
     const end = offset + data.length * ELEMENT_BYTES[dtype];
     headerParts.push(`${JSON.stringify(name)}:{"dtype":"${dtype}","shape":${JSON.stringify(shape)},"data_offsets":[${offset},${end}]}`);
     entries.push([name, entry, dtype, offset]);

@@ -231,12 +231,18 @@ describe('safetensors: writing num_batches_tracked as int64, like PyTorch', () =
     expect(decoded.dtypes.get('bn1.num_batches_tracked')).toBe('I64');
   });
 
-  it('refuses a non-integer count instead of truncating it; dtypes can force F32', () => {
+  it('a count that is not an integer (a corrupted state) stays F32, bit-exact; forcing I64 on it is an error', () => {
+    for (const odd of [2.5, Number.NaN]) {
+      const tensors = new Map([['bn.num_batches_tracked', { shape: [], data: new Float32Array([odd]) }]]);
+      const decoded = decodeSafetensors(encodeSafetensors(tensors));
+      expect(decoded.dtypes.get('bn.num_batches_tracked')).toBe('F32');
+      expect(Object.is(decoded.tensors.get('bn.num_batches_tracked')!.data[0], Math.fround(odd))).toBe(true);
+    }
     const tensors = new Map([['bn.num_batches_tracked', { shape: [], data: new Float32Array([2.5]) }]]);
-    expect(() => encodeSafetensors(tensors)).toThrow(/tensor 'bn\.num_batches_tracked' is written as I64 but holds 2\.5 at index 0/);
-    const forced = decodeSafetensors(encodeSafetensors(tensors, undefined, { dtypes: { 'bn.num_batches_tracked': 'F32' } }));
-    expect(forced.dtypes.get('bn.num_batches_tracked')).toBe('F32');
-    expect(forced.tensors.get('bn.num_batches_tracked')!.data[0]).toBe(2.5);
+    expect(() => encodeSafetensors(tensors, undefined, { dtypes: { 'bn.num_batches_tracked': 'I64' } }))
+      .toThrow(/tensor 'bn\.num_batches_tracked' is written as I64 but holds 2\.5 at index 0/);
+    const integral = new Map([['bn.num_batches_tracked', { shape: [], data: new Float32Array([4]) }]]);
+    expect(decodeSafetensors(encodeSafetensors(integral, undefined, { dtypes: { 'bn.num_batches_tracked': 'F32' } })).dtypes.get('bn.num_batches_tracked')).toBe('F32');
   });
 
   it('reading accepts the count as F32 too (files written before, or by other tools)', () => {
