@@ -226,7 +226,7 @@ export function encodeSafetensors(
     if (entry === null || typeof entry !== 'object') throw new TypeError(`${where}: tensor '${name}' must be { shape, data }`);
     const { shape, data } = entry;
     if (!isValidShape(shape)) throw new TypeError(`${where}: tensor '${name}' has a bad shape ${JSON.stringify(shape)} (expected non-negative integers)`);
-    if (!(data instanceof Float32Array)) throw new TypeError(`${where}: tensor '${name}' data must be a Float32Array (only F32 is supported)`);
+    if (!(data instanceof Float32Array)) throw new TypeError(`${where}: tensor '${name}' data must be a Float32Array (tensors are float32 in memory; the stored dtype is F32, or I64 for counts)`);
     if (data.length !== shapeProduct(shape)) {
       throw new Error(`${where}: tensor '${name}' has ${data.length} values but shape ${formatShape(shape)} needs ${shapeProduct(shape)}`);
     }
