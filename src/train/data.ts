@@ -14,6 +14,8 @@ export interface TrainData {
   testCount: number;
   /** Labels of the (truncated) training split by dataset index. */
   trainLabels: Int32Array;
+  /** Class names in label order, when the dataset has them (null: unknown). */
+  classNames: string[] | null;
   mean: number[];
   std: number[];
   flip: boolean;
@@ -113,6 +115,7 @@ export function openData(config: TrainConfig, options: { trainLoader?: boolean }
     trainCount: train.count,
     testCount: test.count,
     trainLabels: train.labels,
+    classNames: train.classNames ?? null,
     mean: splits.mean,
     std: splits.std,
     flip,
