@@ -1,6 +1,6 @@
 // GEMM kernel benchmark (raw addon): GFLOP/s for square sizes and conv/linear-like shapes on 1
 // and 2 threads, against the machine peak. Peak: 64 FP32 flop/cycle/core (2 AVX-512 FMA pipes)
-// at ~3.2 GHz = ~205 GFLOP/s per core, the FMA-loop measurement in /work/shared/design.md
+// at ~3.2 GHz = ~205 GFLOP/s per core, the FMA-loop measurement in docs/architecture.md
 // ("This machine, measured"). Medians after warm-up; the shapes are interleaved per round.
 //   node bench/gemm.bench.mjs [--threads 1,2] [--rounds 5]
 import { createRequire } from 'node:module';
@@ -47,7 +47,7 @@ const make = (count) => {
   return s;
 };
 
-console.log(`gemm, simd ${addon.info().simd}, peak ~${PEAK_PER_CORE} GFLOP/s per core (design.md FMA loop)`);
+console.log(`gemm, simd ${addon.info().simd}, peak ~${PEAK_PER_CORE} GFLOP/s per core (docs/architecture.md FMA loop)`);
 console.log('threads | shape                        | ms       | GFLOP/s | % of peak');
 for (const threads of threadCounts) {
   addon.setNumThreads(threads);

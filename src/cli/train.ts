@@ -52,6 +52,8 @@ const trainOptions: Option[] = [
   new Option('--out <dir>', 'parent folder of run directories (--checkpoint-dir in the reference)').default(d.out),
   new Option('--name <name>', 'run directory name').default(null, '<method>_<arch>x<N>_<dataset>_seed<seed>'),
   new Option('--resume <auto|DIR>', "continue a run: 'auto' = this config's latest run with a checkpoint (fresh start if none), or a run/checkpoint directory").default(null, 'no'),
+  new Option('--init-from <files>', 'start from saved weights instead of random init: a .safetensors state dict (lmcl export, torch + safetensors; the authors\' names load through the alias table) for every network, or a comma-separated list, one per network (ignored when resuming)').default(null, 'no'),
+  new Option('--init-non-strict', '--init-from loads the tensors whose names and shapes fit and keeps the others initialised (e.g. another number of classes); the log lists what was not loaded'),
   new Option('--device <device>', 'compute device').choices(['cpu', 'cuda']).default(d.device),
   new Option('--threads <n>', 'native CPU threads (0 = LMCL_NUM_THREADS or the core count)').default(d.threads).argParser(integer('--threads')),
   new Option('--workers <n>', 'data worker threads (0 = prepare batches on the main thread)').default(d.workers).argParser(integer('--workers')),

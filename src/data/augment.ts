@@ -7,6 +7,7 @@
 // pure function run inline or in a worker. So the bits of a batch never depend on worker timing
 // or count.
 import { Generator } from '../tensor/random.js';
+import { CROP_UNIFORMS } from './image_pipeline.js';
 
 /** 32-bit mix of (seed, a, b, salt) — murmur3's finaliser over a running combination. */
 export function mixSeed(seed: number, a: number, b: number, salt: number): number {
@@ -52,6 +53,30 @@ export function drawAugmentParams(seed: number, epoch: number, batch: number, co
     if (flips) flips[i] = rng.uniform() < 0.5 ? 1 : 0;
   }
   return { offY, offX, flips };
+}
+
+/** Random numbers of an image-folder batch: RandomResizedCrop's uniforms and the flip bits. */
+export interface ImageParams {
+  /** count × CROP_UNIFORMS uniforms in [0, 1) (image i's at i·CROP_UNIFORMS); null at eval. */
+  uniforms: Float64Array | null;
+  /** 1 = flip horizontally; null when flipping is disabled or at eval. */
+  flips: Uint8Array | null;
+}
+
+export const IMAGE_SALT = 0x1a6e;
+
+/**
+ * Random numbers for image-folder batch `batch` of epoch `epoch`: CROP_UNIFORMS (40) uniforms per
+ * image for RandomResizedCrop (drawn whatever the image's size, so the stream never depends on
+ * it), then a flip bit per image.
+ */
+export function drawImageParams(seed: number, epoch: number, batch: number, count: number, flip: boolean): ImageParams {
+  const rng = new Generator(mixSeed(seed, epoch, batch, IMAGE_SALT));
+  const uniforms = new Float64Array(count * CROP_UNIFORMS);
+  for (let i = 0; i < uniforms.length; i += 1) uniforms[i] = rng.uniform();
+  const flips = flip ? new Uint8Array(count) : null;
+  if (flips) for (let i = 0; i < count; i += 1) flips[i] = rng.uniform() < 0.5 ? 1 : 0;
+  return { uniforms, flips };
 }
 
 /** lut[c·256 + v] = (v/255 − mean[c]) / std[c] in float32: the whole per-pixel normalisation. */

@@ -11,7 +11,7 @@ export const DATASET_NAMES: readonly DatasetName[] = ['fashion-mnist', 'mnist', 
 export interface LoadDatasetOptions {
   /** Directory holding the files. For fashion-mnist: optional ('bundled' forces the bundled sample). */
   data?: string;
-  /** imagefolder only: output side length (default 32). */
+  /** imagefolder only: output side length (default 32): RandomResizedCrop's size, and CenterCrop's at eval. */
   imageSize?: number;
 }
 
@@ -24,6 +24,12 @@ export const NORMALIZATION: Record<Exclude<DatasetName, 'imagefolder'>, { mean: 
   mnist: { mean: [0.1307], std: [0.3081] },
   'fashion-mnist': { mean: [0.286], std: [0.353] },
 };
+
+/**
+ * Image folders are normalised with the ImageNet statistics, torchvision's and timm's default:
+ * their files are decoded per batch, so there is no pass over the data to measure them.
+ */
+export const IMAGENET_NORMALIZATION = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
 
 /**
  * Training augmentation per dataset: RandomCrop padding and whether to flip horizontally
@@ -59,6 +65,7 @@ export function bundledFashionMnistDir(): string {
 
 /** Per-channel mean and std of a uint8 dataset, scaled to [0, 1] (float64 accumulation). */
 export function channelStats(dataset: ImageDataset): { mean: number[]; std: number[] } {
+  if (dataset.files) throw new Error(`channelStats: ${dataset.name} is an image folder (decoded per batch), not pixels in memory`);
   const { channels, height, width, count, pixels } = dataset;
   const plane = height * width;
   const mean: number[] = [];
@@ -165,7 +172,7 @@ function loadSplits(name: DatasetName, options: LoadDatasetOptions): DatasetSpli
       const test = readImageFolder(testDir, size, classNames);
       train.name = `imagefolder train (${root})`;
       test.name = `imagefolder test (${testDir})`;
-      return { train, test, ...channelStats(train), source: root };
+      return { train, test, ...IMAGENET_NORMALIZATION, source: root };
     }
     default:
       throw new Error(`loadDataset: unknown dataset ${JSON.stringify(name)}; expected one of ${DATASET_NAMES.join(', ')}`);

@@ -6,9 +6,8 @@
 //   the fine label (0..99) is used.
 // - IDX (MNIST / Fashion-MNIST): big-endian header, magic 0x00000803 (ubyte, 3 dims) for images
 //   and 0x00000801 (ubyte, 1 dim) for labels; raw or gzip (.gz, read with node:zlib).
-// - Image folders: root/<split>/<class>/*.png|jpg|jpeg, decoded with pngjs / jpeg-js, converted
-//   to RGB, the shorter side resized (bilinear, half-pixel centres) to `size` and center-cropped
-//   to size×size.
+// - Image folders: root/<split>/<class>/*.png|jpg|jpeg, listed here (file paths + labels); the
+//   DataLoader decodes (pngjs / jpeg-js, or sharp) and resizes them per batch (image_pipeline.ts).
 // Every problem (missing, corrupt, truncated, wrong magic, count mismatch, label out of range,
 // an empty class folder, an image over MAX_IMAGE_PIXELS) is an Error naming the file or folder
 // and what is wrong.
@@ -17,6 +16,8 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { gunzipSync, inflateSync } from 'node:zlib';
 import jpeg from 'jpeg-js';
+import { decodeImageBytes } from './image_pipeline.js';
+import type { DecodedImage, JsDecoders } from './image_pipeline.js';
 import type { ImageDataset } from './types.js';
 
 export const CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
@@ -33,7 +34,7 @@ function readWhole(file: string, what: string): Buffer {
 }
 
 /** Reads a file, gunzipping it when its name ends in .gz or it starts with the gzip magic. */
-export function readMaybeGzip(file: string, what: string): Buffer {
+function readMaybeGzip(file: string, what: string): Buffer {
   const raw = readWhole(file, what);
   if (file.endsWith('.gz') || (raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b)) {
     try {
@@ -204,7 +205,7 @@ export function readIdxDir(dir: string, split: 'train' | 'test', options: { name
 }
 
 /** Writes an IDX file (ubyte) as a Buffer: the inverse of the reader, used by tests and scripts. */
-export function encodeIdx(shape: number[], data: Uint8Array): Buffer {
+export function encodeIdx(shape: number[], data: Uint8Array): Uint8Array {
   const header = Buffer.alloc(4 + 4 * shape.length);
   header.writeUInt32BE(0x800 + shape.length, 0);
   shape.forEach((size, d) => header.writeUInt32BE(size, 4 + 4 * d));
@@ -214,21 +215,11 @@ export function encodeIdx(shape: number[], data: Uint8Array): Buffer {
 // ---------------------------------------------------------------------------------------------
 // Image folders
 
-interface DecodedImage {
-  width: number;
-  height: number;
-  /** RGBA, 4 bytes per pixel. */
-  rgba: Uint8Array;
-}
-
-interface PngModule {
-  PNG: { sync: { read(buffer: Buffer): { width: number; height: number; data: Buffer } } };
-}
-let pngModule: PngModule | null = null;
-function png(): PngModule {
-  // pngjs ships no types; require it through createRequire with the one call we use typed here.
-  pngModule ??= createRequire(import.meta.url)('pngjs') as PngModule;
-  return pngModule;
+let pngModule: JsDecoders['png'] | null = null;
+/** The pure-JS decoders: pngjs (required through createRequire: it ships no types), jpeg-js, zlib. */
+export function jsDecoders(): JsDecoders {
+  pngModule ??= createRequire(import.meta.url)('pngjs') as JsDecoders['png'];
+  return { png: pngModule, jpeg: jpeg as unknown as JsDecoders['jpeg'], inflateSync, maxPixels: MAX_IMAGE_PIXELS };
 }
 
 /**
@@ -240,126 +231,9 @@ function png(): PngModule {
  */
 export const MAX_IMAGE_PIXELS = 89_478_485;
 
-/** Channels per PNG colour type (grey, -, RGB, palette, grey+alpha, -, RGBA). */
-const PNG_CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
-
-/** Bytes of filtered scanlines (a filter byte + packed samples per row) of a width×height image. */
-function pngScanlineBytes(width: number, height: number, bitsPerPixel: number): number {
-  return width > 0 && height > 0 ? height * (1 + Math.ceil((width * bitsPerPixel) / 8)) : 0;
-}
-
-/**
- * Checks a PNG's size before pngjs allocates for it: the header's pixel count against
- * MAX_IMAGE_PIXELS, then the IDAT stream inflated (Node grows its output with the data, bounded by
- * the size the header implies) against the exact length the header implies. A file whose chunks
- * cannot be walked is left to pngjs, which reports it.
- */
-function checkPngSize(data: Buffer, file: string, what: string): void {
-  const signature = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
-  if (data.length < 8 || signature.some((byte, i) => data[i] !== byte)) return;
-  let header: { width: number; height: number; bitDepth: number; colorType: number; interlace: number } | null = null;
-  const idat: Buffer[] = [];
-  for (let offset = 8; offset + 8 <= data.length; ) {
-    const length = data.readUInt32BE(offset);
-    const type = data.toString('latin1', offset + 4, offset + 8);
-    const body = offset + 8;
-    if (body + length > data.length) break;
-    if (type === 'IHDR' && length >= 13) {
-      header = { width: data.readUInt32BE(body), height: data.readUInt32BE(body + 4), bitDepth: data[body + 8]!, colorType: data[body + 9]!, interlace: data[body + 12]! };
-    } else if (type === 'IDAT') {
-      idat.push(data.subarray(body, body + length));
-    } else if (type === 'IEND') {
-      break;
-    }
-    offset = body + length + 4; // + CRC
-  }
-  if (!header) return;
-  const { width, height, bitDepth, colorType, interlace } = header;
-  const pixels = width * height;
-  if (pixels > MAX_IMAGE_PIXELS) {
-    throw new Error(
-      `${what}: ${file}: the PNG header says ${width}×${height} (${pixels.toLocaleString('en-US')} pixels), ` +
-        `more than the ${MAX_IMAGE_PIXELS.toLocaleString('en-US')}-pixel limit (Pillow's decompression-bomb limit)`,
-    );
-  }
-  const channels = PNG_CHANNELS[colorType];
-  if (channels === undefined) return; // pngjs names the bad colour type
-  const bitsPerPixel = channels * bitDepth;
-  let expected = 0;
-  if (interlace === 1) {
-    // Adam7: seven reduced images, each with its own scanlines (x0, y0, dx, dy per pass).
-    const passes = [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]] as const;
-    for (const [x0, y0, dx, dy] of passes) expected += pngScanlineBytes(Math.ceil((width - x0) / dx), Math.ceil((height - y0) / dy), bitsPerPixel);
-  } else {
-    expected = pngScanlineBytes(width, height, bitsPerPixel);
-  }
-  let inflated: number;
-  try {
-    inflated = inflateSync(Buffer.concat(idat), { maxOutputLength: Math.max(expected, 1) }).length;
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    const reason = code === 'ERR_BUFFER_TOO_LARGE' ? `it inflates to more than the ${expected} bytes a ${width}×${height} image needs` : (error as Error).message;
-    throw new Error(`${what}: ${file}: the PNG image data is corrupt or truncated: ${reason}`);
-  }
-  if (inflated !== expected) {
-    throw new Error(
-      `${what}: ${file}: the PNG is truncated or corrupt: its header says ${width}×${height}, which needs ${expected} bytes of ` +
-        `image data, but the data inflates to ${inflated} bytes`,
-    );
-  }
-}
-
+/** Reads and decodes one PNG or JPEG file to RGBA (the pure-JS decoders; see decodeImageBytes). */
 export function decodeImage(file: string): DecodedImage {
-  const what = 'imagefolder';
-  const data = readWhole(file, what);
-  const lower = file.toLowerCase();
-  if (lower.endsWith('.png')) checkPngSize(data, file, what);
-  try {
-    if (lower.endsWith('.png')) {
-      const image = png().PNG.sync.read(data);
-      return { width: image.width, height: image.height, rgba: new Uint8Array(image.data.buffer, image.data.byteOffset, image.data.length) };
-    }
-    // jpeg-js checks the frame size against maxResolutionInMP before it allocates.
-    const image = jpeg.decode(data, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 1024, maxResolutionInMP: MAX_IMAGE_PIXELS / 1e6 });
-    return { width: image.width, height: image.height, rgba: image.data };
-  } catch (error) {
-    throw new Error(`${what}: cannot decode ${file} (corrupt or truncated image?): ${(error as Error).message}`);
-  }
-}
-
-/**
- * Resizes the shorter side to `size` (bilinear, half-pixel centres, like PIL/torchvision without
- * antialiasing) and takes the central size×size crop; writes RGB planes into out[offset...].
- */
-export function resizeCenterCropRgb(image: DecodedImage, size: number, out: Uint8Array, offset: number): void {
-  const { width, height, rgba } = image;
-  const scale = size / Math.min(width, height);
-  const scaledW = Math.max(size, Math.round(width * scale));
-  const scaledH = Math.max(size, Math.round(height * scale));
-  const left = Math.floor((scaledW - size) / 2);
-  const top = Math.floor((scaledH - size) / 2);
-  const plane = size * size;
-  for (let y = 0; y < size; y += 1) {
-    const sy = Math.min(Math.max(((y + top + 0.5) * height) / scaledH - 0.5, 0), height - 1);
-    const y0 = Math.floor(sy);
-    const y1 = Math.min(y0 + 1, height - 1);
-    const wy = sy - y0;
-    for (let x = 0; x < size; x += 1) {
-      const sx = Math.min(Math.max(((x + left + 0.5) * width) / scaledW - 0.5, 0), width - 1);
-      const x0 = Math.floor(sx);
-      const x1 = Math.min(x0 + 1, width - 1);
-      const wx = sx - x0;
-      for (let c = 0; c < 3; c += 1) {
-        const p00 = rgba[(y0 * width + x0) * 4 + c]!;
-        const p01 = rgba[(y0 * width + x1) * 4 + c]!;
-        const p10 = rgba[(y1 * width + x0) * 4 + c]!;
-        const p11 = rgba[(y1 * width + x1) * 4 + c]!;
-        const top0 = p00 + (p01 - p00) * wx;
-        const bottom = p10 + (p11 - p10) * wx;
-        out[offset + c * plane + y * size + x] = Math.round(top0 + (bottom - top0) * wy);
-      }
-    }
-  }
+  return decodeImageBytes(readWhole(file, 'imagefolder'), file, jsDecoders());
 }
 
 const IMAGE_EXTENSIONS = /\.(png|jpe?g)$/i;
@@ -380,13 +254,16 @@ export function imageFolderClasses(splitDir: string): string[] {
 }
 
 /**
- * Reads root/<split>/<class>/*.png|jpg|jpeg. `classNames` fixes the label order (taken from the
- * train split so both splits agree); a class directory not in it is an error.
+ * Lists root/<split>/<class>/*.png|jpg|jpeg: a dataset of files, decoded and resized to
+ * size×size per batch by the DataLoader (image_pipeline.ts), never all held in memory.
+ * `classNames` fixes the label order (taken from the train split so both splits agree); a class
+ * directory not in it is an error.
  */
 export function readImageFolder(splitDir: string, size: number, classNames: string[]): ImageDataset {
   if (!Number.isInteger(size) || size < 1) throw new Error(`imagefolder: image size must be a positive integer, got ${size}`);
   const dirs = imageFolderClasses(splitDir);
-  const files: { file: string; label: number }[] = [];
+  const files: string[] = [];
+  const labels: number[] = [];
   for (const dir of dirs) {
     const label = classNames.indexOf(dir);
     if (label < 0) throw new Error(`imagefolder: class directory ${join(splitDir, dir)} is not a class of the training split (${classNames.join(', ')})`);
@@ -394,14 +271,13 @@ export function readImageFolder(splitDir: string, size: number, classNames: stri
     // Like torchvision's ImageFolder: a class folder without images is a mistake (a failed copy, a
     // wrong extension), and in the train split it would be a class the model never sees.
     if (names.length === 0) throw new Error(`imagefolder: class folder ${join(splitDir, dir)} holds no .png/.jpg/.jpeg images`);
-    for (const name of names) files.push({ file: join(splitDir, dir, name), label });
+    for (const name of names) {
+      files.push(join(splitDir, dir, name));
+      labels.push(label);
+    }
   }
-  const plane = 3 * size * size;
-  const pixels = new Uint8Array(files.length * plane);
-  const labels = new Int32Array(files.length);
-  files.forEach(({ file, label }, index) => {
-    resizeCenterCropRgb(decodeImage(file), size, pixels, index * plane);
-    labels[index] = label;
-  });
-  return { name: `imagefolder ${splitDir}`, pixels, labels, count: files.length, channels: 3, height: size, width: size, classes: classNames.length, classNames };
+  return {
+    name: `imagefolder ${splitDir}`, pixels: new Uint8Array(0), files, labels: Int32Array.from(labels), count: files.length,
+    channels: 3, height: size, width: size, classes: classNames.length, classNames,
+  };
 }

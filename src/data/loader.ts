@@ -4,7 +4,11 @@
 // epoch is LoaderState.epochRngState, so loadState() regenerates the same plan and continues at
 // `position`. The augmentation of batch b of epoch e is drawn from (seed, e, b) alone. The pixel
 // work runs inline (workers: 0) or in worker threads with `prefetch` batches in flight; both give
-// the same bits.
+// the same bits. Image folders (split.files): each batch's files are read, decoded and resized
+// per batch — training RandomResizedCrop + flip, eval Resize + CenterCrop (image_pipeline.ts) —
+// by the workers (pngjs / jpeg-js, or sharp when installed: `decoder`), or inline with the JS
+// decoders (workers 0). sharp and jpeg-js may decode a JPEG a step apart, so the decoder is part
+// of a run's bits: `decoder` records which one ran.
 //
 //   const loader = new DataLoader(splits.train, { batchSize: 128, sampler: 'm-per-class', augment: true,
 //     flip: true, padding: 4, mean: splits.mean, std: splits.std, seed: 0, workers: 1 });
@@ -12,12 +16,15 @@
 //   loader.close();
 //
 // Each Batch.x is a new CPU tensor the caller owns (dispose it, or create it inside tidy()).
+import { createRequire } from 'node:module';
 import { tensor } from '../tensor/creation.js';
 import type { Generator as RandomGenerator } from '../tensor/random.js';
-import { drawAugmentParams, epochGenerator, normalizationTable, prepareBatch, type AugmentParams } from './augment.js';
+import { drawAugmentParams, drawImageParams, epochGenerator, normalizationTable, prepareBatch, type AugmentParams, type ImageParams } from './augment.js';
+import { decodeImage } from './formats.js';
+import { prepareImageItem, type ImageDecoderName } from './image_pipeline.js';
 import { batchesPerEpoch, mPerClassPlan, resolveM, shufflePlan, type EpochPlan, type SamplerKind } from './sampler.js';
 import type { Batch, ImageDataset, LoaderState } from './types.js';
-import { WorkerPool } from './workers.js';
+import { WorkerPool, type PoolJob } from './workers.js';
 import { allocateFloats } from './buffers.js';
 
 export interface DataLoaderOptions {
@@ -38,15 +45,37 @@ export interface DataLoaderOptions {
   prefetch?: number;
   /** shuffle only: drop the last partial batch (default false). m-per-class always gives full batches. */
   dropLast?: boolean;
+  /**
+   * Image folders: who decodes the files. 'auto' (default): sharp when it is installed and there
+   * are workers, else 'js' (pngjs / jpeg-js; the only choice inline).
+   */
+  decoder?: ImageDecoderName | 'auto';
 }
 
 interface Job {
   indices: Int32Array;
   params: AugmentParams;
   padding: number;
+  /** Image folders: the random numbers of RandomResizedCrop and flip (null uniforms: eval). */
+  image: ImageParams | null;
+}
+
+let sharpLoads: boolean | null = null;
+/** Whether the optional dependency sharp is installed and loads on this platform. */
+export function sharpAvailable(): boolean {
+  if (sharpLoads === null) {
+    try {
+      createRequire(import.meta.url)('sharp');
+      sharpLoads = true;
+    } catch {
+      sharpLoads = false;
+    }
+  }
+  return sharpLoads;
 }
 
 const NO_AUGMENT: AugmentParams = { offY: null, offX: null, flips: null };
+const NO_IMAGE_AUGMENT: ImageParams = { uniforms: null, flips: null };
 
 export class DataLoader {
   readonly split: ImageDataset;
@@ -55,6 +84,8 @@ export class DataLoader {
   /** Resolved images per class (m-per-class), else undefined. */
   readonly m: number | undefined;
   readonly seed: number;
+  /** Image folders: the decoder that runs ('js' or 'sharp'); null for in-memory datasets. */
+  readonly decoder: ImageDecoderName | null;
   private readonly options: DataLoaderOptions;
   private readonly dropLast: boolean;
   private readonly lut: Float32Array;
@@ -69,8 +100,12 @@ export class DataLoader {
   constructor(split: ImageDataset, options: DataLoaderOptions) {
     const { batchSize, sampler, padding, seed } = options;
     if (!split || !(split.pixels instanceof Uint8Array) || !(split.labels instanceof Int32Array)) throw new TypeError('DataLoader: split must be an ImageDataset');
-    if (split.pixels.length !== split.count * split.channels * split.height * split.width || split.labels.length !== split.count) {
-      throw new Error(`DataLoader: ${split.name}: pixels/labels do not match count ${split.count} × [${split.channels}, ${split.height}, ${split.width}]`);
+    const held = split.files ? split.files.length : split.pixels.length / (split.channels * split.height * split.width);
+    if (held !== split.count || split.labels.length !== split.count) {
+      throw new Error(`DataLoader: ${split.name}: ${split.files ? 'files' : 'pixels'}/labels do not match count ${split.count} × [${split.channels}, ${split.height}, ${split.width}]`);
+    }
+    if (split.files && (split.channels !== 3 || split.height !== split.width)) {
+      throw new Error(`DataLoader: ${split.name}: an image folder gives square RGB images, not ${split.channels}×${split.height}×${split.width}`);
     }
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`DataLoader: batchSize must be a positive integer, got ${batchSize}`);
     if (sampler !== 'shuffle' && sampler !== 'm-per-class') throw new Error(`DataLoader: sampler must be 'shuffle' or 'm-per-class', got ${JSON.stringify(sampler)}`);
@@ -81,6 +116,10 @@ export class DataLoader {
     }
     const workers = options.workers ?? 1;
     if (!Number.isInteger(workers) || workers < 0) throw new Error(`DataLoader: workers must be a non-negative integer, got ${workers}`);
+    const decoder = options.decoder ?? 'auto';
+    if (decoder !== 'auto' && decoder !== 'js' && decoder !== 'sharp') throw new Error(`DataLoader: decoder must be 'auto', 'js' or 'sharp', got ${JSON.stringify(decoder)}`);
+    if (decoder === 'sharp' && split.files && workers === 0) throw new Error('DataLoader: the sharp decoder runs in the worker threads only (asynchronous); use workers >= 1 or decoder js');
+    if (decoder === 'sharp' && split.files && !sharpAvailable()) throw new Error('DataLoader: decoder sharp: the optional dependency sharp is not installed or does not load here (npm install sharp)');
     const prefetch = options.prefetch ?? 2;
     if (!Number.isInteger(prefetch) || prefetch < 1) throw new Error(`DataLoader: prefetch must be a positive integer, got ${prefetch}`);
     this.split = split;
@@ -89,6 +128,7 @@ export class DataLoader {
     this.sampler = sampler;
     this.seed = seed;
     this.dropLast = options.dropLast ?? false;
+    this.decoder = split.files ? (decoder === 'auto' ? (workers > 0 && sharpAvailable() ? 'sharp' : 'js') : decoder) : null;
     this.m = sampler === 'm-per-class' ? resolveM(batchSize, split.classes, options.m) : undefined;
     if (sampler === 'm-per-class' && split.count < batchSize) {
       throw new Error(`DataLoader: ${split.name} has ${split.count} images, fewer than one m-per-class batch of ${batchSize}`);
@@ -103,7 +143,8 @@ export class DataLoader {
     this.staging = allocateFloats(largestBatch * this.itemFloats, what);
     this.pool =
       workers > 0
-        ? new WorkerPool({ pixels: split.pixels, channels: split.channels, height: split.height, width: split.width, lut: this.lut, maxBatch: largestBatch }, workers, prefetch, undefined, what)
+        ? new WorkerPool({ pixels: split.pixels, channels: split.channels, height: split.height, width: split.width, lut: this.lut, maxBatch: largestBatch,
+            ...(this.decoder ? { files: { decoder: this.decoder } } : {}) }, workers, prefetch, undefined, what)
         : null;
   }
 
@@ -172,8 +213,12 @@ export class DataLoader {
     const { augment, flip, padding } = this.options;
     const job = (b: number): Job => {
       const indices = plan.order.slice(plan.starts[b]!, plan.starts[b]! + plan.sizes[b]!);
+      if (this.split.files) {
+        const image = augment ? drawImageParams(this.seed, epochIndex, b, indices.length, flip) : NO_IMAGE_AUGMENT;
+        return { indices, params: NO_AUGMENT, padding: 0, image };
+      }
       const params = augment ? drawAugmentParams(this.seed, epochIndex, b, indices.length, padding, flip) : NO_AUGMENT;
-      return { indices, params, padding: augment ? padding : 0 };
+      return { indices, params, padding: augment ? padding : 0, image: null };
     };
     const current = this.current;
     for (const batch of this.pipeline(start, total, job)) {
@@ -192,7 +237,7 @@ export class DataLoader {
       const first = b * this.batchSize;
       const indices = new Int32Array(Math.min(this.batchSize, count - first));
       for (let i = 0; i < indices.length; i += 1) indices[i] = first + i;
-      return { indices, params: NO_AUGMENT, padding: 0 };
+      return { indices, params: NO_AUGMENT, padding: 0, image: this.split.files ? NO_IMAGE_AUGMENT : null };
     };
     yield* this.pipeline(0, this.evalBatchCount, job);
   }
@@ -206,7 +251,7 @@ export class DataLoader {
       if (b >= total || !pool) return;
       const next = job(b);
       jobs.set(b, next);
-      pool.submit(b % pool.slots, next.indices, next.params, next.padding);
+      pool.submit(b % pool.slots, this.poolJob(next));
     };
     pool?.drain(); // an earlier iteration left abandoned may still have jobs in flight
     try {
@@ -242,8 +287,20 @@ export class DataLoader {
     return this.staging.subarray(0, floats);
   }
 
+  private poolJob(job: Job): PoolJob {
+    const files = this.split.files;
+    if (files && job.image) return { kind: 'files', files: Array.from(job.indices, (index) => files[index]!), params: job.image };
+    return { kind: 'pixels', indices: job.indices, params: job.params, padding: job.padding };
+  }
+
   private prepareInline(job: Job): Float32Array {
     const out = this.stagingArray(job.indices.length * this.itemFloats);
+    const files = this.split.files;
+    if (files && job.image) {
+      const { uniforms, flips } = job.image;
+      job.indices.forEach((index, item) => prepareImageItem(decodeImage(files[index]!), item, uniforms, flips, this.split.height, this.lut, out));
+      return out;
+    }
     const { channels, height, width, pixels } = this.split;
     prepareBatch(pixels, channels, height, width, job.indices, job.indices.length, job.params.offY, job.params.offX, job.params.flips, job.padding, this.lut, out);
     return out;

@@ -1,11 +1,17 @@
 // Shared data contracts (datasets in memory, batches, loader state).
 import type { Tensor } from '../tensor/tensor.js';
 
-/** A labelled image dataset held in memory as uint8 pixels, layout [N, C, H, W]. */
+/**
+ * A labelled image dataset: held in memory as uint8 pixels, layout [N, C, H, W], or (image
+ * folders) a list of files that the DataLoader decodes and resizes to [C, H, W] per batch.
+ */
 export interface ImageDataset {
   /** Human name, e.g. 'fashion-mnist (bundled sample)' or 'cifar100'. */
   name: string;
+  /** [N, C, H, W] uint8; empty when `files` is set. */
   pixels: Uint8Array;
+  /** Image folders: one path per image (decoded lazily); absent for in-memory datasets. */
+  files?: readonly string[];
   labels: Int32Array;
   count: number;
   channels: number;

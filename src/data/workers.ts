@@ -6,11 +6,18 @@
 // the main thread waits with Atomics.wait, so the training loop stays synchronous while the next
 // batches are prepared in parallel. Jobs go to workers round-robin; the bits of a batch depend
 // only on the job (indices + augmentation parameters), never on which worker ran it.
+// Image folders: no pixels are shared; a job carries its batch's file paths and random numbers,
+// and the worker reads, decodes (pngjs / jpeg-js, or sharp when it is the decoder) and resizes
+// them (image_pipeline.ts, the same functions as the inline path).
 // Workers are unref()'d (the process never waits for them) and terminated by close().
+import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { prepareBatch } from './augment.js';
-import type { AugmentParams } from './augment.js';
+import type { AugmentParams, ImageParams } from './augment.js';
 import { allocateSharedFloats } from './buffers.js';
+import { MAX_IMAGE_PIXELS } from './formats.js';
+import { imagePipelineSource } from './image_pipeline.js';
+import type { ImageDecoderName } from './image_pipeline.js';
 
 const WORKER_SOURCE = `
 'use strict';
@@ -20,33 +27,71 @@ const errorBytes = new Uint8Array(workerData.error);
 let prepareBatch = null;
 let pixels = null;
 let outputs = null;
+let image = null; // image folders: the pipeline's functions, the decoders, fs
 let setupError = null;
 try {
-  // The same function as the inline path, from its source text (a failure here is reported per job).
-  prepareBatch = (0, eval)('(' + workerData.prepareSource + ')');
-  pixels = new Uint8Array(workerData.pixels);
   outputs = workerData.outputs.map((buffer) => new Float32Array(buffer));
+  if (workerData.files) {
+    // The same functions as the inline path, from their source text.
+    const pipeline = (0, eval)('(() => {' + workerData.files.source + '\\n return { decodeImageBytes, prepareImageItem }; })()');
+    const paths = workerData.files.modules;
+    const sharp = workerData.files.decoder === 'sharp' ? require(paths.sharp) : null;
+    if (sharp) {
+      sharp.concurrency(1); // one libvips thread per worker: the workers are the parallelism
+      sharp.cache(false);
+    }
+    const decoders = { png: require(paths.pngjs), jpeg: require(paths.jpeg), inflateSync: require('node:zlib').inflateSync, maxPixels: workerData.files.maxPixels };
+    image = { pipeline, sharp, decoders, fs: require('node:fs') };
+  } else {
+    prepareBatch = (0, eval)('(' + workerData.prepareSource + ')');
+    pixels = new Uint8Array(workerData.pixels);
+  }
 } catch (error) {
   setupError = error;
 }
 const { channels, height, width, lut } = workerData;
-parentPort.on('message', (job) => {
-  let status = job.id;
+async function decode(file) {
+  let bytes;
   try {
-    if (setupError) throw setupError;
-    prepareBatch(pixels, channels, height, width, job.indices, job.count, job.offY, job.offX, job.flips, job.padding, lut, outputs[job.slot]);
+    bytes = image.fs.readFileSync(file);
   } catch (error) {
+    throw new Error('imagefolder: cannot read ' + file + ': ' + error.message);
+  }
+  if (!image.sharp) return image.pipeline.decodeImageBytes(bytes, file, image.decoders);
+  try {
+    const { data, info } = await image.sharp(bytes, { limitInputPixels: image.decoders.maxPixels })
+      .toColourspace('srgb').removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    return { width: info.width, height: info.height, stride: info.channels, data };
+  } catch (error) {
+    throw new Error('imagefolder: cannot decode ' + file + ' (corrupt or truncated image?): ' + error.message);
+  }
+}
+async function run(job) {
+  if (setupError) throw setupError;
+  const out = outputs[job.slot];
+  if (!image) {
+    prepareBatch(pixels, channels, height, width, job.indices, job.count, job.offY, job.offX, job.flips, job.padding, lut, out);
+    return;
+  }
+  for (let item = 0; item < job.files.length; item += 1) {
+    image.pipeline.prepareImageItem(await decode(job.files[item]), item, job.uniforms, job.flips, height, lut, out);
+  }
+}
+parentPort.on('message', (job) => {
+  run(job).then(() => job.id, (error) => {
     const text = new TextEncoder().encode(String(error && error.stack || error)).subarray(0, errorBytes.length - 4);
     new DataView(errorBytes.buffer).setInt32(0, text.length, true);
     errorBytes.set(text, 4);
-    status = -job.id;
-  }
-  Atomics.store(control, job.slot, status);
-  Atomics.notify(control, job.slot);
+    return -job.id;
+  }).then((status) => {
+    Atomics.store(control, job.slot, status);
+    Atomics.notify(control, job.slot);
+  });
 });
 `;
 
 export interface PoolGeometry {
+  /** In-memory datasets: the uint8 pixels [N, C, H, W]; image folders: empty (see `files`). */
   pixels: Uint8Array;
   channels: number;
   height: number;
@@ -54,6 +99,19 @@ export interface PoolGeometry {
   lut: Float32Array;
   /** Largest batch (floats per slot = maxBatch·C·H·W). */
   maxBatch: number;
+  /** Image folders: decode and resize each batch's files in the workers, with this decoder. */
+  files?: { decoder: ImageDecoderName };
+}
+
+/** A batch of an in-memory dataset (indices + crop/flip) or of an image folder (files + random numbers). */
+export type PoolJob =
+  | { kind: 'pixels'; indices: Int32Array; params: AugmentParams; padding: number }
+  | { kind: 'files'; files: string[]; params: ImageParams };
+
+/** Module paths the image workers require (resolved here, so a worker finds what lmcl found). */
+function imageModulePaths(decoder: ImageDecoderName): Record<string, string> {
+  const require = createRequire(import.meta.url);
+  return { pngjs: require.resolve('pngjs'), jpeg: require.resolve('jpeg-js'), ...(decoder === 'sharp' ? { sharp: require.resolve('sharp') } : {}) };
 }
 
 export class WorkerPool {
@@ -70,7 +128,7 @@ export class WorkerPool {
     if (!Number.isInteger(workerCount) || workerCount < 1) throw new Error(`WorkerPool: worker count must be >= 1, got ${workerCount}`);
     this.slots = slots;
     // Pixels already in a SharedArrayBuffer (e.g. shared with another loader) are used as they are.
-    const source = geometry.pixels;
+    const source = geometry.files ? new Uint8Array(0) : geometry.pixels;
     let shared: SharedArrayBuffer;
     if (source.buffer instanceof SharedArrayBuffer && source.byteOffset === 0 && source.byteLength === source.buffer.byteLength) {
       shared = source.buffer;
@@ -95,6 +153,9 @@ export class WorkerPool {
       width: geometry.width,
       lut: geometry.lut,
       prepareSource: prepareBatch.toString(),
+      files: geometry.files
+        ? { decoder: geometry.files.decoder, source: imagePipelineSource(), modules: imageModulePaths(geometry.files.decoder), maxPixels: MAX_IMAGE_PIXELS }
+        : null,
     };
     this.workers = Array.from({ length: workerCount }, () => {
       const worker = new Worker(WORKER_SOURCE, { eval: true, workerData });
@@ -106,13 +167,18 @@ export class WorkerPool {
   }
 
   /** Queues a batch for `slot` (which must be free: collected or drained). */
-  submit(slot: number, indices: Int32Array, params: AugmentParams, padding: number): void {
+  submit(slot: number, job: PoolJob): void {
     if (this.closed) throw new Error('DataLoader: used after close()');
     if (this.pending.has(slot)) throw new Error(`WorkerPool: slot ${slot} is still in use`);
     const id = this.nextId++;
     this.pending.set(slot, id);
     const worker = this.workers[id % this.workers.length]!;
-    worker.postMessage({ id, slot, indices, count: indices.length, offY: params.offY, offX: params.offX, flips: params.flips, padding });
+    if (job.kind === 'pixels') {
+      const { indices, params, padding } = job;
+      worker.postMessage({ id, slot, indices, count: indices.length, offY: params.offY, offX: params.offX, flips: params.flips, padding });
+    } else {
+      worker.postMessage({ id, slot, files: job.files, uniforms: job.params.uniforms, flips: job.params.flips });
+    }
   }
 
   /** Waits for the slot's job; returns a view of its output (valid until the slot is reused). */

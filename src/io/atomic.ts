@@ -75,7 +75,7 @@ function writeAll(fd: number, bytes: Uint8Array): void {
  * Atomically replaces `target` with `data` (UTF-8 for strings). See the file comment.
  * Throws an Error naming the target on failure; the previous file (if any) is untouched then.
  */
-export function writeFileAtomic(target: string, data: Buffer | Uint8Array | string): void {
+export function writeFileAtomic(target: string, data: Uint8Array | string): void {
   const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
   const temp = temporaryPathFor(target);
   let fd: number | undefined;

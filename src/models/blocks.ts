@@ -1,7 +1,7 @@
 // Shared building blocks of the ResNet students (and of any student with the same layout):
 // residual blocks, the stage builder, weight initialisation, the L-MCL auxiliary classifier and
 // how a student assembles its stage outputs. See
-// ../shared/method.md §2.1 and §5.
+// docs/method.md §2.1 and §5.
 //
 // Names follow the authors' PyTorch modules (winycg/L-MCL models/*resnet*.py), so state dicts
 // line up with theirs:

@@ -46,8 +46,8 @@
 // backbone registers the hybrid blocks, transitions and norm5 at its top level (only conv0 stays
 // under 'features'); we keep hcgnet_cifar.py's layout for the backbone in both cases so that a
 // backbone trained with branches loads into a plain model after dropping 'auxiliary_classifier.'
-// and the 'backbone.' prefix. To load an lmcl_hcgnet_cifar.py checkpoint, map
-// backbone.{HybridBlockk,Transitionk,norm5}.* → backbone.features.{same}.*.
+// and the 'backbone.' prefix. An lmcl_hcgnet_cifar.py state dict loads through the alias table
+// (src/io/aliases.ts), which maps backbone.{HybridBlockk,Transitionk,norm5}.* → backbone.features.{same}.*.
 //
 // Init: PyTorch defaults everywhere (no re-initialisation in the reference). Pooling is global and
 // adaptive as in the reference, so 28×28 inputs (Fashion-MNIST) need no change (28 → 14 → 7).

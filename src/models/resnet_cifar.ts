@@ -10,7 +10,9 @@
 //   resnet8/14/20/32/56: BasicBlock, n = 1/2/3/5/9, d = 64.
 //   resnet110: Bottleneck (1×1 → 3×3(stride) → 1×1, expansion 4), n = 12, d = 256
 //     (the reference's ResNet-110 is this bottleneck variant, depth 9n+2).
-// Parameter names: conv1, bn1, layer{1,2,3}.{i}.{conv1,bn1,conv2,bn2[,conv3,bn3],downsample.{0,1}}, fc.
+// Parameter names: conv1, bn1, layer{1,2,3}.{i}.{conv1,bn1,conv2,bn2[,conv3,bn3],downsample.{0,1}}, fc
+// (lmcl_resnet_cifar.py's; the plain resnet_cifar.py calls the head `classifier`, which the alias
+// table in src/io/aliases.ts maps to fc when loading).
 //
 // auxiliary: true builds the reference's L-MCL student (AuxiliaryStudent in blocks.ts): this
 // backbone under 'backbone.' and the reference's Auxiliary_Classifier under 'auxiliary_classifier.':

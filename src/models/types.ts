@@ -1,5 +1,5 @@
 // The contract every student model implements (shared by the model zoo, the trainer and the
-// L-MCL objectives). See ../shared/method.md §2.1 and §5.
+// L-MCL objectives). See docs/method.md §2.1 and §5.
 import type { Tensor } from '../tensor/tensor.js';
 import type { Module } from '../nn/module.js';
 

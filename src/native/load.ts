@@ -1,8 +1,12 @@
 // Finds and loads the native addon, and records which binary was loaded and why.
 //
 // Order: (1) LMCL_NATIVE_PATH, an explicit path to a .node file; (2) the cmake-js build in
-// build-cuda/ (CUDA-capable when it was built with nvcc); (3) node-gyp-build, which finds the
-// CPU build that `npm install` made in build/ (or a prebuild).
+// build-cuda/ (a development build, CUDA-capable when it was built with nvcc); (3) the optional
+// per-platform package @lmcl/linux-x64-cuda (the CUDA build, prebuilt: a host with only the
+// driver gets GPU code from `npm install`); (4) node-gyp-build, which finds the CPU build that
+// `npm install` made in build/ (a git clone), or else the prebuild the package ships
+// (prebuilds/linux-x64/, made by `npm pack`'s prepack script). A CUDA package that is installed
+// but fails to load is not an error: the CPU binary loads and the reason says why.
 import { createRequire } from 'node:module';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -53,6 +57,11 @@ export function loadAddon(): LoadedAddon {
     loaded = { addon: require(cudaBuild) as NativeAddon, path: cudaBuild, reason: 'cmake-js build in build-cuda/' };
     return loaded;
   }
+  const cudaPackage = loadCudaPackage();
+  if (cudaPackage.loaded) {
+    loaded = cudaPackage.loaded;
+    return loaded;
+  }
   let nodeGypBuild: (directory: string) => unknown;
   try {
     nodeGypBuild = require('node-gyp-build') as (directory: string) => unknown;
@@ -71,6 +80,34 @@ export function loadAddon(): LoadedAddon {
   const path = typeof (nodeGypBuild as { resolve?: (d: string) => string }).resolve === 'function'
     ? (nodeGypBuild as unknown as { resolve: (d: string) => string }).resolve(root)
     : join(root, 'build', 'Release', 'lmcl.node');
-  loaded = { addon, path, reason: 'node-gyp-build (CPU build from npm install)' };
+  // node-gyp-build prefers a local build (build/Release: a git clone's `npm install`) over the
+  // prebuilt binary shipped in the package (prebuilds/<platform>-<arch>/).
+  const reason = /[\\/]prebuilds[\\/]/.test(path)
+    ? `node-gyp-build: the prebuilt CPU binary shipped for ${process.platform}-${process.arch} (no compiler was needed)`
+    : 'node-gyp-build: the local CPU build in build/ (compiled by npm install or npm run build:native)';
+  loaded = { addon, path, reason: cudaPackage.skipped ? `${reason}; ${cudaPackage.skipped}` : reason };
   return loaded;
+}
+
+/** The name of the optional CUDA package for this platform (only linux-x64 is built today). */
+export const CUDA_PACKAGE = `@lmcl/${process.platform}-${process.arch}-cuda`;
+
+/**
+ * Loads the CUDA build from the optional per-platform package when it is installed. Not
+ * installed: nothing. Installed but unloadable (another platform's binary, a missing libstdc++
+ * symbol): a sentence for the reason of the CPU binary that loads instead.
+ */
+function loadCudaPackage(): { loaded?: LoadedAddon; skipped?: string } {
+  let path: string;
+  try {
+    path = require(CUDA_PACKAGE) as string;
+  } catch {
+    return {};
+  }
+  try {
+    const addon = require(path) as NativeAddon;
+    return { loaded: { addon, path, reason: `the optional package ${CUDA_PACKAGE} (prebuilt CUDA build)` } };
+  } catch (error) {
+    return { skipped: `${CUDA_PACKAGE} is installed but did not load (${error instanceof Error ? error.message : String(error)})` };
+  }
 }

@@ -46,6 +46,14 @@ export interface CommonTrainConfig {
   name: string | null;
   /** null, 'auto' or a run directory / checkpoint path. */
   resume: string | null;
+  /**
+   * Safetensors state dicts to initialise the networks from (null: the architectures' own init):
+   * one file for every network, or one per network. Ignored when resuming (the checkpoint's
+   * weights win).
+   */
+  initFrom: string[] | null;
+  /** Load --init-from files non-strictly: what fits, the rest stays initialised (listed in the log). */
+  initNonStrict: boolean;
   device: 'cpu' | 'cuda';
   /** Native threads (0: the engine's default). */
   threads: number;
@@ -99,6 +107,8 @@ const commonDefaults: Readonly<CommonTrainConfig> = Object.freeze({
   out: 'runs',
   name: null,
   resume: null,
+  initFrom: null,
+  initNonStrict: false,
   device: 'cpu' as const,
   threads: 0,
   workers: 1,
@@ -227,7 +237,21 @@ export function resolveTrainConfig(partial: Record<string, unknown> = {}): Train
   }
   if (c.resume !== null && (typeof c.resume !== 'string' || c.resume === '')) throw new Error("--resume: expected 'auto' or a run directory");
   if (c.data !== null && (typeof c.data !== 'string' || c.data.trim() === '')) throw new Error(`--data: expected a folder, got ${JSON.stringify(c.data)}`);
+  c.initFrom = parseInitFrom(c.initFrom);
+  if (typeof c.initNonStrict !== 'boolean') throw new Error('--init-non-strict must be true or false');
   return c;
+}
+
+/** --init-from: a comma-separated list (the flag) or a list of paths (a config file); every entry a path. */
+function parseInitFrom(value: unknown): string[] | null {
+  if (value === null) return null;
+  const entries = typeof value === 'string' ? value.split(',').map((entry) => entry.trim())
+    : Array.isArray(value) && value.every((entry) => typeof entry === 'string') ? (value as string[]).map((entry) => entry.trim()) : null;
+  if (entries === null) throw new Error(`--init-from: expected safetensors files (comma-separated), got ${JSON.stringify(value)}`);
+  if (entries.length === 0 || entries.some((entry) => entry === '')) {
+    throw new Error(`--init-from: an empty file name in ${JSON.stringify(value)} (expected one file, or one per network separated by single commas)`);
+  }
+  return entries;
 }
 
 /** Default run directory name: <method>_<arch>x<N>_<dataset>_seed<seed>. */

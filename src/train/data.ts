@@ -14,6 +14,8 @@ export interface TrainData {
   testCount: number;
   /** Labels of the (truncated) training split by dataset index. */
   trainLabels: Int32Array;
+  /** Class names in label order, when the dataset has them (null: unknown). */
+  classNames: string[] | null;
   mean: number[];
   std: number[];
   flip: boolean;
@@ -27,11 +29,23 @@ export interface TrainData {
   close(): void;
 }
 
+/** The images `keep` (dataset indices, in order) of a split, pixels or files alike. */
+function selectImages(split: ImageDataset, keep: Int32Array, name: string): ImageDataset {
+  const labels = Int32Array.from(keep, (index) => split.labels[index]!);
+  if (split.files) {
+    const files = split.files;
+    return { ...split, count: keep.length, files: Array.from(keep, (index) => files[index]!), labels, name };
+  }
+  const plane = split.channels * split.height * split.width;
+  const pixels = new Uint8Array(keep.length * plane);
+  keep.forEach((index, row) => pixels.set(split.pixels.subarray(index * plane, (index + 1) * plane), row * plane));
+  return { ...split, count: keep.length, pixels, labels, name };
+}
+
 /** The first `limit` images of a split (0: all of it). */
 export function truncateDataset(split: ImageDataset, limit: number): ImageDataset {
   if (limit <= 0 || limit >= split.count) return split;
-  const plane = split.channels * split.height * split.width;
-  return { ...split, count: limit, pixels: split.pixels.slice(0, limit * plane), labels: split.labels.slice(0, limit), name: `${split.name} (first ${limit})` };
+  return selectImages(split, Int32Array.from({ length: limit }, (_, index) => index), `${split.name} (first ${limit})`);
 }
 
 /**
@@ -40,7 +54,6 @@ export function truncateDataset(split: ImageDataset, limit: number): ImageDatase
  */
 export function balancedSubset(split: ImageDataset, perClass: number): ImageDataset {
   if (perClass <= 0) return split;
-  const plane = split.channels * split.height * split.width;
   const taken = new Int32Array(split.classes);
   const keep: number[] = [];
   split.labels.forEach((label, index) => {
@@ -50,12 +63,9 @@ export function balancedSubset(split: ImageDataset, perClass: number): ImageData
     }
   });
   if (keep.length === split.count) return split;
-  const pixels = new Uint8Array(keep.length * plane);
-  keep.forEach((index, row) => pixels.set(split.pixels.subarray(index * plane, (index + 1) * plane), row * plane));
   const short = [...taken].map((count, label) => [label, count] as const).filter(([, count]) => count < perClass);
   const note = short.length > 0 ? `; classes ${short.map(([label, count]) => `${label} (${count})`).join(', ')} have fewer` : '';
-  return { ...split, count: keep.length, pixels, labels: Int32Array.from(keep, (index) => split.labels[index]!),
-    name: `${split.name} (first ${perClass} per class${note})` };
+  return selectImages(split, Int32Array.from(keep), `${split.name} (first ${perClass} per class${note})`);
 }
 
 /** Crop padding by image size: 4 at 32×32 (the reference's CIFAR setting), 2 at 28×28, size/8 otherwise. */
@@ -90,7 +100,8 @@ export function openData(config: TrainConfig, options: { trainLoader?: boolean }
     try {
       return new DataLoader(test, {
         batchSize: config.evalBatchSize, sampler: 'shuffle', augment: false, flip: false, padding: 0, mean: splits.mean, std: splits.std,
-        seed: config.seed, workers: 0,
+        // In-memory test images only need normalising (inline is cheapest); image folders are decoded per batch.
+        seed: config.seed, workers: test.files && options.trainLoader !== false ? config.workers : 0,
       });
     } catch (error) {
       loader.close(); // its worker threads would keep the process alive
@@ -104,13 +115,17 @@ export function openData(config: TrainConfig, options: { trainLoader?: boolean }
     trainCount: train.count,
     testCount: test.count,
     trainLabels: train.labels,
+    classNames: train.classNames ?? null,
     mean: splits.mean,
     std: splits.std,
     flip,
     padding,
     source: splits.source,
     description: `${train.name}: ${train.count} train / ${test.count} test images, ${train.channels}×${train.height}×${train.width}, ` +
-      `${train.classes} classes, ${config.sampler} sampler, crop pad ${padding}${flip ? ' + flip' : ''}` +
+      `${train.classes} classes, ${config.sampler} sampler, ` +
+      (train.files
+        ? `RandomResizedCrop ${train.height}${flip ? ' + flip' : ''} (eval: resize ${Math.floor(train.height / 0.875)} + center crop), decoded per batch by ${loader.decoder}`
+        : `crop pad ${padding}${flip ? ' + flip' : ''}`) +
       (config.batchSize > train.count ? `; --batch-size ${config.batchSize} is more than the ${train.count} training images: one batch of ${train.count}` : ''),
     train: loader,
     testBatches: () => testLoader.evalBatches(),

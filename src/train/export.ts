@@ -4,7 +4,8 @@
 // of a safetensors file that PyTorch's load_state_dict refuses later.
 import fs from 'node:fs';
 import path from 'node:path';
-import { imageFolderClasses } from '../data/formats.js';
+import { CIFAR10_CLASSES, FASHION_MNIST_CLASSES, MNIST_CLASSES, imageFolderClasses } from '../data/formats.js';
+import { NORMALIZATION } from '../data/datasets.js';
 import type { LoadedCheckpoint, TensorMap } from '../io/checkpoint.js';
 import { cohortArchitectures, createModel } from '../models/registry.js';
 import type { Student } from '../models/types.js';
@@ -145,4 +146,59 @@ export function verifiedCriterionTensors(loaded: LoadedCheckpoint): TensorMap {
     method?.dispose();
     for (const net of networks) net.dispose();
   }
+}
+
+/** Class names of the built-in datasets whose names are fixed (CIFAR-100's come from its files). */
+const FIXED_CLASS_NAMES: Record<string, readonly string[]> = {
+  'fashion-mnist': FASHION_MNIST_CLASSES,
+  mnist: MNIST_CLASSES,
+  cifar10: CIFAR10_CLASSES,
+};
+
+function isNumberList(value: unknown, length: number): value is number[] {
+  return Array.isArray(value) && value.length === length && value.every((item) => typeof item === 'number' && Number.isFinite(item));
+}
+
+/**
+ * The `__metadata__` of an exported network (beside format, epoch, step and source): what running
+ * it needs, like timm's pretrained config: architecture, num_classes, class_names (a JSON list, when
+ * known), input_size (JSON [C, H, W]), in_channels, image_size, mean and std (JSON lists: the
+ * per-channel normalisation applied to pixels scaled to [0, 1]), dataset and auxiliary. The input
+ * shape is the one the network was built for; names and normalisation come from the run's
+ * config.json (written by the trainer) or else the built-in dataset's constants, and are left out
+ * when neither knows them.
+ */
+export function exportedNetworkMetadata(loaded: LoadedCheckpoint, index: number): Record<string, string> {
+  const run = recordedRun(loaded, 'its architecture');
+  const { config, shape } = run;
+  const runConfig = path.join(path.dirname(path.dirname(loaded.path)), 'config.json');
+  let recorded: Record<string, unknown> = {};
+  try {
+    const dataset = (JSON.parse(fs.readFileSync(runConfig, 'utf8')) as { dataset?: unknown }).dataset;
+    if (dataset !== null && typeof dataset === 'object') recorded = dataset as Record<string, unknown>;
+  } catch {
+    // A checkpoint copied out of its run directory: fall back to the dataset's constants.
+  }
+  const fixedNorm = NORMALIZATION[config.dataset as keyof typeof NORMALIZATION] as { mean: number[]; std: number[] } | undefined;
+  const mean = isNumberList(recorded.mean, shape.channels) ? recorded.mean : fixedNorm?.mean;
+  const std = isNumberList(recorded.std, shape.channels) ? recorded.std : fixedNorm?.std;
+  const recordedNames = recorded.classNames;
+  const classNames = Array.isArray(recordedNames) && recordedNames.length === shape.classes && recordedNames.every((name) => typeof name === 'string')
+    ? recordedNames as string[]
+    : FIXED_CLASS_NAMES[config.dataset]?.length === shape.classes ? FIXED_CLASS_NAMES[config.dataset] : undefined;
+  const metadata: Record<string, string> = {
+    architecture: run.architectures[index] ?? 'unknown',
+    num_classes: String(shape.classes),
+    input_size: JSON.stringify([shape.channels, shape.imageSize, shape.imageSize]),
+    in_channels: String(shape.channels),
+    image_size: String(shape.imageSize),
+    dataset: config.dataset,
+    auxiliary: String(config.auxiliary),
+  };
+  if (classNames) metadata.class_names = JSON.stringify(classNames);
+  if (mean && std) {
+    metadata.mean = JSON.stringify(mean);
+    metadata.std = JSON.stringify(std);
+  }
+  return metadata;
 }

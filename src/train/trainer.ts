@@ -25,7 +25,7 @@ import { tidy } from '../tensor/scope.js';
 import { defaultGenerator, manualSeed } from '../tensor/random.js';
 import { SGD } from '../optim/sgd.js';
 import { engineInfo, setNumThreads } from '../runtime.js';
-import { createCohort } from '../models/registry.js';
+import { cohortArchitectures, createCohort } from '../models/registry.js';
 import type { Student } from '../models/types.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { LossParts } from '../losses/parts.js';
@@ -46,6 +46,7 @@ import {
 } from './checkpoint.js';
 import { openData, type TrainData } from './data.js';
 import { describeNonFinite, findNonFiniteState } from './finite.js';
+import { checkInitFiles, initialiseNetworks } from './init_from.js';
 
 export interface TrainOptions {
   /** Partial config (flags / config file); defaults are filled by resolveTrainConfig. */
@@ -96,7 +97,7 @@ class NonFiniteError extends Error {
  * --out); the method's registry entry adds its own (resumeKeys, e.g. dml's kdT).
  */
 const resumeInvariant: readonly string[] = ['arch', 'numberNet', 'method', 'epochs', 'batchSize', 'lr', 'weightDecay', 'momentum', 'nesterov',
-  'lrType', 'milestones', 'gamma', 'warmupEpochs', 'seed', 'dataset', 'imageSize', 'sampler', 'flip', 'limitTrain', 'trainPerClass', 'limitTest', 'auxiliary'];
+  'lrType', 'milestones', 'gamma', 'warmupEpochs', 'seed', 'dataset', 'imageSize', 'sampler', 'flip', 'limitTrain', 'trainPerClass', 'limitTest', 'auxiliary', 'initFrom'];
 
 /** The resume-relevant options where `now` differs from the checkpoint's `recorded` config. */
 function resumeDifferences(recorded: TrainConfig, now: TrainConfig): string[] {
@@ -244,6 +245,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     config = merged;
   }
 
+  // The --init-from mistakes that need no network, caught before the run directory is made.
+  if (!saved && config.initFrom !== null) checkInitFiles(config.initFrom, cohortArchitectures(config.arch, config.numberNet).length);
+
   // ---- data, cohort, method, optimizers -----------------------------------------------------
   // All of these can fail on the user's input (a missing data folder, an unknown architecture, a
   // batch the sampler cannot fill): they run before the run directory exists, so a failed start
@@ -251,6 +255,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   // would keep the process alive).
   const data: TrainData = openData(config);
   const entry = getMethod(config.method);
+  let initLines: string[] = [];
   const { networks, method, parameterSets } = ((): { networks: Student[]; method: Method; parameterSets: readonly ParameterSet[] } => {
     let built: Student[] = [];
     let made: Method | null = null;
@@ -262,6 +267,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         imageSize: data.imageSize,
         auxiliary: config.auxiliary,
       });
+      // --init-from before the method is built (it may derive state from the networks); a resume
+      // takes the checkpoint's weights instead.
+      if (!saved && config.initFrom !== null) initLines = initialiseNetworks(built, config.initFrom, !config.initNonStrict);
       const methodOptions = readMethodOptions(entry, config);
       const methodContext = { networks: built, classes: data.classes, options: methodOptions, trainLabels: data.trainLabels, seed: config.seed };
       made = options.method ? options.method(methodContext) : entry.create(methodContext);
@@ -331,7 +339,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     ...config,
     runDir: dir,
     dataset: { name: config.dataset, source: data.source, train: data.trainCount, test: data.testCount, classes: data.classes,
-      channels: data.channels, imageSize: data.imageSize, mean: data.mean, std: data.std, flip: data.flip },
+      channels: data.channels, imageSize: data.imageSize, mean: data.mean, std: data.std, flip: data.flip, classNames: data.classNames },
     ensemble: 'mean of softmax probabilities of the final heads',
     selection: 'best epoch = highest mean over networks of the final-head test top-1 (selected on the test set; labelled best-epoch)',
     networks: networks.map((net, n) => ({ index: n, architecture: net.architecture, parameters: paramCounts[n], stages: net.stageCount })),
@@ -344,6 +352,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   if (saved) for (const line of skippedCheckpoints(checkpoint!, config.resume)) run.log(line);
   if (saved) run.log(`resuming ${dir} from ${checkpoint} at epoch ${epoch + 1}, batch ${position} (step ${step})`);
   else run.log(`run directory ${dir}`);
+  for (const line of initLines) run.log(line);
   // A crash between an epoch's regular and best saves leaves best missing or stale.
   const bestRepair = saved ? repairBestCheckpoint(run.checkpointDir, checkpoint!, saved.state) : null;
   if (bestRepair) run.log(bestRepair);

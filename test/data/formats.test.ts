@@ -7,8 +7,9 @@ import { join } from 'node:path';
 import { crc32, deflateSync, gzipSync } from 'node:zlib';
 import jpeg from 'jpeg-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { channelStats, checkSplitsAgree, loadDataset } from '../../src/data/datasets.js';
-import { MAX_IMAGE_PIXELS, decodeImage, encodeIdx, readCifar10, readCifar100, readIdxPair, resizeCenterCropRgb } from '../../src/data/formats.js';
+import { IMAGENET_NORMALIZATION, checkSplitsAgree, loadDataset } from '../../src/data/datasets.js';
+import { DataLoader } from '../../src/data/loader.js';
+import { MAX_IMAGE_PIXELS, decodeImage, encodeIdx, readCifar10, readCifar100, readIdxPair, readImageFolder } from '../../src/data/formats.js';
 
 const { PNG } = createRequire(import.meta.url)('pngjs') as { PNG: { sync: { write(png: { width: number; height: number; data: Buffer }): Buffer } } };
 
@@ -188,12 +189,12 @@ describe('image folder', () => {
     writeFileSync(file, PNG.sync.write({ width, height, data }));
   }
 
-  it('decodes PNG and JPEG, resizes (shorter side) + center-crops to the image size, classes sorted', () => {
+  it('lists the files (classes sorted), then decodes PNG and JPEG per batch: constant colours survive any resize exactly', () => {
     const base = join(root, 'folder');
     for (const split of ['train', 'val']) for (const cls of ['cat', 'dog']) mkdirSync(join(base, split, cls), { recursive: true });
-    // 8×8 with a constant colour per class: any resize keeps it exactly.
+    // Constant colour per image: any crop and resize keeps it exactly.
     writePng(join(base, 'train', 'cat', 'a.png'), 8, 8, () => [200, 10, 30]);
-    writePng(join(base, 'train', 'cat', 'b.png'), 12, 8, (x) => (x < 2 || x >= 10 ? [0, 0, 0] : [200, 10, 30])); // crop removes the black sides
+    writePng(join(base, 'train', 'cat', 'b.png'), 12, 8, () => [200, 10, 30]);
     writePng(join(base, 'train', 'dog', 'c.png'), 4, 4, () => [5, 250, 100]);
     const jpg = jpeg.encode({ width: 8, height: 8, data: Buffer.alloc(8 * 8 * 4, 128) }, 100);
     writeFileSync(join(base, 'val', 'dog', 'd.jpg'), jpg.data);
@@ -201,28 +202,29 @@ describe('image folder', () => {
     const splits = loadDataset('imagefolder', { data: base, imageSize: 4 });
     expect(splits.train.classNames).toEqual(['cat', 'dog']);
     expect(Array.from(splits.train.labels)).toEqual([0, 0, 1]);
-    expect([splits.train.count, splits.train.channels, splits.train.height, splits.train.width]).toEqual([3, 3, 4, 4]);
+    expect(splits.train.files).toEqual(['cat/a.png', 'cat/b.png', 'dog/c.png'].map((file) => join(base, 'train', file)));
+    expect([splits.train.count, splits.train.channels, splits.train.height, splits.train.width, splits.train.pixels.length]).toEqual([3, 3, 4, 4, 0]);
+    expect([splits.mean, splits.std]).toEqual([IMAGENET_NORMALIZATION.mean, IMAGENET_NORMALIZATION.std]);
+    // Identity normalisation (mean 0, std 1/255): the batch holds the uint8 values.
+    const identity = { mean: [0, 0, 0], std: [1 / 255, 1 / 255, 1 / 255] };
+    const loader = new DataLoader(splits.train, { batchSize: 3, sampler: 'shuffle', augment: true, flip: true, padding: 0, ...identity, seed: 3, workers: 0 });
+    const [batch] = [...loader.epoch(0)];
     const plane = 16;
-    for (const image of [0, 1]) {
-      for (const [c, value] of [200, 10, 30].entries()) {
-        expect(Array.from(splits.train.pixels.subarray((image * 3 + c) * plane, (image * 3 + c + 1) * plane))).toEqual(new Array(16).fill(value));
+    for (let item = 0; item < 3; item += 1) {
+      const colour = splits.train.labels[batch!.indices[item]!] === 0 ? [200, 10, 30] : [5, 250, 100];
+      for (const [c, value] of colour.entries()) {
+        expect(Array.from(batch!.x.toFloat32Array().subarray((item * 3 + c) * plane, (item * 3 + c + 1) * plane)).map(Math.round)).toEqual(new Array(16).fill(value));
       }
     }
+    batch!.x.dispose();
+    loader.close();
     expect(Array.from(splits.test.labels)).toEqual([0, 1]);
-    const gray = Array.from(splits.test.pixels.subarray(3 * plane, 6 * plane));
+    const testLoader = new DataLoader(splits.test, { batchSize: 2, sampler: 'shuffle', augment: false, flip: false, padding: 0, ...identity, seed: 0, workers: 0 });
+    const [testBatch] = [...testLoader.evalBatches()];
+    const gray = Array.from(testBatch!.x.toFloat32Array().subarray(3 * plane, 6 * plane));
     expect(Math.max(...gray.map((v) => Math.abs(v - 128)))).toBeLessThanOrEqual(2); // JPEG at quality 100
-    expect(splits.mean.length).toBe(3);
-    const stats = channelStats(splits.train);
-    expect(stats.mean[0]).toBeCloseTo((200 * 2 + 5) / 3 / 255, 6);
-  });
-
-  it('bilinear resize of a gradient matches the half-pixel formula', () => {
-    // 4×2 image, values along x: 0, 80, 160, 240 → shorter side 2 → scaled 4×2 → crop 2×2 at left 1.
-    const rgba = new Uint8Array(4 * 2 * 4);
-    for (let y = 0; y < 2; y += 1) for (let x = 0; x < 4; x += 1) rgba.set([80 * x, 80 * x, 80 * x, 255], (y * 4 + x) * 4);
-    const out = new Uint8Array(3 * 4);
-    resizeCenterCropRgb({ width: 4, height: 2, rgba }, 2, out, 0);
-    expect(Array.from(out.subarray(0, 4))).toEqual([80, 160, 80, 160]);
+    testBatch!.x.dispose();
+    testLoader.close();
   });
 
   /** A PNG built by hand: any header (even a lying one), the given scanline bytes deflated as one IDAT. */
@@ -282,7 +284,7 @@ describe('image folder', () => {
     const values = [[10, 20, 30], [40, 50, 60]];
     writeFileSync(grey, handmadePng({ width: 3, height: 2, bitDepth: 16, colorType: 0, interlace: 0 },
       Uint8Array.from(values.flatMap((row) => [0, ...row.flatMap((v) => [v, v])]))));
-    expect(Array.from(decodeImage(grey).rgba.filter((_, i) => i % 4 === 0))).toEqual(values.flat());
+    expect(Array.from(decodeImage(grey).data.filter((_, i) => i % 4 === 0))).toEqual(values.flat());
     // 5×3 RGB interlaced: each Adam7 pass's reduced image, filter 0, pixel (x, y) = [x, y, 7].
     const passes = [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]];
     const bytes: number[] = [];
@@ -294,7 +296,7 @@ describe('image folder', () => {
     writeFileSync(interlaced, handmadePng({ width: 5, height: 3, bitDepth: 8, colorType: 2, interlace: 1 }, Uint8Array.from(bytes)));
     const decoded = decodeImage(interlaced);
     const expected = Array.from({ length: 15 }, (_, i) => [i % 5, Math.floor(i / 5), 7, 255]).flat();
-    expect([decoded.width, decoded.height, Array.from(decoded.rgba)]).toEqual([5, 3, expected]);
+    expect([decoded.width, decoded.height, Array.from(decoded.data)]).toEqual([5, 3, expected]);
   });
 
   it('a corrupt image and a class missing from train are errors naming the file', () => {
@@ -302,7 +304,10 @@ describe('image folder', () => {
     mkdirSync(join(base, 'train', 'a'), { recursive: true });
     mkdirSync(join(base, 'test', 'b'), { recursive: true });
     writeFileSync(join(base, 'train', 'a', 'x.png'), Buffer.from('not a png at all'));
-    expect(() => loadDataset('imagefolder', { data: base, imageSize: 4 })).toThrow(/cannot decode .*x\.png/);
+    const broken = readImageFolder(join(base, 'train'), 4, ['a']);
+    const loader = new DataLoader(broken, { batchSize: 1, sampler: 'shuffle', augment: false, flip: false, padding: 0, ...IMAGENET_NORMALIZATION, seed: 0, workers: 0 });
+    expect(() => [...loader.evalBatches()]).toThrow(/cannot decode .*x\.png/);
+    loader.close();
     writePng(join(base, 'train', 'a', 'x.png'), 2, 2, () => [1, 2, 3]);
     writePng(join(base, 'test', 'b', 'y.png'), 2, 2, () => [1, 2, 3]);
     expect(() => loadDataset('imagefolder', { data: base, imageSize: 4 })).toThrow(/class directory .*test\/b is not a class of the training split/);

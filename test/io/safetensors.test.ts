@@ -143,8 +143,8 @@ describe('safetensors', () => {
       'out = {"meta": meta}',
       'for k, v in h.items():',
       '    s, e = v["data_offsets"]',
-      '    a = np.frombuffer(b[8+n+s:8+n+e], dtype="<f4").reshape(v["shape"])',
-      '    out[k] = [list(a.shape), a.view("<u4").ravel().tolist()]',
+      '    a = np.frombuffer(b[8+n+s:8+n+e], dtype={"F32": "<f4", "I64": "<i8"}[v["dtype"]]).reshape(v["shape"])',
+      '    out[k] = [v["dtype"], list(a.shape), a.astype("<f4").view("<u4").ravel().tolist()]',
       'print(json.dumps(out))',
     ].join('\n');
     const result = spawnSync('python3', ['-c', script], { input: encoded, encoding: 'utf8' });
@@ -152,7 +152,8 @@ describe('safetensors', () => {
     const parsed = JSON.parse(result.stdout) as Record<string, unknown>;
     expect(parsed.meta).toEqual({ format: 'pt' });
     for (const [name, entry] of tensors) {
-      expect(parsed[name]).toEqual([entry.shape, Array.from(bitsOf(entry.data))]);
+      // num_batches_tracked is int64 on disk, as in PyTorch; everything else float32.
+      expect(parsed[name]).toEqual([name.endsWith('num_batches_tracked') ? 'I64' : 'F32', entry.shape, Array.from(bitsOf(entry.data))]);
     }
   });
 
@@ -165,8 +166,9 @@ describe('safetensors', () => {
       ['bad JSON', rawFile(null, 0, '{"a": [1, 2'), /not valid JSON/],
       ['a header that is not JSON at all', rawFile(null, 0, 'PK\u0003\u0004 zip'), /does not start with '\{'/],
       ['a non-object header', rawFile(null, 0, '{}').fill(0x5b, 8, 9), /does not start with/],
-      ['dtype F16', rawFile({ a: { dtype: 'F16', shape: [4], data_offsets: [0, 8] } }, 8), /tensor 'a' has dtype "F16"; only F32 \(float32\) is supported/],
-      ['dtype F64', rawFile({ a: { dtype: 'F64', shape: [1], data_offsets: [0, 8] } }, 8), /only F32/],
+      ['dtype I16 (a safetensors dtype lmcl does not read)', rawFile({ a: { dtype: 'I16', shape: [4], data_offsets: [0, 8] } }, 8),
+        /tensor 'a' has dtype "I16", which lmcl does not read \(supported: F32, F64, F16, BF16, I64, I32, U8, BOOL/],
+      ['an unknown dtype', rawFile({ a: { dtype: 'F33', shape: [1], data_offsets: [0, 8] } }, 8), /dtype "F33", which lmcl does not read/],
       ['a missing dtype', rawFile({ a: { shape: [2], data_offsets: [0, 8] } }, 8), /dtype undefined/],
       ['a negative extent', rawFile({ a: { dtype: 'F32', shape: [-2], data_offsets: [0, 8] } }, 8), /bad shape \[-2\]/],
       ['a fractional extent', rawFile({ a: { dtype: 'F32', shape: [1.5], data_offsets: [0, 8] } }, 8), /bad shape/],

@@ -1,7 +1,7 @@
 // CUDA device memory: caching allocator over cudaMalloc, and host/device copies.
 //
 // Freed blocks are cached per rounded size (like the CPU allocator) because cudaMalloc/cudaFree
-// synchronise the device. Plain cudaMalloc, never managed memory (see ../shared/gpu-host.md).
+// synchronise the device. Plain cudaMalloc, never managed memory (see docs/gpu-host.md).
 // Every CUDA error becomes a Status; nothing here aborts the process.
 #include <cuda_runtime.h>
 
