@@ -4,6 +4,7 @@ import '../index.js';
 import '../models/index.js';
 import { trainCommand } from './train.js';
 import { evalCommand, exportCommand, infoCommand, plotCommand } from './commands.js';
+import { profileCommand } from './profile.js';
 
 export function buildProgram(): Command {
   const program = new Command('lmcl')
@@ -14,6 +15,7 @@ export function buildProgram(): Command {
   program.addCommand(exportCommand());
   program.addCommand(plotCommand());
   program.addCommand(infoCommand());
+  program.addCommand(profileCommand());
   return program;
 }
 

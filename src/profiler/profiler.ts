@@ -14,12 +14,20 @@
 // counts a step, pause()/resume() close and reopen it; the wall time of the open window is the
 // denominator of the share column, so kernel shares always sum to at most 100%.
 //
+// LMCL_PROFILE=1 (or =json) records the whole process from the moment the engine loads and
+// prints the table (or JSON) to stderr at exit; shares are then of the wall time since loading.
+// A window started later (lmcl train --profile, lmcl profile) replaces that session, and once it
+// is stopped nothing is printed at exit.
+//
 // Timing: kernels are synchronous on the CPU (they return when the work is done), so the wall
 // time around a call is the kernel's time. Memory ops on CUDA storages would need a device
 // synchronisation to be timed this way; no training op runs on CUDA yet.
+import { writeSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { replaceNative, unwrappedNative, type NativeAddon } from '../native/index.js';
 import { callCost, type CostKind } from './costs.js';
+import { measureFmaPeak } from './peak.js';
+import { buildReport, formatReport, reportJson } from './report.js';
 
 export type ProfilePhase = 'forward' | 'backward' | 'update';
 
@@ -221,4 +229,26 @@ export function recordModuleForward(name: string, ms: number): void {
   }
   record.calls += 1;
   record.ms += ms;
+}
+
+// ---- LMCL_PROFILE ------------------------------------------------------------------------------
+
+const environmentSetting = process.env.LMCL_PROFILE;
+if (environmentSetting !== undefined && environmentSetting !== '' && environmentSetting !== '0') {
+  const asJson = environmentSetting === 'json';
+  startProfiling();
+  process.on('exit', () => {
+    if (!profilingStarted()) return;
+    try {
+      const records = stopProfiling();
+      const peak = measureFmaPeak();
+      const report = buildReport(records, {
+        description: `LMCL_PROFILE: the whole process (pid ${process.pid})`,
+        peak: { gflops: peak.gflops, threads: peak.threads, simd: peak.simd },
+      });
+      writeSync(2, `${asJson ? reportJson(report) : formatReport(report)}\n`);
+    } catch (error) {
+      writeSync(2, `LMCL_PROFILE: could not write the profile (${error instanceof Error ? error.message : String(error)})\n`);
+    }
+  });
 }

@@ -158,7 +158,7 @@ export function formatReport(report: ProfileReport): string {
     lines.push(`${phase.phase.padEnd(8)} kernels ${divide(phase.kernelMs).toFixed(1)} ${perStepHeader} (${phase.sharePercent.toFixed(1)}%)`);
   }
   lines.push(`all kernels ${divide(report.totals.kernelMs).toFixed(1)} ${perStepHeader} (${report.totals.kernelSharePercent.toFixed(1)}%); ` +
-    `the other ${(100 - report.totals.kernelSharePercent).toFixed(1)}% is JavaScript between kernels (op dispatch, autograd, allocation)`);
+    `the other ${(100 - report.totals.kernelSharePercent).toFixed(1)}% is outside kernels (JavaScript: op dispatch, autograd, scopes)`);
   lines.push(`compute-bound kernels: ${(report.totals.flops / 1e9).toFixed(2)} GFLOP at ${report.totals.gflops.toFixed(1)} GFLOP/s` +
     (report.totals.peakPercent === null ? '' : ` (${report.totals.peakPercent.toFixed(0)}% of peak)`));
   if (report.backwardNodes.length > 0) {
