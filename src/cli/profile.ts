@@ -1,10 +1,10 @@
 // `lmcl profile`: times every kernel of a few training steps on synthetic batches of a dataset's
-// shape (profiler/session.ts) and prints the per-op table, or JSON with --json.
+// shape (train/profile.ts) and prints the per-op table, or JSON with --json.
 import { Command, Option } from 'commander';
 import { integer } from './parse.js';
 import { setNumThreads } from '../runtime.js';
 import { methodNames } from '../losses/registry.js';
-import { profileTraining, SYNTHETIC_SHAPES } from '../profiler/session.js';
+import { profileTraining, SYNTHETIC_SHAPES } from '../train/profile.js';
 import { formatReport, reportJson } from '../profiler/report.js';
 
 export function profileCommand(): Command {

@@ -4,16 +4,22 @@
 // records. Times are inclusive and nested (a BasicBlock's time contains its Conv2d's), grouped by
 // class name, so the rows do not add up to the step time.
 import { performance } from 'node:perf_hooks';
-import type { Module } from '../nn/module.js';
 import { profilerFlags, recordModuleForward } from './profiler.js';
 
+/** What this file needs of an nn.Module (structural, so the profiler stays below nn in the layering). */
+export interface TimedModule {
+  modules(): TimedModule[];
+  forward(...inputs: never[]): unknown;
+  readonly typeName: string;
+}
+
 /** Times every module's forward in `roots` (and their descendants) by class; returns the detach function. */
-export function attachModuleTimers(roots: readonly Module[]): () => void {
-  const attached: Module[] = [];
+export function attachModuleTimers(roots: readonly TimedModule[]): () => void {
+  const attached: TimedModule[] = [];
   for (const root of roots) {
     for (const module of root.modules()) {
       if (Object.prototype.hasOwnProperty.call(module, 'forward')) continue; // attached already, or an instance forward
-      const forward = module.forward.bind(module) as (...inputs: unknown[]) => unknown;
+      const forward = (module.forward as (...inputs: unknown[]) => unknown).bind(module);
       const name = module.typeName;
       Object.defineProperty(module, 'forward', {
         configurable: true,

@@ -17,7 +17,7 @@ import {
 import { callCost, conv2dMacs } from '../../src/profiler/costs.js';
 import { buildReport, formatReport, reportJson } from '../../src/profiler/report.js';
 import { measureFmaPeak } from '../../src/profiler/peak.js';
-import { profileTraining } from '../../src/profiler/session.js';
+import { profileTraining } from '../../src/train/profile.js';
 import { buildProgram } from '../../src/cli/main.js';
 import { train } from '../../src/train/trainer.js';
 

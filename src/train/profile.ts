@@ -11,13 +11,13 @@ import { randn } from '../tensor/creation.js';
 import { SGD } from '../optim/sgd.js';
 import { createCohort } from '../models/registry.js';
 import { getMethod, readMethodOptions } from '../losses/registry.js';
-import { resolveTrainConfig } from '../train/config.js';
-import { runStep, stepContext } from '../train/step.js';
+import { resolveTrainConfig } from './config.js';
+import { runStep, stepContext } from './step.js';
 import { unwrappedNative } from '../native/index.js';
-import { profileStep, startProfiling, stopProfiling } from './profiler.js';
-import { attachModuleTimers } from './modules.js';
-import { measureFmaPeak } from './peak.js';
-import { buildReport, type ProfileReport } from './report.js';
+import { profileStep, startProfiling, stopProfiling } from '../profiler/profiler.js';
+import { attachModuleTimers } from '../profiler/modules.js';
+import { measureFmaPeak } from '../profiler/peak.js';
+import { buildReport, type ProfileReport } from '../profiler/report.js';
 
 /** Image shape and class count of each dataset the synthetic batches imitate. */
 export const SYNTHETIC_SHAPES: Readonly<Record<string, { channels: number; size: number; classes: number }>> = {
