@@ -72,7 +72,7 @@ export interface ProfileRecords {
 export const profilerFlags = { recording: false };
 
 let currentPhase: ProfilePhase = 'forward';
-let kernels = new Map<string, KernelRecord>();
+let kernels = new Map<ProfilePhase, Map<string, KernelRecord>>();
 let backwardNodes = new Map<string, BackwardNodeRecord>();
 let modules = new Map<string, ModuleRecord>();
 let wallMs = 0;
@@ -83,11 +83,16 @@ let wrapper: NativeAddon | null = null;
 
 function recordKernel(name: string, args: readonly unknown[], ms: number): void {
   const cost = callCost(name, args);
-  const key = `${currentPhase}\u0000${cost.label}`;
-  let record = kernels.get(key);
+  // One map per phase: no key string to build per call.
+  let rows = kernels.get(currentPhase);
+  if (!rows) {
+    rows = new Map();
+    kernels.set(currentPhase, rows);
+  }
+  let record = rows.get(cost.label);
   if (!record) {
     record = { phase: currentPhase, op: cost.label, kind: cost.kind, calls: 0, ms: 0, flops: 0, bytes: 0 };
-    kernels.set(key, record);
+    rows.set(cost.label, record);
   }
   record.calls += 1;
   record.ms += ms;
@@ -186,7 +191,7 @@ export function profileRecords(): ProfileRecords {
   return {
     wallMs: wallMs + openMs,
     steps,
-    kernels: [...kernels.values()].map((record) => ({ ...record })),
+    kernels: [...kernels.values()].flatMap((rows) => [...rows.values()].map((record) => ({ ...record }))),
     backwardNodes: [...backwardNodes.values()].map((record) => ({ ...record })),
     modules: [...modules.values()].map((record) => ({ ...record })),
   };
