@@ -74,7 +74,7 @@ export function profileTraining(options: ProfileTrainingOptions): ProfileReport 
     y: trainLabels.slice(0, batchSize),
     indices: Int32Array.from({ length: batchSize }, (_, index) => index),
   };
-  const detachModules = options.modules === false ? () => {} : attachModuleTimers(networks);
+  const detachModules = options.modules === false ? () => {} : attachModuleTimers([...networks, ...(method.criterion ? [method.criterion] : [])]);
   const trainingStep = (step: number): void => {
     const context = stepContext(method, {
       epoch: 0, step, batchIndex: step, batchesPerEpoch: warmup + steps, lr: config.lr, classes: shape.classes, networks, optimizers,
