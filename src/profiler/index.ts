@@ -6,7 +6,7 @@ export type { ProfilePhase, ProfileRecords, KernelRecord, BackwardNodeRecord, Mo
 export { buildReport, formatReport, reportJson } from './report.js';
 export type { ProfileReport, KernelRow, NamedTimeRow, ReportOptions } from './report.js';
 export { attachModuleTimers } from './modules.js';
-export { callCost, conv2dMacs } from './costs.js';
+export { callCost, conv2dMacs, hasCostModel, UNMODELLED_OPS } from './costs.js';
 export type { CallCost, CostKind } from './costs.js';
 export { measureFmaPeak } from './peak.js';
 export type { FmaPeak, FmaPeakOptions } from './peak.js';

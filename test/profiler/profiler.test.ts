@@ -14,7 +14,7 @@ import {
   pauseProfiling, profileRecords, profileStep, profilingStarted, resumeProfiling, startProfiling, stopProfiling,
   type KernelRecord, type ProfileRecords,
 } from '../../src/profiler/profiler.js';
-import { callCost, conv2dMacs } from '../../src/profiler/costs.js';
+import { UNMODELLED_OPS, callCost, conv2dMacs, hasCostModel } from '../../src/profiler/costs.js';
 import { buildReport, formatReport, reportJson } from '../../src/profiler/report.js';
 import { measureFmaPeak } from '../../src/profiler/peak.js';
 import { profileTraining } from '../../src/train/profile.js';
@@ -169,6 +169,12 @@ describe('profiler on, a two-convolution step', () => {
 });
 
 describe('cost models', () => {
+  it('cover every addon function, or it is listed as deliberately unmodelled', () => {
+    const functions = Object.entries(unwrappedNative()).filter(([, value]) => typeof value === 'function').map(([name]) => name);
+    expect(functions.filter((name) => !hasCostModel(name) && !UNMODELLED_OPS.has(name))).toEqual([]);
+    expect([...UNMODELLED_OPS].filter((name) => hasCostModel(name))).toEqual([]);
+  });
+
   it('read the argument positions of src/native/addon.ts', () => {
     const s = null;
     expect(callCost('gemm', [s, s, s, false, true, 7, 5, 3, 1, 0])).toMatchObject({ label: 'gemm', kind: 'compute', flops: 2 * 7 * 5 * 3 });
