@@ -3,7 +3,10 @@
 // m-per-class sampler), runs warm-up steps unrecorded (first-call allocations, JIT, the thread
 // pool coming up), then records `steps` training steps and measures the FMA peak for the % column.
 // The steps are real training steps (forward, loss, backward, SGD update), only the data is fake:
-// kernel times depend on shapes, not on pixel values.
+// kernel times depend on shapes, not on pixel values. Batch indices count from 0 through the
+// warm-up, so L-MCL's meta phase (batch index % meta frequency = 0) falls in the first warm-up
+// step and the recorded steps are its main updates; --warmup 0 puts it in the first recorded one.
+// The method's own modules (embedding heads, ...) get module timers as well as the networks.
 import '../autograd/engine.js';
 import { tidy, keep } from '../tensor/scope.js';
 import { manualSeed, defaultGenerator } from '../tensor/random.js';
