@@ -10,6 +10,8 @@ export { tidy, keep } from './tensor/scope.js';
 export { grad } from './autograd/engine.js';
 export { noGrad, enableGrad, isGradEnabled } from './autograd/mode.js';
 export { memory, resetMemoryPeak, setNumThreads, engineInfo } from './runtime.js';
+export { measureFmaPeak } from './profiler/peak.js';
+export * as profiler from './profiler/index.js';
 export * as F from './ops/functional.js';
 export * as nn from './nn/index.js';
 export * as optim from './optim/index.js';

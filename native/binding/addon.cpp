@@ -23,6 +23,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   register_contrastive_kl(env, exports);
   register_cohort_contrastive(env, exports);
   register_memory_bank(env, exports);
+  register_peak(env, exports);
   return exports;
 }
 

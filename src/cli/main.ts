@@ -8,6 +8,7 @@ import '../index.js';
 import '../models/index.js';
 import { trainCommand } from './train.js';
 import { evalCommand, exportCommand, infoCommand, plotCommand } from './commands.js';
+import { profileCommand } from './profile.js';
 
 /** The version in lmcl's package.json (found above this file: src/cli/ when run by tests, dist/src/cli/ when installed). */
 export function packageVersion(): string {
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   program.addCommand(exportCommand());
   program.addCommand(plotCommand());
   program.addCommand(infoCommand());
+  program.addCommand(profileCommand());
   // A mistyped flag gets the error (with commander's "Did you mean") and one line pointing to
   // --help, not the whole help text, which pushed the error itself off the screen.
   for (const command of program.commands) command.showHelpAfterError(`run 'lmcl ${command.name()} --help' for the options`);

@@ -63,6 +63,7 @@ const trainOptions: Option[] = [
   new Option('--save-every-steps <n>', 'also checkpoint every N steps, mid-epoch included (0 = only at epoch ends)').default(d.saveEverySteps).argParser(integer('--save-every-steps')),
   new Option('--log-interval <s>', 'seconds between progress lines when not on a TTY').default(d.logInterval).argParser(number('--log-interval')),
   new Option('--quiet', 'no progress line or console log (files are still written)'),
+  new Option('--profile <n>', 'time every kernel of N steps after 2 warm-up steps, log the table, write profile.json, then go on training unprofiled').argParser(integer('--profile', 1)),
   new Option('--config <file>', 'JSON/YAML file of options (kebab- or camelCase keys); command-line flags override it'),
 ];
 
@@ -117,7 +118,7 @@ export function collectTrainConfig(command: Command): { config: Record<string, u
     }
   }
   for (const [key, value] of Object.entries(values)) {
-    if (key === 'config' || key === 'quiet') continue;
+    if (key === 'config' || key === 'quiet' || key === 'profile') continue; // command flags, not training config
     const source = command.getOptionValueSource(key);
     if (source === 'cli' || source === 'env') partial[key] = value;
   }
@@ -137,7 +138,8 @@ Exit codes: 0 done, 130 interrupted (Ctrl-C; a checkpoint was saved), 3 non-fini
   command.action(async () => {
     const { config, quiet, notes } = collectTrainConfig(command);
     if (!quiet) for (const note of notes) process.stderr.write(`lmcl train: ${note}\n`);
-    const result = await train({ config, console: quiet ? null : undefined });
+    const profileSteps = command.opts<{ profile?: number }>().profile;
+    const result = await train({ config, console: quiet ? null : undefined, profileSteps });
     if (result.status === 'nonfinite') process.stderr.write(`lmcl train: ${result.message}\n`);
     for (const net of result.networks) net.dispose();
     result.method.dispose();

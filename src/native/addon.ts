@@ -31,6 +31,18 @@ export interface NativeEngineInfo {
   cudaStatus: string;
 }
 
+/** One measurement of the FP32 FMA peak (native/include/lmcl/peak.h). */
+export interface NativeFmaPeak {
+  /** threads · chains · lanes · 2 · iterations / seconds / 1e9. */
+  gflops: number;
+  seconds: number;
+  iterations: number;
+  threads: number;
+  lanes: number;
+  chains: number;
+  simd: 'avx512' | 'avx2' | 'portable';
+}
+
 export interface NativeAddon {
   // ---- storage (native/binding/storage.cpp) ----
   alloc(device: NativeDevice, bytes: number): NativeStorage;
@@ -45,6 +57,11 @@ export interface NativeAddon {
   resetMemoryPeak(): void;
   info(): NativeEngineInfo;
   setNumThreads(count: number): void;
+
+  // ---- peak (native/binding/peak.cpp) ----
+  /** Runs `threads` (1..info().threads) concurrent FMA loops at the build's widest SIMD level, best of
+   *  3 repeats of at least minSeconds each (0 < minSeconds <= 10). Formula in native/src/cpu/peak.cpp. */
+  measureFmaPeak(threads: number, minSeconds: number): NativeFmaPeak;
 
   // ---- gemm (native/binding/gemm.cpp) ----
   /** C = alpha*op(A)*op(B) + beta*C, row-major dense (lda = tA ? m : k, ldb = tB ? k : n, ldc = n).

@@ -12,6 +12,7 @@
 // refuses a backward through a graph that saved the old values.
 import { native } from '../native/index.js';
 import { noGrad } from '../autograd/mode.js';
+import { withProfilePhase } from '../profiler/profiler.js';
 import { Tensor, formatShape } from '../tensor/tensor.js';
 import { keep } from '../tensor/scope.js';
 import { tensor } from '../tensor/creation.js';
@@ -196,9 +197,10 @@ export class SGD {
         position += 1;
       }
     }
-    noGrad(() => {
+    // The profiler files these kernels under 'update', apart from the forward and backward passes.
+    withProfilePhase('update', () => noGrad(() => {
       for (const [param, grad, group] of updates) this.update(param, grad, group);
-    });
+    }));
   }
 
   private checkedGrad(param: Tensor, position: number): Tensor | null {

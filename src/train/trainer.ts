@@ -47,6 +47,14 @@ import {
 import { openData, type TrainData } from './data.js';
 import { describeNonFinite, findNonFiniteState } from './finite.js';
 import { checkInitFiles, initialiseNetworks } from './init_from.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { profileStep, profilingStarted, startProfiling, stopProfiling } from '../profiler/profiler.js';
+import { attachModuleTimers } from '../profiler/modules.js';
+import { measureFmaPeak } from '../profiler/peak.js';
+import { buildReport, formatReport, reportJson } from '../profiler/report.js';
+
+/** Steps of this process that run unprofiled before a --profile window (allocator caches, JIT, thread pool). */
+export const PROFILE_WARMUP_STEPS = 2;
 
 export interface TrainOptions {
   /** Partial config (flags / config file); defaults are filled by resolveTrainConfig. */
@@ -60,6 +68,12 @@ export interface TrainOptions {
   method?: (context: MethodContext<Record<string, OptionValue>>) => Method;
   /** Testing: behave as if interrupted (checkpoint + stop) once this many global steps are done. */
   stopAfterSteps?: number;
+  /**
+   * --profile N: time every kernel of N steps, after PROFILE_WARMUP_STEPS steps of this process,
+   * then log the table (train.log and console), write profile.json in the run directory and go on
+   * training with the profiler off (it changes no numbers: the run stays bit-identical).
+   */
+  profileSteps?: number;
   /** Testing: called after each step's bookkeeping, before the step-boundary yield (tests count host reads per step). */
   onStepEnd?: (info: { epoch: number; batchIndex: number; step: number }) => void;
 }
@@ -414,7 +428,28 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     return written;
   };
 
+  // ---- --profile: a window of steps timed op by op -------------------------------------------
+  const profileFrom = PROFILE_WARMUP_STEPS;
+  const profileUntil = options.profileSteps ? PROFILE_WARMUP_STEPS + options.profileSteps : 0;
+  let stepsThisProcess = 0;
+  let detachModuleTimers: (() => void) | null = null;
+  const reportProfile = (): void => {
+    if (!detachModuleTimers) return;
+    const records = stopProfiling();
+    detachModuleTimers();
+    detachModuleTimers = null;
+    const peak = measureFmaPeak();
+    const report = buildReport(records, {
+      description: `profile of steps ${profileFrom + 1}..${profileFrom + records.steps} of this process (${config.method}, ${config.arch}×${config.numberNet}, batch ${config.batchSize})`,
+      peak: { gflops: peak.gflops, threads: peak.threads, simd: peak.simd },
+    });
+    for (const line of formatReport(report).split('\n')) run.log(line);
+    writeFileAtomic(path.join(dir, 'profile.json'), `${reportJson(report)}\n`);
+    run.log(`profile written to ${path.join(dir, 'profile.json')}; training continues with the profiler off`);
+  };
+
   const finish = (status: TrainStatus, exitCode: number, message: string): TrainResult => {
+    reportProfile(); // a run that ended inside the window still reports the steps it profiled
     if (handleSignals) process.off('SIGINT', onSigint);
     data.close();
     readings.discard();
@@ -441,15 +476,23 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         dataSeconds += (Date.now() - waitStart) / 1000;
         const context = stepContext(method, { epoch, step, batchIndex: position, batchesPerEpoch: batches, lr, classes, networks, optimizers });
         let done: { parts: LossParts; correct: Tensor[] };
+        const profiled = stepsThisProcess >= profileFrom && stepsThisProcess < profileUntil;
+        if (profiled && !detachModuleTimers) {
+          startProfiling();
+          detachModuleTimers = attachModuleTimers([...networks, ...(method.criterion ? [method.criterion] : [])]);
+        }
+        const body = () => tidy(() => {
+          const result = runStep(method, batch, context);
+          const masks = top1Masks(batch.y, classes);
+          return { parts: result.parts, correct: result.outputs.map((output) => countTop1OnDevice(finalLogits(output), masks)) };
+        });
         try {
-          done = tidy(() => {
-            const result = runStep(method, batch, context);
-            const masks = top1Masks(batch.y, classes);
-            return { parts: result.parts, correct: result.outputs.map((output) => countTop1OnDevice(finalLogits(output), masks)) };
-          });
+          done = profiled ? profileStep(body) : body();
         } finally {
           batch.x.dispose();
         }
+        stepsThisProcess += 1;
+        if (profiled && stepsThisProcess === profileUntil) reportProfile();
         for (const optimizer of optimizers.values()) optimizer.zeroGrad();
         const size = batch.y.length;
         readings.push({ epoch, batchIndex: position, step, batchSize: size, parts: done.parts, correct: done.correct });
@@ -532,6 +575,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       return finish('nonfinite', 3, `${what}: ${error.message}; ${kept}`);
     }
     if (handleSignals) process.off('SIGINT', onSigint);
+    if (detachModuleTimers && profilingStarted()) {
+      stopProfiling();
+      detachModuleTimers();
+    }
     data.close();
     throw error;
   }

@@ -66,11 +66,12 @@ describe('native source list', () => {
 });
 
 // Data flows one way (design.md): cli → train → losses → models → data/io → nn/optim →
-// ops/autograd/tensor → native. A module may import its own layer or any layer below; peers
+// ops/autograd/tensor/profiler → native (the profiler's core sits with autograd, which times
+// backward nodes through it; `lmcl profile`'s session is in train/). A module may import its own layer or any layer below; peers
 // within a rank (ops/autograd/tensor, nn/optim, data/io) may import each other.
 describe('TypeScript layering', () => {
   const rank: Record<string, number> = {
-    native: 0, tensor: 1, autograd: 1, ops: 1, nn: 2, optim: 2, data: 3, io: 3, models: 4, losses: 5, train: 6, cli: 7,
+    native: 0, tensor: 1, autograd: 1, ops: 1, profiler: 1, nn: 2, optim: 2, data: 3, io: 3, models: 4, losses: 5, train: 6, cli: 7,
   };
   const srcDir = join(root, 'src');
   const imports = walk(srcDir)
