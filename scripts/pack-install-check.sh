@@ -17,6 +17,10 @@ echo "== npm pack (prepack builds the prebuild, prepare the TypeScript)"
 cd "$root"
 tarball="$(npm pack --pack-destination "$work" --silent | tail -n 1)"
 listing="$(tar tzf "$work/$tarball")"
+# prebuildify moved build/Release/lmcl.node into prebuilds/: put the (same, stripped) binary
+# back, so later runs in this checkout keep loading the local build, never a stale prebuild.
+if [ ! -f build/Release/lmcl.node ] && [ -f prebuilds/linux-x64/lmcl.node ]; then cp prebuilds/linux-x64/lmcl.node build/Release/lmcl.node; fi
+rm -rf prebuilds
 fail() { echo "pack-install-check: $*" >&2; exit 1; }
 grep -qx 'package/prebuilds/linux-x64/lmcl.node' <<<"$listing" || fail "the tarball has no prebuilds/linux-x64/lmcl.node"
 grep -qx 'package/dist/src/index.js' <<<"$listing" || fail "the tarball has no dist/src/index.js"

@@ -39,6 +39,7 @@ const trainOptions: Option[] = [
   new Option('--dataset <name>', 'dataset').choices([...DATASET_NAMES]).default(d.dataset),
   new Option('--data <dir>', "dataset folder; 'bundled' = the Fashion-MNIST sample in the repo. Default: the bundled sample when neither --dataset nor --data is given, else the dataset's system folder").default(null, 'see text'),
   new Option('--image-size <n>', 'input size (imagefolder: resize/crop side)').default(null, "the dataset's").argParser(integer('--image-size', 1)),
+  new Option('--decoder <name>', 'imagefolder: who decodes the files (auto: sharp when installed and --workers ≥ 1, else js: pngjs / jpeg-js)').choices(['auto', 'js', 'sharp']).default(d.decoder),
   new Option('--sampler <kind>', 'training batch sampler').choices(['shuffle', 'm-per-class'])
     .default(d.sampler, `shuffle; m-per-class for ${methods.filter((entry) => entry.defaultSampler === 'm-per-class').map((entry) => entry.name).join(', ')}`),
   new Option('--flip', 'random horizontal flips (default: on, except for mnist digits)'),

@@ -59,6 +59,8 @@ export interface CommonTrainConfig {
   threads: number;
   /** Data worker threads (0: prepare batches on the main thread). */
   workers: number;
+  /** Image folders: who decodes the files ('auto': sharp when installed and workers ≥ 1, else the pure-JS decoders). */
+  decoder: 'auto' | 'js' | 'sharp';
   /** Checkpoints to keep besides best (0: keep every one). */
   keepLast: number;
   /** Checkpoint at the end of every N-th epoch and of the last (best is still written at every best epoch). */
@@ -112,6 +114,7 @@ const commonDefaults: Readonly<CommonTrainConfig> = Object.freeze({
   device: 'cpu' as const,
   threads: 0,
   workers: 1,
+  decoder: 'auto' as const,
   keepLast: 2,
   saveEvery: 1,
   saveEverySteps: 0,
@@ -223,6 +226,8 @@ export function resolveTrainConfig(partial: Record<string, unknown> = {}): Train
   for (const [name, value] of [['limit-train', c.limitTrain], ['train-per-class', c.trainPerClass], ['limit-test', c.limitTest], ['threads', c.threads], ['workers', c.workers]] as const) {
     if (!isInt(value, 0)) throw new Error(`--${name} must be an integer ≥ 0, got ${String(value)}`);
   }
+  if (c.decoder !== 'auto' && c.decoder !== 'js' && c.decoder !== 'sharp') throw new Error(`--decoder must be auto, js or sharp, got '${String(c.decoder)}'`);
+  if (c.decoder === 'sharp' && c.workers === 0) throw new Error('--decoder sharp decodes in the data workers (it is asynchronous): use --workers 1 or more, or --decoder js');
   if (!isInt(c.evalEvery, 1)) throw new Error(`--eval-every must be an integer ≥ 1, got ${String(c.evalEvery)}`);
   if (!isInt(c.saveEverySteps, 0)) throw new Error(`--save-every-steps must be an integer ≥ 0, got ${String(c.saveEverySteps)}`);
   if (!isInt(c.keepLast, 0)) throw new Error(`--keep-last must be an integer ≥ 0 (0 = keep all), got ${String(c.keepLast)}`);

@@ -94,14 +94,15 @@ export function openData(config: TrainConfig, options: { trainLoader?: boolean }
   };
   const loader = withFlag('--batch-size', config.batchSize, () => new DataLoader(train, {
     batchSize: config.batchSize, sampler: config.sampler, augment: true, flip, padding, mean: splits.mean, std: splits.std,
-    seed: config.seed, workers: options.trainLoader === false ? 0 : config.workers,
+    // Evaluation builds this loader without using it: no threads, and no decoder that needs them.
+    seed: config.seed, workers: options.trainLoader === false ? 0 : config.workers, decoder: options.trainLoader === false ? 'js' : config.decoder,
   }));
   const testLoader = withFlag('--eval-batch-size', config.evalBatchSize, () => {
     try {
       return new DataLoader(test, {
         batchSize: config.evalBatchSize, sampler: 'shuffle', augment: false, flip: false, padding: 0, mean: splits.mean, std: splits.std,
         // In-memory test images only need normalising (inline is cheapest); image folders are decoded per batch.
-        seed: config.seed, workers: test.files && options.trainLoader !== false ? config.workers : 0,
+        seed: config.seed, workers: test.files ? config.workers : 0, decoder: config.decoder,
       });
     } catch (error) {
       loader.close(); // its worker threads would keep the process alive

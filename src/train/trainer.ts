@@ -111,7 +111,7 @@ class NonFiniteError extends Error {
  * --out); the method's registry entry adds its own (resumeKeys, e.g. dml's kdT).
  */
 const resumeInvariant: readonly string[] = ['arch', 'numberNet', 'method', 'epochs', 'batchSize', 'lr', 'weightDecay', 'momentum', 'nesterov',
-  'lrType', 'milestones', 'gamma', 'warmupEpochs', 'seed', 'dataset', 'imageSize', 'sampler', 'flip', 'limitTrain', 'trainPerClass', 'limitTest', 'auxiliary', 'initFrom'];
+  'lrType', 'milestones', 'gamma', 'warmupEpochs', 'seed', 'dataset', 'imageSize', 'sampler', 'flip', 'limitTrain', 'trainPerClass', 'limitTest', 'auxiliary', 'initFrom', 'decoder'];
 
 /** The resume-relevant options where `now` differs from the checkpoint's `recorded` config. */
 function resumeDifferences(recorded: TrainConfig, now: TrainConfig): string[] {

@@ -5,6 +5,13 @@ import { describe, expect, it } from 'vitest';
 import { MAX_SEED, resolveTrainConfig } from '../../src/train/config.js';
 
 describe('resolveTrainConfig: input that is refused', () => {
+  it('--decoder: auto by default; a bad name, and sharp without data workers, are refused', () => {
+    expect(resolveTrainConfig({}).decoder).toBe('auto');
+    expect(resolveTrainConfig({ decoder: 'js', workers: 0 }).decoder).toBe('js');
+    expect(() => resolveTrainConfig({ decoder: 'pillow' })).toThrow("--decoder must be auto, js or sharp, got 'pillow'");
+    expect(() => resolveTrainConfig({ decoder: 'sharp', workers: 0 })).toThrow(/--decoder sharp decodes in the data workers/);
+  });
+
   it('one option given twice under two spellings', () => {
     expect(() => resolveTrainConfig({ 'limit-train': 64, limit_train: 32 })).toThrow("options 'limit-train' and 'limit_train' both set limitTrain: give it once");
     expect(() => resolveTrainConfig({ batchSize: 8, 'batch-size': 8 })).toThrow(/both set batchSize/);
