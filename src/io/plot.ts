@@ -274,7 +274,9 @@ export function plotPanelsSvg(groups: readonly PlotGroup[], panels: readonly Plo
         segments,
         bands,
       };
-    }));
+    // A metric a run does not have (net1 of a single-network run, KD of a baseline) is neither
+    // drawn nor listed in the legend.
+    })).filter((item: Series) => item.segments.some((segment: readonly unknown[]) => segment.length > 0) || item.bands.some((band: readonly unknown[]) => band.length > 0));
     let xLow = Infinity, xHigh = -Infinity, yLow = Infinity, yHigh = -Infinity;
     for (const item of series) {
       for (const [px, py] of item.segments.flat()) {
@@ -302,7 +304,9 @@ export function plotPanelsSvg(groups: readonly PlotGroup[], panels: readonly Plo
   const yTickWidth = Math.max(...built.flatMap(({ yScale }) => yScale.ticks.map((tick) => tickLabel(tick, yScale).length))) * CHAR_WIDTH;
   const margin = { right: Math.ceil(legendWidth) + 16, bottom: 52, left: Math.max(56, yTickWidth + 34) };
   const minimumPlotWidth = 360;
-  const width = Math.max(320, options.width ?? 800, margin.left + minimumPlotWidth + margin.right);
+  // The title (15px bold: ~1.4 × a 12px character) must fit too; it is centred on the whole image.
+  const titleWidth = options.title ? Math.ceil(options.title.length * CHAR_WIDTH * 1.4) + 24 : 0;
+  const width = Math.max(320, options.width ?? 800, margin.left + minimumPlotWidth + margin.right, titleWidth);
   const plotWidth = width - margin.left - margin.right;
   const panelHeights = built.map(({ series }) => Math.max(220, options.panelHeight ?? 320, panelTitleHeight + series.length * LEGEND_ROW + 20 + margin.bottom));
   const height = titleHeight + panelHeights.reduce((a, h) => a + h, 0);
@@ -310,7 +314,7 @@ export function plotPanelsSvg(groups: readonly PlotGroup[], panels: readonly Plo
   const out: string[] = [];
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="12">`);
   out.push(`<rect x="0" y="0" width="${width}" height="${height}" fill="#ffffff"/>`);
-  if (options.title) out.push(`<text class="title" x="${coordinate(margin.left + plotWidth / 2)}" y="22" text-anchor="middle" font-size="15" font-weight="bold">${escapeXml(options.title)}</text>`);
+  if (options.title) out.push(`<text class="title" x="${coordinate(width / 2)}" y="22" text-anchor="middle" font-size="15" font-weight="bold">${escapeXml(options.title)}</text>`);
   let panelTop = titleHeight;
   built.forEach(({ panel, series, hasData, xScale, yScale }, panelIndex) => {
     const top = panelTop + panelTitleHeight;

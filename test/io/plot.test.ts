@@ -3,7 +3,18 @@ import { describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { createRequire } from 'node:module';
 import { formatTick, niceScale, plotPanelsSvg, plotRunsSvg, readMetricsJsonl } from '../../src/io/plot.js';
+
+/** Whether the optional dependency sharp (which renders SVG with librsvg) loads here. */
+function sharpLoads(): boolean {
+  try {
+    createRequire(import.meta.url)('sharp');
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** A minimal XML well-formedness check: balanced tags, quoted attributes, escaped text. */
 function parseXml(text: string): { name: string; attributes: Record<string, string>; parent: number }[] {
@@ -201,6 +212,38 @@ describe('plotPanelsSvg', () => {
     expect(entries.map((e) => e.text)).toContain('baseline_resnet8x2_fashion-mnist_seed0 · net1 test top-1');
     // 12px Helvetica averages well under 6.6 px a character: the whole text lies inside the image.
     for (const entry of entries) expect(entry.x + 34 + entry.text.length * 6.6, entry.text).toBeLessThanOrEqual(width);
+  });
+
+  it('a metric a run does not have is not in the legend; a long title fits and is centred on the image', () => {
+    const single = { label: 'baseline_single', runs: [{ label: 'baseline_single', rows: epochs(5, { test_top1_net0: (e) => 70 + e }) }] };
+    const title = 'a title much longer than the plot area of this figure, which used to start left of the image';
+    const svg = plotPanelsSvg([single], [{ ys: ['test_top1_net0', 'test_top1_net1'] }], { x: 'epoch', integerX: true, title, metricLabel: describe_ });
+    const elements = parseXml(svg);
+    expect(elements.filter((e) => e.attributes.class === 'series').map((e) => e.attributes['data-metric'])).toEqual(['test_top1_net0']);
+    const width = Number(elements[0]!.attributes.width);
+    const titleElement = elements.find((e) => e.attributes.class === 'title')!;
+    expect(Number(titleElement.attributes.x)).toBeCloseTo(width / 2, 5);
+    expect(title.length * 6.6 * 1.4).toBeLessThanOrEqual(width);
+  });
+
+  it.runIf(sharpLoads())('renders to PNG (librsvg through sharp) at its declared size, with ink in every panel', async () => {
+    const sharp = (await import('sharp')).default;
+    const svg = plotPanelsSvg(groups, panels, { x: 'epoch', integerX: true, metricLabel: describe_, title: 'dml vs baseline' });
+    const declared = parseXml(svg)[0]!.attributes;
+    const { data, info } = await sharp(Buffer.from(svg)).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    expect([info.width, info.height]).toEqual([Number(declared.width), Number(declared.height)]);
+    // Coloured (non-grey) pixels: the series. Each panel's band of rows holds some.
+    const coloured = (row0: number, row1: number): number => {
+      let count = 0;
+      for (let y = row0; y < row1; y += 1) for (let x = 0; x < info.width; x += 1) {
+        const p = (y * info.width + x) * 3;
+        if (Math.max(data[p]!, data[p + 1]!, data[p + 2]!) - Math.min(data[p]!, data[p + 1]!, data[p + 2]!) > 60) count += 1;
+      }
+      return count;
+    };
+    const half = Math.floor(info.height / 2);
+    expect(coloured(0, half)).toBeGreaterThan(200);
+    expect(coloured(half, info.height)).toBeGreaterThan(200);
   });
 
   it('draws several seeds as their mean with a ±std band', () => {
