@@ -26,8 +26,14 @@
 // Chunks (2-core AMD EPYC Zen 5 VM, 2026-12-02; one run at a time, every chunk well under two hours):
 //   fashion5k, 2 threads: a cohort run ≈ 3–5 min (lmcl ≈ 10), a baseline single-network run ≈ 2 min;
 //     `--methods baseline,dml,mcl` ≈ 45 min, lmcl's three seeds ≈ 30 min.
-//   fashion2k-resnet20, 1 thread: see CHUNKS below (measured per run, printed by `run`).
-//   fashion60k-bank, 1 thread: see CHUNKS below.
+//   fashion2k-resnet20, 1 thread (measured 2026-12-02/03 on the Zen 3 and the Xeon VM, the other
+//     core busy with development): a baseline single-network run 11–15 min, a DML or MCL cohort
+//     run 23–26 min; L-MCL not yet measured (≈ 2.5× a cohort run by the fashion5k ratio, ≈ 1 h).
+//     Chunks: `--methods baseline,dml,mcl --seeds S` ≈ 75 min per seed; `--methods lmcl --seeds S`
+//     ≈ 1 h per seed.
+//   fashion60k-bank, 1 thread: not yet measured; estimated from fashion5k (3.2× the images per
+//     run, half the threads) at ≈ 20–30 min per cohort run, L-MCL ≈ 75 min: run it one
+//     `--methods M --seeds S` pair at a time.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
