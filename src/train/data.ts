@@ -26,6 +26,8 @@ export interface TrainData {
   description: string;
   train: DataLoader;
   testBatches(): Iterable<Batch>;
+  /** Batches of one testBatches() pass. */
+  testBatchCount: number;
   close(): void;
 }
 
@@ -130,6 +132,7 @@ export function openData(config: TrainConfig, options: { trainLoader?: boolean }
       (config.batchSize > train.count ? `; --batch-size ${config.batchSize} is more than the ${train.count} training images: one batch of ${train.count}` : ''),
     train: loader,
     testBatches: () => testLoader.evalBatches(),
+    testBatchCount: testLoader.evalBatchCount,
     close: () => {
       loader.close();
       testLoader.close();

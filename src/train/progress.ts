@@ -128,6 +128,27 @@ export class Progress {
     }
   }
 
+  /**
+   * Evaluation progress (batches of the test split done / total): on a terminal the same
+   * self-updating line, elsewhere a plain line at the log interval — a long test pass is never
+   * silent.
+   */
+  evaluating(epoch: number, epochs: number, batch: number, batches: number): void {
+    if (this.quiet) return;
+    const now = Date.now();
+    const text = `epoch ${epoch + 1}/${epochs} evaluating: test batch ${batch}/${batches}`;
+    if (this.tty) {
+      if (now - this.lastPrint < 100 && batch !== batches) return;
+      this.lastPrint = now;
+      const columns = (this.stream as { columns?: number }).columns ?? this.columns;
+      this.stream.write(`\r${text.slice(0, Math.max(0, columns - 1))}\x1b[K`);
+      this.lineOpen = true;
+    } else if (now - this.lastPrint >= this.interval) {
+      this.lastPrint = now;
+      this.stream.write(`${text}\n`);
+    }
+  }
+
   /** Ends the self-updating line before other output. */
   clear(): void {
     if (this.lineOpen) {

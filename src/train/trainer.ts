@@ -27,6 +27,7 @@ import { SGD } from '../optim/sgd.js';
 import { engineInfo, setNumThreads } from '../runtime.js';
 import { cohortArchitectures, createCohort } from '../models/registry.js';
 import type { Student } from '../models/types.js';
+import type { Batch } from '../data/types.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { LossParts } from '../losses/parts.js';
 import type { Method, MethodContext, ParameterSet } from '../losses/method.js';
@@ -544,7 +545,15 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       // no random numbers and changes no state, so skipping it leaves training bit-identical.
       const evaluateNow = (epoch + 1) % config.evalEvery === 0 || epoch + 1 === config.epochs;
       // evaluate() puts the networks and the method's modules in eval mode and back.
-      const test = evaluateNow ? await evaluate(networks, data.testBatches(), classes, method) : null;
+      const testBatches = function* (): Generator<Batch, void, undefined> {
+        let done = 0;
+        for (const batch of data.testBatches()) {
+          yield batch;
+          done += 1;
+          progress.evaluating(epoch, config.epochs, done, data.testBatchCount);
+        }
+      };
+      const test = evaluateNow ? await evaluate(networks, testBatches(), classes, method) : null;
       const evalSeconds = (Date.now() - evalStart) / 1000;
       if (test && test.meanTop1 > best.meanTop1) best = { meanTop1: test.meanTop1, epoch: epoch + 1 };
       const train: Record<string, number> = {};

@@ -50,6 +50,23 @@ describe('progress line', () => {
 });
 
 describe('epoch line', () => {
+  it('shows evaluation progress: a self-updating line on a terminal (the last batch always), a plain line at the interval otherwise', () => {
+    const written: string[] = [];
+    const terminal = new Progress({ stream: { write: (text: string) => written.push(text) > 0, isTTY: true, columns: 100 }, tty: true });
+    for (let batch = 1; batch <= 3; batch += 1) terminal.evaluating(4, 60, batch, 3);
+    expect(written[0]).toBe('\repoch 5/60 evaluating: test batch 1/3\x1b[K');
+    expect(written.at(-1)).toBe('\repoch 5/60 evaluating: test batch 3/3\x1b[K');
+    terminal.log('epoch line');
+    expect(written.at(-2)).toBe('\r\x1b[K'); // the evaluation line is cleared before the epoch line
+    const plain: string[] = [];
+    const log = new Progress({ stream: { write: (text: string) => plain.push(text) > 0 }, tty: false, intervalSeconds: 0 });
+    log.evaluating(0, 2, 7, 20);
+    expect(plain).toEqual(['epoch 1/2 evaluating: test batch 7/20\n']);
+    const quiet: string[] = [];
+    new Progress({ stream: { write: (text: string) => quiet.push(text) > 0 }, quiet: true }).evaluating(0, 1, 1, 1);
+    expect(quiet).toEqual([]);
+  });
+
   it('names the data time and the memory (RSS)', () => {
     const line = formatEpoch({ epoch: 3, lr: 0.05, train: { total: 1.25, ce: 1 }, trainTop1: [80], test: null, imagesPerSecond: 250, trainSeconds: 30, evalSeconds: 2,
       dataSeconds: 1.25, rssMegabytes: 812, elapsedSeconds: 100, bestMeanTop1: 0, bestEpoch: 0 }, 12);
