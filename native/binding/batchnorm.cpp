@@ -40,7 +40,7 @@ Napi::Value forward_training(const Napi::CallbackInfo& info) {
   const double momentum = get_number(info, 9, op, "momentum");
   const double eps = get_number(info, 10, op, "eps");
   throw_if_error(info.Env(),
-                 batch_norm_forward_training(shape, x, weight, bias, running_mean, running_var, momentum, eps, y,
+                 cpu::batch_norm_forward_training(shape, x, weight, bias, running_mean, running_var, momentum, eps, y,
                                              save_mean, save_invstd),
                  op);
   return info.Env().Undefined();
@@ -60,7 +60,7 @@ Napi::Value forward_eval(const Napi::CallbackInfo& info) {
   float* save_invstd = cpu_floats(info, 7, C, op, "saveInvstd");
   const double eps = get_number(info, 9, op, "eps");
   throw_if_error(info.Env(),
-                 batch_norm_forward_eval(shape, x, weight, bias, running_mean, running_var, eps, y, save_mean,
+                 cpu::batch_norm_forward_eval(shape, x, weight, bias, running_mean, running_var, eps, y, save_mean,
                                          save_invstd),
                  op);
   return info.Env().Undefined();
@@ -80,7 +80,7 @@ Napi::Value backward(const Napi::CallbackInfo& info) {
   float* grad_bias = optional_cpu_floats(info, 7, C, op, "gradBias");
   const bool training = get_bool(info, 9, op, "training");
   throw_if_error(info.Env(),
-                 batch_norm_backward(shape, grad_out, x, weight, save_mean, save_invstd, training, grad_input,
+                 cpu::batch_norm_backward(shape, grad_out, x, weight, save_mean, save_invstd, training, grad_input,
                                      grad_weight, grad_bias),
                  op);
   return info.Env().Undefined();

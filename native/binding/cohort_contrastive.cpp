@@ -66,7 +66,7 @@ Napi::Value cohort_contrastive_forward_op(const Napi::CallbackInfo& info) {
   float* probabilities = cpu_floats(info, 6, g.similarity_floats, name, "probabilities");
   float* stats = cpu_floats(info, 7, g.stats_floats, name, "stats");
   throw_if_error(info.Env(),
-                 cohort_contrastive_forward(g.count, g.batch, g.dim, embeddings.data(), g.labels, g.pair_count, g.pairs, weights,
+                 cpu::cohort_contrastive_forward(g.count, g.batch, g.dim, embeddings.data(), g.labels, g.pair_count, g.pairs, weights,
                                             g.temperature, g.kl_temperature, out, softmax, probabilities, stats),
                  name);
   return info.Env().Undefined();
@@ -86,7 +86,7 @@ Napi::Value cohort_contrastive_backward_op(const Napi::CallbackInfo& info) {
   const std::vector<float*> grad_embeddings = storage_list(info, 8, g.count, g.embedding_floats, true, name, "gradEmbeddings");
   float* grad_weights = optional_cpu_floats(info, 9, g.pair_count * g.batch, name, "gradWeights");
   throw_if_error(info.Env(),
-                 cohort_contrastive_backward(g.count, g.batch, g.dim, embeddings.data(), g.labels, g.pair_count, g.pairs,
+                 cpu::cohort_contrastive_backward(g.count, g.batch, g.dim, embeddings.data(), g.labels, g.pair_count, g.pairs,
                                              weights, g.temperature, g.kl_temperature, softmax, probabilities, stats,
                                              grad, grad_embeddings.data(), grad_weights),
                  name);

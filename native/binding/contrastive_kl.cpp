@@ -25,7 +25,7 @@ Napi::Value contrastive_kl_forward_op(const Napi::CallbackInfo& info) {
   float* row_stats = cpu_floats(info, 6, 3 * batch, name, "rowStats");
   float* direction = optional_cpu_floats(info, 7, square, name, "direction");
   throw_if_error(info.Env(),
-                 contrastive_kl_forward(batch, dim, student_anchor, student_contrast, teacher_anchor, teacher_contrast,
+                 cpu::contrastive_kl_forward(batch, dim, student_anchor, student_contrast, teacher_anchor, teacher_contrast,
                                         weights, temperature, kl_temperature, loss, row_stats, direction),
                  name);
   return info.Env().Undefined();
@@ -54,7 +54,7 @@ Napi::Value contrastive_kl_backward_op(const Napi::CallbackInfo& info) {
   float* grad_contrast = optional_cpu_floats(info, 9, count, name, "gradStudentContrast");
   float* grad_weights = optional_cpu_floats(info, 10, batch, name, "gradWeights");
   throw_if_error(info.Env(),
-                 contrastive_kl_backward(batch, dim, student_anchor, student_contrast, teacher_anchor, teacher_contrast,
+                 cpu::contrastive_kl_backward(batch, dim, student_anchor, student_contrast, teacher_anchor, teacher_contrast,
                                          weights, temperature, kl_temperature, row_stats, direction, grad, grad_anchor,
                                          grad_contrast, grad_weights),
                  name);
@@ -73,7 +73,7 @@ Napi::Value distill_kl_forward_op(const Napi::CallbackInfo& info) {
   const float* weights = optional_cpu_floats(info, 2, batch, name, "weights");
   float* loss = cpu_floats(info, 3, 1, name, "loss");
   float* row_stats = cpu_floats(info, 4, 3 * batch, name, "rowStats");
-  throw_if_error(info.Env(), distill_kl_forward(batch, classes, student, teacher, weights, temperature, loss, row_stats),
+  throw_if_error(info.Env(), cpu::distill_kl_forward(batch, classes, student, teacher, weights, temperature, loss, row_stats),
                  name);
   return info.Env().Undefined();
 }
@@ -94,7 +94,7 @@ Napi::Value distill_kl_backward_op(const Napi::CallbackInfo& info) {
   float* grad_student = optional_cpu_floats(info, 5, count, name, "gradStudent");
   float* grad_weights = optional_cpu_floats(info, 6, batch, name, "gradWeights");
   throw_if_error(info.Env(),
-                 distill_kl_backward(batch, classes, student, teacher, weights, temperature, row_stats, grad,
+                 cpu::distill_kl_backward(batch, classes, student, teacher, weights, temperature, row_stats, grad,
                                      grad_student, grad_weights),
                  name);
   return info.Env().Undefined();

@@ -50,7 +50,7 @@ Napi::Value forward(const Napi::CallbackInfo& info) {
   const float* weight = cpu_floats(info, 1, s.weight_numel(), op, "weight");
   const float* bias = optional_cpu_floats(info, 2, s.out_channels, op, "bias");
   float* output = cpu_floats(info, 3, s.output_numel(), op, "output");
-  throw_if_error(info.Env(), conv2d_forward(s, input, weight, bias, output), op);
+  throw_if_error(info.Env(), cpu::conv2d_forward(s, input, weight, bias, output), op);
   return info.Env().Undefined();
 }
 
@@ -62,7 +62,7 @@ Napi::Value backward_input(const Napi::CallbackInfo& info) {
   const float* grad_output = cpu_floats(info, 0, s.output_numel(), op, "gradOutput");
   const float* weight = cpu_floats(info, 1, s.weight_numel(), op, "weight");
   float* grad_input = cpu_floats(info, 2, s.input_numel(), op, "gradInput");
-  throw_if_error(info.Env(), conv2d_backward_input(s, grad_output, weight, grad_input), op);
+  throw_if_error(info.Env(), cpu::conv2d_backward_input(s, grad_output, weight, grad_input), op);
   return info.Env().Undefined();
 }
 
@@ -74,7 +74,7 @@ Napi::Value backward_weight(const Napi::CallbackInfo& info) {
   const float* input = cpu_floats(info, 0, s.input_numel(), op, "input");
   const float* grad_output = cpu_floats(info, 1, s.output_numel(), op, "gradOutput");
   float* grad_weight = cpu_floats(info, 2, s.weight_numel(), op, "gradWeight");
-  throw_if_error(info.Env(), conv2d_backward_weight(s, input, grad_output, grad_weight), op);
+  throw_if_error(info.Env(), cpu::conv2d_backward_weight(s, input, grad_output, grad_weight), op);
   return info.Env().Undefined();
 }
 
@@ -85,7 +85,7 @@ Napi::Value backward_bias(const Napi::CallbackInfo& info) {
   const Conv2dShape s = read_shape(info, 2, op);
   const float* grad_output = cpu_floats(info, 0, s.output_numel(), op, "gradOutput");
   float* grad_bias = cpu_floats(info, 1, s.out_channels, op, "gradBias");
-  throw_if_error(info.Env(), conv2d_backward_bias(s, grad_output, grad_bias), op);
+  throw_if_error(info.Env(), cpu::conv2d_backward_bias(s, grad_output, grad_bias), op);
   return info.Env().Undefined();
 }
 

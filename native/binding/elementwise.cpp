@@ -35,7 +35,7 @@ Napi::Value binary(const Napi::CallbackInfo& info) {
   const float* b = cpu_floats(info, 2, span_of(shape, b_strides), name, "b");
   float* out = cpu_floats(info, 3, count, name, "out");
   if (op < 0 || op > static_cast<int64_t>(BinaryOp::kMinimum)) throw_error(info.Env(), "binary: unknown op code");
-  throw_if_error(info.Env(), binary_broadcast(static_cast<BinaryOp>(op), static_cast<int>(shape.size()), shape.data(),
+  throw_if_error(info.Env(), cpu::binary_broadcast(static_cast<BinaryOp>(op), static_cast<int>(shape.size()), shape.data(),
                                               a_strides.data(), b_strides.data(), a, b, out), name);
   return info.Env().Undefined();
 }
@@ -47,7 +47,7 @@ Napi::Value unary_op(const Napi::CallbackInfo& info) {
   const float* x = cpu_floats(info, 1, count, "unary", "x");
   float* out = cpu_floats(info, 2, count, "unary", "out");
   if (op < 0 || op > static_cast<int64_t>(UnaryOp::kStep)) throw_error(info.Env(), "unary: unknown op code");
-  throw_if_error(info.Env(), unary(static_cast<UnaryOp>(op), count, x, out), "unary");
+  throw_if_error(info.Env(), cpu::unary(static_cast<UnaryOp>(op), count, x, out), "unary");
   return info.Env().Undefined();
 }
 
@@ -58,7 +58,7 @@ Napi::Value affine_op(const Napi::CallbackInfo& info) {
   float* out = cpu_floats(info, 1, count, "affine", "out");
   float scale = static_cast<float>(get_number(info, 3, "affine", "scale"));
   float shift = static_cast<float>(get_number(info, 4, "affine", "shift"));
-  throw_if_error(info.Env(), affine(count, x, scale, shift, out), "affine");
+  throw_if_error(info.Env(), cpu::affine(count, x, scale, shift, out), "affine");
   return info.Env().Undefined();
 }
 
@@ -68,7 +68,7 @@ Napi::Value power_op(const Napi::CallbackInfo& info) {
   const float* x = cpu_floats(info, 0, count, "power", "x");
   float* out = cpu_floats(info, 1, count, "power", "out");
   float exponent = static_cast<float>(get_number(info, 3, "power", "exponent"));
-  throw_if_error(info.Env(), power(count, x, exponent, out), "power");
+  throw_if_error(info.Env(), cpu::power(count, x, exponent, out), "power");
   return info.Env().Undefined();
 }
 
@@ -78,7 +78,7 @@ Napi::Value relu_mask_op(const Napi::CallbackInfo& info) {
   const float* grad = cpu_floats(info, 0, count, "reluMask", "grad");
   const float* mask = cpu_floats(info, 1, count, "reluMask", "mask");
   float* out = cpu_floats(info, 2, count, "reluMask", "out");
-  throw_if_error(info.Env(), relu_mask(count, grad, mask, out), "reluMask");
+  throw_if_error(info.Env(), cpu::relu_mask(count, grad, mask, out), "reluMask");
   return info.Env().Undefined();
 }
 
@@ -86,7 +86,9 @@ Napi::Value relu_mask_op(const Napi::CallbackInfo& info) {
 Napi::Value count_non_finite_op(const Napi::CallbackInfo& info) {
   int64_t count = get_int(info, 1, "countNonFinite", "count");
   const float* x = cpu_floats(info, 0, count, "countNonFinite", "x");
-  return Napi::Number::New(info.Env(), static_cast<double>(count_non_finite(count, x)));
+  int64_t found = 0;
+  throw_if_error(info.Env(), cpu::count_non_finite(count, x, &found), "countNonFinite");
+  return Napi::Number::New(info.Env(), static_cast<double>(found));
 }
 
 }  // namespace

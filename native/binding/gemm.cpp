@@ -29,7 +29,7 @@ Napi::Value gemm_binding(const Napi::CallbackInfo& info) {
   const int64_t ldb = std::max<int64_t>(1, tb ? k : n);
   const int64_t ldc = std::max<int64_t>(1, n);
   throw_if_error(info.Env(),
-                 gemm(ta, tb, m, n, k, static_cast<float>(alpha), a, lda, b, ldb, static_cast<float>(beta), c, ldc),
+                 cpu::gemm(ta, tb, m, n, k, static_cast<float>(alpha), a, lda, b, ldb, static_cast<float>(beta), c, ldc),
                  op);
   return info.Env().Undefined();
 }

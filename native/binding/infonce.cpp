@@ -23,7 +23,7 @@ Napi::Value supcon_infonce_forward_op(const Napi::CallbackInfo& info) {
   float* row_stats = cpu_floats(info, 5, 2 * batch, name, "rowStats");
   float* direction = optional_cpu_floats(info, 6, square, name, "direction");
   throw_if_error(info.Env(),
-                 supcon_infonce_forward(batch, dim, anchor, contrast, labels, weights, temperature, loss, row_stats, direction),
+                 cpu::supcon_infonce_forward(batch, dim, anchor, contrast, labels, weights, temperature, loss, row_stats, direction),
                  name);
   return info.Env().Undefined();
 }
@@ -48,7 +48,7 @@ Napi::Value supcon_infonce_backward_op(const Napi::CallbackInfo& info) {
   float* grad_contrast = optional_cpu_floats(info, 8, count, name, "gradContrast");
   float* grad_weights = optional_cpu_floats(info, 9, batch, name, "gradWeights");
   throw_if_error(info.Env(),
-                 supcon_infonce_backward(batch, dim, anchor, contrast, labels, weights, temperature, row_stats, direction,
+                 cpu::supcon_infonce_backward(batch, dim, anchor, contrast, labels, weights, temperature, row_stats, direction,
                                          grad, grad_anchor, grad_contrast, grad_weights),
                  name);
   return info.Env().Undefined();

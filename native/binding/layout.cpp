@@ -50,7 +50,7 @@ Napi::Value strided_copy_op(const Napi::CallbackInfo& info) {
   if (src_storage == dst_storage) throw_error(env, "stridedCopy: source and destination must be different storages");
   const float* src = cpu_floats(info, 0, needed_floats(env, name, "src", src_offset, shape, src_strides), name, "src");
   float* dst = cpu_floats(info, 3, needed_floats(env, name, "dst", dst_offset, shape, dst_strides), name, "dst");
-  throw_if_error(env, strided_copy(static_cast<int>(shape.size()), shape.data(), src + src_offset, src_strides.data(),
+  throw_if_error(env, cpu::strided_copy(static_cast<int>(shape.size()), shape.data(), src + src_offset, src_strides.data(),
                                    dst + dst_offset, dst_strides.data()), name);
   return env.Undefined();
 }
@@ -84,7 +84,7 @@ Napi::Value index_select_op(const Napi::CallbackInfo& info) {
   RowGeometry g = read_geometry(info, name);
   const float* x = cpu_floats(info, 0, g.outer * g.n * g.inner, name, "x");
   float* out = cpu_floats(info, 1, g.outer * g.k * g.inner, name, "out");
-  throw_if_error(info.Env(), index_select(g.outer, g.n, g.inner, x, g.k, g.indices, out), name);
+  throw_if_error(info.Env(), cpu::index_select(g.outer, g.n, g.inner, x, g.k, g.indices, out), name);
   return info.Env().Undefined();
 }
 
@@ -94,7 +94,7 @@ Napi::Value index_add_op(const Napi::CallbackInfo& info) {
   RowGeometry g = read_geometry(info, name);
   const float* grad = cpu_floats(info, 0, g.outer * g.k * g.inner, name, "grad");
   float* out = cpu_floats(info, 1, g.outer * g.n * g.inner, name, "out");
-  throw_if_error(info.Env(), index_add(g.outer, g.n, g.inner, grad, g.k, g.indices, out), name);
+  throw_if_error(info.Env(), cpu::index_add(g.outer, g.n, g.inner, grad, g.k, g.indices, out), name);
   return info.Env().Undefined();
 }
 

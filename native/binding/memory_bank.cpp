@@ -61,7 +61,7 @@ Napi::Value memory_logits_forward_op(const Napi::CallbackInfo& info) {
   const float* bank = cpu_floats(info, 1, g.bank_count, name, "bank");
   const int32_t* indices = indices_of(info, 2, g, name);
   float* logits = cpu_floats(info, 3, g.logit_count, name, "logits");
-  throw_if_error(info.Env(), memory_logits_forward(g.batch, g.columns, g.dim, g.bank_rows, query, bank, indices, g.scale,
+  throw_if_error(info.Env(), cpu::memory_logits_forward(g.batch, g.columns, g.dim, g.bank_rows, query, bank, indices, g.scale,
                                                    logits), name);
   return info.Env().Undefined();
 }
@@ -74,7 +74,7 @@ Napi::Value memory_logits_transpose_op(const Napi::CallbackInfo& info) {
   const float* bank = cpu_floats(info, 1, g.bank_count, name, "bank");
   const int32_t* indices = indices_of(info, 2, g, name);
   float* out = cpu_floats(info, 3, g.query_count, name, "out");
-  throw_if_error(info.Env(), memory_logits_transpose(g.batch, g.columns, g.dim, g.bank_rows, grad, bank, indices, g.scale,
+  throw_if_error(info.Env(), cpu::memory_logits_transpose(g.batch, g.columns, g.dim, g.bank_rows, grad, bank, indices, g.scale,
                                                      out), name);
   return info.Env().Undefined();
 }
@@ -92,7 +92,7 @@ Napi::Value memory_info_nce_forward_op(const Napi::CallbackInfo& info) {
   float* loss = cpu_floats(info, 4, 1, name, "loss");
   float* logits = cpu_floats(info, 5, g.logit_count, name, "logits");
   float* stats = cpu_floats(info, 6, 2 * g.batch, name, "stats");
-  throw_if_error(info.Env(), memory_info_nce_forward(g.batch, g.columns, g.dim, g.bank_rows, positives, query, bank, indices,
+  throw_if_error(info.Env(), cpu::memory_info_nce_forward(g.batch, g.columns, g.dim, g.bank_rows, positives, query, bank, indices,
                                                      weights, g.scale, loss, logits, stats), name);
   return info.Env().Undefined();
 }
@@ -111,7 +111,7 @@ Napi::Value memory_info_nce_backward_op(const Napi::CallbackInfo& info) {
   const float* grad = cpu_floats(info, 5, 1, name, "grad");
   float* grad_query = optional_cpu_floats(info, 6, g.query_count, name, "gradQuery");
   float* grad_weights = optional_cpu_floats(info, 7, g.batch, name, "gradWeights");
-  throw_if_error(info.Env(), memory_info_nce_backward(g.batch, g.columns, g.dim, g.bank_rows, positives, bank, indices,
+  throw_if_error(info.Env(), cpu::memory_info_nce_backward(g.batch, g.columns, g.dim, g.bank_rows, positives, bank, indices,
                                                       logits, stats, weights, grad, g.scale, grad_query, grad_weights),
                  name);
   return info.Env().Undefined();
@@ -132,7 +132,7 @@ Napi::Value memory_update_op(const Napi::CallbackInfo& info) {
   if (get_storage(info, 0, name, "bank") == get_storage(info, 2, name, "z")) {
     throw_error(info.Env(), std::string(name) + ": z must not share storage with the bank");
   }
-  throw_if_error(info.Env(), memory_update(bank_rows, dim, count, bank, rows, z, momentum), name);
+  throw_if_error(info.Env(), cpu::memory_update(bank_rows, dim, count, bank, rows, z, momentum), name);
   return info.Env().Undefined();
 }
 

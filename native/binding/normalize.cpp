@@ -36,7 +36,7 @@ Napi::Value normalize_forward_op(const Napi::CallbackInfo& info) {
   const float* x = cpu_floats(info, 0, g.count, name, "x");
   float* out = cpu_floats(info, 1, g.count, name, "out");
   float* norms = cpu_floats(info, 2, g.rows, name, "norms");
-  throw_if_error(info.Env(), l2_normalize_forward(g.outer, g.dim, g.inner, g.eps, x, out, norms), name);
+  throw_if_error(info.Env(), cpu::l2_normalize_forward(g.outer, g.dim, g.inner, g.eps, x, out, norms), name);
   return info.Env().Undefined();
 }
 
@@ -48,7 +48,7 @@ Napi::Value normalize_backward_op(const Napi::CallbackInfo& info) {
   const float* norms = cpu_floats(info, 1, g.rows, name, "norms");
   const float* grad = cpu_floats(info, 2, g.count, name, "grad");
   float* grad_input = cpu_floats(info, 3, g.count, name, "gradInput");
-  throw_if_error(info.Env(), l2_normalize_backward(g.outer, g.dim, g.inner, g.eps, y, norms, grad, grad_input), name);
+  throw_if_error(info.Env(), cpu::l2_normalize_backward(g.outer, g.dim, g.inner, g.eps, y, norms, grad, grad_input), name);
   return info.Env().Undefined();
 }
 
@@ -61,7 +61,7 @@ Napi::Value cosine_forward_op(const Napi::CallbackInfo& info) {
   float* out = cpu_floats(info, 2, g.rows, name, "out");
   float* norms_a = cpu_floats(info, 3, g.rows, name, "normsA");
   float* norms_b = cpu_floats(info, 4, g.rows, name, "normsB");
-  throw_if_error(info.Env(), cosine_similarity_forward(g.outer, g.dim, g.inner, g.eps, a, b, out, norms_a, norms_b), name);
+  throw_if_error(info.Env(), cpu::cosine_similarity_forward(g.outer, g.dim, g.inner, g.eps, a, b, out, norms_a, norms_b), name);
   return info.Env().Undefined();
 }
 
@@ -77,7 +77,7 @@ Napi::Value cosine_backward_op(const Napi::CallbackInfo& info) {
   const float* grad = cpu_floats(info, 5, g.rows, name, "grad");
   float* grad_a = optional_cpu_floats(info, 6, g.count, name, "gradA");
   float* grad_b = optional_cpu_floats(info, 7, g.count, name, "gradB");
-  throw_if_error(info.Env(), cosine_similarity_backward(g.outer, g.dim, g.inner, g.eps, a, b, out, norms_a, norms_b, grad,
+  throw_if_error(info.Env(), cpu::cosine_similarity_backward(g.outer, g.dim, g.inner, g.eps, a, b, out, norms_a, norms_b, grad,
                                                         grad_a, grad_b), name);
   return info.Env().Undefined();
 }

@@ -48,7 +48,7 @@ Napi::Value avg_forward(const Napi::CallbackInfo& info) {
   const Pool2dShape s = get_pool_shape(info, 2, op);
   const float* x = cpu_floats(info, 0, input_count(s), op, "x");
   float* out = cpu_floats(info, 1, output_count(s), op, "out");
-  throw_if_error(info.Env(), avg_pool2d_forward(s, x, out), op);
+  throw_if_error(info.Env(), cpu::avg_pool2d_forward(s, x, out), op);
   return info.Env().Undefined();
 }
 
@@ -57,7 +57,7 @@ Napi::Value avg_backward(const Napi::CallbackInfo& info) {
   const Pool2dShape s = get_pool_shape(info, 2, op);
   const float* grad_out = cpu_floats(info, 0, output_count(s), op, "gradOut");
   float* grad_in = cpu_floats(info, 1, input_count(s), op, "gradIn");
-  throw_if_error(info.Env(), avg_pool2d_backward(s, grad_out, grad_in), op);
+  throw_if_error(info.Env(), cpu::avg_pool2d_backward(s, grad_out, grad_in), op);
   return info.Env().Undefined();
 }
 
@@ -67,7 +67,7 @@ Napi::Value max_forward(const Napi::CallbackInfo& info) {
   const float* x = cpu_floats(info, 0, input_count(s), op, "x");
   float* out = cpu_floats(info, 1, output_count(s), op, "out");
   int32_t* indices = reinterpret_cast<int32_t*>(optional_cpu_floats(info, 2, output_count(s), op, "indices"));
-  throw_if_error(info.Env(), max_pool2d_forward(s, x, out, indices), op);
+  throw_if_error(info.Env(), cpu::max_pool2d_forward(s, x, out, indices), op);
   return info.Env().Undefined();
 }
 
@@ -77,7 +77,7 @@ Napi::Value max_backward(const Napi::CallbackInfo& info) {
   const float* grad_out = cpu_floats(info, 0, output_count(s), op, "gradOut");
   const int32_t* indices = cpu_indices(info, 1, output_count(s), op, "indices");
   float* grad_in = cpu_floats(info, 2, input_count(s), op, "gradIn");
-  throw_if_error(info.Env(), max_pool2d_backward(s, grad_out, indices, grad_in), op);
+  throw_if_error(info.Env(), cpu::max_pool2d_backward(s, grad_out, indices, grad_in), op);
   return info.Env().Undefined();
 }
 
@@ -87,7 +87,7 @@ Napi::Value max_gather(const Napi::CallbackInfo& info) {
   const float* source = cpu_floats(info, 0, input_count(s), op, "source");
   const int32_t* indices = cpu_indices(info, 1, output_count(s), op, "indices");
   float* out = cpu_floats(info, 2, output_count(s), op, "out");
-  throw_if_error(info.Env(), max_pool2d_gather(s, source, indices, out), op);
+  throw_if_error(info.Env(), cpu::max_pool2d_gather(s, source, indices, out), op);
   return info.Env().Undefined();
 }
 
@@ -109,7 +109,7 @@ Napi::Value adaptive_forward(const Napi::CallbackInfo& info) {
   const AdaptivePool2dShape s = get_adaptive_shape(info, 2, op);
   const float* x = cpu_floats(info, 0, s.planes * s.in_h * s.in_w, op, "x");
   float* out = cpu_floats(info, 1, s.planes * s.out_h * s.out_w, op, "out");
-  throw_if_error(info.Env(), adaptive_avg_pool2d_forward(s, x, out), op);
+  throw_if_error(info.Env(), cpu::adaptive_avg_pool2d_forward(s, x, out), op);
   return info.Env().Undefined();
 }
 
@@ -118,7 +118,7 @@ Napi::Value adaptive_backward(const Napi::CallbackInfo& info) {
   const AdaptivePool2dShape s = get_adaptive_shape(info, 2, op);
   const float* grad_out = cpu_floats(info, 0, s.planes * s.out_h * s.out_w, op, "gradOut");
   float* grad_in = cpu_floats(info, 1, s.planes * s.in_h * s.in_w, op, "gradIn");
-  throw_if_error(info.Env(), adaptive_avg_pool2d_backward(s, grad_out, grad_in), op);
+  throw_if_error(info.Env(), cpu::adaptive_avg_pool2d_backward(s, grad_out, grad_in), op);
   return info.Env().Undefined();
 }
 

@@ -29,7 +29,7 @@ Napi::Value sum_axes_op(const Napi::CallbackInfo& info) {
   }
   const float* x = cpu_floats(info, 0, count, name, "x");
   float* out = cpu_floats(info, 1, kept, name, "out");
-  throw_if_error(info.Env(), sum_axes(static_cast<int>(shape.size()), shape.data(), reduce, x, out), name);
+  throw_if_error(info.Env(), cpu::sum_axes(static_cast<int>(shape.size()), shape.data(), reduce, x, out), name);
   return info.Env().Undefined();
 }
 

@@ -36,7 +36,7 @@ Napi::Value sgd_step_op(const Napi::CallbackInfo& info) {
     }
     buffer = cpu_floats(info, 2, count, name, "buffer");
   }
-  throw_if_error(env, sgd_step(count, param, grad, buffer, options, first_step), name);
+  throw_if_error(env, cpu::sgd_step(count, param, grad, buffer, options, first_step), name);
   return env.Undefined();
 }
 

@@ -17,7 +17,7 @@ Napi::Value softmax_forward_op(const Napi::CallbackInfo& info) {
   int64_t count = element_count(info.Env(), name, {outer, dim, inner});
   const float* x = cpu_floats(info, 0, count, name, "x");
   float* out = cpu_floats(info, 1, count, name, "out");
-  throw_if_error(info.Env(), softmax_forward(log, outer, dim, inner, x, out), log ? "logSoftmax" : "softmax");
+  throw_if_error(info.Env(), cpu::softmax_forward(log, outer, dim, inner, x, out), log ? "logSoftmax" : "softmax");
   return info.Env().Undefined();
 }
 
@@ -32,7 +32,7 @@ Napi::Value softmax_backward_op(const Napi::CallbackInfo& info) {
   const float* y = cpu_floats(info, 0, count, name, "out");
   const float* grad = cpu_floats(info, 1, count, name, "grad");
   float* grad_input = cpu_floats(info, 2, count, name, "gradInput");
-  throw_if_error(info.Env(), softmax_backward(log, outer, dim, inner, y, grad, grad_input), name);
+  throw_if_error(info.Env(), cpu::softmax_backward(log, outer, dim, inner, y, grad, grad_input), name);
   return info.Env().Undefined();
 }
 
@@ -48,7 +48,7 @@ Napi::Value cross_entropy_forward_op(const Napi::CallbackInfo& info) {
   const int32_t* labels = get_labels(info, 1, batch, name);
   float* out = cpu_floats(info, 2, reduction == 0 ? batch : 1, name, "out");
   float* stats = cpu_floats(info, 3, 2 * batch, name, "stats");
-  throw_if_error(info.Env(), cross_entropy_forward(batch, classes, logits, labels,
+  throw_if_error(info.Env(), cpu::cross_entropy_forward(batch, classes, logits, labels,
                                                    static_cast<CrossEntropyReduction>(reduction), out, stats), name);
   return info.Env().Undefined();
 }
@@ -66,7 +66,7 @@ Napi::Value cross_entropy_backward_op(const Napi::CallbackInfo& info) {
   const float* stats = cpu_floats(info, 2, 2 * batch, name, "stats");
   const float* grad = cpu_floats(info, 3, per_row ? batch : 1, name, "grad");
   float* grad_input = cpu_floats(info, 4, count, name, "gradInput");
-  throw_if_error(info.Env(), cross_entropy_backward(batch, classes, logits, labels, stats, grad, per_row, scale,
+  throw_if_error(info.Env(), cpu::cross_entropy_backward(batch, classes, logits, labels, stats, grad, per_row, scale,
                                                     grad_input), name);
   return info.Env().Undefined();
 }
