@@ -4,6 +4,7 @@
     "src/core/cpu_features.cpp",
     "src/core/parallel.cpp",
     "src/cuda_stub/memory.cpp",
+    "src/cuda_stub/ops.cpp",
     "binding/addon.cpp",
     "binding/args.cpp",
     "binding/args.h",
@@ -46,7 +47,8 @@
   ],
   "variables": {
     "cuda_stub_sources": [
-      "src/cuda_stub/memory.cpp"
+      "src/cuda_stub/memory.cpp",
+      "src/cuda_stub/ops.cpp"
     ],
     "cuda_sources": [
       "src/cuda/memory.cu"
