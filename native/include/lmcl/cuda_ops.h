@@ -2,6 +2,12 @@
 // kernels in lmcl::cpu::, generated from the one op list (lmcl/ops.def, which also says how a
 // .cu replaces a stub). Pointers are device pointers; the shape types are the shared ones in
 // namespace lmcl (the op family headers below). Device memory itself: lmcl/cuda_memory.h.
+//
+// Which pointers are device pointers: every float* / int32_t* that the binding read from a tensor
+// storage (native/binding/args.h floats(); max-pool argmax indices included). NOT yet: the int32
+// arrays that bindings take as JavaScript Int32Arrays (class labels, cohort pairs, indexSelect /
+// indexAdd indices, memory-bank indices and rows) are HOST pointers for both devices today; a CUDA
+// kernel must copy them to the device itself until they become int32 device tensors.
 #pragma once
 
 #include <cstdint>
