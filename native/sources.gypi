@@ -1,55 +1,63 @@
 {
-  "sources": [
-    "src/core/allocator.cpp",
-    "src/core/cpu_features.cpp",
-    "src/core/parallel.cpp",
-    "src/cuda_stub/memory.cpp",
-    "binding/addon.cpp",
-    "binding/args.cpp",
-    "binding/args.h",
-    "binding/batchnorm.cpp",
-    "binding/conv2d.cpp",
-    "binding/elementwise.cpp",
-    "binding/gemm.cpp",
-    "binding/layout.cpp",
-    "binding/memory_bank.cpp",
-    "binding/normalize.cpp",
-    "binding/peak.cpp",
-    "binding/pool.cpp",
-    "binding/reduce.cpp",
-    "binding/sgd.cpp",
-    "binding/softmax.cpp",
-    "binding/storage.cpp",
-    "src/cpu/batchnorm.cpp",
-    "src/cpu/conv2d.cpp",
-    "src/cpu/elementwise.cpp",
-    "src/cpu/gemm.cpp",
-    "src/cpu/gemm_avx2.cpp",
-    "src/cpu/gemm_avx512.cpp",
-    "src/cpu/layout.cpp",
-    "src/cpu/memory_bank.cpp",
-    "src/cpu/normalize.cpp",
-    "src/cpu/peak.cpp",
-    "src/cpu/pool.cpp",
-    "src/cpu/reduce.cpp",
-    "src/cpu/sgd.cpp",
-    "src/cpu/softmax.cpp",
-    "src/cpu/simd_variants.h",
-    "src/cpu/row_math.h",
-    "binding/cohort_contrastive.cpp",
-    "binding/contrastive_kl.cpp",
-    "binding/infonce.cpp",
-    "src/cpu/cohort_contrastive.cpp",
-    "src/cpu/contrastive_kl.cpp",
-    "src/cpu/infonce.cpp",
-    "src/cpu/contrastive_rows.h"
-  ],
   "variables": {
-    "cuda_stub_sources": [
-      "src/cuda_stub/memory.cpp"
+    "core_files": [
+      "src/core/allocator.cpp",
+      "src/core/cpu_features.cpp",
+      "src/core/parallel.cpp"
     ],
-    "cuda_sources": [
+    "cpu_files": [
+      "src/cpu/batchnorm.cpp",
+      "src/cpu/cohort_contrastive.cpp",
+      "src/cpu/contrastive_kl.cpp",
+      "src/cpu/conv2d.cpp",
+      "src/cpu/elementwise.cpp",
+      "src/cpu/gemm.cpp",
+      "src/cpu/gemm_avx2.cpp",
+      "src/cpu/gemm_avx512.cpp",
+      "src/cpu/infonce.cpp",
+      "src/cpu/layout.cpp",
+      "src/cpu/memory_bank.cpp",
+      "src/cpu/normalize.cpp",
+      "src/cpu/peak.cpp",
+      "src/cpu/pool.cpp",
+      "src/cpu/reduce.cpp",
+      "src/cpu/sgd.cpp",
+      "src/cpu/softmax.cpp",
+      "src/cpu/contrastive_rows.h",
+      "src/cpu/row_math.h",
+      "src/cpu/simd_variants.h"
+    ],
+    "binding_files": [
+      "binding/addon.cpp",
+      "binding/args.cpp",
+      "binding/batchnorm.cpp",
+      "binding/cohort_contrastive.cpp",
+      "binding/contrastive_kl.cpp",
+      "binding/conv2d.cpp",
+      "binding/elementwise.cpp",
+      "binding/gemm.cpp",
+      "binding/infonce.cpp",
+      "binding/layout.cpp",
+      "binding/memory_bank.cpp",
+      "binding/normalize.cpp",
+      "binding/peak.cpp",
+      "binding/pool.cpp",
+      "binding/reduce.cpp",
+      "binding/sgd.cpp",
+      "binding/softmax.cpp",
+      "binding/storage.cpp",
+      "binding/args.h"
+    ],
+    "cuda_stub_files": [
+      "src/cuda_stub/memory.cpp",
+      "src/cuda_stub/ops.cpp"
+    ],
+    "cuda_files": [
       "src/cuda/memory.cu"
+    ],
+    "driver_files": [
+      "test/driver.cpp"
     ]
-  }
+  },
+  "sources": ["<@(core_files)", "<@(cpu_files)", "<@(binding_files)", "<@(cuda_stub_files)"]
 }

@@ -98,28 +98,62 @@ StorageHandle* storage_of(Napi::Env env, const Napi::Value& value, const char* o
   return storage;
 }
 
-float* cpu_floats(const Napi::CallbackInfo& info, size_t index, int64_t count, const char* op, const char* name) {
+Operand floats(const Napi::CallbackInfo& info, size_t index, int64_t count, const char* op, const char* name) {
   if (index >= info.Length()) throw Napi::TypeError::New(info.Env(), where(op, name) + " must be a tensor storage");
-  return cpu_floats_of(info.Env(), info[index], count, op, name);
+  return floats_of(info.Env(), info[index], count, op, name);
 }
 
-float* cpu_floats_of(Napi::Env env, const Napi::Value& value, int64_t count, const char* op, const char* name) {
+Operand floats_of(Napi::Env env, const Napi::Value& value, int64_t count, const char* op, const char* name) {
   StorageHandle* storage = storage_of(env, value, op, name);
-  if (storage->device() != Device::kCpu) {
-    throw_error(env, where(op, name) + " is on device '" + device_name(storage->device()) +
-                         "' but this op has no kernel for it yet (cpu only)");
-  }
   if (count < 0 || static_cast<uint64_t>(count) * sizeof(float) > storage->bytes()) {
     throw_error(env, where(op, name) + " holds " + std::to_string(storage->bytes() / sizeof(float)) +
                          " floats but the op needs " + std::to_string(count));
   }
-  return static_cast<float*>(storage->data());
+  Operand operand;
+  operand.data = static_cast<float*>(storage->data());
+  operand.device = storage->device();
+  operand.name = name;
+  operand.given = true;
+  return operand;
 }
 
-float* optional_cpu_floats(const Napi::CallbackInfo& info, size_t index, int64_t count, const char* op,
-                           const char* name) {
-  if (index >= info.Length() || info[index].IsNull() || info[index].IsUndefined()) return nullptr;
-  return cpu_floats(info, index, count, op, name);
+Operand optional_floats(const Napi::CallbackInfo& info, size_t index, int64_t count, const char* op,
+                        const char* name) {
+  if (index >= info.Length() || info[index].IsNull() || info[index].IsUndefined()) {
+    Operand absent;
+    absent.name = name;
+    return absent;
+  }
+  return floats(info, index, count, op, name);
+}
+
+template <typename List>
+static Device one_device(Napi::Env env, const char* op, const List& operands) {
+  const Operand* first = nullptr;
+  bool mixed = false;
+  for (const Operand& operand : operands) {
+    if (!operand.given) continue;
+    if (!first) first = &operand;
+    else if (operand.device != first->device) mixed = true;
+  }
+  if (mixed) {
+    std::string list;
+    for (const Operand& operand : operands) {
+      if (!operand.given) continue;
+      if (!list.empty()) list += ", ";
+      list += std::string(operand.name) + " on '" + device_name(operand.device) + "'";
+    }
+    throw_error(env, std::string(op) + ": operands are on different devices (" + list +
+                         "); move them to one device first (ops never copy between devices)");
+  }
+  return first ? first->device : Device::kCpu;
+}
+
+Device same_device(Napi::Env env, const char* op, std::initializer_list<Operand> operands) {
+  return one_device(env, op, operands);
+}
+Device same_device(Napi::Env env, const char* op, const std::vector<Operand>& operands) {
+  return one_device(env, op, operands);
 }
 
 int64_t element_count(Napi::Env env, const char* op, std::initializer_list<int64_t> extents) {

@@ -1,8 +1,9 @@
 // Argument checking and conversion shared by every binding file.
 //
 // This is the only place (with the other files in native/binding/) that includes napi.h.
-// Binding functions: check arguments, convert them, call one core function, turn its Status
-// into a JavaScript Error. No math here. C++ exceptions (NAPI_CPP_EXCEPTIONS) carry the
+// Binding functions: check arguments, convert them, check the tensor operands share one device,
+// call one kernel through dispatch() (lmcl::cpu:: or lmcl::cuda::), turn its Status into a
+// JavaScript Error. No math here. C++ exceptions (NAPI_CPP_EXCEPTIONS) carry the
 // Napi::Error back to JavaScript, so a thrown check never crashes the process.
 #pragma once
 
@@ -12,8 +13,10 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "lmcl/cuda_ops.h"
 #include "lmcl/status.h"
 
 namespace lmcl {
@@ -58,14 +61,43 @@ void throw_if_error(Napi::Env env, const Status& status, const char* op);
 
 // Argument readers; each throws a JavaScript TypeError/Error naming the op and the argument.
 StorageHandle* get_storage(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name);
-// The storage at `index` must be a live CPU block holding at least `count` floats.
-float* cpu_floats(const Napi::CallbackInfo& info, size_t index, int64_t count, const char* op, const char* name);
-// The same checks for a value that is not a direct argument (an entry of an array argument).
 StorageHandle* storage_of(Napi::Env env, const Napi::Value& value, const char* op, const char* name);
-float* cpu_floats_of(Napi::Env env, const Napi::Value& value, int64_t count, const char* op, const char* name);
-// Same, but null/undefined is allowed and gives nullptr (optional operands such as bias).
-float* optional_cpu_floats(const Napi::CallbackInfo& info, size_t index, int64_t count, const char* op,
-                           const char* name);
+
+// A tensor operand: the data pointer of a live storage (host memory for 'cpu', device memory for
+// 'cuda') and the storage's device. It converts to float* (or, with .ints(), to int32_t*) so a
+// binding passes it straight to a kernel; the pointer is only valid on `device`, which is why
+// every binding checks its operands with same_device() and calls the kernel through dispatch().
+struct Operand {
+  float* data = nullptr;
+  Device device = Device::kCpu;
+  const char* name = "";
+  bool given = false;  // false: an optional operand passed as null/undefined (data is nullptr)
+  operator float*() const { return data; }
+  int32_t* ints() const { return reinterpret_cast<int32_t*>(data); }  // int32 payloads (argmax indices)
+};
+
+// The storage at `index` must be a live block (any device) holding at least `count` floats.
+Operand floats(const Napi::CallbackInfo& info, size_t index, int64_t count, const char* op, const char* name);
+// The same checks for a value that is not a direct argument (an entry of an array argument).
+Operand floats_of(Napi::Env env, const Napi::Value& value, int64_t count, const char* op, const char* name);
+// Same, but null/undefined is allowed and gives an operand that is not given (nullptr).
+Operand optional_floats(const Napi::CallbackInfo& info, size_t index, int64_t count, const char* op,
+                        const char* name);
+
+// The one device of the given operands (those not given are skipped). Operands on different
+// devices are an Error naming every operand and its device: ops never copy between devices.
+Device same_device(Napi::Env env, const char* op, std::initializer_list<Operand> operands);
+Device same_device(Napi::Env env, const char* op, const std::vector<Operand>& operands);
+
+// Calls the kernel for `device`: cpu_kernel (lmcl::cpu::name) or cuda_kernel (lmcl::cuda::name,
+// a stub until native/src/cuda/<stem>.cu defines it). Both must have the same signature (the
+// template deduces one parameter list from both), so a binding line reads
+//   dispatch(device, cpu::softmax_forward, cuda::softmax_forward, log, outer, dim, inner, x, out)
+template <typename... Params, typename... Args>
+Status dispatch(Device device, Status (*cpu_kernel)(Params...), Status (*cuda_kernel)(Params...), Args&&... args) {
+  if (device == Device::kCuda) return cuda_kernel(std::forward<Args>(args)...);
+  return cpu_kernel(std::forward<Args>(args)...);
+}
 int64_t get_int(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name);
 double get_number(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name);
 bool get_bool(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name);

@@ -29,18 +29,19 @@ Napi::Value forward_training(const Napi::CallbackInfo& info) {
   const char* op = "batchNormForwardTraining";
   const BatchNormShape shape = get_shape(info, 8, op);
   const int64_t count = shape.numel(), C = shape.channels;
-  const float* x = cpu_floats(info, 0, count, op, "x");
-  const float* weight = optional_cpu_floats(info, 1, C, op, "weight");
-  const float* bias = optional_cpu_floats(info, 2, C, op, "bias");
-  float* running_mean = optional_cpu_floats(info, 3, C, op, "runningMean");
-  float* running_var = optional_cpu_floats(info, 4, C, op, "runningVar");
-  float* y = cpu_floats(info, 5, count, op, "y");
-  float* save_mean = cpu_floats(info, 6, C, op, "saveMean");
-  float* save_invstd = cpu_floats(info, 7, C, op, "saveInvstd");
+  const Operand x = floats(info, 0, count, op, "x");
+  const Operand weight = optional_floats(info, 1, C, op, "weight");
+  const Operand bias = optional_floats(info, 2, C, op, "bias");
+  const Operand running_mean = optional_floats(info, 3, C, op, "runningMean");
+  const Operand running_var = optional_floats(info, 4, C, op, "runningVar");
+  const Operand y = floats(info, 5, count, op, "y");
+  const Operand save_mean = floats(info, 6, C, op, "saveMean");
+  const Operand save_invstd = floats(info, 7, C, op, "saveInvstd");
   const double momentum = get_number(info, 9, op, "momentum");
   const double eps = get_number(info, 10, op, "eps");
+  const Device device = same_device(info.Env(), op, {x, weight, bias, running_mean, running_var, y, save_mean, save_invstd});
   throw_if_error(info.Env(),
-                 batch_norm_forward_training(shape, x, weight, bias, running_mean, running_var, momentum, eps, y,
+                 dispatch(device, cpu::batch_norm_forward_training, cuda::batch_norm_forward_training, shape, x, weight, bias, running_mean, running_var, momentum, eps, y,
                                              save_mean, save_invstd),
                  op);
   return info.Env().Undefined();
@@ -50,17 +51,18 @@ Napi::Value forward_eval(const Napi::CallbackInfo& info) {
   const char* op = "batchNormForwardEval";
   const BatchNormShape shape = get_shape(info, 8, op);
   const int64_t count = shape.numel(), C = shape.channels;
-  const float* x = cpu_floats(info, 0, count, op, "x");
-  const float* weight = optional_cpu_floats(info, 1, C, op, "weight");
-  const float* bias = optional_cpu_floats(info, 2, C, op, "bias");
-  const float* running_mean = cpu_floats(info, 3, C, op, "runningMean");
-  const float* running_var = cpu_floats(info, 4, C, op, "runningVar");
-  float* y = cpu_floats(info, 5, count, op, "y");
-  float* save_mean = cpu_floats(info, 6, C, op, "saveMean");
-  float* save_invstd = cpu_floats(info, 7, C, op, "saveInvstd");
+  const Operand x = floats(info, 0, count, op, "x");
+  const Operand weight = optional_floats(info, 1, C, op, "weight");
+  const Operand bias = optional_floats(info, 2, C, op, "bias");
+  const Operand running_mean = floats(info, 3, C, op, "runningMean");
+  const Operand running_var = floats(info, 4, C, op, "runningVar");
+  const Operand y = floats(info, 5, count, op, "y");
+  const Operand save_mean = floats(info, 6, C, op, "saveMean");
+  const Operand save_invstd = floats(info, 7, C, op, "saveInvstd");
   const double eps = get_number(info, 9, op, "eps");
+  const Device device = same_device(info.Env(), op, {x, weight, bias, running_mean, running_var, y, save_mean, save_invstd});
   throw_if_error(info.Env(),
-                 batch_norm_forward_eval(shape, x, weight, bias, running_mean, running_var, eps, y, save_mean,
+                 dispatch(device, cpu::batch_norm_forward_eval, cuda::batch_norm_forward_eval, shape, x, weight, bias, running_mean, running_var, eps, y, save_mean,
                                          save_invstd),
                  op);
   return info.Env().Undefined();
@@ -70,17 +72,18 @@ Napi::Value backward(const Napi::CallbackInfo& info) {
   const char* op = "batchNormBackward";
   const BatchNormShape shape = get_shape(info, 8, op);
   const int64_t count = shape.numel(), C = shape.channels;
-  const float* grad_out = cpu_floats(info, 0, count, op, "gradOut");
-  const float* x = cpu_floats(info, 1, count, op, "x");
-  const float* weight = optional_cpu_floats(info, 2, C, op, "weight");
-  const float* save_mean = cpu_floats(info, 3, C, op, "saveMean");
-  const float* save_invstd = cpu_floats(info, 4, C, op, "saveInvstd");
-  float* grad_input = optional_cpu_floats(info, 5, count, op, "gradInput");
-  float* grad_weight = optional_cpu_floats(info, 6, C, op, "gradWeight");
-  float* grad_bias = optional_cpu_floats(info, 7, C, op, "gradBias");
+  const Operand grad_out = floats(info, 0, count, op, "gradOut");
+  const Operand x = floats(info, 1, count, op, "x");
+  const Operand weight = optional_floats(info, 2, C, op, "weight");
+  const Operand save_mean = floats(info, 3, C, op, "saveMean");
+  const Operand save_invstd = floats(info, 4, C, op, "saveInvstd");
+  const Operand grad_input = optional_floats(info, 5, count, op, "gradInput");
+  const Operand grad_weight = optional_floats(info, 6, C, op, "gradWeight");
+  const Operand grad_bias = optional_floats(info, 7, C, op, "gradBias");
   const bool training = get_bool(info, 9, op, "training");
+  const Device device = same_device(info.Env(), op, {grad_out, x, weight, save_mean, save_invstd, grad_input, grad_weight, grad_bias});
   throw_if_error(info.Env(),
-                 batch_norm_backward(shape, grad_out, x, weight, save_mean, save_invstd, training, grad_input,
+                 dispatch(device, cpu::batch_norm_backward, cuda::batch_norm_backward, shape, grad_out, x, weight, save_mean, save_invstd, training, grad_input,
                                      grad_weight, grad_bias),
                  op);
   return info.Env().Undefined();

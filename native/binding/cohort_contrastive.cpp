@@ -37,21 +37,28 @@ CohortGeometry read_geometry(const Napi::CallbackInfo& info, size_t first, size_
 }
 
 // An array of `count` storages of `floats` floats each (optional: entries may be null → nullptr).
-std::vector<float*> storage_list(const Napi::CallbackInfo& info, size_t index, int64_t count, int64_t floats,
-                                 bool optional, const char* op, const char* name) {
+struct OperandList {
+  std::vector<Operand> operands;  // for the device check
+  std::vector<float*> pointers;   // for the kernel
+};
+
+OperandList storage_list(const Napi::CallbackInfo& info, size_t index, int64_t count, int64_t floats,
+                         bool optional, const char* op, const char* name) {
   if (index >= info.Length() || !info[index].IsArray()) throw_error(info.Env(), std::string(op) + ": argument '" + name + "' must be an array of storages");
   Napi::Array array = info[index].As<Napi::Array>();
   if (static_cast<int64_t>(array.Length()) != count) {
     throw_error(info.Env(), std::string(op) + ": argument '" + name + "' has " + std::to_string(array.Length()) +
                                 " entries but count is " + std::to_string(count));
   }
-  std::vector<float*> pointers(static_cast<size_t>(count), nullptr);
+  OperandList list;
+  list.pointers.assign(static_cast<size_t>(count), nullptr);
   for (uint32_t e = 0; e < array.Length(); ++e) {
     Napi::Value entry = array.Get(e);
     if (optional && (entry.IsNull() || entry.IsUndefined())) continue;
-    pointers[e] = cpu_floats_of(info.Env(), entry, floats, op, name);
+    list.operands.push_back(floats_of(info.Env(), entry, floats, op, name));
+    list.pointers[e] = list.operands.back().data;
   }
-  return pointers;
+  return list;
 }
 
 // cohortContrastiveForward(embeddings, labels, pairs, weights|null, out, softmax, probabilities, stats,
@@ -59,14 +66,17 @@ std::vector<float*> storage_list(const Napi::CallbackInfo& info, size_t index, i
 Napi::Value cohort_contrastive_forward_op(const Napi::CallbackInfo& info) {
   const char* name = "cohortContrastive";
   const CohortGeometry g = read_geometry(info, 8, 1, 2, name);
-  const std::vector<float*> embeddings = storage_list(info, 0, g.count, g.embedding_floats, false, name, "embeddings");
-  const float* weights = optional_cpu_floats(info, 3, g.pair_count * g.batch, name, "weights");
-  float* out = cpu_floats(info, 4, 4 * g.pair_count, name, "out");
-  float* softmax = cpu_floats(info, 5, g.similarity_floats, name, "softmax");
-  float* probabilities = cpu_floats(info, 6, g.similarity_floats, name, "probabilities");
-  float* stats = cpu_floats(info, 7, g.stats_floats, name, "stats");
+  const OperandList embeddings = storage_list(info, 0, g.count, g.embedding_floats, false, name, "embeddings");
+  const Operand weights = optional_floats(info, 3, g.pair_count * g.batch, name, "weights");
+  const Operand out = floats(info, 4, 4 * g.pair_count, name, "out");
+  const Operand softmax = floats(info, 5, g.similarity_floats, name, "softmax");
+  const Operand probabilities = floats(info, 6, g.similarity_floats, name, "probabilities");
+  const Operand stats = floats(info, 7, g.stats_floats, name, "stats");
+  std::vector<Operand> operands = embeddings.operands;
+  operands.insert(operands.end(), {weights, out, softmax, probabilities, stats});
+  const Device device = same_device(info.Env(), name, operands);
   throw_if_error(info.Env(),
-                 cohort_contrastive_forward(g.count, g.batch, g.dim, embeddings.data(), g.labels, g.pair_count, g.pairs, weights,
+                 dispatch(device, cpu::cohort_contrastive_forward, cuda::cohort_contrastive_forward, g.count, g.batch, g.dim, embeddings.pointers.data(), g.labels, g.pair_count, g.pairs, weights,
                                             g.temperature, g.kl_temperature, out, softmax, probabilities, stats),
                  name);
   return info.Env().Undefined();
@@ -77,18 +87,22 @@ Napi::Value cohort_contrastive_forward_op(const Napi::CallbackInfo& info) {
 Napi::Value cohort_contrastive_backward_op(const Napi::CallbackInfo& info) {
   const char* name = "cohortContrastiveBackward";
   const CohortGeometry g = read_geometry(info, 10, 1, 2, name);
-  const std::vector<float*> embeddings = storage_list(info, 0, g.count, g.embedding_floats, false, name, "embeddings");
-  const float* weights = optional_cpu_floats(info, 3, g.pair_count * g.batch, name, "weights");
-  const float* softmax = cpu_floats(info, 4, g.similarity_floats, name, "softmax");
-  const float* probabilities = cpu_floats(info, 5, g.similarity_floats, name, "probabilities");
-  const float* stats = cpu_floats(info, 6, g.stats_floats, name, "stats");
-  const float* grad = cpu_floats(info, 7, 4 * g.pair_count, name, "grad");
-  const std::vector<float*> grad_embeddings = storage_list(info, 8, g.count, g.embedding_floats, true, name, "gradEmbeddings");
-  float* grad_weights = optional_cpu_floats(info, 9, g.pair_count * g.batch, name, "gradWeights");
+  const OperandList embeddings = storage_list(info, 0, g.count, g.embedding_floats, false, name, "embeddings");
+  const Operand weights = optional_floats(info, 3, g.pair_count * g.batch, name, "weights");
+  const Operand softmax = floats(info, 4, g.similarity_floats, name, "softmax");
+  const Operand probabilities = floats(info, 5, g.similarity_floats, name, "probabilities");
+  const Operand stats = floats(info, 6, g.stats_floats, name, "stats");
+  const Operand grad = floats(info, 7, 4 * g.pair_count, name, "grad");
+  const OperandList grad_embeddings = storage_list(info, 8, g.count, g.embedding_floats, true, name, "gradEmbeddings");
+  const Operand grad_weights = optional_floats(info, 9, g.pair_count * g.batch, name, "gradWeights");
+  std::vector<Operand> operands = embeddings.operands;
+  operands.insert(operands.end(), grad_embeddings.operands.begin(), grad_embeddings.operands.end());
+  operands.insert(operands.end(), {weights, softmax, probabilities, stats, grad, grad_weights});
+  const Device device = same_device(info.Env(), name, operands);
   throw_if_error(info.Env(),
-                 cohort_contrastive_backward(g.count, g.batch, g.dim, embeddings.data(), g.labels, g.pair_count, g.pairs,
+                 dispatch(device, cpu::cohort_contrastive_backward, cuda::cohort_contrastive_backward, g.count, g.batch, g.dim, embeddings.pointers.data(), g.labels, g.pair_count, g.pairs,
                                              weights, g.temperature, g.kl_temperature, softmax, probabilities, stats,
-                                             grad, grad_embeddings.data(), grad_weights),
+                                             grad, grad_embeddings.pointers.data(), grad_weights),
                  name);
   return info.Env().Undefined();
 }

@@ -16,16 +16,17 @@ Napi::Value contrastive_kl_forward_op(const Napi::CallbackInfo& info) {
   const float kl_temperature = static_cast<float>(get_number(info, 11, name, "klTemperature"));
   const int64_t count = element_count(info.Env(), name, {batch, dim});
   const int64_t square = element_count(info.Env(), name, {batch, batch});
-  const float* student_anchor = cpu_floats(info, 0, count, name, "studentAnchor");
-  const float* student_contrast = cpu_floats(info, 1, count, name, "studentContrast");
-  const float* teacher_anchor = cpu_floats(info, 2, count, name, "teacherAnchor");
-  const float* teacher_contrast = cpu_floats(info, 3, count, name, "teacherContrast");
-  const float* weights = optional_cpu_floats(info, 4, batch, name, "weights");
-  float* loss = cpu_floats(info, 5, 1, name, "loss");
-  float* row_stats = cpu_floats(info, 6, 3 * batch, name, "rowStats");
-  float* direction = optional_cpu_floats(info, 7, square, name, "direction");
+  const Operand student_anchor = floats(info, 0, count, name, "studentAnchor");
+  const Operand student_contrast = floats(info, 1, count, name, "studentContrast");
+  const Operand teacher_anchor = floats(info, 2, count, name, "teacherAnchor");
+  const Operand teacher_contrast = floats(info, 3, count, name, "teacherContrast");
+  const Operand weights = optional_floats(info, 4, batch, name, "weights");
+  const Operand loss = floats(info, 5, 1, name, "loss");
+  const Operand row_stats = floats(info, 6, 3 * batch, name, "rowStats");
+  const Operand direction = optional_floats(info, 7, square, name, "direction");
+  const Device device = same_device(info.Env(), name, {student_anchor, student_contrast, teacher_anchor, teacher_contrast, weights, loss, row_stats, direction});
   throw_if_error(info.Env(),
-                 contrastive_kl_forward(batch, dim, student_anchor, student_contrast, teacher_anchor, teacher_contrast,
+                 dispatch(device, cpu::contrastive_kl_forward, cuda::contrastive_kl_forward, batch, dim, student_anchor, student_contrast, teacher_anchor, teacher_contrast,
                                         weights, temperature, kl_temperature, loss, row_stats, direction),
                  name);
   return info.Env().Undefined();
@@ -42,19 +43,20 @@ Napi::Value contrastive_kl_backward_op(const Napi::CallbackInfo& info) {
   const float kl_temperature = static_cast<float>(get_number(info, 14, name, "klTemperature"));
   const int64_t count = element_count(info.Env(), name, {batch, dim});
   const int64_t square = element_count(info.Env(), name, {batch, batch});
-  const float* student_anchor = cpu_floats(info, 0, count, name, "studentAnchor");
-  const float* student_contrast = cpu_floats(info, 1, count, name, "studentContrast");
-  const float* teacher_anchor = cpu_floats(info, 2, count, name, "teacherAnchor");
-  const float* teacher_contrast = cpu_floats(info, 3, count, name, "teacherContrast");
-  const float* weights = optional_cpu_floats(info, 4, batch, name, "weights");
-  const float* row_stats = cpu_floats(info, 5, 3 * batch, name, "rowStats");
-  const float* direction = optional_cpu_floats(info, 6, square, name, "direction");
-  const float* grad = cpu_floats(info, 7, 1, name, "grad");
-  float* grad_anchor = optional_cpu_floats(info, 8, count, name, "gradStudentAnchor");
-  float* grad_contrast = optional_cpu_floats(info, 9, count, name, "gradStudentContrast");
-  float* grad_weights = optional_cpu_floats(info, 10, batch, name, "gradWeights");
+  const Operand student_anchor = floats(info, 0, count, name, "studentAnchor");
+  const Operand student_contrast = floats(info, 1, count, name, "studentContrast");
+  const Operand teacher_anchor = floats(info, 2, count, name, "teacherAnchor");
+  const Operand teacher_contrast = floats(info, 3, count, name, "teacherContrast");
+  const Operand weights = optional_floats(info, 4, batch, name, "weights");
+  const Operand row_stats = floats(info, 5, 3 * batch, name, "rowStats");
+  const Operand direction = optional_floats(info, 6, square, name, "direction");
+  const Operand grad = floats(info, 7, 1, name, "grad");
+  const Operand grad_anchor = optional_floats(info, 8, count, name, "gradStudentAnchor");
+  const Operand grad_contrast = optional_floats(info, 9, count, name, "gradStudentContrast");
+  const Operand grad_weights = optional_floats(info, 10, batch, name, "gradWeights");
+  const Device device = same_device(info.Env(), name, {student_anchor, student_contrast, teacher_anchor, teacher_contrast, weights, row_stats, direction, grad, grad_anchor, grad_contrast, grad_weights});
   throw_if_error(info.Env(),
-                 contrastive_kl_backward(batch, dim, student_anchor, student_contrast, teacher_anchor, teacher_contrast,
+                 dispatch(device, cpu::contrastive_kl_backward, cuda::contrastive_kl_backward, batch, dim, student_anchor, student_contrast, teacher_anchor, teacher_contrast,
                                          weights, temperature, kl_temperature, row_stats, direction, grad, grad_anchor,
                                          grad_contrast, grad_weights),
                  name);
@@ -68,12 +70,13 @@ Napi::Value distill_kl_forward_op(const Napi::CallbackInfo& info) {
   const int64_t classes = get_int(info, 6, name, "classes");
   const float temperature = static_cast<float>(get_number(info, 7, name, "temperature"));
   const int64_t count = element_count(info.Env(), name, {batch, classes});
-  const float* student = cpu_floats(info, 0, count, name, "studentLogits");
-  const float* teacher = cpu_floats(info, 1, count, name, "teacherLogits");
-  const float* weights = optional_cpu_floats(info, 2, batch, name, "weights");
-  float* loss = cpu_floats(info, 3, 1, name, "loss");
-  float* row_stats = cpu_floats(info, 4, 3 * batch, name, "rowStats");
-  throw_if_error(info.Env(), distill_kl_forward(batch, classes, student, teacher, weights, temperature, loss, row_stats),
+  const Operand student = floats(info, 0, count, name, "studentLogits");
+  const Operand teacher = floats(info, 1, count, name, "teacherLogits");
+  const Operand weights = optional_floats(info, 2, batch, name, "weights");
+  const Operand loss = floats(info, 3, 1, name, "loss");
+  const Operand row_stats = floats(info, 4, 3 * batch, name, "rowStats");
+  const Device device = same_device(info.Env(), name, {student, teacher, weights, loss, row_stats});
+  throw_if_error(info.Env(), dispatch(device, cpu::distill_kl_forward, cuda::distill_kl_forward, batch, classes, student, teacher, weights, temperature, loss, row_stats),
                  name);
   return info.Env().Undefined();
 }
@@ -86,15 +89,16 @@ Napi::Value distill_kl_backward_op(const Napi::CallbackInfo& info) {
   const int64_t classes = get_int(info, 8, name, "classes");
   const float temperature = static_cast<float>(get_number(info, 9, name, "temperature"));
   const int64_t count = element_count(info.Env(), name, {batch, classes});
-  const float* student = cpu_floats(info, 0, count, name, "studentLogits");
-  const float* teacher = cpu_floats(info, 1, count, name, "teacherLogits");
-  const float* weights = optional_cpu_floats(info, 2, batch, name, "weights");
-  const float* row_stats = cpu_floats(info, 3, 3 * batch, name, "rowStats");
-  const float* grad = cpu_floats(info, 4, 1, name, "grad");
-  float* grad_student = optional_cpu_floats(info, 5, count, name, "gradStudent");
-  float* grad_weights = optional_cpu_floats(info, 6, batch, name, "gradWeights");
+  const Operand student = floats(info, 0, count, name, "studentLogits");
+  const Operand teacher = floats(info, 1, count, name, "teacherLogits");
+  const Operand weights = optional_floats(info, 2, batch, name, "weights");
+  const Operand row_stats = floats(info, 3, 3 * batch, name, "rowStats");
+  const Operand grad = floats(info, 4, 1, name, "grad");
+  const Operand grad_student = optional_floats(info, 5, count, name, "gradStudent");
+  const Operand grad_weights = optional_floats(info, 6, batch, name, "gradWeights");
+  const Device device = same_device(info.Env(), name, {student, teacher, weights, row_stats, grad, grad_student, grad_weights});
   throw_if_error(info.Env(),
-                 distill_kl_backward(batch, classes, student, teacher, weights, temperature, row_stats, grad,
+                 dispatch(device, cpu::distill_kl_backward, cuda::distill_kl_backward, batch, classes, student, teacher, weights, temperature, row_stats, grad,
                                      grad_student, grad_weights),
                  name);
   return info.Env().Undefined();

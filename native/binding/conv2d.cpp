@@ -46,11 +46,12 @@ Napi::Value forward(const Napi::CallbackInfo& info) {
   const char* op = "conv2dForward";
   expect_arguments(info, 5, op, "(input, weight, bias | null, output, params)");
   const Conv2dShape s = read_shape(info, 4, op);
-  const float* input = cpu_floats(info, 0, s.input_numel(), op, "input");
-  const float* weight = cpu_floats(info, 1, s.weight_numel(), op, "weight");
-  const float* bias = optional_cpu_floats(info, 2, s.out_channels, op, "bias");
-  float* output = cpu_floats(info, 3, s.output_numel(), op, "output");
-  throw_if_error(info.Env(), conv2d_forward(s, input, weight, bias, output), op);
+  const Operand input = floats(info, 0, s.input_numel(), op, "input");
+  const Operand weight = floats(info, 1, s.weight_numel(), op, "weight");
+  const Operand bias = optional_floats(info, 2, s.out_channels, op, "bias");
+  const Operand output = floats(info, 3, s.output_numel(), op, "output");
+  const Device device = same_device(info.Env(), op, {input, weight, bias, output});
+  throw_if_error(info.Env(), dispatch(device, cpu::conv2d_forward, cuda::conv2d_forward, s, input, weight, bias, output), op);
   return info.Env().Undefined();
 }
 
@@ -59,10 +60,11 @@ Napi::Value backward_input(const Napi::CallbackInfo& info) {
   const char* op = "conv2dBackwardInput";
   expect_arguments(info, 4, op, "(gradOutput, weight, gradInput, params)");
   const Conv2dShape s = read_shape(info, 3, op);
-  const float* grad_output = cpu_floats(info, 0, s.output_numel(), op, "gradOutput");
-  const float* weight = cpu_floats(info, 1, s.weight_numel(), op, "weight");
-  float* grad_input = cpu_floats(info, 2, s.input_numel(), op, "gradInput");
-  throw_if_error(info.Env(), conv2d_backward_input(s, grad_output, weight, grad_input), op);
+  const Operand grad_output = floats(info, 0, s.output_numel(), op, "gradOutput");
+  const Operand weight = floats(info, 1, s.weight_numel(), op, "weight");
+  const Operand grad_input = floats(info, 2, s.input_numel(), op, "gradInput");
+  const Device device = same_device(info.Env(), op, {grad_output, weight, grad_input});
+  throw_if_error(info.Env(), dispatch(device, cpu::conv2d_backward_input, cuda::conv2d_backward_input, s, grad_output, weight, grad_input), op);
   return info.Env().Undefined();
 }
 
@@ -71,10 +73,11 @@ Napi::Value backward_weight(const Napi::CallbackInfo& info) {
   const char* op = "conv2dBackwardWeight";
   expect_arguments(info, 4, op, "(input, gradOutput, gradWeight, params)");
   const Conv2dShape s = read_shape(info, 3, op);
-  const float* input = cpu_floats(info, 0, s.input_numel(), op, "input");
-  const float* grad_output = cpu_floats(info, 1, s.output_numel(), op, "gradOutput");
-  float* grad_weight = cpu_floats(info, 2, s.weight_numel(), op, "gradWeight");
-  throw_if_error(info.Env(), conv2d_backward_weight(s, input, grad_output, grad_weight), op);
+  const Operand input = floats(info, 0, s.input_numel(), op, "input");
+  const Operand grad_output = floats(info, 1, s.output_numel(), op, "gradOutput");
+  const Operand grad_weight = floats(info, 2, s.weight_numel(), op, "gradWeight");
+  const Device device = same_device(info.Env(), op, {input, grad_output, grad_weight});
+  throw_if_error(info.Env(), dispatch(device, cpu::conv2d_backward_weight, cuda::conv2d_backward_weight, s, input, grad_output, grad_weight), op);
   return info.Env().Undefined();
 }
 
@@ -83,9 +86,10 @@ Napi::Value backward_bias(const Napi::CallbackInfo& info) {
   const char* op = "conv2dBackwardBias";
   expect_arguments(info, 3, op, "(gradOutput, gradBias, params)");
   const Conv2dShape s = read_shape(info, 2, op);
-  const float* grad_output = cpu_floats(info, 0, s.output_numel(), op, "gradOutput");
-  float* grad_bias = cpu_floats(info, 1, s.out_channels, op, "gradBias");
-  throw_if_error(info.Env(), conv2d_backward_bias(s, grad_output, grad_bias), op);
+  const Operand grad_output = floats(info, 0, s.output_numel(), op, "gradOutput");
+  const Operand grad_bias = floats(info, 1, s.out_channels, op, "gradBias");
+  const Device device = same_device(info.Env(), op, {grad_output, grad_bias});
+  throw_if_error(info.Env(), dispatch(device, cpu::conv2d_backward_bias, cuda::conv2d_backward_bias, s, grad_output, grad_bias), op);
   return info.Env().Undefined();
 }
 

@@ -31,11 +31,12 @@ Napi::Value binary(const Napi::CallbackInfo& info) {
     if (shape[d] < 0 || a_strides[d] < 0 || b_strides[d] < 0) throw_error(info.Env(), "binary: negative extent or stride");
     count *= shape[d];
   }
-  const float* a = cpu_floats(info, 1, span_of(shape, a_strides), name, "a");
-  const float* b = cpu_floats(info, 2, span_of(shape, b_strides), name, "b");
-  float* out = cpu_floats(info, 3, count, name, "out");
+  const Operand a = floats(info, 1, span_of(shape, a_strides), name, "a");
+  const Operand b = floats(info, 2, span_of(shape, b_strides), name, "b");
+  const Operand out = floats(info, 3, count, name, "out");
   if (op < 0 || op > static_cast<int64_t>(BinaryOp::kMinimum)) throw_error(info.Env(), "binary: unknown op code");
-  throw_if_error(info.Env(), binary_broadcast(static_cast<BinaryOp>(op), static_cast<int>(shape.size()), shape.data(),
+  const Device device = same_device(info.Env(), name, {a, b, out});
+  throw_if_error(info.Env(), dispatch(device, cpu::binary_broadcast, cuda::binary_broadcast, static_cast<BinaryOp>(op), static_cast<int>(shape.size()), shape.data(),
                                               a_strides.data(), b_strides.data(), a, b, out), name);
   return info.Env().Undefined();
 }
@@ -44,49 +45,56 @@ Napi::Value binary(const Napi::CallbackInfo& info) {
 Napi::Value unary_op(const Napi::CallbackInfo& info) {
   int64_t op = get_int(info, 0, "unary", "op");
   int64_t count = get_int(info, 3, "unary", "count");
-  const float* x = cpu_floats(info, 1, count, "unary", "x");
-  float* out = cpu_floats(info, 2, count, "unary", "out");
+  const Operand x = floats(info, 1, count, "unary", "x");
+  const Operand out = floats(info, 2, count, "unary", "out");
   if (op < 0 || op > static_cast<int64_t>(UnaryOp::kStep)) throw_error(info.Env(), "unary: unknown op code");
-  throw_if_error(info.Env(), unary(static_cast<UnaryOp>(op), count, x, out), "unary");
+  const Device device = same_device(info.Env(), "unary", {x, out});
+  throw_if_error(info.Env(), dispatch(device, cpu::unary, cuda::unary, static_cast<UnaryOp>(op), count, x, out), "unary");
   return info.Env().Undefined();
 }
 
 // affine(x, out, count, scale, shift)
 Napi::Value affine_op(const Napi::CallbackInfo& info) {
   int64_t count = get_int(info, 2, "affine", "count");
-  const float* x = cpu_floats(info, 0, count, "affine", "x");
-  float* out = cpu_floats(info, 1, count, "affine", "out");
+  const Operand x = floats(info, 0, count, "affine", "x");
+  const Operand out = floats(info, 1, count, "affine", "out");
   float scale = static_cast<float>(get_number(info, 3, "affine", "scale"));
   float shift = static_cast<float>(get_number(info, 4, "affine", "shift"));
-  throw_if_error(info.Env(), affine(count, x, scale, shift, out), "affine");
+  const Device device = same_device(info.Env(), "affine", {x, out});
+  throw_if_error(info.Env(), dispatch(device, cpu::affine, cuda::affine, count, x, scale, shift, out), "affine");
   return info.Env().Undefined();
 }
 
 // power(x, out, count, exponent)
 Napi::Value power_op(const Napi::CallbackInfo& info) {
   int64_t count = get_int(info, 2, "power", "count");
-  const float* x = cpu_floats(info, 0, count, "power", "x");
-  float* out = cpu_floats(info, 1, count, "power", "out");
+  const Operand x = floats(info, 0, count, "power", "x");
+  const Operand out = floats(info, 1, count, "power", "out");
   float exponent = static_cast<float>(get_number(info, 3, "power", "exponent"));
-  throw_if_error(info.Env(), power(count, x, exponent, out), "power");
+  const Device device = same_device(info.Env(), "power", {x, out});
+  throw_if_error(info.Env(), dispatch(device, cpu::power, cuda::power, count, x, exponent, out), "power");
   return info.Env().Undefined();
 }
 
 // reluMask(grad, mask, out, count)
 Napi::Value relu_mask_op(const Napi::CallbackInfo& info) {
   int64_t count = get_int(info, 3, "reluMask", "count");
-  const float* grad = cpu_floats(info, 0, count, "reluMask", "grad");
-  const float* mask = cpu_floats(info, 1, count, "reluMask", "mask");
-  float* out = cpu_floats(info, 2, count, "reluMask", "out");
-  throw_if_error(info.Env(), relu_mask(count, grad, mask, out), "reluMask");
+  const Operand grad = floats(info, 0, count, "reluMask", "grad");
+  const Operand mask = floats(info, 1, count, "reluMask", "mask");
+  const Operand out = floats(info, 2, count, "reluMask", "out");
+  const Device device = same_device(info.Env(), "reluMask", {grad, mask, out});
+  throw_if_error(info.Env(), dispatch(device, cpu::relu_mask, cuda::relu_mask, count, grad, mask, out), "reluMask");
   return info.Env().Undefined();
 }
 
 // countNonFinite(x, count) -> number
 Napi::Value count_non_finite_op(const Napi::CallbackInfo& info) {
   int64_t count = get_int(info, 1, "countNonFinite", "count");
-  const float* x = cpu_floats(info, 0, count, "countNonFinite", "x");
-  return Napi::Number::New(info.Env(), static_cast<double>(count_non_finite(count, x)));
+  const Operand x = floats(info, 0, count, "countNonFinite", "x");
+  int64_t found = 0;
+  const Device device = same_device(info.Env(), "countNonFinite", {x});
+  throw_if_error(info.Env(), dispatch(device, cpu::count_non_finite, cuda::count_non_finite, count, x, &found), "countNonFinite");
+  return Napi::Number::New(info.Env(), static_cast<double>(found));
 }
 
 }  // namespace

@@ -22,14 +22,15 @@ Napi::Value gemm_binding(const Napi::CallbackInfo& info) {
     throw_error(info.Env(), "gemm: sizes must be >= 0, got m=" + std::to_string(m) + ", n=" + std::to_string(n) +
                                 ", k=" + std::to_string(k));
   }
-  const float* a = cpu_floats(info, 0, m * k, op, "a");
-  const float* b = cpu_floats(info, 1, k * n, op, "b");
-  float* c = cpu_floats(info, 2, m * n, op, "c");
+  const Operand a = floats(info, 0, m * k, op, "a");
+  const Operand b = floats(info, 1, k * n, op, "b");
+  const Operand c = floats(info, 2, m * n, op, "c");
   const int64_t lda = std::max<int64_t>(1, ta ? m : k);
   const int64_t ldb = std::max<int64_t>(1, tb ? k : n);
   const int64_t ldc = std::max<int64_t>(1, n);
+  const Device device = same_device(info.Env(), op, {a, b, c});
   throw_if_error(info.Env(),
-                 gemm(ta, tb, m, n, k, static_cast<float>(alpha), a, lda, b, ldb, static_cast<float>(beta), c, ldc),
+                 dispatch(device, cpu::gemm, cuda::gemm, ta, tb, m, n, k, static_cast<float>(alpha), a, lda, b, ldb, static_cast<float>(beta), c, ldc),
                  op);
   return info.Env().Undefined();
 }

@@ -15,15 +15,16 @@ Napi::Value supcon_infonce_forward_op(const Napi::CallbackInfo& info) {
   const float temperature = static_cast<float>(get_number(info, 9, name, "temperature"));
   const int64_t count = element_count(info.Env(), name, {batch, dim});
   const int64_t square = element_count(info.Env(), name, {batch, batch});
-  const float* anchor = cpu_floats(info, 0, count, name, "anchor");
-  const float* contrast = cpu_floats(info, 1, count, name, "contrast");
+  const Operand anchor = floats(info, 0, count, name, "anchor");
+  const Operand contrast = floats(info, 1, count, name, "contrast");
   const int32_t* labels = get_labels(info, 2, batch, name);
-  const float* weights = optional_cpu_floats(info, 3, batch, name, "weights");
-  float* loss = cpu_floats(info, 4, 1, name, "loss");
-  float* row_stats = cpu_floats(info, 5, 2 * batch, name, "rowStats");
-  float* direction = optional_cpu_floats(info, 6, square, name, "direction");
+  const Operand weights = optional_floats(info, 3, batch, name, "weights");
+  const Operand loss = floats(info, 4, 1, name, "loss");
+  const Operand row_stats = floats(info, 5, 2 * batch, name, "rowStats");
+  const Operand direction = optional_floats(info, 6, square, name, "direction");
+  const Device device = same_device(info.Env(), name, {anchor, contrast, weights, loss, row_stats, direction});
   throw_if_error(info.Env(),
-                 supcon_infonce_forward(batch, dim, anchor, contrast, labels, weights, temperature, loss, row_stats, direction),
+                 dispatch(device, cpu::supcon_infonce_forward, cuda::supcon_infonce_forward, batch, dim, anchor, contrast, labels, weights, temperature, loss, row_stats, direction),
                  name);
   return info.Env().Undefined();
 }
@@ -37,18 +38,19 @@ Napi::Value supcon_infonce_backward_op(const Napi::CallbackInfo& info) {
   const float temperature = static_cast<float>(get_number(info, 12, name, "temperature"));
   const int64_t count = element_count(info.Env(), name, {batch, dim});
   const int64_t square = element_count(info.Env(), name, {batch, batch});
-  const float* anchor = cpu_floats(info, 0, count, name, "anchor");
-  const float* contrast = cpu_floats(info, 1, count, name, "contrast");
+  const Operand anchor = floats(info, 0, count, name, "anchor");
+  const Operand contrast = floats(info, 1, count, name, "contrast");
   const int32_t* labels = get_labels(info, 2, batch, name);
-  const float* weights = optional_cpu_floats(info, 3, batch, name, "weights");
-  const float* row_stats = cpu_floats(info, 4, 2 * batch, name, "rowStats");
-  const float* direction = optional_cpu_floats(info, 5, square, name, "direction");
-  const float* grad = cpu_floats(info, 6, 1, name, "grad");
-  float* grad_anchor = optional_cpu_floats(info, 7, count, name, "gradAnchor");
-  float* grad_contrast = optional_cpu_floats(info, 8, count, name, "gradContrast");
-  float* grad_weights = optional_cpu_floats(info, 9, batch, name, "gradWeights");
+  const Operand weights = optional_floats(info, 3, batch, name, "weights");
+  const Operand row_stats = floats(info, 4, 2 * batch, name, "rowStats");
+  const Operand direction = optional_floats(info, 5, square, name, "direction");
+  const Operand grad = floats(info, 6, 1, name, "grad");
+  const Operand grad_anchor = optional_floats(info, 7, count, name, "gradAnchor");
+  const Operand grad_contrast = optional_floats(info, 8, count, name, "gradContrast");
+  const Operand grad_weights = optional_floats(info, 9, batch, name, "gradWeights");
+  const Device device = same_device(info.Env(), name, {anchor, contrast, weights, row_stats, direction, grad, grad_anchor, grad_contrast, grad_weights});
   throw_if_error(info.Env(),
-                 supcon_infonce_backward(batch, dim, anchor, contrast, labels, weights, temperature, row_stats, direction,
+                 dispatch(device, cpu::supcon_infonce_backward, cuda::supcon_infonce_backward, batch, dim, anchor, contrast, labels, weights, temperature, row_stats, direction,
                                          grad, grad_anchor, grad_contrast, grad_weights),
                  name);
   return info.Env().Undefined();

@@ -48,10 +48,11 @@ Napi::Value strided_copy_op(const Napi::CallbackInfo& info) {
   StorageHandle* src_storage = get_storage(info, 0, name, "src");
   StorageHandle* dst_storage = get_storage(info, 3, name, "dst");
   if (src_storage == dst_storage) throw_error(env, "stridedCopy: source and destination must be different storages");
-  const float* src = cpu_floats(info, 0, needed_floats(env, name, "src", src_offset, shape, src_strides), name, "src");
-  float* dst = cpu_floats(info, 3, needed_floats(env, name, "dst", dst_offset, shape, dst_strides), name, "dst");
-  throw_if_error(env, strided_copy(static_cast<int>(shape.size()), shape.data(), src + src_offset, src_strides.data(),
-                                   dst + dst_offset, dst_strides.data()), name);
+  const Operand src = floats(info, 0, needed_floats(env, name, "src", src_offset, shape, src_strides), name, "src");
+  const Operand dst = floats(info, 3, needed_floats(env, name, "dst", dst_offset, shape, dst_strides), name, "dst");
+  const Device device = same_device(env, name, {src, dst});
+  throw_if_error(env, dispatch(device, cpu::strided_copy, cuda::strided_copy, static_cast<int>(shape.size()), shape.data(), src.data + src_offset, src_strides.data(),
+                                   dst.data + dst_offset, dst_strides.data()), name);
   return env.Undefined();
 }
 
@@ -82,9 +83,10 @@ RowGeometry read_geometry(const Napi::CallbackInfo& info, const char* name) {
 Napi::Value index_select_op(const Napi::CallbackInfo& info) {
   const char* name = "indexSelect";
   RowGeometry g = read_geometry(info, name);
-  const float* x = cpu_floats(info, 0, g.outer * g.n * g.inner, name, "x");
-  float* out = cpu_floats(info, 1, g.outer * g.k * g.inner, name, "out");
-  throw_if_error(info.Env(), index_select(g.outer, g.n, g.inner, x, g.k, g.indices, out), name);
+  const Operand x = floats(info, 0, g.outer * g.n * g.inner, name, "x");
+  const Operand out = floats(info, 1, g.outer * g.k * g.inner, name, "out");
+  const Device device = same_device(info.Env(), name, {x, out});
+  throw_if_error(info.Env(), dispatch(device, cpu::index_select, cuda::index_select, g.outer, g.n, g.inner, x, g.k, g.indices, out), name);
   return info.Env().Undefined();
 }
 
@@ -92,9 +94,10 @@ Napi::Value index_select_op(const Napi::CallbackInfo& info) {
 Napi::Value index_add_op(const Napi::CallbackInfo& info) {
   const char* name = "indexAdd";
   RowGeometry g = read_geometry(info, name);
-  const float* grad = cpu_floats(info, 0, g.outer * g.k * g.inner, name, "grad");
-  float* out = cpu_floats(info, 1, g.outer * g.n * g.inner, name, "out");
-  throw_if_error(info.Env(), index_add(g.outer, g.n, g.inner, grad, g.k, g.indices, out), name);
+  const Operand grad = floats(info, 0, g.outer * g.k * g.inner, name, "grad");
+  const Operand out = floats(info, 1, g.outer * g.n * g.inner, name, "out");
+  const Device device = same_device(info.Env(), name, {grad, out});
+  throw_if_error(info.Env(), dispatch(device, cpu::index_add, cuda::index_add, g.outer, g.n, g.inner, grad, g.k, g.indices, out), name);
   return info.Env().Undefined();
 }
 

@@ -57,11 +57,12 @@ int64_t positives_of(const Napi::CallbackInfo& info, size_t index, const BankGeo
 Napi::Value memory_logits_forward_op(const Napi::CallbackInfo& info) {
   const char* name = "memoryLogits";
   const BankGeometry g = read_geometry(info, 4, name);
-  const float* query = cpu_floats(info, 0, g.query_count, name, "query");
-  const float* bank = cpu_floats(info, 1, g.bank_count, name, "bank");
+  const Operand query = floats(info, 0, g.query_count, name, "query");
+  const Operand bank = floats(info, 1, g.bank_count, name, "bank");
   const int32_t* indices = indices_of(info, 2, g, name);
-  float* logits = cpu_floats(info, 3, g.logit_count, name, "logits");
-  throw_if_error(info.Env(), memory_logits_forward(g.batch, g.columns, g.dim, g.bank_rows, query, bank, indices, g.scale,
+  const Operand logits = floats(info, 3, g.logit_count, name, "logits");
+  const Device device = same_device(info.Env(), name, {query, bank, logits});
+  throw_if_error(info.Env(), dispatch(device, cpu::memory_logits_forward, cuda::memory_logits_forward, g.batch, g.columns, g.dim, g.bank_rows, query, bank, indices, g.scale,
                                                    logits), name);
   return info.Env().Undefined();
 }
@@ -70,11 +71,12 @@ Napi::Value memory_logits_forward_op(const Napi::CallbackInfo& info) {
 Napi::Value memory_logits_transpose_op(const Napi::CallbackInfo& info) {
   const char* name = "memoryLogitsTranspose";
   const BankGeometry g = read_geometry(info, 4, name);
-  const float* grad = cpu_floats(info, 0, g.logit_count, name, "grad");
-  const float* bank = cpu_floats(info, 1, g.bank_count, name, "bank");
+  const Operand grad = floats(info, 0, g.logit_count, name, "grad");
+  const Operand bank = floats(info, 1, g.bank_count, name, "bank");
   const int32_t* indices = indices_of(info, 2, g, name);
-  float* out = cpu_floats(info, 3, g.query_count, name, "out");
-  throw_if_error(info.Env(), memory_logits_transpose(g.batch, g.columns, g.dim, g.bank_rows, grad, bank, indices, g.scale,
+  const Operand out = floats(info, 3, g.query_count, name, "out");
+  const Device device = same_device(info.Env(), name, {grad, bank, out});
+  throw_if_error(info.Env(), dispatch(device, cpu::memory_logits_transpose, cuda::memory_logits_transpose, g.batch, g.columns, g.dim, g.bank_rows, grad, bank, indices, g.scale,
                                                      out), name);
   return info.Env().Undefined();
 }
@@ -85,14 +87,15 @@ Napi::Value memory_info_nce_forward_op(const Napi::CallbackInfo& info) {
   const char* name = "memoryInfoNCE";
   const BankGeometry g = read_geometry(info, 7, name);
   const int64_t positives = positives_of(info, 12, g, name);
-  const float* query = cpu_floats(info, 0, g.query_count, name, "query");
-  const float* bank = cpu_floats(info, 1, g.bank_count, name, "bank");
+  const Operand query = floats(info, 0, g.query_count, name, "query");
+  const Operand bank = floats(info, 1, g.bank_count, name, "bank");
   const int32_t* indices = indices_of(info, 2, g, name);
-  const float* weights = optional_cpu_floats(info, 3, g.batch, name, "weights");
-  float* loss = cpu_floats(info, 4, 1, name, "loss");
-  float* logits = cpu_floats(info, 5, g.logit_count, name, "logits");
-  float* stats = cpu_floats(info, 6, 2 * g.batch, name, "stats");
-  throw_if_error(info.Env(), memory_info_nce_forward(g.batch, g.columns, g.dim, g.bank_rows, positives, query, bank, indices,
+  const Operand weights = optional_floats(info, 3, g.batch, name, "weights");
+  const Operand loss = floats(info, 4, 1, name, "loss");
+  const Operand logits = floats(info, 5, g.logit_count, name, "logits");
+  const Operand stats = floats(info, 6, 2 * g.batch, name, "stats");
+  const Device device = same_device(info.Env(), name, {query, bank, weights, loss, logits, stats});
+  throw_if_error(info.Env(), dispatch(device, cpu::memory_info_nce_forward, cuda::memory_info_nce_forward, g.batch, g.columns, g.dim, g.bank_rows, positives, query, bank, indices,
                                                      weights, g.scale, loss, logits, stats), name);
   return info.Env().Undefined();
 }
@@ -103,15 +106,16 @@ Napi::Value memory_info_nce_backward_op(const Napi::CallbackInfo& info) {
   const char* name = "memoryInfoNCEBackward";
   const BankGeometry g = read_geometry(info, 8, name);
   const int64_t positives = positives_of(info, 13, g, name);
-  const float* bank = cpu_floats(info, 0, g.bank_count, name, "bank");
+  const Operand bank = floats(info, 0, g.bank_count, name, "bank");
   const int32_t* indices = indices_of(info, 1, g, name);
-  const float* logits = cpu_floats(info, 2, g.logit_count, name, "logits");
-  const float* stats = cpu_floats(info, 3, 2 * g.batch, name, "stats");
-  const float* weights = optional_cpu_floats(info, 4, g.batch, name, "weights");
-  const float* grad = cpu_floats(info, 5, 1, name, "grad");
-  float* grad_query = optional_cpu_floats(info, 6, g.query_count, name, "gradQuery");
-  float* grad_weights = optional_cpu_floats(info, 7, g.batch, name, "gradWeights");
-  throw_if_error(info.Env(), memory_info_nce_backward(g.batch, g.columns, g.dim, g.bank_rows, positives, bank, indices,
+  const Operand logits = floats(info, 2, g.logit_count, name, "logits");
+  const Operand stats = floats(info, 3, 2 * g.batch, name, "stats");
+  const Operand weights = optional_floats(info, 4, g.batch, name, "weights");
+  const Operand grad = floats(info, 5, 1, name, "grad");
+  const Operand grad_query = optional_floats(info, 6, g.query_count, name, "gradQuery");
+  const Operand grad_weights = optional_floats(info, 7, g.batch, name, "gradWeights");
+  const Device device = same_device(info.Env(), name, {bank, logits, stats, weights, grad, grad_query, grad_weights});
+  throw_if_error(info.Env(), dispatch(device, cpu::memory_info_nce_backward, cuda::memory_info_nce_backward, g.batch, g.columns, g.dim, g.bank_rows, positives, bank, indices,
                                                       logits, stats, weights, grad, g.scale, grad_query, grad_weights),
                  name);
   return info.Env().Undefined();
@@ -126,13 +130,14 @@ Napi::Value memory_update_op(const Napi::CallbackInfo& info) {
   if (!(momentum >= 0.0 && momentum <= 1.0)) throw_error(info.Env(), std::string(name) + ": momentum must be in [0, 1]");
   int64_t count = 0;
   const int32_t* rows = get_int32_array(info, 1, &count, name, "rows");
-  float* bank = cpu_floats(info, 0, element_count(info.Env(), name, {bank_rows, dim}), name, "bank");
-  const float* z = cpu_floats(info, 2, element_count(info.Env(), name, {count, dim}), name, "z");
+  const Operand bank = floats(info, 0, element_count(info.Env(), name, {bank_rows, dim}), name, "bank");
+  const Operand z = floats(info, 2, element_count(info.Env(), name, {count, dim}), name, "z");
   // z must not alias the bank: rows are rewritten in parallel while z is read.
   if (get_storage(info, 0, name, "bank") == get_storage(info, 2, name, "z")) {
     throw_error(info.Env(), std::string(name) + ": z must not share storage with the bank");
   }
-  throw_if_error(info.Env(), memory_update(bank_rows, dim, count, bank, rows, z, momentum), name);
+  const Device device = same_device(info.Env(), name, {bank, z});
+  throw_if_error(info.Env(), dispatch(device, cpu::memory_update, cuda::memory_update, bank_rows, dim, count, bank, rows, z, momentum), name);
   return info.Env().Undefined();
 }
 

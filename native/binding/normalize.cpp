@@ -33,10 +33,11 @@ RowGeometry read_geometry(const Napi::CallbackInfo& info, size_t first, const ch
 Napi::Value normalize_forward_op(const Napi::CallbackInfo& info) {
   const char* name = "normalize";
   const RowGeometry g = read_geometry(info, 3, name);
-  const float* x = cpu_floats(info, 0, g.count, name, "x");
-  float* out = cpu_floats(info, 1, g.count, name, "out");
-  float* norms = cpu_floats(info, 2, g.rows, name, "norms");
-  throw_if_error(info.Env(), l2_normalize_forward(g.outer, g.dim, g.inner, g.eps, x, out, norms), name);
+  const Operand x = floats(info, 0, g.count, name, "x");
+  const Operand out = floats(info, 1, g.count, name, "out");
+  const Operand norms = floats(info, 2, g.rows, name, "norms");
+  const Device device = same_device(info.Env(), name, {x, out, norms});
+  throw_if_error(info.Env(), dispatch(device, cpu::l2_normalize_forward, cuda::l2_normalize_forward, g.outer, g.dim, g.inner, g.eps, x, out, norms), name);
   return info.Env().Undefined();
 }
 
@@ -44,11 +45,12 @@ Napi::Value normalize_forward_op(const Napi::CallbackInfo& info) {
 Napi::Value normalize_backward_op(const Napi::CallbackInfo& info) {
   const char* name = "normalizeBackward";
   const RowGeometry g = read_geometry(info, 4, name);
-  const float* y = cpu_floats(info, 0, g.count, name, "out");
-  const float* norms = cpu_floats(info, 1, g.rows, name, "norms");
-  const float* grad = cpu_floats(info, 2, g.count, name, "grad");
-  float* grad_input = cpu_floats(info, 3, g.count, name, "gradInput");
-  throw_if_error(info.Env(), l2_normalize_backward(g.outer, g.dim, g.inner, g.eps, y, norms, grad, grad_input), name);
+  const Operand y = floats(info, 0, g.count, name, "out");
+  const Operand norms = floats(info, 1, g.rows, name, "norms");
+  const Operand grad = floats(info, 2, g.count, name, "grad");
+  const Operand grad_input = floats(info, 3, g.count, name, "gradInput");
+  const Device device = same_device(info.Env(), name, {y, norms, grad, grad_input});
+  throw_if_error(info.Env(), dispatch(device, cpu::l2_normalize_backward, cuda::l2_normalize_backward, g.outer, g.dim, g.inner, g.eps, y, norms, grad, grad_input), name);
   return info.Env().Undefined();
 }
 
@@ -56,12 +58,13 @@ Napi::Value normalize_backward_op(const Napi::CallbackInfo& info) {
 Napi::Value cosine_forward_op(const Napi::CallbackInfo& info) {
   const char* name = "cosineSimilarity";
   const RowGeometry g = read_geometry(info, 5, name);
-  const float* a = cpu_floats(info, 0, g.count, name, "a");
-  const float* b = cpu_floats(info, 1, g.count, name, "b");
-  float* out = cpu_floats(info, 2, g.rows, name, "out");
-  float* norms_a = cpu_floats(info, 3, g.rows, name, "normsA");
-  float* norms_b = cpu_floats(info, 4, g.rows, name, "normsB");
-  throw_if_error(info.Env(), cosine_similarity_forward(g.outer, g.dim, g.inner, g.eps, a, b, out, norms_a, norms_b), name);
+  const Operand a = floats(info, 0, g.count, name, "a");
+  const Operand b = floats(info, 1, g.count, name, "b");
+  const Operand out = floats(info, 2, g.rows, name, "out");
+  const Operand norms_a = floats(info, 3, g.rows, name, "normsA");
+  const Operand norms_b = floats(info, 4, g.rows, name, "normsB");
+  const Device device = same_device(info.Env(), name, {a, b, out, norms_a, norms_b});
+  throw_if_error(info.Env(), dispatch(device, cpu::cosine_similarity_forward, cuda::cosine_similarity_forward, g.outer, g.dim, g.inner, g.eps, a, b, out, norms_a, norms_b), name);
   return info.Env().Undefined();
 }
 
@@ -69,15 +72,16 @@ Napi::Value cosine_forward_op(const Napi::CallbackInfo& info) {
 Napi::Value cosine_backward_op(const Napi::CallbackInfo& info) {
   const char* name = "cosineSimilarityBackward";
   const RowGeometry g = read_geometry(info, 8, name);
-  const float* a = cpu_floats(info, 0, g.count, name, "a");
-  const float* b = cpu_floats(info, 1, g.count, name, "b");
-  const float* out = cpu_floats(info, 2, g.rows, name, "out");
-  const float* norms_a = cpu_floats(info, 3, g.rows, name, "normsA");
-  const float* norms_b = cpu_floats(info, 4, g.rows, name, "normsB");
-  const float* grad = cpu_floats(info, 5, g.rows, name, "grad");
-  float* grad_a = optional_cpu_floats(info, 6, g.count, name, "gradA");
-  float* grad_b = optional_cpu_floats(info, 7, g.count, name, "gradB");
-  throw_if_error(info.Env(), cosine_similarity_backward(g.outer, g.dim, g.inner, g.eps, a, b, out, norms_a, norms_b, grad,
+  const Operand a = floats(info, 0, g.count, name, "a");
+  const Operand b = floats(info, 1, g.count, name, "b");
+  const Operand out = floats(info, 2, g.rows, name, "out");
+  const Operand norms_a = floats(info, 3, g.rows, name, "normsA");
+  const Operand norms_b = floats(info, 4, g.rows, name, "normsB");
+  const Operand grad = floats(info, 5, g.rows, name, "grad");
+  const Operand grad_a = optional_floats(info, 6, g.count, name, "gradA");
+  const Operand grad_b = optional_floats(info, 7, g.count, name, "gradB");
+  const Device device = same_device(info.Env(), name, {a, b, out, norms_a, norms_b, grad, grad_a, grad_b});
+  throw_if_error(info.Env(), dispatch(device, cpu::cosine_similarity_backward, cuda::cosine_similarity_backward, g.outer, g.dim, g.inner, g.eps, a, b, out, norms_a, norms_b, grad,
                                                         grad_a, grad_b), name);
   return info.Env().Undefined();
 }

@@ -14,7 +14,7 @@ Napi::Value measure_fma_peak_op(const Napi::CallbackInfo& info) {
   double min_seconds = get_number(info, 1, name, "minSeconds");
   if (threads < 1 || threads > 1024) throw_error(env, "measureFmaPeak: threads must be in 1..1024, got " + std::to_string(threads));
   FmaPeakResult peak;
-  throw_if_error(env, measure_fma_peak(static_cast<int>(threads), min_seconds, &peak), name);
+  throw_if_error(env, cpu::measure_fma_peak(static_cast<int>(threads), min_seconds, &peak), name);
   Napi::Object result = Napi::Object::New(env);
   result.Set("gflops", Napi::Number::New(env, peak.gflops));
   result.Set("seconds", Napi::Number::New(env, peak.seconds));

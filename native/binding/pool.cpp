@@ -39,55 +39,58 @@ int64_t input_count(const Pool2dShape& s) { return s.planes * s.in_h * s.in_w; }
 int64_t output_count(const Pool2dShape& s) { return s.planes * s.out_h() * s.out_w(); }
 
 // Indices are int32 in a storage: the same 4-byte element size and checks as floats.
-int32_t* cpu_indices(const Napi::CallbackInfo& info, size_t index, int64_t count, const char* op, const char* name) {
-  return reinterpret_cast<int32_t*>(cpu_floats(info, index, count, op, name));
-}
+// Read with floats() and passed to the kernel as operand.ints().
 
 Napi::Value avg_forward(const Napi::CallbackInfo& info) {
   const char* op = "avgPool2dForward";
   const Pool2dShape s = get_pool_shape(info, 2, op);
-  const float* x = cpu_floats(info, 0, input_count(s), op, "x");
-  float* out = cpu_floats(info, 1, output_count(s), op, "out");
-  throw_if_error(info.Env(), avg_pool2d_forward(s, x, out), op);
+  const Operand x = floats(info, 0, input_count(s), op, "x");
+  const Operand out = floats(info, 1, output_count(s), op, "out");
+  const Device device = same_device(info.Env(), op, {x, out});
+  throw_if_error(info.Env(), dispatch(device, cpu::avg_pool2d_forward, cuda::avg_pool2d_forward, s, x, out), op);
   return info.Env().Undefined();
 }
 
 Napi::Value avg_backward(const Napi::CallbackInfo& info) {
   const char* op = "avgPool2dBackward";
   const Pool2dShape s = get_pool_shape(info, 2, op);
-  const float* grad_out = cpu_floats(info, 0, output_count(s), op, "gradOut");
-  float* grad_in = cpu_floats(info, 1, input_count(s), op, "gradIn");
-  throw_if_error(info.Env(), avg_pool2d_backward(s, grad_out, grad_in), op);
+  const Operand grad_out = floats(info, 0, output_count(s), op, "gradOut");
+  const Operand grad_in = floats(info, 1, input_count(s), op, "gradIn");
+  const Device device = same_device(info.Env(), op, {grad_out, grad_in});
+  throw_if_error(info.Env(), dispatch(device, cpu::avg_pool2d_backward, cuda::avg_pool2d_backward, s, grad_out, grad_in), op);
   return info.Env().Undefined();
 }
 
 Napi::Value max_forward(const Napi::CallbackInfo& info) {
   const char* op = "maxPool2dForward";
   const Pool2dShape s = get_pool_shape(info, 3, op);
-  const float* x = cpu_floats(info, 0, input_count(s), op, "x");
-  float* out = cpu_floats(info, 1, output_count(s), op, "out");
-  int32_t* indices = reinterpret_cast<int32_t*>(optional_cpu_floats(info, 2, output_count(s), op, "indices"));
-  throw_if_error(info.Env(), max_pool2d_forward(s, x, out, indices), op);
+  const Operand x = floats(info, 0, input_count(s), op, "x");
+  const Operand out = floats(info, 1, output_count(s), op, "out");
+  const Operand indices = optional_floats(info, 2, output_count(s), op, "indices");
+  const Device device = same_device(info.Env(), op, {x, out, indices});
+  throw_if_error(info.Env(), dispatch(device, cpu::max_pool2d_forward, cuda::max_pool2d_forward, s, x, out, indices.ints()), op);
   return info.Env().Undefined();
 }
 
 Napi::Value max_backward(const Napi::CallbackInfo& info) {
   const char* op = "maxPool2dBackward";
   const Pool2dShape s = get_pool_shape(info, 3, op);
-  const float* grad_out = cpu_floats(info, 0, output_count(s), op, "gradOut");
-  const int32_t* indices = cpu_indices(info, 1, output_count(s), op, "indices");
-  float* grad_in = cpu_floats(info, 2, input_count(s), op, "gradIn");
-  throw_if_error(info.Env(), max_pool2d_backward(s, grad_out, indices, grad_in), op);
+  const Operand grad_out = floats(info, 0, output_count(s), op, "gradOut");
+  const Operand indices = floats(info, 1, output_count(s), op, "indices");
+  const Operand grad_in = floats(info, 2, input_count(s), op, "gradIn");
+  const Device device = same_device(info.Env(), op, {grad_out, indices, grad_in});
+  throw_if_error(info.Env(), dispatch(device, cpu::max_pool2d_backward, cuda::max_pool2d_backward, s, grad_out, indices.ints(), grad_in), op);
   return info.Env().Undefined();
 }
 
 Napi::Value max_gather(const Napi::CallbackInfo& info) {
   const char* op = "maxPool2dGather";
   const Pool2dShape s = get_pool_shape(info, 3, op);
-  const float* source = cpu_floats(info, 0, input_count(s), op, "source");
-  const int32_t* indices = cpu_indices(info, 1, output_count(s), op, "indices");
-  float* out = cpu_floats(info, 2, output_count(s), op, "out");
-  throw_if_error(info.Env(), max_pool2d_gather(s, source, indices, out), op);
+  const Operand source = floats(info, 0, input_count(s), op, "source");
+  const Operand indices = floats(info, 1, output_count(s), op, "indices");
+  const Operand out = floats(info, 2, output_count(s), op, "out");
+  const Device device = same_device(info.Env(), op, {source, indices, out});
+  throw_if_error(info.Env(), dispatch(device, cpu::max_pool2d_gather, cuda::max_pool2d_gather, s, source, indices.ints(), out), op);
   return info.Env().Undefined();
 }
 
@@ -107,18 +110,20 @@ AdaptivePool2dShape get_adaptive_shape(const Napi::CallbackInfo& info, size_t in
 Napi::Value adaptive_forward(const Napi::CallbackInfo& info) {
   const char* op = "adaptiveAvgPool2dForward";
   const AdaptivePool2dShape s = get_adaptive_shape(info, 2, op);
-  const float* x = cpu_floats(info, 0, s.planes * s.in_h * s.in_w, op, "x");
-  float* out = cpu_floats(info, 1, s.planes * s.out_h * s.out_w, op, "out");
-  throw_if_error(info.Env(), adaptive_avg_pool2d_forward(s, x, out), op);
+  const Operand x = floats(info, 0, s.planes * s.in_h * s.in_w, op, "x");
+  const Operand out = floats(info, 1, s.planes * s.out_h * s.out_w, op, "out");
+  const Device device = same_device(info.Env(), op, {x, out});
+  throw_if_error(info.Env(), dispatch(device, cpu::adaptive_avg_pool2d_forward, cuda::adaptive_avg_pool2d_forward, s, x, out), op);
   return info.Env().Undefined();
 }
 
 Napi::Value adaptive_backward(const Napi::CallbackInfo& info) {
   const char* op = "adaptiveAvgPool2dBackward";
   const AdaptivePool2dShape s = get_adaptive_shape(info, 2, op);
-  const float* grad_out = cpu_floats(info, 0, s.planes * s.out_h * s.out_w, op, "gradOut");
-  float* grad_in = cpu_floats(info, 1, s.planes * s.in_h * s.in_w, op, "gradIn");
-  throw_if_error(info.Env(), adaptive_avg_pool2d_backward(s, grad_out, grad_in), op);
+  const Operand grad_out = floats(info, 0, s.planes * s.out_h * s.out_w, op, "gradOut");
+  const Operand grad_in = floats(info, 1, s.planes * s.in_h * s.in_w, op, "gradIn");
+  const Device device = same_device(info.Env(), op, {grad_out, grad_in});
+  throw_if_error(info.Env(), dispatch(device, cpu::adaptive_avg_pool2d_backward, cuda::adaptive_avg_pool2d_backward, s, grad_out, grad_in), op);
   return info.Env().Undefined();
 }
 

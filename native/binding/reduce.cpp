@@ -27,9 +27,10 @@ Napi::Value sum_axes_op(const Napi::CallbackInfo& info) {
     count *= shape[d];
     if (!reduce[d]) kept *= shape[d];
   }
-  const float* x = cpu_floats(info, 0, count, name, "x");
-  float* out = cpu_floats(info, 1, kept, name, "out");
-  throw_if_error(info.Env(), sum_axes(static_cast<int>(shape.size()), shape.data(), reduce, x, out), name);
+  const Operand x = floats(info, 0, count, name, "x");
+  const Operand out = floats(info, 1, kept, name, "out");
+  const Device device = same_device(info.Env(), name, {x, out});
+  throw_if_error(info.Env(), dispatch(device, cpu::sum_axes, cuda::sum_axes, static_cast<int>(shape.size()), shape.data(), reduce, x, out), name);
   return info.Env().Undefined();
 }
 

@@ -23,9 +23,10 @@ Napi::Value sgd_step_op(const Napi::CallbackInfo& info) {
   StorageHandle* param_storage = get_storage(info, 0, name, "param");
   StorageHandle* grad_storage = get_storage(info, 1, name, "grad");
   if (param_storage == grad_storage) throw_error(env, "sgdStep: param and grad must be different storages");
-  float* param = cpu_floats(info, 0, count, name, "param");
-  const float* grad = cpu_floats(info, 1, count, name, "grad");
-  float* buffer = nullptr;
+  const Operand param = floats(info, 0, count, name, "param");
+  const Operand grad = floats(info, 1, count, name, "grad");
+  Operand buffer;  // not given: momentum == 0
+  buffer.name = "buffer";
   if (options.momentum != 0.0) {
     if (info.Length() <= 2 || info[2].IsNull() || info[2].IsUndefined()) {
       throw_error(env, "sgdStep: momentum != 0 needs a momentum buffer");
@@ -34,9 +35,10 @@ Napi::Value sgd_step_op(const Napi::CallbackInfo& info) {
     if (buffer_storage == param_storage || buffer_storage == grad_storage) {
       throw_error(env, "sgdStep: the momentum buffer must be its own storage");
     }
-    buffer = cpu_floats(info, 2, count, name, "buffer");
+    buffer = floats(info, 2, count, name, "buffer");
   }
-  throw_if_error(env, sgd_step(count, param, grad, buffer, options, first_step), name);
+  const Device device = same_device(env, name, {param, grad, buffer});
+  throw_if_error(env, dispatch(device, cpu::sgd_step, cuda::sgd_step, count, param, grad, buffer, options, first_step), name);
   return env.Undefined();
 }
 

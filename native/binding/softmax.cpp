@@ -15,9 +15,10 @@ Napi::Value softmax_forward_op(const Napi::CallbackInfo& info) {
   int64_t inner = get_int(info, 4, name, "inner");
   bool log = get_bool(info, 5, name, "log");
   int64_t count = element_count(info.Env(), name, {outer, dim, inner});
-  const float* x = cpu_floats(info, 0, count, name, "x");
-  float* out = cpu_floats(info, 1, count, name, "out");
-  throw_if_error(info.Env(), softmax_forward(log, outer, dim, inner, x, out), log ? "logSoftmax" : "softmax");
+  const Operand x = floats(info, 0, count, name, "x");
+  const Operand out = floats(info, 1, count, name, "out");
+  const Device device = same_device(info.Env(), name, {x, out});
+  throw_if_error(info.Env(), dispatch(device, cpu::softmax_forward, cuda::softmax_forward, log, outer, dim, inner, x, out), log ? "logSoftmax" : "softmax");
   return info.Env().Undefined();
 }
 
@@ -29,10 +30,11 @@ Napi::Value softmax_backward_op(const Napi::CallbackInfo& info) {
   int64_t inner = get_int(info, 5, name, "inner");
   bool log = get_bool(info, 6, name, "log");
   int64_t count = element_count(info.Env(), name, {outer, dim, inner});
-  const float* y = cpu_floats(info, 0, count, name, "out");
-  const float* grad = cpu_floats(info, 1, count, name, "grad");
-  float* grad_input = cpu_floats(info, 2, count, name, "gradInput");
-  throw_if_error(info.Env(), softmax_backward(log, outer, dim, inner, y, grad, grad_input), name);
+  const Operand y = floats(info, 0, count, name, "out");
+  const Operand grad = floats(info, 1, count, name, "grad");
+  const Operand grad_input = floats(info, 2, count, name, "gradInput");
+  const Device device = same_device(info.Env(), name, {y, grad, grad_input});
+  throw_if_error(info.Env(), dispatch(device, cpu::softmax_backward, cuda::softmax_backward, log, outer, dim, inner, y, grad, grad_input), name);
   return info.Env().Undefined();
 }
 
@@ -44,11 +46,12 @@ Napi::Value cross_entropy_forward_op(const Napi::CallbackInfo& info) {
   int64_t reduction = get_int(info, 6, name, "reduction");
   if (reduction < 0 || reduction > 2) throw_error(info.Env(), "crossEntropy: reduction code must be 0 (none), 1 (sum) or 2 (mean)");
   int64_t count = element_count(info.Env(), name, {batch, classes});
-  const float* logits = cpu_floats(info, 0, count, name, "logits");
+  const Operand logits = floats(info, 0, count, name, "logits");
   const int32_t* labels = get_labels(info, 1, batch, name);
-  float* out = cpu_floats(info, 2, reduction == 0 ? batch : 1, name, "out");
-  float* stats = cpu_floats(info, 3, 2 * batch, name, "stats");
-  throw_if_error(info.Env(), cross_entropy_forward(batch, classes, logits, labels,
+  const Operand out = floats(info, 2, reduction == 0 ? batch : 1, name, "out");
+  const Operand stats = floats(info, 3, 2 * batch, name, "stats");
+  const Device device = same_device(info.Env(), name, {logits, out, stats});
+  throw_if_error(info.Env(), dispatch(device, cpu::cross_entropy_forward, cuda::cross_entropy_forward, batch, classes, logits, labels,
                                                    static_cast<CrossEntropyReduction>(reduction), out, stats), name);
   return info.Env().Undefined();
 }
@@ -61,12 +64,13 @@ Napi::Value cross_entropy_backward_op(const Napi::CallbackInfo& info) {
   float scale = static_cast<float>(get_number(info, 7, name, "scale"));
   bool per_row = get_bool(info, 8, name, "gradPerRow");
   int64_t count = element_count(info.Env(), name, {batch, classes});
-  const float* logits = cpu_floats(info, 0, count, name, "logits");
+  const Operand logits = floats(info, 0, count, name, "logits");
   const int32_t* labels = get_labels(info, 1, batch, name);
-  const float* stats = cpu_floats(info, 2, 2 * batch, name, "stats");
-  const float* grad = cpu_floats(info, 3, per_row ? batch : 1, name, "grad");
-  float* grad_input = cpu_floats(info, 4, count, name, "gradInput");
-  throw_if_error(info.Env(), cross_entropy_backward(batch, classes, logits, labels, stats, grad, per_row, scale,
+  const Operand stats = floats(info, 2, 2 * batch, name, "stats");
+  const Operand grad = floats(info, 3, per_row ? batch : 1, name, "grad");
+  const Operand grad_input = floats(info, 4, count, name, "gradInput");
+  const Device device = same_device(info.Env(), name, {logits, stats, grad, grad_input});
+  throw_if_error(info.Env(), dispatch(device, cpu::cross_entropy_backward, cuda::cross_entropy_backward, batch, classes, logits, labels, stats, grad, per_row, scale,
                                                     grad_input), name);
   return info.Env().Undefined();
 }

@@ -15,45 +15,53 @@ function walk(directory: string): string[] {
 }
 
 describe('native source list', () => {
+  // One list per layer; "sources" (what node-gyp compiles) is the CPU build: everything but the
+  // CUDA sources and the driver. CMakeLists.txt reads the lists themselves.
   const list = JSON.parse(readFileSync(join(nativeDir, 'sources.gypi'), 'utf8')) as {
     sources: string[];
-    variables: { cuda_sources: string[]; cuda_stub_sources: string[] };
+    variables: Record<'core_files' | 'cpu_files' | 'binding_files' | 'cuda_stub_files' | 'cuda_files' | 'driver_files', string[]>;
   };
-  const listed = new Set([...list.sources, ...list.variables.cuda_sources, ...list.variables.cuda_stub_sources]);
+  const v = list.variables;
+  const listed = [...v.core_files, ...v.cpu_files, ...v.binding_files, ...v.cuda_stub_files, ...v.cuda_files, ...v.driver_files];
+  const nativeFiles = () =>
+    [...walk(join(nativeDir, 'src')), ...walk(join(nativeDir, 'binding')), ...walk(join(nativeDir, 'test'))].map((path) =>
+      relative(nativeDir, path),
+    );
 
   it('is strict JSON with the expected keys', () => {
-    expect(Array.isArray(list.sources)).toBe(true);
-    expect(Array.isArray(list.variables.cuda_sources)).toBe(true);
-    expect(Array.isArray(list.variables.cuda_stub_sources)).toBe(true);
+    for (const key of ['core_files', 'cpu_files', 'binding_files', 'cuda_stub_files', 'cuda_files', 'driver_files'] as const) {
+      expect(Array.isArray(v[key]), key).toBe(true);
+    }
+    expect(list.sources).toEqual(['<@(core_files)', '<@(cpu_files)', '<@(binding_files)', '<@(cuda_stub_files)']);
   });
 
-  it('lists every file under native/src and native/binding', () => {
-    const files = [...walk(join(nativeDir, 'src')), ...walk(join(nativeDir, 'binding'))]
-      .map((path) => relative(nativeDir, path))
-      .filter((path) => /\.(cpp|cu|h|cuh|hpp)$/.test(path));
-    const missing = files.filter((path) => !listed.has(path));
+  it('lists every file under native/src, native/binding and native/test, each once', () => {
+    const files = nativeFiles().filter((path) => /\.(cpp|cu|h|cuh|hpp)$/.test(path));
+    const missing = files.filter((path) => !listed.includes(path));
     expect(missing, `not in native/sources.gypi: ${missing.join(', ')}`).toEqual([]);
+    expect(listed.filter((path, index) => listed.indexOf(path) !== index)).toEqual([]);
   });
 
   it('lists only files that exist', () => {
-    const present = new Set(
-      [...walk(join(nativeDir, 'src')), ...walk(join(nativeDir, 'binding'))].map((path) => relative(nativeDir, path)),
-    );
-    expect([...listed].filter((path) => !present.has(path))).toEqual([]);
+    const present = new Set(nativeFiles());
+    expect(listed.filter((path) => !present.has(path))).toEqual([]);
   });
 
-  it('CUDA sources are .cu files under src/cuda, stubs under src/cuda_stub, neither in the CPU list twice', () => {
-    for (const path of list.variables.cuda_sources) expect(path.startsWith('src/cuda/')).toBe(true);
-    for (const path of list.variables.cuda_stub_sources) {
-      expect(path.startsWith('src/cuda_stub/')).toBe(true);
-      expect(list.sources).toContain(path); // the CPU build compiles the stubs
+  it('each list holds its own folder: core, cpu, binding, cuda (.cu), cuda_stub, driver', () => {
+    const folders: Record<keyof typeof v, RegExp> = {
+      core_files: /^src\/core\//, cpu_files: /^src\/cpu\//, binding_files: /^binding\//,
+      cuda_files: /^src\/cuda\/.*\.cu$/, cuda_stub_files: /^src\/cuda_stub\//, driver_files: /^test\//,
+    };
+    for (const [key, pattern] of Object.entries(folders)) {
+      for (const path of v[key as keyof typeof v]) expect(path, key).toMatch(pattern);
     }
-    for (const path of list.variables.cuda_sources) expect(list.sources).not.toContain(path);
   });
 
-  it('both build files read it', () => {
+  it('both build files read it, and CMake reads every list', () => {
     expect(readFileSync(join(root, 'binding.gyp'), 'utf8')).toContain('native/sources.gypi');
-    expect(readFileSync(join(root, 'CMakeLists.txt'), 'utf8')).toContain('native/sources.gypi');
+    const cmake = readFileSync(join(root, 'CMakeLists.txt'), 'utf8');
+    expect(cmake).toContain('native/sources.gypi');
+    for (const key of Object.keys(v)) expect(cmake).toContain(`variables ${key}`);
   });
 
   it('only native/binding includes napi.h', () => {
@@ -62,6 +70,23 @@ describe('native source list', () => {
       .filter((path) => /\.(cpp|cu|h|cuh)$/.test(path))
       .filter((path) => /#include\s*[<"]napi\.h[>"]/.test(readFileSync(path, 'utf8')));
     expect(offenders.map((path) => relative(root, path))).toEqual([]);
+  });
+
+  it('every lmcl::cpu kernel entry point is in the op list (native/include/lmcl/ops.def)', () => {
+    const ops = readFileSync(join(nativeDir, 'include', 'lmcl', 'ops.def'), 'utf8');
+    const listedOps = new Set([...ops.matchAll(/^LMCL_OP\(\w+, (\w+),/gm)].map((match) => match[1]));
+    const cpuOnly = new Set(['measure_fma_peak']); // peak.h: measures this machine, not a tensor op
+    const declared = readdirSync(join(nativeDir, 'include', 'lmcl'))
+      .filter((name) => name.endsWith('.h'))
+      .flatMap((name) => {
+        const text = readFileSync(join(nativeDir, 'include', 'lmcl', name), 'utf8').replace(/namespace gemm_detail \{[\s\S]*?\}  \/\/ namespace gemm_detail/g, '');
+        return [...text.matchAll(/namespace cpu \{([\s\S]*?)\}  \/\/ namespace cpu/g)].flatMap((block) =>
+          [...block[1]!.matchAll(/^Status (\w+)\(/gm)].map((match) => match[1]!),
+        );
+      });
+    expect(declared.length).toBeGreaterThan(40);
+    expect(declared.filter((name) => !listedOps.has(name) && !cpuOnly.has(name))).toEqual([]);
+    expect([...listedOps].filter((name) => !declared.includes(name!))).toEqual([]);
   });
 });
 

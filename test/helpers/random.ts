@@ -1,6 +1,6 @@
 // Fresh random inputs for tests (never zeros): values in about [-1, 1] from Math.random, so every
 // run draws new data. Failures print the shapes involved; rerun to reproduce statistically.
-import { Tensor, tensor } from '../../src/index.js';
+import { Tensor, tensor, type Device } from '../../src/index.js';
 
 export function randomArray(length: number, scale = 1): Float32Array {
   const values = new Float32Array(length);
@@ -8,20 +8,20 @@ export function randomArray(length: number, scale = 1): Float32Array {
   return values;
 }
 
-export function randomTensor(shape: number[], options: { requiresGrad?: boolean; scale?: number; offset?: number } = {}): Tensor {
+export function randomTensor(shape: number[], options: { requiresGrad?: boolean; scale?: number; offset?: number; device?: Device } = {}): Tensor {
   const size = shape.reduce((product, extent) => product * extent, 1);
   const values = randomArray(size, options.scale ?? 1);
   if (options.offset) for (let index = 0; index < size; index += 1) values[index] += options.offset;
-  return tensor(values, shape, { requiresGrad: options.requiresGrad ?? false });
+  return tensor(values, shape, { requiresGrad: options.requiresGrad ?? false, device: options.device ?? 'cpu' });
 }
 
 /** Random values bounded away from zero (for division, log, sqrt). */
-export function randomPositiveTensor(shape: number[], options: { requiresGrad?: boolean; minimum?: number } = {}): Tensor {
+export function randomPositiveTensor(shape: number[], options: { requiresGrad?: boolean; minimum?: number; device?: Device } = {}): Tensor {
   const size = shape.reduce((product, extent) => product * extent, 1);
   const minimum = options.minimum ?? 0.5;
   const values = new Float32Array(size);
   for (let index = 0; index < size; index += 1) values[index] = minimum + Math.random();
-  return tensor(values, shape, { requiresGrad: options.requiresGrad ?? false });
+  return tensor(values, shape, { requiresGrad: options.requiresGrad ?? false, device: options.device ?? 'cpu' });
 }
 
 /** Max over elements of |actual − expected| / (atol + rtol·|expected|) must be ≤ 1. */

@@ -2,10 +2,11 @@
 // (first and second order), bad input. Tolerances: forward rtol 1e-6 (one float32 rounding),
 // transcendental 2e-6; gradients see gradcheck.ts.
 import { describe, expect, it } from 'vitest';
-import { F, tensor } from '../../src/index.js';
+import { F, Tensor, engineInfo, tensor } from '../../src/index.js';
 import { referenceBinary } from '../reference/broadcast_reference.js';
 import { gradcheck, gradgradcheck } from '../helpers/gradcheck.js';
 import { expectClose, randomAwayFromZeroTensor, randomPositiveTensor, randomTensor } from '../helpers/random.js';
+import { forEachDevice } from '../helpers/devices.js';
 
 const shapePairs: [number[], number[]][] = [
   [[7], [7]],
@@ -28,16 +29,6 @@ const binaryOps = [
 
 describe('binary elementwise ops', () => {
   for (const [name, op, reference] of binaryOps) {
-    it(`${name} matches the float64 reference with broadcasting`, () => {
-      for (const [aShape, bShape] of shapePairs) {
-        const a = randomTensor(aShape);
-        const b = name === 'div' ? randomPositiveTensor(bShape) : randomTensor(bShape);
-        const out = (op as (x: typeof a, y: typeof b) => typeof a)(a, b);
-        const expected = referenceBinary(a.toFloat32Array(), aShape, b.toFloat32Array(), bShape, reference);
-        expect(out.shape).toEqual(expected.shape);
-        expectClose(out.toFloat32Array(), expected.values, { rtol: 1e-6, atol: 1e-7, label: `${name} ${JSON.stringify([aShape, bShape])}` });
-      }
-    });
     it(`${name} gradients (first and second order) pass finite differences`, () => {
       const kinked = name === 'maximum' || name === 'minimum';
       const pairs: [number[], number[]][] = kinked ? [[[3, 4], [3, 4]], [[2, 5], [2, 5]]] : [[[3, 4], [4]], [[2, 1, 3], [2, 5, 1]]];
@@ -55,15 +46,6 @@ describe('binary elementwise ops', () => {
       }
     });
   }
-
-  it('scalar forms match', () => {
-    const a = randomTensor([4, 5]);
-    const values = a.toFloat32Array();
-    expectClose(F.add(a, 2.5).toFloat32Array(), Array.from(values, (v) => v + 2.5), { rtol: 1e-6 });
-    expectClose(F.mul(a, -3).toFloat32Array(), Array.from(values, (v) => v * -3), { rtol: 1e-6 });
-    expectClose(F.sub(1, a).toFloat32Array(), Array.from(values, (v) => 1 - v), { rtol: 1e-6 });
-    expectClose(F.div(a, 4).toFloat32Array(), Array.from(values, (v) => v / 4), { rtol: 1e-6 });
-  });
 
   it('rejects incompatible shapes, non-tensors and disposed tensors with clear errors', () => {
     const a = randomTensor([3, 4]);
@@ -92,13 +74,75 @@ const unaryOps = [
   ['abs', F.abs, Math.abs, 'any'],
 ] as const;
 
-describe('unary elementwise ops', () => {
+// Forward values on every device (gradients by finite differences: CPU, below).
+forEachDevice('elementwise forward', (device) => {
+  for (const [name, op, reference] of binaryOps) {
+    it(`${name} matches the float64 reference with broadcasting`, () => {
+      for (const [aShape, bShape] of shapePairs) {
+        const a = randomTensor(aShape, { device });
+        const b = name === 'div' ? randomPositiveTensor(bShape, { device }) : randomTensor(bShape, { device });
+        const out = (op as (x: typeof a, y: typeof b) => typeof a)(a, b);
+        const expected = referenceBinary(a.toFloat32Array(), aShape, b.toFloat32Array(), bShape, reference);
+        expect(out.shape).toEqual(expected.shape);
+        expect(out.device).toBe(device);
+        expectClose(out.toFloat32Array(), expected.values, { rtol: 1e-6, atol: 1e-7, label: `${name} ${JSON.stringify([aShape, bShape])}` });
+      }
+    });
+  }
+
+  it('scalar forms match', () => {
+    const a = randomTensor([4, 5], { device });
+    const values = a.toFloat32Array();
+    expectClose(F.add(a, 2.5).toFloat32Array(), Array.from(values, (v) => v + 2.5), { rtol: 1e-6 });
+    expectClose(F.mul(a, -3).toFloat32Array(), Array.from(values, (v) => v * -3), { rtol: 1e-6 });
+    expectClose(F.sub(1, a).toFloat32Array(), Array.from(values, (v) => 1 - v), { rtol: 1e-6 });
+    expectClose(F.div(a, 4).toFloat32Array(), Array.from(values, (v) => v / 4), { rtol: 1e-6 });
+  });
+
   for (const [name, op, reference, domain] of unaryOps) {
-    it(`${name}: forward, gradient and gradient of gradient`, () => {
+    it(`${name} matches the float64 reference`, () => {
       for (const shape of [[1], [17], [3, 5, 7]]) {
-        const x = domain === 'positive' ? randomPositiveTensor(shape) : randomTensor(shape, { scale: 3 });
+        const x = domain === 'positive' ? randomPositiveTensor(shape, { device }) : randomTensor(shape, { scale: 3, device });
         expectClose(op(x).toFloat32Array(), Array.from(x.toFloat32Array(), reference), { rtol: 2e-6, atol: 1e-7, label: name });
       }
+    });
+  }
+
+  it('sigmoid saturates without NaN', () => {
+    const out = F.sigmoid(tensor([-1000, 1000, 0], [3], { device })).toFloat32Array();
+    expect(Array.from(out)).toEqual([0, 1, 0.5]);
+  });
+
+  it('pow with a scalar exponent', () => {
+    const x = randomPositiveTensor([5, 2], { device });
+    expectClose(F.pow(x, 3).toFloat32Array(), Array.from(x.toFloat32Array(), (v) => v ** 3), { rtol: 2e-6 });
+  });
+
+  it('countNonFinite finds NaN and Infinity', () => {
+    expect(F.countNonFinite(tensor([1, Number.NaN, Number.POSITIVE_INFINITY, -2], [4], { device }))).toBe(2);
+  });
+});
+
+// Runs without a GPU: zero-element 'cuda' tensors need no device memory (native/binding/args.h).
+describe('elementwise ops and devices', () => {
+  it('inputs on different devices are an Error, never a silent copy', () => {
+    const onCpu = tensor([], [0]);
+    const onCuda = Tensor.empty([0], 'cuda');
+    expect(() => F.add(onCpu, onCuda)).toThrow(/add: expected all tensors on the same device, got 'cpu' and 'cuda'/);
+    expect(() => F.maximum(onCuda, onCpu)).toThrow(/same device/);
+  });
+
+  it('inputs all on cuda reach the CUDA entry point (the stub without a CUDA build)', () => {
+    const a = Tensor.empty([0], 'cuda');
+    const b = Tensor.empty([0], 'cuda');
+    if (!engineInfo().cudaCompiled) expect(() => F.add(a, b)).toThrow(/lmcl was built without CUDA/);
+    else expect(() => F.add(a, b).dispose()).not.toThrow(/built without CUDA/);
+  });
+});
+
+describe('unary elementwise ops', () => {
+  for (const [name, op, reference, domain] of unaryOps) {
+    it(`${name}: gradient and gradient of gradient`, () => {
       const x = domain === 'positive'
         ? randomPositiveTensor([4, 3], { requiresGrad: true })
         : name === 'relu' || name === 'abs'
@@ -109,14 +153,8 @@ describe('unary elementwise ops', () => {
     });
   }
 
-  it('sigmoid saturates without NaN', () => {
-    const out = F.sigmoid(tensor([-1000, 1000, 0], [3])).toFloat32Array();
-    expect(Array.from(out)).toEqual([0, 1, 0.5]);
-  });
-
-  it('pow with a scalar exponent', () => {
+  it('pow with a scalar exponent: gradients', () => {
     const x = randomPositiveTensor([5, 2], { requiresGrad: true });
-    expectClose(F.pow(x, 3).toFloat32Array(), Array.from(x.toFloat32Array(), (v) => v ** 3), { rtol: 2e-6 });
     gradcheck((t) => F.pow(t, 1.5), [x]);
     gradgradcheck((t) => F.pow(t, 3), [x]);
   });
@@ -133,9 +171,5 @@ describe('unary elementwise ops', () => {
     expect(out.shape).toEqual([2, 3, 4]);
     gradcheck((t) => F.expand(t, [2, 3, 4]), [x]);
     expect(() => F.expand(x, [2, 2])).toThrow(/expand/);
-  });
-
-  it('countNonFinite finds NaN and Infinity', () => {
-    expect(F.countNonFinite(tensor([1, Number.NaN, Number.POSITIVE_INFINITY, -2], [4]))).toBe(2);
   });
 });

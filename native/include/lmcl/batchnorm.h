@@ -21,6 +21,8 @@ struct BatchNormShape {
 // Checks extents (N >= 0, C >= 1, S >= 0) and that the element count fits comfortably in int64.
 Status validate_batch_norm_shape(const BatchNormShape& shape);
 
+namespace cpu {
+
 // Training mode. Per channel c over the M = N·S values x[n, c, s]:
 //   mean_c = Σ x / M,  var_c = Σ (x − mean_c)² / M (biased),  invstd_c = 1/sqrt(var_c + eps)
 //   y = (x − mean_c)·invstd_c·weight_c + bias_c   (weight/bias may be null: 1 and 0)
@@ -48,5 +50,7 @@ Status batch_norm_forward_eval(const BatchNormShape& shape, const float* x, cons
 Status batch_norm_backward(const BatchNormShape& shape, const float* grad_out, const float* x, const float* weight,
                            const float* save_mean, const float* save_invstd, bool training, float* grad_input,
                            float* grad_weight, float* grad_bias);
+
+}  // namespace cpu
 
 }  // namespace lmcl

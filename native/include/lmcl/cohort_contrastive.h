@@ -9,6 +9,8 @@
 
 namespace lmcl {
 
+namespace cpu {
+
 // embeddings: count pointers to [batch, dim] arrays (z_0 .. z_{count−1}); labels [batch]; pairs [pair_count, 2]
 // int32, each (a, b) with a ≠ b in [0, count); weights [pair_count, batch] or nullptr (all 1).
 // With L_ij = z_i·z_jᵀ/τ, ℓ the weighted supervised InfoNCE and KL_w the weighted KL of
@@ -24,8 +26,12 @@ Status cohort_contrastive_forward(int64_t count, int64_t batch, int64_t dim, con
                                   const float* weights, float temperature, float kl_temperature, float* out,
                                   float* softmax, float* probabilities, float* stats);
 
+}  // namespace cpu
+
 // The size of the forward's per-row statistics: (3·count² + 4·pair_count)·batch floats.
 int64_t cohort_stats_floats(int64_t count, int64_t batch, int64_t pair_count);
+
+namespace cpu {
 
 // Gradients of Σ_{p,t} grad_output[p, t]·out[p, t] (grad_output [pair_count, 4]) to the embeddings
 // (count pointers to [batch, dim], each nullptr when not needed; embeddings in no pair get 0) and
@@ -35,5 +41,7 @@ Status cohort_contrastive_backward(int64_t count, int64_t batch, int64_t dim, co
                                    const float* weights, float temperature, float kl_temperature,
                                    const float* softmax, const float* probabilities, const float* stats,
                                    const float* grad_output, float* const* grad_embeddings, float* grad_weights);
+
+}  // namespace cpu
 
 }  // namespace lmcl

@@ -9,6 +9,8 @@
 
 namespace lmcl {
 
+namespace cpu {
+
 // Student similarities S = student_anchor·student_contrastᵀ, teacher T = teacher_anchor·teacher_contrastᵀ
 // (all [batch, dim]); logits S/(τ·T_kl), every column (diagonal included); teacher detached:
 //   p_u = softmax(S_u/(τ·T_kl)), q_u = softmax(T_u/(τ·T_kl)), KL_u = Σ_v q_uv (log q_uv − log p_uv)
@@ -37,5 +39,7 @@ Status distill_kl_forward(int64_t batch, int64_t classes, const float* student, 
 Status distill_kl_backward(int64_t batch, int64_t classes, const float* student, const float* teacher,
                            const float* weights, float temperature, const float* row_stats, const float* grad_output,
                            float* grad_student, float* grad_weights);
+
+}  // namespace cpu
 
 }  // namespace lmcl

@@ -35,6 +35,8 @@ struct Conv2dShape {
 // The message names the shapes.
 Status validate(const Conv2dShape& shape);
 
+namespace cpu {
+
 Status conv2d_forward(const Conv2dShape& shape, const float* input, const float* weight,
                       const float* bias /* nullable */, float* output);
 // grad_input = d(sum(output * grad_output)) / d(input): the transposed convolution.
@@ -44,5 +46,7 @@ Status conv2d_backward_weight(const Conv2dShape& shape, const float* input, cons
                               float* grad_weight);
 // grad_bias[co] = sum over n, oh, ow of grad_output[n, co, oh, ow].
 Status conv2d_backward_bias(const Conv2dShape& shape, const float* grad_output, float* grad_bias);
+
+}  // namespace cpu
 
 }  // namespace lmcl

@@ -28,6 +28,8 @@ enum class UnaryOp {
 
 constexpr int kMaxRank = 8;
 
+namespace cpu {
+
 // out[i] = a[a_offset(i)] op b[b_offset(i)], where offsets come from per-dimension element
 // strides (0 on broadcast dimensions) over out_shape (rank <= kMaxRank).
 Status binary_broadcast(BinaryOp op, int rank, const int64_t* out_shape, const int64_t* a_strides,
@@ -45,7 +47,9 @@ Status power(int64_t count, const float* x, float exponent, float* out);
 // out[i] = mask[i] > 0 ? grad[i] : 0 (ReLU backward with mask = the ReLU input or output).
 Status relu_mask(int64_t count, const float* grad, const float* mask, float* out);
 
-// Number of elements in x that are NaN or infinite.
-int64_t count_non_finite(int64_t count, const float* x);
+// *result = the number of elements in x that are NaN or infinite.
+Status count_non_finite(int64_t count, const float* x, int64_t* result);
+
+}  // namespace cpu
 
 }  // namespace lmcl

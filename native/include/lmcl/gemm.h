@@ -17,6 +17,7 @@
 #include "lmcl/status.h"
 
 namespace lmcl {
+namespace cpu {
 
 Status gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
             int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
@@ -74,4 +75,5 @@ void pack_a(const float* a, int64_t row_stride, int64_t col_stride, int64_t m, i
 void pack_b(const float* b, int64_t row_stride, int64_t col_stride, int64_t kc, int64_t n, int nr, float* out);
 
 }  // namespace gemm_detail
+}  // namespace cpu
 }  // namespace lmcl

@@ -8,6 +8,8 @@
 
 namespace lmcl {
 
+namespace cpu {
+
 // anchor, contrast: [batch, dim]; labels: [batch] (compared only for equality); weights: [batch]
 // or nullptr (all 1). With L = anchor·contrastᵀ / temperature, P_u = {v ≠ u : labels_v = labels_u}:
 //   lse_u  = log Σ_{k≠u} exp(L_uk)
@@ -27,5 +29,7 @@ Status supcon_infonce_backward(int64_t batch, int64_t dim, const float* anchor, 
                                const int32_t* labels, const float* weights, float temperature,
                                const float* row_stats, const float* direction, const float* grad_output,
                                float* grad_anchor, float* grad_contrast, float* grad_weights);
+
+}  // namespace cpu
 
 }  // namespace lmcl

@@ -11,6 +11,8 @@ namespace lmcl {
 
 constexpr int kLayoutMaxRank = 8;
 
+namespace cpu {
+
 // For every index i in the box `shape` (rank <= kLayoutMaxRank):
 //   dst[Σ_d i_d·dst_strides[d]] = src[Σ_d i_d·src_strides[d]].
 // Strides are in elements and must be >= 0; src and dst are already offset to the box origin.
@@ -30,5 +32,7 @@ Status index_select(int64_t outer, int64_t n, int64_t inner, const float* x, int
 // Deterministic: each output row sums its contributions in index order, whatever the threads.
 Status index_add(int64_t outer, int64_t n, int64_t inner, const float* grad, int64_t k, const int32_t* indices,
                  float* out);
+
+}  // namespace cpu
 
 }  // namespace lmcl

@@ -14,6 +14,8 @@
 
 namespace lmcl {
 
+namespace cpu {
+
 // logits[u, k] = scale · ⟨bank[indices[u·K + k]], query[u]⟩   (scale = 1/τ; no [B, K, D] gather)
 Status memory_logits_forward(int64_t batch, int64_t columns, int64_t dim, int64_t bank_rows, const float* query,
                              const float* bank, const int32_t* indices, float scale, float* logits);
@@ -46,5 +48,7 @@ Status memory_info_nce_backward(int64_t batch, int64_t columns, int64_t dim, int
 // error naming it. Everything is checked before the first write: on error the bank is unchanged.
 Status memory_update(int64_t bank_rows, int64_t dim, int64_t count, float* bank, const int32_t* rows, const float* z,
                      double momentum);
+
+}  // namespace cpu
 
 }  // namespace lmcl

@@ -8,6 +8,8 @@
 
 namespace lmcl {
 
+namespace cpu {
+
 // x is viewed as [outer, dim, inner]; the norm runs along the middle axis (inner == 1: rows).
 // norms has outer·inner floats: the unclamped ‖x‖₂ of every (outer, inner) slice.
 //   y = x / max(‖x‖₂, eps)                                   (torch.nn.functional.normalize, p=2)
@@ -31,5 +33,7 @@ Status cosine_similarity_forward(int64_t outer, int64_t dim, int64_t inner, floa
 Status cosine_similarity_backward(int64_t outer, int64_t dim, int64_t inner, float eps, const float* a,
                                   const float* b, const float* out, const float* norms_a, const float* norms_b,
                                   const float* g, float* ga, float* gb);
+
+}  // namespace cpu
 
 }  // namespace lmcl

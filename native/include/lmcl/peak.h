@@ -21,9 +21,13 @@ struct FmaPeakResult {
   const char* simd = "";      // simd_level_name() of the level used
 };
 
+namespace cpu {
+
 // Runs `threads` (1..num_threads()) copies of an FMA loop on the thread pool and reports the best
 // of a few repeats, each lasting at least min_seconds (0 < min_seconds <= 10). Never aborts:
 // bad arguments give kInvalidArgument.
 Status measure_fma_peak(int threads, double min_seconds, FmaPeakResult* result);
+
+}  // namespace cpu
 
 }  // namespace lmcl

@@ -26,6 +26,8 @@ struct Pool2dShape {
 // in_h·in_w < 2^31 (argmax indices are int32); sizes bounded.
 Status validate_pool2d_shape(const Pool2dShape& shape);
 
+namespace cpu {
+
 // Average pooling with count_include_pad = true: out = Σ_window x / (kernel_h·kernel_w), padding
 // counted as zeros.
 Status avg_pool2d_forward(const Pool2dShape& shape, const float* x, float* out);
@@ -43,6 +45,8 @@ Status max_pool2d_backward(const Pool2dShape& shape, const float* grad_out, cons
 // pooling input, out like its output. Fails on an out-of-range index.
 Status max_pool2d_gather(const Pool2dShape& shape, const float* source, const int32_t* indices, float* out);
 
+}  // namespace cpu
+
 // Adaptive average pooling to [out_h, out_w]: bin i covers rows [floor(i·in_h/out_h),
 // ceil((i+1)·in_h/out_h)) (likewise columns); out = mean over the bin.
 struct AdaptivePool2dShape {
@@ -51,8 +55,13 @@ struct AdaptivePool2dShape {
   int64_t out_h = 1, out_w = 1;
 };
 Status validate_adaptive_pool2d_shape(const AdaptivePool2dShape& shape);
+
+namespace cpu {
+
 Status adaptive_avg_pool2d_forward(const AdaptivePool2dShape& shape, const float* x, float* out);
 // grad_in[i] = Σ over bins containing i of grad_out / bin area. Overwrites grad_in.
 Status adaptive_avg_pool2d_backward(const AdaptivePool2dShape& shape, const float* grad_out, float* grad_in);
+
+}  // namespace cpu
 
 }  // namespace lmcl

@@ -16,6 +16,8 @@ struct SgdOptions {
   bool maximize = false;
 };
 
+namespace cpu {
+
 // Over `count` elements of a parameter p, its gradient g and momentum buffer b:
 //   d = (maximize ? −g : g) + wd·p                      (the wd term only when wd ≠ 0)
 //   if momentum ≠ 0:  b = first_step ? d : momentum·b + (1 − dampening)·d
@@ -26,5 +28,7 @@ struct SgdOptions {
 // formed in double first). Elementwise, so the result does not depend on the thread count.
 Status sgd_step(int64_t count, float* param, const float* grad, float* buffer, const SgdOptions& options,
                 bool first_step);
+
+}  // namespace cpu
 
 }  // namespace lmcl

@@ -8,6 +8,8 @@
 
 namespace lmcl {
 
+namespace cpu {
+
 // x is viewed as [outer, dim, inner] and the softmax runs along the middle axis (inner == 1 is
 // a plain row softmax). outer, dim, inner >= 0.
 //   log == false: y = exp(x − max) / Σ exp(x − max)
@@ -20,7 +22,11 @@ Status softmax_forward(bool log, int64_t outer, int64_t dim, int64_t inner, cons
 Status softmax_backward(bool log, int64_t outer, int64_t dim, int64_t inner, const float* y, const float* g,
                         float* dx);
 
+}  // namespace cpu
+
 enum class CrossEntropyReduction { kNone = 0, kSum = 1, kMean = 2 };
+
+namespace cpu {
 
 // Cross-entropy of logits [batch, classes] against labels[batch], each in [0, classes):
 //   stats[i] = (m_i = max_j x_ij, ls_i = log Σ_j exp(x_ij − m_i))   ([batch, 2], for the backward)
@@ -34,5 +40,7 @@ Status cross_entropy_forward(int64_t batch, int64_t classes, const float* logits
 // forward's stats. Overwrites dx.
 Status cross_entropy_backward(int64_t batch, int64_t classes, const float* logits, const int32_t* labels,
                               const float* stats, const float* grad, bool grad_per_row, float scale, float* dx);
+
+}  // namespace cpu
 
 }  // namespace lmcl

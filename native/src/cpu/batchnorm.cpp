@@ -37,6 +37,7 @@
 #include "lmcl/parallel.h"
 
 namespace lmcl {
+namespace cpu {
 namespace {
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -213,6 +214,8 @@ struct BackwardCoefficients {
 
 }  // namespace
 
+}  // namespace cpu
+
 Status validate_batch_norm_shape(const BatchNormShape& s) {
   LMCL_CHECK_ARG(s.batch >= 0 && s.channels >= 1 && s.spatial >= 0,
                  "invalid shape [N, C, S] = " + describe_shape({s.batch, s.channels, s.spatial}) +
@@ -221,6 +224,8 @@ Status validate_batch_norm_shape(const BatchNormShape& s) {
                  "shape " + describe_shape({s.batch, s.channels, s.spatial}) + " is too large");
   return Status::ok();
 }
+
+namespace cpu {
 
 Status batch_norm_forward_training(const BatchNormShape& s, const float* x, const float* weight, const float* bias,
                                    float* running_mean, float* running_var, double momentum, double eps, float* y,
@@ -388,4 +393,5 @@ Status batch_norm_backward(const BatchNormShape& s, const float* grad_out, const
   return Status::ok();
 }
 
+}  // namespace cpu
 }  // namespace lmcl

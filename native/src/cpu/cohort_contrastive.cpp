@@ -47,6 +47,7 @@
 #include "simd_variants.h"
 
 namespace lmcl {
+namespace cpu {
 namespace {
 
 // Which blocks and KL terms the pairs use; a pure function of (count, pairs), so the forward and
@@ -273,9 +274,13 @@ Status similarity_blocks(const CohortPlan& plan, int64_t batch, int64_t dim, con
 
 }  // namespace
 
+}  // namespace cpu
+
 int64_t cohort_stats_floats(int64_t count, int64_t batch, int64_t pair_count) {
   return (3 * count * count + 4 * pair_count) * batch;
 }
+
+namespace cpu {
 
 // Z = [z_0; …; z_{E−1}] in one contiguous scratch block, so runs of consecutive blocks are one GEMM.
 Status stack_embeddings(int64_t count, int64_t batch, int64_t dim, const float* const* embeddings, const ScratchBuffer& out) {
@@ -452,4 +457,5 @@ Status cohort_contrastive_backward(int64_t count, int64_t batch, int64_t dim, co
   return Status::ok();
 }
 
+}  // namespace cpu
 }  // namespace lmcl

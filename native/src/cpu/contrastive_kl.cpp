@@ -30,6 +30,7 @@
 #include "simd_variants.h"
 
 namespace lmcl {
+namespace cpu {
 namespace {
 
 struct KlArgs {
@@ -216,4 +217,5 @@ Status distill_kl_backward(int64_t batch, int64_t classes, const float* student,
   return Status::ok();
 }
 
+}  // namespace cpu
 }  // namespace lmcl

@@ -30,6 +30,7 @@
 #include "simd_variants.h"
 
 namespace lmcl {
+namespace cpu {
 namespace {
 
 // Every reduction runs over the whole row in 16 lanes (element k in lane k mod 16; the tail
@@ -253,4 +254,5 @@ inline int64_t contrastive_row_grain(int64_t length) {
 }
 
 }  // namespace
+}  // namespace cpu
 }  // namespace lmcl

@@ -56,8 +56,6 @@
 
 namespace lmcl {
 
-using gemm_detail::MicroKernels;
-
 static std::string describe(const Conv2dShape& s) {
   return "input " + describe_shape({s.batch, s.in_channels, s.in_height, s.in_width}) + ", weight " +
          describe_shape({s.out_channels, s.groups > 0 ? s.in_channels / s.groups : 0, s.kernel_height,
@@ -88,6 +86,10 @@ Status validate(const Conv2dShape& s) {
   if (elements > 4.0e18 || double(s.output_numel()) > 4.0e18) return invalid_argument("conv2d: sizes too large (" + describe(s) + ")");
   return Status::ok();
 }
+
+namespace cpu {
+
+using gemm_detail::MicroKernels;
 
 namespace {
 
@@ -966,4 +968,5 @@ Status conv2d_backward_bias(const Conv2dShape& shape, const float* grad_output, 
   return Status::ok();
 }
 
+}  // namespace cpu
 }  // namespace lmcl

@@ -21,6 +21,7 @@
 #include "lmcl/parallel.h"
 
 namespace lmcl {
+namespace cpu {
 namespace {
 
 constexpr int64_t kGrain = 1 << 15;
@@ -155,7 +156,7 @@ Status relu_mask(int64_t count, const float* grad, const float* mask, float* out
   return Status::ok();
 }
 
-int64_t count_non_finite(int64_t count, const float* x) {
+Status count_non_finite(int64_t count, const float* x, int64_t* result) {
   int64_t chunks = chunk_count_for(0, count, kGrain);
   std::vector<int64_t> partial(static_cast<size_t>(std::max<int64_t>(chunks, 1)), 0);
   parallel_for_chunks(0, count, kGrain, [&](int64_t chunk, int64_t begin, int64_t end) {
@@ -165,7 +166,9 @@ int64_t count_non_finite(int64_t count, const float* x) {
   });
   int64_t total = 0;
   for (int64_t value : partial) total += value;
-  return total;
+  *result = total;
+  return Status::ok();
 }
 
+}  // namespace cpu
 }  // namespace lmcl

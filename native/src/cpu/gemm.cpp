@@ -19,6 +19,7 @@
 #include "lmcl/parallel.h"
 
 namespace lmcl {
+namespace cpu {
 namespace gemm_detail {
 
 const MicroKernels* avx512_micro_kernels();
@@ -213,4 +214,5 @@ Status gemm_strided_batched(bool transpose_a, bool transpose_b, int64_t batch, i
   return Status::ok();
 }
 
+}  // namespace cpu
 }  // namespace lmcl

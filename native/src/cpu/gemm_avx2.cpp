@@ -22,6 +22,7 @@
 #endif
 
 namespace lmcl {
+namespace cpu {
 namespace gemm_detail {
 namespace {
 
@@ -236,4 +237,5 @@ const MicroKernels* avx2_micro_kernels() {
 }
 
 }  // namespace gemm_detail
+}  // namespace cpu
 }  // namespace lmcl

@@ -25,6 +25,7 @@
 #define LMCL_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,fma")))
 
 namespace lmcl {
+namespace cpu {
 namespace gemm_detail {
 namespace {
 
@@ -233,14 +234,17 @@ const MicroKernels* avx512_micro_kernels() {
 }
 
 }  // namespace gemm_detail
+}  // namespace cpu
 }  // namespace lmcl
 
 #else  // not x86-64 GCC/Clang: no AVX-512 kernels
 
 namespace lmcl {
+namespace cpu {
 namespace gemm_detail {
 const MicroKernels* avx512_micro_kernels() { return nullptr; }
 }  // namespace gemm_detail
+}  // namespace cpu
 }  // namespace lmcl
 
 #endif

@@ -33,6 +33,7 @@
 #include "simd_variants.h"
 
 namespace lmcl {
+namespace cpu {
 namespace {
 
 struct InfonceArgs {
@@ -169,4 +170,5 @@ Status supcon_infonce_backward(int64_t batch, int64_t dim, const float* anchor, 
   return Status::ok();
 }
 
+}  // namespace cpu
 }  // namespace lmcl

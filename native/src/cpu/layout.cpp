@@ -45,6 +45,7 @@
 #endif
 
 namespace lmcl {
+namespace cpu {
 namespace {
 
 #if defined(LMCL_LAYOUT_AVX512)
@@ -358,4 +359,5 @@ Status index_add(int64_t outer, int64_t n, int64_t inner, const float* grad, int
   return Status::ok();
 }
 
+}  // namespace cpu
 }  // namespace lmcl

@@ -40,6 +40,7 @@
 #include "simd_variants.h"
 
 namespace lmcl {
+namespace cpu {
 namespace {
 
 // Entries ahead whose bank row is prefetched: enough to cover the memory latency with ~8 rows in
@@ -385,4 +386,5 @@ Status memory_update(int64_t bank_rows, int64_t dim, int64_t count, float* bank,
   return Status::ok();
 }
 
+}  // namespace cpu
 }  // namespace lmcl

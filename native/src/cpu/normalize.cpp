@@ -30,6 +30,7 @@
 #include "simd_variants.h"
 
 namespace lmcl {
+namespace cpu {
 namespace {
 
 constexpr int kLanes = 16;
@@ -347,4 +348,5 @@ Status cosine_similarity_backward(int64_t outer, int64_t dim, int64_t inner, flo
   return Status::ok();
 }
 
+}  // namespace cpu
 }  // namespace lmcl

@@ -43,6 +43,7 @@
 #endif
 
 namespace lmcl {
+namespace cpu {
 namespace {
 
 constexpr int kChains = 16;
@@ -159,4 +160,5 @@ Status measure_fma_peak(int threads, double min_seconds, FmaPeakResult* result) 
   return Status::ok();
 }
 
+}  // namespace cpu
 }  // namespace lmcl

@@ -31,6 +31,7 @@
 #include "lmcl/parallel.h"
 
 namespace lmcl {
+namespace cpu {
 namespace {
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -255,22 +256,26 @@ inline int64_t bin_end(int64_t o, int64_t in, int64_t out) { return ((o + 1) * i
 
 }  // namespace
 
+}  // namespace cpu
+
 Status validate_pool2d_shape(const Pool2dShape& s) {
-  LMCL_CHECK_ARG(s.planes >= 0 && s.in_h >= 1 && s.in_w >= 1, "invalid input extents (" + describe(s) + ")");
-  LMCL_CHECK_ARG(s.kernel_h >= 1 && s.kernel_w >= 1, "kernel must be >= 1 (" + describe(s) + ")");
-  LMCL_CHECK_ARG(s.stride_h >= 1 && s.stride_w >= 1, "stride must be >= 1 (" + describe(s) + ")");
-  LMCL_CHECK_ARG(s.pad_h >= 0 && s.pad_w >= 0, "padding must be >= 0 (" + describe(s) + ")");
+  LMCL_CHECK_ARG(s.planes >= 0 && s.in_h >= 1 && s.in_w >= 1, "invalid input extents (" + cpu::describe(s) + ")");
+  LMCL_CHECK_ARG(s.kernel_h >= 1 && s.kernel_w >= 1, "kernel must be >= 1 (" + cpu::describe(s) + ")");
+  LMCL_CHECK_ARG(s.stride_h >= 1 && s.stride_w >= 1, "stride must be >= 1 (" + cpu::describe(s) + ")");
+  LMCL_CHECK_ARG(s.pad_h >= 0 && s.pad_w >= 0, "padding must be >= 0 (" + cpu::describe(s) + ")");
   LMCL_CHECK_ARG(s.kernel_h <= (int64_t(1) << 31) && s.kernel_w <= (int64_t(1) << 31) && s.in_h <= (int64_t(1) << 31) &&
                      s.in_w <= (int64_t(1) << 31),
-                 "sizes too large (" + describe(s) + ")");
+                 "sizes too large (" + cpu::describe(s) + ")");
   LMCL_CHECK_ARG(2 * s.pad_h <= s.kernel_h && 2 * s.pad_w <= s.kernel_w,
-                 "padding must be at most half the kernel size (" + describe(s) + ")");
+                 "padding must be at most half the kernel size (" + cpu::describe(s) + ")");
   LMCL_CHECK_ARG(s.in_h + 2 * s.pad_h >= s.kernel_h && s.in_w + 2 * s.pad_w >= s.kernel_w,
-                 "kernel larger than the padded input, output size would be < 1 (" + describe(s) + ")");
-  LMCL_CHECK_ARG(s.in_h * s.in_w < (int64_t(1) << 31), "planes of 2^31 or more elements are not supported (" + describe(s) + ")");
-  LMCL_CHECK_ARG(static_cast<double>(s.planes) * static_cast<double>(s.in_h * s.in_w) < 1.0e18, "sizes too large (" + describe(s) + ")");
+                 "kernel larger than the padded input, output size would be < 1 (" + cpu::describe(s) + ")");
+  LMCL_CHECK_ARG(s.in_h * s.in_w < (int64_t(1) << 31), "planes of 2^31 or more elements are not supported (" + cpu::describe(s) + ")");
+  LMCL_CHECK_ARG(static_cast<double>(s.planes) * static_cast<double>(s.in_h * s.in_w) < 1.0e18, "sizes too large (" + cpu::describe(s) + ")");
   return Status::ok();
 }
+
+namespace cpu {
 
 namespace {
 
@@ -361,6 +366,8 @@ Status max_pool2d_gather(const Pool2dShape& s, const float* source, const int32_
   return Status::ok();
 }
 
+}  // namespace cpu
+
 Status validate_adaptive_pool2d_shape(const AdaptivePool2dShape& s) {
   const std::string text = "planes " + std::to_string(s.planes) + ", input " + describe_shape({s.in_h, s.in_w}) +
                            ", output " + describe_shape({s.out_h, s.out_w});
@@ -374,6 +381,8 @@ Status validate_adaptive_pool2d_shape(const AdaptivePool2dShape& s) {
                  "sizes too large (" + text + ")");
   return Status::ok();
 }
+
+namespace cpu {
 
 Status adaptive_avg_pool2d_forward(const AdaptivePool2dShape& s, const float* x, float* out) {
   LMCL_RETURN_IF_ERROR(validate_adaptive_pool2d_shape(s));
@@ -433,4 +442,5 @@ Status adaptive_avg_pool2d_backward(const AdaptivePool2dShape& s, const float* g
   return Status::ok();
 }
 
+}  // namespace cpu
 }  // namespace lmcl

@@ -23,6 +23,7 @@
 #include "lmcl/parallel.h"
 
 namespace lmcl {
+namespace cpu {
 namespace {
 
 // Sum of a contiguous row in 16 independent lanes (vectorisable, fixed order).
@@ -157,4 +158,5 @@ Status sum_axes(int rank, const int64_t* shape, const uint8_t* reduce_axis, cons
   return Status::ok();
 }
 
+}  // namespace cpu
 }  // namespace lmcl

@@ -18,6 +18,7 @@
 #include "simd_variants.h"
 
 namespace lmcl {
+namespace cpu {
 namespace {
 
 constexpr int kLanes = 16;
@@ -147,4 +148,5 @@ LMCL_INLINE float row_sum(const float* __restrict a, int64_t n) {
 }
 
 }  // namespace
+}  // namespace cpu
 }  // namespace lmcl

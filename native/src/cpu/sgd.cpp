@@ -22,6 +22,7 @@
 #include "lmcl/parallel.h"
 
 namespace lmcl {
+namespace cpu {
 namespace {
 
 constexpr int64_t kGrain = 1 << 15;
@@ -95,4 +96,5 @@ Status sgd_step(int64_t count, float* param, const float* grad, float* buffer, c
   return Status::ok();
 }
 
+}  // namespace cpu
 }  // namespace lmcl

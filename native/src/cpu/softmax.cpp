@@ -37,6 +37,7 @@
 #include "simd_variants.h"
 
 namespace lmcl {
+namespace cpu {
 namespace {
 
 constexpr int64_t kColumnBlock = 64;
@@ -299,4 +300,5 @@ Status cross_entropy_backward(int64_t batch, int64_t classes, const float* logit
   return Status::ok();
 }
 
+}  // namespace cpu
 }  // namespace lmcl
