@@ -17,8 +17,13 @@ namespace lmcl {
 int num_threads();
 void set_num_threads(int count);  // count >= 1; takes effect for the next parallel_for
 
-// Splits [begin, end) into at most num_threads() chunks of at least `grain` items and calls
-// body(chunk_begin, chunk_end) once per chunk. Chunks are identical for identical arguments.
+// Chunks per thread when several threads run: the threads claim chunks dynamically, so a
+// thread on a core shared with another process takes fewer (see ThreadPool::run).
+constexpr int kChunksPerThread = 4;
+
+// Splits [begin, end) into at most kChunksPerThread · num_threads() chunks (one with a single
+// thread) of at least `grain` items and calls body(chunk_begin, chunk_end) once per chunk, on
+// whichever thread claims it. Chunks are identical for identical arguments.
 void parallel_for(int64_t begin, int64_t end, int64_t grain,
                   const std::function<void(int64_t, int64_t)>& body);
 
@@ -31,8 +36,13 @@ void parallel_for_chunks(int64_t begin, int64_t end, int64_t grain,
 // How many chunks parallel_for / parallel_for_chunks will use for this range and grain.
 int64_t chunk_count_for(int64_t begin, int64_t end, int64_t grain);
 
-// Runs body(thread_index) on exactly `count` (<= num_threads()) threads concurrently, for
-// kernels that want their own blocking (GEMM). thread_index is 0..count-1.
+// Runs body(thread_index) on exactly `count` (<= num_threads()) threads concurrently (one call
+// per thread), for code that needs the threads at once (the FMA peak loop).
 void parallel_run(int count, const std::function<void(int)>& body);
+
+// Runs body(part) once for every part in 0..count-1 (count <= kChunksPerThread · num_threads()),
+// the parts claimed dynamically by up to num_threads() threads, for kernels with their own
+// blocking (GEMM). A part is not a thread: one thread may run several parts, one after another.
+void parallel_parts(int count, const std::function<void(int)>& body);
 
 }  // namespace lmcl

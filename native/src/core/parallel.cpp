@@ -40,31 +40,43 @@ class ThreadPool {
     thread_count_.store(std::max(1, count));
   }
 
-  // Runs body(i) for i in [0, count) concurrently; returns when all are done.
-  void run(int count, const std::function<void(int)>& body) {
+  // Runs body(i) for i in [0, count); returns when all are done. claim: parts are claimed
+  // dynamically (any thread may run several); else thread t runs parts t, t + threads, ...
+  // (with count <= threads: exactly one part per thread, all concurrent).
+  void run(int count, const std::function<void(int)>& body, bool claim) {
     if (count <= 1 || inside_worker) {
       for (int i = 0; i < count; ++i) body(i);
       return;
     }
     std::lock_guard<std::mutex> run_lock(run_mutex_);
     ensure_workers(thread_count_.load() - 1);
-    // If the pool has fewer threads than parts (set_num_threads raced with a caller that sized
-    // its chunks earlier), each thread runs every parts-th part: nothing is ever skipped.
+    // Parts are claimed dynamically: each thread takes the next unclaimed part until none is
+    // left, so a thread whose core is shared with another process does fewer parts instead of
+    // holding everyone up. A part's work never depends on which thread runs it, so the bits do
+    // not either.
     const int parts = count;
     const int threads = std::min(parts, static_cast<int>(workers_.size()) + 1);
-    const std::function<void(int)> strided = [&body, parts, threads](int thread) {
-      for (int part = thread; part < parts; part += threads) body(part);
+    std::atomic<int> next_part{0};
+    const std::function<void(int)> claiming = [&body, &next_part, parts, threads, claim](int thread) {
+      if (!claim) {
+        for (int part = thread; part < parts; part += threads) body(part);
+        return;
+      }
+      for (int part = next_part.fetch_add(1, std::memory_order_relaxed); part < parts;
+           part = next_part.fetch_add(1, std::memory_order_relaxed)) {
+        body(part);
+      }
     };
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      job_ = &strided;
+      job_ = &claiming;
       job_parts_ = threads;
       pending_.store(threads - 1);
       generation_.fetch_add(1);
     }
     wake_.notify_all();
     inside_worker = true;
-    strided(0);
+    claiming(0);
     inside_worker = false;
     // Spin, then yield, until every worker part is done.
     for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
@@ -151,7 +163,12 @@ int64_t chunk_count_for(int64_t begin, int64_t end, int64_t grain) {
   if (range <= 0) return 0;
   grain = std::max<int64_t>(1, grain);
   int64_t by_grain = (range + grain - 1) / grain;
-  return std::max<int64_t>(1, std::min<int64_t>(num_threads(), by_grain));
+  // With several threads, kChunksPerThread chunks each, claimed dynamically (run()): on a shared
+  // machine the thread that is descheduled does fewer of them. The count depends only on the
+  // range, the grain and the thread count, so per-chunk partial results still combine the same way.
+  const int threads = num_threads();
+  const int64_t most = threads > 1 ? static_cast<int64_t>(threads) * kChunksPerThread : 1;
+  return std::max<int64_t>(1, std::min<int64_t>(most, by_grain));
 }
 
 void parallel_for_chunks(int64_t begin, int64_t end, int64_t grain,
@@ -170,7 +187,7 @@ void parallel_for_chunks(int64_t begin, int64_t end, int64_t grain,
     run_chunk(0);
     return;
   }
-  pool().run(static_cast<int>(chunks), run_chunk);
+  pool().run(static_cast<int>(chunks), run_chunk, true);
 }
 
 void parallel_for(int64_t begin, int64_t end, int64_t grain,
@@ -181,7 +198,12 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain,
 
 void parallel_run(int count, const std::function<void(int)>& body) {
   count = std::max(1, std::min(count, num_threads()));
-  pool().run(count, body);
+  pool().run(count, body, false);
+}
+
+void parallel_parts(int count, const std::function<void(int)>& body) {
+  count = std::max(1, std::min(count, num_threads() * kChunksPerThread));
+  pool().run(count, body, true);
 }
 
 }  // namespace lmcl

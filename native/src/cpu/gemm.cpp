@@ -170,26 +170,32 @@ Status gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k,
   Operands op{a, transpose_a ? 1 : lda, transpose_a ? lda : 1, b, transpose_b ? 1 : ldb, transpose_b ? ldb : 1,
               c, ldc};
 
-  // Split C between threads along its longer side, in whole register tiles.
+  // Split C along its longer side, in whole register tiles, into parts: one with a single
+  // thread, else up to kChunksPerThread per thread, claimed dynamically (parallel_parts), so a
+  // thread sharing its core with another process does fewer. Every element of C is computed the
+  // same way whatever the split (the k order is fixed), so the bits do not depend on it.
   const double flops = 2.0 * m * n * k;
-  int threads = flops < 2.0e6 ? 1 : num_threads();
+  const int pool_threads = flops < 2.0e6 ? 1 : num_threads();
   const bool split_n = n >= m;
   const int64_t unit = split_n ? mk.nr : mk.mr;
   const int64_t units = ((split_n ? n : m) + unit - 1) / unit;
-  threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, units)));
+  const int64_t wanted_parts = pool_threads > 1 ? static_cast<int64_t>(pool_threads) * kChunksPerThread : 1;
+  // Parts of at least two tiles each, so that the A panel a part packs is shared by some work.
+  const int parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(wanted_parts, std::max<int64_t>(
+      std::min<int64_t>(pool_threads, units), units / 2))));
 
   const int64_t kc_max = std::min(kKc, k);
   const int64_t a_floats = ((std::min(kMc, m) + mk.mr - 1) / mk.mr) * mk.mr * kc_max;
   const int64_t b_floats = ((std::min(kNc, n) + mk.nr - 1) / mk.nr) * mk.nr * kc_max;
-  ScratchBuffer workspace(sizeof(float) * static_cast<size_t>(threads) * (a_floats + b_floats));
+  ScratchBuffer workspace(sizeof(float) * static_cast<size_t>(parts) * (a_floats + b_floats));
   if (!workspace.ok()) return out_of_memory("gemm: cannot allocate packing workspace");
 
-  auto body = [&](int thread) {
-    float* a_pack = workspace.floats() + thread * (a_floats + b_floats);
+  auto body = [&](int part) {
+    float* a_pack = workspace.floats() + part * (a_floats + b_floats);
     float* b_pack = a_pack + a_floats;
-    const int64_t per = units / threads, extra = units % threads;
-    const int64_t u0 = thread * per + std::min<int64_t>(thread, extra);
-    const int64_t u1 = u0 + per + (thread < extra ? 1 : 0);
+    const int64_t per = units / parts, extra = units % parts;
+    const int64_t u0 = part * per + std::min<int64_t>(part, extra);
+    const int64_t u1 = u0 + per + (part < extra ? 1 : 0);
     if (split_n) {
       const int64_t n0 = u0 * unit, n1 = std::min(n, u1 * unit);
       if (n0 < n1) gemm_block(mk, op, 0, m, n0, n1, k, alpha, beta, a_pack, b_pack);
@@ -198,8 +204,8 @@ Status gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k,
       if (m0 < m1) gemm_block(mk, op, m0, m1, 0, n, k, alpha, beta, a_pack, b_pack);
     }
   };
-  if (threads == 1) body(0);
-  else parallel_run(threads, body);
+  if (parts == 1) body(0);
+  else parallel_parts(parts, body);
   return Status::ok();
 }
 
