@@ -123,7 +123,8 @@ def lmcl_eval(file, limit):
 
 def compare(what, ours, theirs):
     (top1_a, loss_a), (top1_b, loss_b) = ours, theirs
-    ok = abs(top1_a - top1_b) < 1e-9 and abs(loss_a - loss_b) < 1e-4 * max(1.0, abs(loss_b))
+    # top-1 is a percentage of whole images (torch computes it in float32): equal counts differ by < 1e-3.
+    ok = abs(top1_a - top1_b) < 1e-3 and abs(loss_a - loss_b) < 1e-4 * max(1.0, abs(loss_b))
     print(f"{'ok' if ok else 'MISMATCH'} {what}: lmcl top-1 {top1_a:.2f}% loss {loss_a:.6f}; torch top-1 {top1_b:.2f}% loss {loss_b:.6f}")
     return ok
 
