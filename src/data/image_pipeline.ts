@@ -141,20 +141,21 @@ export interface ImageWindow {
   top: number;
 }
 
+/** Python's round(): halves to even (torchvision computes crop sizes and offsets with it). */
+export function roundHalfEven(value: number): number {
+  const floor = Math.floor(value);
+  const fraction = value - floor;
+  if (fraction > 0.5) return floor + 1;
+  if (fraction < 0.5) return floor;
+  return floor % 2 === 0 ? floor : floor + 1;
+}
+
 /**
  * torchvision's RandomResizedCrop.get_params (scale (0.08, 1), ratio (3/4, 4/3)) with the random
  * numbers given: uniforms[offset + 4t ... + 4t + 3] for attempt t (area, log aspect ratio, top,
  * left), ten attempts, then the fallback (the whole image, clamped to the ratio range, centred).
  */
 export function randomResizedCropWindow(width: number, height: number, size: number, uniforms: Float64Array, offset: number): ImageWindow {
-  // Python's round(): halves to even.
-  function roundHalfEven(value: number): number {
-    const floor = Math.floor(value);
-    const fraction = value - floor;
-    if (fraction > 0.5) return floor + 1;
-    if (fraction < 0.5) return floor;
-    return floor % 2 === 0 ? floor : floor + 1;
-  }
   const area = width * height;
   const minScale = 0.08;
   const maxScale = 1;
@@ -188,13 +189,6 @@ export function randomResizedCropWindow(width: number, height: number, size: num
  * as torchvision computes it), then CenterCrop(size) (offsets int(round((scaled − size) / 2))).
  */
 export function centerCropWindow(width: number, height: number, size: number): ImageWindow {
-  function roundHalfEven(value: number): number {
-    const floor = Math.floor(value);
-    const fraction = value - floor;
-    if (fraction > 0.5) return floor + 1;
-    if (fraction < 0.5) return floor;
-    return floor % 2 === 0 ? floor : floor + 1;
-  }
   const resize = Math.floor(size / 0.875);
   const short = Math.min(width, height);
   const long = Math.max(width, height);
@@ -307,7 +301,7 @@ export function prepareImageItem(image: DecodedImage, item: number, uniforms: Fl
 
 /** The sources the worker threads evaluate (every function above, which call one another by name). */
 export function imagePipelineSource(): string {
-  return [decodeImageBytes, randomResizedCropWindow, centerCropWindow, resampleWindow, prepareImageItem].map((fn) => fn.toString()).join('\n');
+  return [decodeImageBytes, roundHalfEven, randomResizedCropWindow, centerCropWindow, resampleWindow, prepareImageItem].map((fn) => fn.toString()).join('\n');
 }
 
 /** Who decodes image-folder files: the pure-JS decoders, or sharp (libvips) in the workers. */
