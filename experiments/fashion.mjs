@@ -118,6 +118,7 @@ async function run(regime) {
     throw new Error('the full Fashion-MNIST is not installed: apt-get install dataset-fashion-mnist');
   }
   const { train } = await import('../dist/src/train/trainer.js');
+  const { findResumeCheckpoint } = await import('../dist/src/train/checkpoint.js');
   fs.mkdirSync(runsDir, { recursive: true });
   for (const planned of plannedRuns(regime)) {
     const dir = path.join(runsDir, planned.name);
@@ -127,7 +128,10 @@ async function run(regime) {
       continue;
     }
     const started = Date.now();
-    const resume = fs.existsSync(path.join(dir, 'checkpoints')) ? dir : null;
+    // A run killed before its first checkpoint leaves a folder with nothing to resume from: start it
+    // over under the same name (the trainer would otherwise pick <name>_2).
+    const resume = findResumeCheckpoint(dir) ? dir : null;
+    if (!resume && fs.existsSync(dir)) fs.rmSync(dir, { recursive: true, force: true });
     console.log(`${planned.name}: ${resume ? 'resuming' : 'starting'} (${new Date().toISOString()})`);
     const result = await train({ config: { ...planned.config, out: runsDir, name: planned.name, resume }, console: (line) => console.log(`  ${line}`) });
     for (const net of result.networks) net.dispose();
