@@ -1,18 +1,25 @@
 // Bindings for the batchnorm kernels (native/src/cpu/batchnorm.cpp).
 //
 //   batchNormForwardTraining(x, weight|null, bias|null, runningMean|null, runningVar|null,
-//                            y, saveMean, saveInvstd, [N, C, S], momentum, eps)
+//                            y, saveMean, saveInvstd, [N, C, S], momentum, eps[, residual|null, relu])
 //   batchNormForwardEval(x, weight|null, bias|null, runningMean, runningVar,
-//                        y, saveMean, saveInvstd, [N, C, S], eps)
+//                        y, saveMean, saveInvstd, [N, C, S], eps[, residual|null, relu])
 //   batchNormBackward(gradOut, x, weight|null, saveMean, saveInvstd,
-//                     gradInput|null, gradWeight|null, gradBias|null, [N, C, S], training)
-// x, y, gradOut, gradInput hold N·C·S floats; every per-channel storage holds C floats.
+//                     gradInput|null, gradWeight|null, gradBias|null, [N, C, S], training
+//                     [, output|null, gradResidual|null])
+// x, y, gradOut, gradInput, residual, output, gradResidual hold N·C·S floats; every per-channel
+// storage holds C floats. The trailing arguments are the fused epilogue (lmcl/batchnorm.h):
+// omitted, the plain batch norm.
 #include "args.h"
 #include "lmcl/batchnorm.h"
 
 namespace lmcl {
 namespace binding {
 namespace {
+
+bool given(const Napi::CallbackInfo& info, size_t index) {
+  return info.Length() > index && !info[index].IsUndefined() && !info[index].IsNull();
+}
 
 BatchNormShape get_shape(const Napi::CallbackInfo& info, size_t index, const char* op) {
   std::vector<int64_t> values = get_int_array(info, index, op, "shape");
@@ -39,10 +46,14 @@ Napi::Value forward_training(const Napi::CallbackInfo& info) {
   const Operand save_invstd = floats(info, 7, C, op, "saveInvstd");
   const double momentum = get_number(info, 9, op, "momentum");
   const double eps = get_number(info, 10, op, "eps");
-  const Device device = same_device(info.Env(), op, {x, weight, bias, running_mean, running_var, y, save_mean, save_invstd});
+  const Operand residual = optional_floats(info, 11, count, op, "residual");
+  BatchNormEpilogue epilogue;
+  epilogue.residual = residual;
+  epilogue.relu = given(info, 12) && get_bool(info, 12, op, "relu");
+  const Device device = same_device(info.Env(), op, {x, weight, bias, running_mean, running_var, y, save_mean, save_invstd, residual});
   throw_if_error(info.Env(),
-                 dispatch(device, cpu::batch_norm_forward_training, cuda::batch_norm_forward_training, shape, x, weight, bias, running_mean, running_var, momentum, eps, y,
-                                             save_mean, save_invstd),
+                 dispatch(device, cpu::batch_norm_forward_training, cuda::batch_norm_forward_training, shape, x, weight, bias, running_mean, running_var, momentum, eps,
+                          epilogue, y, save_mean, save_invstd),
                  op);
   return info.Env().Undefined();
 }
@@ -60,10 +71,14 @@ Napi::Value forward_eval(const Napi::CallbackInfo& info) {
   const Operand save_mean = floats(info, 6, C, op, "saveMean");
   const Operand save_invstd = floats(info, 7, C, op, "saveInvstd");
   const double eps = get_number(info, 9, op, "eps");
-  const Device device = same_device(info.Env(), op, {x, weight, bias, running_mean, running_var, y, save_mean, save_invstd});
+  const Operand residual = optional_floats(info, 10, count, op, "residual");
+  BatchNormEpilogue epilogue;
+  epilogue.residual = residual;
+  epilogue.relu = given(info, 11) && get_bool(info, 11, op, "relu");
+  const Device device = same_device(info.Env(), op, {x, weight, bias, running_mean, running_var, y, save_mean, save_invstd, residual});
   throw_if_error(info.Env(),
-                 dispatch(device, cpu::batch_norm_forward_eval, cuda::batch_norm_forward_eval, shape, x, weight, bias, running_mean, running_var, eps, y, save_mean,
-                                         save_invstd),
+                 dispatch(device, cpu::batch_norm_forward_eval, cuda::batch_norm_forward_eval, shape, x, weight, bias, running_mean, running_var, eps, epilogue, y,
+                          save_mean, save_invstd),
                  op);
   return info.Env().Undefined();
 }
@@ -81,10 +96,16 @@ Napi::Value backward(const Napi::CallbackInfo& info) {
   const Operand grad_weight = optional_floats(info, 6, C, op, "gradWeight");
   const Operand grad_bias = optional_floats(info, 7, C, op, "gradBias");
   const bool training = get_bool(info, 9, op, "training");
-  const Device device = same_device(info.Env(), op, {grad_out, x, weight, save_mean, save_invstd, grad_input, grad_weight, grad_bias});
+  const Operand output = optional_floats(info, 10, count, op, "output");
+  const Operand grad_residual = optional_floats(info, 11, count, op, "gradResidual");
+  BatchNormEpilogueGrad epilogue;
+  epilogue.output = output;
+  epilogue.grad_residual = grad_residual;
+  const Device device = same_device(info.Env(), op, {grad_out, x, weight, save_mean, save_invstd, grad_input, grad_weight, grad_bias,
+                                                     output, grad_residual});
   throw_if_error(info.Env(),
-                 dispatch(device, cpu::batch_norm_backward, cuda::batch_norm_backward, shape, grad_out, x, weight, save_mean, save_invstd, training, grad_input,
-                                     grad_weight, grad_bias),
+                 dispatch(device, cpu::batch_norm_backward, cuda::batch_norm_backward, shape, grad_out, x, weight, save_mean, save_invstd, training, epilogue,
+                          grad_input, grad_weight, grad_bias),
                  op);
   return info.Env().Undefined();
 }

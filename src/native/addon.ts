@@ -120,19 +120,23 @@ export interface NativeAddon {
   // ---- batchnorm (native/binding/batchnorm.cpp) ----
   // shape = [N, C, S] (S = product of the spatial extents, 1 for [N, C]); x, y, gradOut and
   // gradInput hold N·C·S floats, every per-channel storage C floats. All overwrite their outputs.
+  // Optional epilogue (residual, relu): y = relu?(bn(x) + residual?) in the same pass; its backward
+  // masks gradOut by output > 0 (output = that y) and writes the masked gradient to gradResidual.
   /** Batch statistics: writes y, saveMean (μ) and saveInvstd (1/sqrt(σ²+eps), biased σ²) and, when
    *  given, updates runningMean/runningVar in place (momentum; unbiased σ² for runningVar). */
   batchNormForwardTraining(x: NativeStorage, weight: NativeStorage | null, bias: NativeStorage | null,
     runningMean: NativeStorage | null, runningVar: NativeStorage | null, y: NativeStorage, saveMean: NativeStorage,
-    saveInvstd: NativeStorage, shape: number[], momentum: number, eps: number): void;
+    saveInvstd: NativeStorage, shape: number[], momentum: number, eps: number, residual?: NativeStorage | null,
+    relu?: boolean): void;
   /** Running statistics: writes y, and saveMean = runningMean, saveInvstd = 1/sqrt(runningVar + eps). */
   batchNormForwardEval(x: NativeStorage, weight: NativeStorage | null, bias: NativeStorage | null,
     runningMean: NativeStorage, runningVar: NativeStorage, y: NativeStorage, saveMean: NativeStorage,
-    saveInvstd: NativeStorage, shape: number[], eps: number): void;
+    saveInvstd: NativeStorage, shape: number[], eps: number, residual?: NativeStorage | null, relu?: boolean): void;
   /** Fused backward; null outputs are skipped. training = false treats the statistics as constants. */
   batchNormBackward(gradOut: NativeStorage, x: NativeStorage, weight: NativeStorage | null, saveMean: NativeStorage,
     saveInvstd: NativeStorage, gradInput: NativeStorage | null, gradWeight: NativeStorage | null,
-    gradBias: NativeStorage | null, shape: number[], training: boolean): void;
+    gradBias: NativeStorage | null, shape: number[], training: boolean, output?: NativeStorage | null,
+    gradResidual?: NativeStorage | null): void;
 
   // ---- pool (native/binding/pool.cpp) ----
   // params = [planes, inH, inW, kernelH, kernelW, strideH, strideW, padH, padW] (planes = N·C);

@@ -5,7 +5,7 @@ export { parameter } from './parameter.js';
 export { Conv2d } from './conv.js';
 export type { Conv2dLayerOptions, LayerOptions } from './conv.js';
 export { BatchNorm2d, BatchNorm1d } from './batchnorm.js';
-export type { BatchNormOptions } from './batchnorm.js';
+export type { BatchNormOptions, BatchNormEpilogue } from './batchnorm.js';
 export { Linear, Identity, Flatten } from './linear.js';
 export type { LinearOptions } from './linear.js';
 export { ReLU, Sigmoid, Tanh } from './activation.js';

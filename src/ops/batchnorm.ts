@@ -7,6 +7,12 @@
 // running stats (when given) are updated in place with the unbiased σ²·M/(M−1), like PyTorch.
 // eval: μ, σ² are the running stats.
 //
+// Epilogue (options.residual, options.relu): out = relu(bn(x) + residual) in the same native pass
+// (a ResNet block's "BN → ReLU" and "BN → + shortcut → ReLU"), with the same float operations and
+// so the same bits as batchNorm → add → relu; the backward masks the incoming gradient by out > 0
+// inside the batch-norm backward kernel and hands the masked gradient to the residual. Neither the
+// BN output nor the sum is kept for backward, only the (ReLU) output.
+//
 // Backward: without createGraph, one fused native kernel gives dx, dγ, dβ. With createGraph (e.g.
 // Hessian-vector products through batchnorm) the same gradients are computed by a composite of
 // differentiable ops, recomputing the statistics from x so that the result can be differentiated
@@ -17,7 +23,7 @@ import { recordOperation, type BackwardContext } from '../autograd/node.js';
 import { Tensor, formatShape, shapeSize } from '../tensor/tensor.js';
 import { tidy } from '../tensor/scope.js';
 import { checkSameDevice, checkTensor, describeValue } from './checks.js';
-import { add, mul, rsqrt, square, sub } from './elementwise.js';
+import { add, mul, reluMask, rsqrt, square, sub } from './elementwise.js';
 import { mean, sum } from './reduce.js';
 import { reshape } from './layout.js';
 
@@ -28,6 +34,10 @@ export interface BatchNormOptions {
   momentum?: number;
   /** Added to the variance (default 1e-5). */
   eps?: number;
+  /** Added to the normalised output before the ReLU (same shape as x; default none). */
+  residual?: Tensor | null;
+  /** Apply a ReLU last (default false). */
+  relu?: boolean;
 }
 
 const op = 'batchNorm';
@@ -70,6 +80,15 @@ export function batchNorm(
   if (typeof eps !== 'number' || !Number.isFinite(eps) || eps < 0) {
     throw new TypeError(`${op}: options.eps must be a finite number >= 0, got ${describeValue(eps)}`);
   }
+  const relu = options.relu ?? false;
+  if (typeof relu !== 'boolean') throw new TypeError(`${op}: options.relu must be a boolean, got ${describeValue(relu)}`);
+  const residual = options.residual ?? null;
+  if (residual !== null) {
+    checkTensor(residual, op, 'residual');
+    if (residual.shape.length !== x.shape.length || residual.shape.some((extent, axis) => extent !== x.shape[axis])) {
+      throw new Error(`${op}: options.residual must have the shape of x ${formatShape(x.shape)}, got ${formatShape(residual.shape)}`);
+    }
+  }
   const batch = x.shape[0]!;
   const channels = x.shape[1]!;
   const spatial = shapeSize(x.shape.slice(2));
@@ -78,7 +97,7 @@ export function batchNorm(
   const hasBias = checkChannelVector(bias, 'bias', channels, x);
   const hasMean = checkChannelVector(runningMean, 'runningMean', channels, x);
   const hasVar = checkChannelVector(runningVar, 'runningVar', channels, x);
-  checkSameDevice(op, x, weight, bias, runningMean, runningVar);
+  checkSameDevice(op, x, weight, bias, runningMean, runningVar, residual);
   if (hasMean !== hasVar) throw new Error(`${op}: runningMean and runningVar must be given together (or both null)`);
   for (const [stat, name] of [[runningMean, 'runningMean'], [runningVar, 'runningVar']] as const) {
     if (stat && stat.requiresGrad) throw new Error(`${op}: argument '${name}' must not require grad (running stats are buffers)`);
@@ -101,14 +120,14 @@ export function batchNorm(
     if (training) {
       native().batchNormForwardTraining(x.storage.handle, w, b, hasMean ? runningMean!.storage.handle : null,
         hasVar ? runningVar!.storage.handle : null, y.storage.handle, saveMean.storage.handle, saveInvstd.storage.handle,
-        shape, momentum, eps);
+        shape, momentum, eps, residual?.storage.handle ?? null, relu);
       if (hasMean) {
         runningMean!.storage.version += 1;
         runningVar!.storage.version += 1;
       }
     } else {
       native().batchNormForwardEval(x.storage.handle, w, b, runningMean!.storage.handle, runningVar!.storage.handle,
-        y.storage.handle, saveMean.storage.handle, saveInvstd.storage.handle, shape, eps);
+        y.storage.handle, saveMean.storage.handle, saveInvstd.storage.handle, shape, eps, residual?.storage.handle ?? null, relu);
     }
   } catch (error) {
     y.dispose();
@@ -121,9 +140,11 @@ export function batchNorm(
   const inputs: Tensor[] = [x];
   if (hasWeight) inputs.push(weight!);
   if (hasBias) inputs.push(bias!);
+  if (residual) inputs.push(residual);
   const saved: Tensor[] = [x, saveMean, saveInvstd];
   if (hasWeight) saved.push(weight!);
-  const geometry: Geometry = { shape: x.shape, channels, spatial, count, training, eps, hasWeight, hasBias };
+  if (relu) saved.push(y);
+  const geometry: Geometry = { shape: x.shape, channels, spatial, count, training, eps, hasWeight, hasBias, hasResidual: residual !== null, relu };
   const result = recordOperation(op, y, inputs, saved, (gradOutput, context) => batchNormBackward(gradOutput, context, geometry));
   // The graph node (if any) holds its own references to the statistics.
   saveMean.dispose();
@@ -142,21 +163,34 @@ interface Geometry {
   eps: number;
   hasWeight: boolean;
   hasBias: boolean;
+  hasResidual: boolean;
+  /** The output went through a ReLU (the output is the last saved tensor). */
+  relu: boolean;
 }
 
 function batchNormBackward(gradOutput: Tensor, context: BackwardContext, g: Geometry): (Tensor | null)[] {
-  const [x, saveMean, saveInvstd, weight] = context.saved as [Tensor, Tensor, Tensor, Tensor | undefined];
+  const [x, saveMean, saveInvstd] = context.saved as [Tensor, Tensor, Tensor];
+  const weight = g.hasWeight ? context.saved[3]! : null;
+  const output = g.relu ? context.saved[g.hasWeight ? 4 : 3]! : null;
   const needs = context.needsInputGrad;
   const needX = needs[0]!;
   const needWeight = g.hasWeight && needs[1]!;
-  const needBias = g.hasBias && needs[g.hasWeight ? 2 : 1]!;
+  const biasIndex = g.hasWeight ? 2 : 1;
+  const needBias = g.hasBias && needs[biasIndex]!;
+  const needResidual = g.hasResidual && needs[biasIndex + (g.hasBias ? 1 : 0)]!;
   const grads = fusedOrComposite('batchNorm', context, {
-    fused: () => fusedBackward(gradOutput, x, saveMean, saveInvstd, weight ?? null, g, needX, needWeight, needBias),
-    composite: () => compositeBackward(gradOutput, x, saveMean, saveInvstd, weight ?? null, g, needX, needWeight, needBias),
+    fused: () => fusedBackward(gradOutput, x, saveMean, saveInvstd, weight, output, g, needX, needWeight, needBias, needResidual),
+    // The ReLU's backward (as the relu op records it), then the batch norm's on the masked gradient.
+    composite: () => tidy(() => {
+      const masked = output ? reluMask(gradOutput, output) : reshape(gradOutput, g.shape);
+      const result = compositeBackward(masked, x, saveMean, saveInvstd, weight, g, needX, needWeight, needBias);
+      return { ...result, residual: needResidual ? masked : null };
+    }),
   });
   const result: (Tensor | null)[] = [grads.x];
   if (g.hasWeight) result.push(grads.weight);
   if (g.hasBias) result.push(grads.bias);
+  if (g.hasResidual) result.push(grads.residual);
   return result;
 }
 
@@ -167,21 +201,27 @@ interface Gradients {
 }
 
 function fusedBackward(gradOutput: Tensor, x: Tensor, saveMean: Tensor, saveInvstd: Tensor, weight: Tensor | null,
-  g: Geometry, needX: boolean, needWeight: boolean, needBias: boolean): Gradients {
+  output: Tensor | null, g: Geometry, needX: boolean, needWeight: boolean, needBias: boolean,
+  needResidual: boolean): Gradients & { residual: Tensor | null } {
   const gradX = needX ? Tensor.empty(g.shape, x.device) : null;
   const gradWeight = needWeight ? Tensor.empty([g.channels], x.device) : null;
   const gradBias = needBias ? Tensor.empty([g.channels], x.device) : null;
+  // Without a ReLU the residual's gradient is the incoming one itself (as the add op passes it on).
+  const gradResidual = needResidual && output ? Tensor.empty(g.shape, x.device) : null;
   try {
     native().batchNormBackward(gradOutput.storage.handle, x.storage.handle, weight ? weight.storage.handle : null,
       saveMean.storage.handle, saveInvstd.storage.handle, gradX?.storage.handle ?? null, gradWeight?.storage.handle ?? null,
-      gradBias?.storage.handle ?? null, [g.shape[0]!, g.channels, g.spatial], g.training);
+      gradBias?.storage.handle ?? null, [g.shape[0]!, g.channels, g.spatial], g.training, output?.storage.handle ?? null,
+      gradResidual?.storage.handle ?? null);
   } catch (error) {
     gradX?.dispose();
     gradWeight?.dispose();
     gradBias?.dispose();
+    gradResidual?.dispose();
     throw error;
   }
-  return { x: gradX, weight: gradWeight, bias: gradBias };
+  const residual = needResidual ? (gradResidual ?? reshape(gradOutput, g.shape)) : null;
+  return { x: gradX, weight: gradWeight, bias: gradBias, residual };
 }
 
 /**

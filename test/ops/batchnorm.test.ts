@@ -5,7 +5,7 @@
 // magnitude of the reference (float32 arithmetic with double statistics); running stats rtol
 // 1e-5; composite vs fused 1e-5 relative (to the largest gradient); gradcheck see gradcheck.ts.
 import { afterEach, describe, expect, it } from 'vitest';
-import { F, Tensor, grad, memory, noGrad, setNumThreads, tensor, tidy, engineInfo } from '../../src/index.js';
+import { F, Tensor, grad, memory, nn, noGrad, setNumThreads, tensor, tidy, engineInfo } from '../../src/index.js';
 import { native } from '../../src/native/index.js';
 import { referenceBatchNorm, referenceBatchNormBackward, referenceRunningUpdate } from '../reference/batchnorm_reference.js';
 import { gradcheck, gradgradcheck } from '../helpers/gradcheck.js';
@@ -339,5 +339,147 @@ describe('batchNorm bad input', () => {
     const handle = freed.storage.handle;
     freed.dispose();
     expect(() => addon.batchNormForwardEval(handle, null, null, h(c3), h(c3), h(out), h(s1), h(s2), [2, 3, 4], 1e-5)).toThrow(/disposed/);
+  });
+});
+
+describe('batchNorm epilogue (residual add and ReLU fused into the pass)', () => {
+  const epilogues: { residual: boolean; relu: boolean }[] = [
+    { residual: false, relu: true },
+    { residual: true, relu: false },
+    { residual: true, relu: true },
+  ];
+  const unfused = (x: Tensor, rm: Tensor | null, rv: Tensor | null, w: Tensor | null, b: Tensor | null, r: Tensor | null, relu: boolean, training: boolean): Tensor => {
+    let out = F.batchNorm(x, rm, rv, w, b, { training });
+    if (r) out = F.add(out, r);
+    return relu ? F.relu(out) : out;
+  };
+
+  it('forward, running stats and every gradient have the bits of batchNorm → add → relu (training and eval)', () => {
+    for (const training of [true, false]) {
+      for (const shape of [[4, 1, 6, 6], [3, 5, 4, 9], [2, 20, 3, 3], [7, 4], [16, 16, 8, 8]]) {
+        for (const { residual, relu } of epilogues) {
+          const C = channelsOf(shape);
+          const x = randomTensor(shape, { requiresGrad: true, scale: 2, offset: 0.3 });
+          const weight = randomTensor([C], { requiresGrad: true });
+          const bias = randomTensor([C], { requiresGrad: true });
+          const r = residual ? randomTensor(shape, { requiresGrad: true }) : null;
+          const statsA = [randomTensor([C]), randomPositiveTensor([C])] as const;
+          const statsB = [tensor(statsA[0].toFloat32Array(), [C]), tensor(statsA[1].toFloat32Array(), [C])] as const;
+          const label = `${training ? 'training' : 'eval'} ${JSON.stringify(shape)} residual ${residual} relu ${relu}`;
+          const fused = F.batchNorm(x, statsA[0], statsA[1], weight, bias, { training, residual: r, relu });
+          const plain = unfused(x, statsB[0], statsB[1], weight, bias, r, relu, training);
+          expect(fused.toFloat32Array(), label).toEqual(plain.toFloat32Array());
+          expect(statsA[0].toFloat32Array(), label).toEqual(statsB[0].toFloat32Array());
+          expect(statsA[1].toFloat32Array(), label).toEqual(statsB[1].toFloat32Array());
+          const dy = randomTensor(shape);
+          const inputs = r ? [x, weight, bias, r] : [x, weight, bias];
+          const fusedGrads = grad(fused, inputs, { gradOutputs: [dy] });
+          const plainGrads = grad(plain, inputs, { gradOutputs: [dy] });
+          fusedGrads.forEach((g, index) => expect(g!.toFloat32Array(), `${label} grad ${index}`).toEqual(plainGrads[index]!.toFloat32Array()));
+        }
+      }
+    }
+  });
+
+  it('a NaN passes through the fused ReLU as through the relu op; without weight and bias', () => {
+    const shape = [3, 2, 4, 4];
+    const values = randomArray(3 * 2 * 16, 1);
+    values[5] = Number.NaN;
+    const x = tensor(values, shape);
+    const r = randomTensor(shape);
+    const fused = F.batchNorm(x, null, null, null, null, { training: true, residual: r, relu: true });
+    const plain = F.relu(F.add(F.batchNorm(x, null, null, null, null, { training: true }), r));
+    expect(fused.toFloat32Array()).toEqual(plain.toFloat32Array());
+    expect(Number.isNaN(fused.toFloat32Array()[5]!)).toBe(true);
+  });
+
+  /** A residual that keeps bn(x) + residual at least 0.1 away from the ReLU's kink (finite differences stay on one side). */
+  function residualAwayFromKink(x: Tensor, weight: Tensor | null, bias: Tensor | null, shape: number[]): Tensor {
+    const r = randomArray(shape.reduce((a, b) => a * b, 1), 1);
+    const z = noGrad(() => F.batchNorm(x, null, null, weight, bias, { training: true })).toFloat32Array();
+    for (let i = 0; i < r.length; i += 1) {
+      const sum = z[i]! + r[i]!;
+      if (Math.abs(sum) < 0.1) r[i] += sum >= 0 ? 0.2 : -0.2;
+    }
+    return tensor(r, shape, { requiresGrad: true });
+  }
+
+  it('gradcheck and gradgradcheck through x, weight, bias and the residual', () => {
+    for (const shape of [[3, 2, 2, 3], [5, 3]]) {
+      const C = channelsOf(shape);
+      const x = randomTensor(shape, { requiresGrad: true });
+      const weight = randomTensor([C], { requiresGrad: true });
+      const bias = randomTensor([C], { requiresGrad: true });
+      const r = residualAwayFromKink(x, weight, bias, shape);
+      gradcheck((a, w, b, s) => F.batchNorm(a, null, null, w, b, { training: true, residual: s, relu: true }), [x, weight, bias, r], { epsilon: 1e-3 });
+      gradcheck((a, w, b) => F.batchNorm(a, null, null, w, b, { training: true, relu: true }), [x, weight, bias], { epsilon: 1e-3 });
+      gradgradcheck((a, w, b, s) => F.square(F.batchNorm(a, null, null, w, b, { training: true, residual: s, relu: true })), [x, weight, bias, r], { epsilon: 1e-3 });
+    }
+  });
+
+  it('the composite (createGraph) and fused backward agree with the epilogue', () => {
+    for (const training of [true, false]) {
+      for (const { residual, relu } of epilogues) {
+        const shape = [8, 4, 5, 5];
+        const x = randomTensor(shape, { requiresGrad: true, scale: 2, offset: 1 });
+        const weight = randomTensor([4], { requiresGrad: true });
+        const bias = randomTensor([4], { requiresGrad: true });
+        const r = residual ? randomTensor(shape, { requiresGrad: true }) : null;
+        const y = F.batchNorm(x, randomTensor([4]), randomPositiveTensor([4]), weight, bias, { training, residual: r, relu });
+        const dy = randomTensor(shape);
+        const inputs = r ? [x, weight, bias, r] : [x, weight, bias];
+        const fused = grad(y, inputs, { gradOutputs: [dy], retainGraph: true });
+        const composite = grad(y, inputs, { gradOutputs: [dy], createGraph: true });
+        fused.forEach((g, index) => {
+          expectScaledClose(composite[index]!.toFloat32Array(), g!.toFloat32Array(), 1e-5, `composite vs fused ${index} ${training} residual ${residual} relu ${relu}`);
+        });
+      }
+    }
+  });
+
+  it('the BatchNorm2d module fuses through forward(x, { residual, relu }) and releases what it allocated', () => {
+    const bnA = new nn.BatchNorm2d(4);
+    const bnB = new nn.BatchNorm2d(4);
+    const x = randomTensor([6, 4, 5, 5], { requiresGrad: true });
+    const r = randomTensor([6, 4, 5, 5], { requiresGrad: true });
+    const fused = bnA.forward(x, { residual: r, relu: true });
+    const plain = F.relu(F.add(bnB.forward(x), r));
+    expect(fused.toFloat32Array()).toEqual(plain.toFloat32Array());
+    expect(bnA.runningVar!.toFloat32Array()).toEqual(bnB.runningVar!.toFloat32Array());
+    fused.dispose();
+    plain.dispose();
+    const before = memory();
+    for (let i = 0; i < 2; i += 1) {
+      tidy(() => F.sum(F.square(bnA.forward(x, { residual: r, relu: true }))).backward());
+      tidy(() => {
+        const [gx] = grad(F.sum(F.square(bnA.forward(x, { relu: true }))), [x], { createGraph: true });
+        F.sum(F.square(gx!)).backward();
+      });
+      bnA.forward(x, { residual: r, relu: true }).dispose();
+      for (const t of [x, r, bnA.weight!, bnA.bias!]) {
+        t.grad?.dispose();
+        t.grad = null;
+      }
+    }
+    const after = memory();
+    expect(after.liveTensors).toBe(before.liveTensors);
+    expect(after.nativeLiveBytes).toBe(before.nativeLiveBytes);
+    expect(() => bnA.forward(x, null as never)).toThrow(/epilogue must be an object/);
+  });
+
+  it('rejects a residual of another shape, a non-boolean relu, and bad native arguments', () => {
+    const x = randomTensor([4, 3, 2, 2]);
+    expect(() => F.batchNorm(x, null, null, null, null, { training: true, residual: randomTensor([4, 3, 2, 1]) })).toThrow(/options.residual must have the shape of x \[4, 3, 2, 2\], got \[4, 3, 2, 1\]/);
+    expect(() => F.batchNorm(x, null, null, null, null, { training: true, residual: 3 as never })).toThrow(/residual/);
+    expect(() => F.batchNorm(x, null, null, null, null, { training: true, relu: 'yes' as never })).toThrow(/options.relu must be a boolean/);
+    const y = Tensor.empty([4, 3, 2, 2]);
+    const c = Tensor.empty([3]);
+    const small = Tensor.empty([4]);
+    expect(() => native().batchNormForwardTraining(x.storage.handle, null, null, null, null, y.storage.handle, c.storage.handle,
+      c.storage.handle, [4, 3, 4], 0.1, 1e-5, small.storage.handle, true)).toThrow(/residual/);
+    expect(() => native().batchNormBackward(x.storage.handle, x.storage.handle, null, c.storage.handle, c.storage.handle,
+      y.storage.handle, null, null, [4, 3, 4], true, small.storage.handle, null)).toThrow(/output/);
+    expect(() => native().batchNormBackward(x.storage.handle, x.storage.handle, null, c.storage.handle, c.storage.handle,
+      y.storage.handle, null, null, [4, 3, 4], true, null, small.storage.handle)).toThrow(/gradResidual/);
   });
 });

@@ -21,6 +21,24 @@ struct BatchNormShape {
 // Checks extents (N >= 0, C >= 1, S >= 0) and that the element count fits comfortably in int64.
 Status validate_batch_norm_shape(const BatchNormShape& shape);
 
+// What the forward map may be followed by, in the same pass (a ResNet's "BN → ReLU" and
+// "BN → + shortcut → ReLU" without writing and re-reading the intermediate tensors):
+//   out = relu?(bn(x) + residual?)
+// in exactly the float operations of the separate ops (bn's y, then y + residual, then relu), so
+// the fused and unfused results have the same bits. relu(v) = v > 0 ? v : 0, NaN passed through.
+struct BatchNormEpilogue {
+  const float* residual = nullptr;  // [N, C, S] added after the affine map; null: none
+  bool relu = false;                // the ReLU last
+};
+
+// The epilogue's part of the backward: dy is first masked by the ReLU, g = output > 0 ? dy : 0
+// (the relu op's backward), then g is the residual's gradient and the input of the batch-norm
+// backward.
+struct BatchNormEpilogueGrad {
+  const float* output = nullptr;  // the fused forward's output when it had the ReLU; null: g = dy
+  float* grad_residual = nullptr; // receives g when the forward had a residual; null: not wanted
+};
+
 namespace cpu {
 
 // Training mode. Per channel c over the M = N·S values x[n, c, s]:
@@ -30,16 +48,17 @@ namespace cpu {
 // and running_var are given (both or neither) they are updated in place:
 //   running_mean = (1 − momentum)·running_mean + momentum·mean_c
 //   running_var  = (1 − momentum)·running_var  + momentum·var_c·M/(M − 1)   (unbiased)
-// Requires M > 1.
+// Requires M > 1. The epilogue (residual add, ReLU) is applied to y in the same pass.
 Status batch_norm_forward_training(const BatchNormShape& shape, const float* x, const float* weight,
                                    const float* bias, float* running_mean, float* running_var, double momentum,
-                                   double eps, float* y, float* save_mean, float* save_invstd);
+                                   double eps, const BatchNormEpilogue& epilogue, float* y, float* save_mean,
+                                   float* save_invstd);
 
 // Eval mode: y = (x − running_mean_c)·invstd_c·weight_c + bias_c with invstd_c = 1/sqrt(running_var_c + eps).
 // Also writes save_mean = running_mean and save_invstd = invstd (the constants backward needs).
 Status batch_norm_forward_eval(const BatchNormShape& shape, const float* x, const float* weight, const float* bias,
-                               const float* running_mean, const float* running_var, double eps, float* y,
-                               float* save_mean, float* save_invstd);
+                               const float* running_mean, const float* running_var, double eps,
+                               const BatchNormEpilogue& epilogue, float* y, float* save_mean, float* save_invstd);
 
 // Backward from grad_out (= dy), x and the saved mean/invstd. With x̂ = (x − mean_c)·invstd_c:
 //   grad_bias_c   = Σ dy
@@ -47,9 +66,12 @@ Status batch_norm_forward_eval(const BatchNormShape& shape, const float* x, cons
 //   training:  grad_input = weight_c·invstd_c·(dy − Σdy/M − x̂·Σ(dy·x̂)/M)
 //   eval:      grad_input = weight_c·invstd_c·dy          (the statistics are constants)
 // Any of grad_input, grad_weight, grad_bias may be null (not computed). weight may be null (1).
+// With an epilogue, dy above is g, the ReLU-masked grad_out (BatchNormEpilogueGrad), and g is
+// also written to epilogue.grad_residual when that is given.
 Status batch_norm_backward(const BatchNormShape& shape, const float* grad_out, const float* x, const float* weight,
-                           const float* save_mean, const float* save_invstd, bool training, float* grad_input,
-                           float* grad_weight, float* grad_bias);
+                           const float* save_mean, const float* save_invstd, bool training,
+                           const BatchNormEpilogueGrad& epilogue, float* grad_input, float* grad_weight,
+                           float* grad_bias);
 
 }  // namespace cpu
 

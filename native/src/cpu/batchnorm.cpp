@@ -11,6 +11,9 @@
 //   backward:          grad_bias = Σdy,  grad_weight = Σdy·x̂ = invstd·Σdy·(x − mean),
 //                      training: dx = weight·invstd·(dy − Σdy/M − (x − mean)·invstd²·Σdy·(x − mean)/M)
 //                      eval:     dx = weight·invstd·dy
+//   epilogue (fused):  out = relu?(y + residual?) in the same pass as y; backward first masks
+//                      g = out > 0 ? dy : 0 (in the sums pass, into grad_residual or scratch) and
+//                      uses g for dy above. Same float operations as bn, add, relu run apart.
 //
 // Work split: a task is (channel c, block b of the batch rows). The number of blocks per channel
 // depends only on the shape (1 when C >= 16, so a channel's data is read from memory once and
@@ -25,7 +28,8 @@
 // (-ffp-contract=off) and no reassociation, so every ISA gives the same bits.
 //
 // Tested against the float64 reference test/reference/batchnorm_reference.ts in
-// test/ops/batchnorm.test.ts (forward, running stats, backward, determinism); semantics also
+// test/ops/batchnorm.test.ts (forward, running stats, backward, determinism; the epilogue against
+// the unfused bn → add → relu ops, bit for bit, and by finite differences); semantics also
 // cross-checked once against PyTorch 1.13's F.batch_norm (float64) on random inputs.
 #include "lmcl/batchnorm.h"
 
@@ -125,13 +129,37 @@ LMCL_CLONES void rows_grad_sums(const float* __restrict dy, const float* __restr
   }, sum_dy, sum_dy_xc);
 }
 
-// y = (x − mean)·scale + shift
+// The relu op's map (native/src/cpu/elementwise.cpp): NaN passes through.
+inline float relu_value(float v) { return v > 0.0f ? v : (v != v ? v : 0.0f); }
+
+// y = relu?((x − mean)·scale + shift [+ residual]): the epilogue's four variants as separate
+// loops, so each vectorises without a per-element branch.
 LMCL_CLONES void rows_normalize(const float* __restrict x, Rows rows, float mean, float scale, float shift,
-                                float* __restrict y) {
+                                const float* __restrict residual, bool relu, float* __restrict y) {
   for (int64_t r = 0; r < rows.count; ++r) {
     const float* xr = x + r * rows.stride;
     float* yr = y + r * rows.stride;
-    for (int64_t i = 0; i < rows.length; ++i) yr[i] = (xr[i] - mean) * scale + shift;
+    if (residual) {
+      const float* rr = residual + r * rows.stride;
+      if (relu) {
+        for (int64_t i = 0; i < rows.length; ++i) yr[i] = relu_value(((xr[i] - mean) * scale + shift) + rr[i]);
+      } else {
+        for (int64_t i = 0; i < rows.length; ++i) yr[i] = ((xr[i] - mean) * scale + shift) + rr[i];
+      }
+    } else if (relu) {
+      for (int64_t i = 0; i < rows.length; ++i) yr[i] = relu_value((xr[i] - mean) * scale + shift);
+    } else {
+      for (int64_t i = 0; i < rows.length; ++i) yr[i] = (xr[i] - mean) * scale + shift;
+    }
+  }
+}
+
+// g = output > 0 ? dy : 0 (the relu op's backward, reluMask), written over the rows of `g`.
+LMCL_CLONES void rows_relu_mask(const float* __restrict dy, const float* __restrict output, Rows rows,
+                                float* __restrict g) {
+  for (int64_t r = 0; r < rows.count; ++r) {
+    const int64_t o = r * rows.stride;
+    for (int64_t i = 0; i < rows.length; ++i) g[o + i] = output[o + i] > 0.0f ? dy[o + i] : 0.0f;
   }
 }
 
@@ -228,8 +256,8 @@ Status validate_batch_norm_shape(const BatchNormShape& s) {
 namespace cpu {
 
 Status batch_norm_forward_training(const BatchNormShape& s, const float* x, const float* weight, const float* bias,
-                                   float* running_mean, float* running_var, double momentum, double eps, float* y,
-                                   float* save_mean, float* save_invstd) {
+                                   float* running_mean, float* running_var, double momentum, double eps,
+                                   const BatchNormEpilogue& epilogue, float* y, float* save_mean, float* save_invstd) {
   LMCL_RETURN_IF_ERROR(validate_batch_norm_shape(s));
   const int64_t count = s.batch * s.spatial;
   LMCL_CHECK_ARG(count > 1, "expected more than 1 value per channel when training, got shape [N, C, S] = " +
@@ -294,7 +322,8 @@ Status batch_norm_forward_training(const BatchNormShape& s, const float* x, cons
     int64_t begin, end;
     plan.rows(b, &begin, &end);
     const int64_t offset = plan.row_offset(begin, c);
-    rows_normalize(x + offset, Rows{end - begin, plan.channels * S, S}, mean, scale, shift, y + offset);
+    rows_normalize(x + offset, Rows{end - begin, plan.channels * S, S}, mean, scale, shift,
+                   epilogue.residual ? epilogue.residual + offset : nullptr, epilogue.relu, y + offset);
   };
 
   run_plan(plan, block_stats, finalize, apply);
@@ -302,8 +331,8 @@ Status batch_norm_forward_training(const BatchNormShape& s, const float* x, cons
 }
 
 Status batch_norm_forward_eval(const BatchNormShape& s, const float* x, const float* weight, const float* bias,
-                               const float* running_mean, const float* running_var, double eps, float* y,
-                               float* save_mean, float* save_invstd) {
+                               const float* running_mean, const float* running_var, double eps,
+                               const BatchNormEpilogue& epilogue, float* y, float* save_mean, float* save_invstd) {
   LMCL_RETURN_IF_ERROR(validate_batch_norm_shape(s));
   LMCL_CHECK_ARG(running_mean != nullptr && running_var != nullptr, "eval mode needs running_mean and running_var");
   LMCL_CHECK_ARG(std::isfinite(eps) && eps >= 0.0, "eps must be a finite number >= 0, got " + std::to_string(eps));
@@ -321,21 +350,33 @@ Status batch_norm_forward_eval(const BatchNormShape& s, const float* x, const fl
       int64_t begin, end;
       plan.rows(b, &begin, &end);
       const int64_t offset = plan.row_offset(begin, c);
-      rows_normalize(x + offset, Rows{end - begin, plan.channels * S, S}, save_mean[c], scale, shift, y + offset);
+      rows_normalize(x + offset, Rows{end - begin, plan.channels * S, S}, save_mean[c], scale, shift,
+                     epilogue.residual ? epilogue.residual + offset : nullptr, epilogue.relu, y + offset);
     }
   });
   return Status::ok();
 }
 
 Status batch_norm_backward(const BatchNormShape& s, const float* grad_out, const float* x, const float* weight,
-                           const float* save_mean, const float* save_invstd, bool training, float* grad_input,
-                           float* grad_weight, float* grad_bias) {
+                           const float* save_mean, const float* save_invstd, bool training,
+                           const BatchNormEpilogueGrad& epilogue, float* grad_input, float* grad_weight,
+                           float* grad_bias) {
   LMCL_RETURN_IF_ERROR(validate_batch_norm_shape(s));
   const int64_t count = s.batch * s.spatial;
   const Plan plan = make_plan(s);
   const int64_t S = s.spatial;
   const bool need_sums = grad_weight || grad_bias || (training && grad_input);
-  if (!need_sums && !grad_input) return Status::ok();
+  if (!need_sums && !grad_input && !epilogue.grad_residual) return Status::ok();
+  // With a fused ReLU the kernel works on g = output > 0 ? dy : 0. Each task writes its g rows
+  // first (into grad_residual when wanted, else into scratch) and reads them back from its own
+  // cache for the sums and for dx; without a ReLU, g is dy itself.
+  float* masked = nullptr;
+  ScratchBuffer masked_scratch(epilogue.output && !epilogue.grad_residual ? static_cast<size_t>(s.numel()) * sizeof(float) : 0);
+  if (epilogue.output) {
+    if (!masked_scratch.ok()) return out_of_memory("batch_norm backward: out of memory for the masked gradient");
+    masked = epilogue.grad_residual ? epilogue.grad_residual : masked_scratch.floats();
+  }
+  const float* g = masked ? masked : grad_out;
 
   ScratchBuffer sums_scratch(need_sums ? static_cast<size_t>(plan.tasks()) * sizeof(GradSums) : 0);
   ScratchBuffer coefficient_scratch(static_cast<size_t>(s.channels) * sizeof(BackwardCoefficients));
@@ -344,13 +385,16 @@ Status batch_norm_backward(const BatchNormShape& s, const float* grad_out, const
   BackwardCoefficients* coefficients = static_cast<BackwardCoefficients*>(coefficient_scratch.data());
 
   auto block_sums = [&](int64_t task) {
-    if (!need_sums) return;
     const int64_t c = task / plan.blocks, b = task % plan.blocks;
     int64_t begin, end;
     plan.rows(b, &begin, &end);
-    double sum_dy = 0.0, sum_dy_xc = 0.0;
     const int64_t offset = plan.row_offset(begin, c);
-    rows_grad_sums(grad_out + offset, x + offset, Rows{end - begin, plan.channels * S, S}, save_mean[c], &sum_dy, &sum_dy_xc);
+    const Rows rows{end - begin, plan.channels * S, S};
+    if (masked) rows_relu_mask(grad_out + offset, epilogue.output + offset, rows, masked + offset);
+    else if (epilogue.grad_residual) rows_scale(grad_out + offset, rows, 1.0f, epilogue.grad_residual + offset);
+    if (!need_sums) return;
+    double sum_dy = 0.0, sum_dy_xc = 0.0;
+    rows_grad_sums(g + offset, x + offset, rows, save_mean[c], &sum_dy, &sum_dy_xc);
     sums[task] = GradSums{sum_dy, sum_dy_xc};
   };
 
@@ -385,8 +429,8 @@ Status batch_norm_backward(const BatchNormShape& s, const float* grad_out, const
     plan.rows(b, &begin, &end);
     const int64_t offset = plan.row_offset(begin, c);
     const Rows rows{end - begin, plan.channels * S, S};
-    if (training) rows_backward(grad_out + offset, x + offset, rows, save_mean[c], k.a, k.mean_dy, k.coef, grad_input + offset);
-    else rows_scale(grad_out + offset, rows, k.a, grad_input + offset);
+    if (training) rows_backward(g + offset, x + offset, rows, save_mean[c], k.a, k.mean_dy, k.coef, grad_input + offset);
+    else rows_scale(g + offset, rows, k.a, grad_input + offset);
   };
 
   run_plan(plan, block_sums, finalize, apply);
