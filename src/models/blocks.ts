@@ -78,10 +78,10 @@ export class BasicBlock extends Module implements ResidualBlock {
   }
 
   override forward(x: Tensor): Tensor {
-    const hidden = F.relu(this.bn1.forward(this.conv1.forward(x)));
-    const out = this.bn2.forward(this.conv2.forward(hidden));
+    const hidden = this.bn1.forward(this.conv1.forward(x), { relu: true });
     const identity = this.downsample ? (this.downsample.forward(x) as Tensor) : x;
-    return F.relu(F.add(out, identity));
+    // relu(bn2(conv2(hidden)) + identity), the add and the ReLU fused into bn2's pass.
+    return this.bn2.forward(this.conv2.forward(hidden), { residual: identity, relu: true });
   }
 }
 
@@ -111,11 +111,10 @@ export class Bottleneck extends Module implements ResidualBlock {
   }
 
   override forward(x: Tensor): Tensor {
-    let out = F.relu(this.bn1.forward(this.conv1.forward(x)));
-    out = F.relu(this.bn2.forward(this.conv2.forward(out)));
-    out = this.bn3.forward(this.conv3.forward(out));
+    let out = this.bn1.forward(this.conv1.forward(x), { relu: true });
+    out = this.bn2.forward(this.conv2.forward(out), { relu: true });
     const identity = this.downsample ? (this.downsample.forward(x) as Tensor) : x;
-    return F.relu(F.add(out, identity));
+    return this.bn3.forward(this.conv3.forward(out), { residual: identity, relu: true });
   }
 }
 

@@ -120,7 +120,7 @@ export class HcgBasicConv extends Module {
   }
 
   override forward(x: Tensor): Tensor {
-    return this.conv.forward(F.relu(this.norm.forward(x)));
+    return this.conv.forward(this.norm.forward(x, { relu: true }));
   }
 }
 
@@ -310,8 +310,7 @@ export class HCGNet extends Module implements Student {
     const s = this.stages;
     const map1 = s.transition1.forward(s.hybrid1.forward(this.conv0.forward(x)) as Tensor);
     const map2 = s.transition2.forward(s.hybrid2.forward(map1) as Tensor);
-    const out = s.norm5.forward(s.hybrid3.forward(map2) as Tensor);
-    const feature = globalAveragePool(F.relu(out));
+    const feature = globalAveragePool(s.norm5.forward(s.hybrid3.forward(map2) as Tensor, { relu: true }));
     return { maps: [map1, map2], feature, logits: this.classifier.forward(feature) };
   }
 

@@ -93,7 +93,7 @@ export class CifarResNet extends Module implements Student, StagedBackbone {
 
   /** The maps the auxiliary branches read (f1, f2), and the backbone's feature and logits. */
   forwardStages(x: Tensor): BackboneStages {
-    const stem = F.relu(this.bn1.forward(this.conv1.forward(x)));
+    const stem = this.bn1.forward(this.conv1.forward(x), { relu: true });
     const f1 = this.layer1.forward(stem) as Tensor;
     const f2 = this.layer2.forward(f1) as Tensor;
     const f3 = this.layer3.forward(f2) as Tensor;

@@ -97,7 +97,7 @@ export class ImageNetResNet extends Module implements Student, StagedBackbone {
 
   /** The maps the auxiliary branches read (f1, f2, f3), and the backbone's feature and logits. */
   forwardStages(x: Tensor): BackboneStages {
-    const stem = F.maxPool2d(F.relu(this.bn1.forward(this.conv1.forward(x))), 3, 2, 1);
+    const stem = F.maxPool2d(this.bn1.forward(this.conv1.forward(x), { relu: true }), 3, 2, 1);
     const f1 = this.layer1.forward(stem) as Tensor;
     const f2 = this.layer2.forward(f1) as Tensor;
     const f3 = this.layer3.forward(f2) as Tensor;

@@ -82,9 +82,9 @@ export class ShuffleBasicBlock extends Module {
   override forward(x: Tensor): Tensor {
     const kept = F.slice(x, 1, 0, this.splitAt);
     const branchInput = F.slice(x, 1, this.splitAt);
-    let out = F.relu(this.bn1.forward(this.conv1.forward(branchInput)));
+    let out = this.bn1.forward(this.conv1.forward(branchInput), { relu: true });
     out = this.bn2.forward(this.conv2.forward(out));
-    out = F.relu(this.bn3.forward(this.conv3.forward(out)));
+    out = this.bn3.forward(this.conv3.forward(out), { relu: true });
     return channelShuffle(F.concat([kept, out], 1));
   }
 }
@@ -121,10 +121,10 @@ export class ShuffleDownBlock extends Module {
 
   override forward(x: Tensor): Tensor {
     let left = this.bn1.forward(this.conv1.forward(x));
-    left = F.relu(this.bn2.forward(this.conv2.forward(left)));
-    let right = F.relu(this.bn3.forward(this.conv3.forward(x)));
+    left = this.bn2.forward(this.conv2.forward(left), { relu: true });
+    let right = this.bn3.forward(this.conv3.forward(x), { relu: true });
     right = this.bn4.forward(this.conv4.forward(right));
-    right = F.relu(this.bn5.forward(this.conv5.forward(right)));
+    right = this.bn5.forward(this.conv5.forward(right), { relu: true });
     return channelShuffle(F.concat([left, right], 1));
   }
 }
@@ -184,11 +184,11 @@ export class ShuffleNetV2 extends Module implements Student {
   /** The forward pass, also returning the maps the auxiliary branches are fed from. */
   /** Maps for the auxiliary branches: layer1 and layer2 outputs. */
   forwardStages(x: Tensor): BackboneStages {
-    const stem = F.relu(this.bn1.forward(this.conv1.forward(x)));
+    const stem = this.bn1.forward(this.conv1.forward(x), { relu: true });
     const out1 = this.layer1.forward(stem) as Tensor;
     const out2 = this.layer2.forward(out1) as Tensor;
     const out3 = this.layer3.forward(out2) as Tensor;
-    const feature = globalAveragePool(F.relu(this.bn2.forward(this.conv2.forward(out3))));
+    const feature = globalAveragePool(this.bn2.forward(this.conv2.forward(out3), { relu: true }));
     return { maps: [out1, out2], feature, logits: this.linear.forward(feature) };
   }
 

@@ -59,8 +59,8 @@ export class WrnBasicBlock extends Module {
   }
 
   override forward(x: Tensor): Tensor {
-    const activated = F.relu(this.bn1.forward(x));
-    const out = this.conv2.forward(F.relu(this.bn2.forward(this.conv1.forward(activated))));
+    const activated = this.bn1.forward(x, { relu: true });
+    const out = this.conv2.forward(this.bn2.forward(this.conv1.forward(activated), { relu: true }));
     // Identity shortcut: the raw input; projection shortcut: the activated input (as the reference).
     const shortcut = this.convShortcut ? this.convShortcut.forward(activated) : x;
     return F.add(shortcut, out);
@@ -110,8 +110,8 @@ export class WrnAuxiliaryClassifier extends Module {
 
   override forward(inputs: readonly Tensor[]): StudentOutput {
     return runBranches('WrnAuxiliaryClassifier', inputs, [
-      [(map: Tensor) => globalAveragePool(F.relu(this.bn1.forward(this.blockExtractor1.forward(map) as Tensor))), this.fc1],
-      [(map: Tensor) => globalAveragePool(F.relu(this.bn2.forward(this.blockExtractor2.forward(map) as Tensor))), this.fc2],
+      [(map: Tensor) => globalAveragePool(this.bn1.forward(this.blockExtractor1.forward(map) as Tensor, { relu: true })), this.fc1],
+      [(map: Tensor) => globalAveragePool(this.bn2.forward(this.blockExtractor2.forward(map) as Tensor, { relu: true })), this.fc2],
     ]);
   }
 }
@@ -180,7 +180,7 @@ export class WideResNet extends Module implements Student {
     const out1 = this.block1.forward(this.conv1.forward(x));
     const out2 = this.block2.forward(out1);
     const out3 = this.block3.forward(out2);
-    const feature = globalAveragePool(F.relu(this.bn1.forward(out3)));
+    const feature = globalAveragePool(this.bn1.forward(out3, { relu: true }));
     return { maps: [out1, out2], feature, logits: this.fc.forward(feature) };
   }
 

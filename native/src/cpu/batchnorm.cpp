@@ -11,9 +11,10 @@
 //   backward:          grad_bias = Σdy,  grad_weight = Σdy·x̂ = invstd·Σdy·(x − mean),
 //                      training: dx = weight·invstd·(dy − Σdy/M − (x − mean)·invstd²·Σdy·(x − mean)/M)
 //                      eval:     dx = weight·invstd·dy
-//   epilogue (fused):  out = relu?(y + residual?) in the same pass as y; backward first masks
-//                      g = out > 0 ? dy : 0 (in the sums pass, into grad_residual or scratch) and
-//                      uses g for dy above. Same float operations as bn, add, relu run apart.
+//   epilogue (fused):  out = relu?(y + residual?) in the same pass as y; backward uses
+//                      g = out > 0 ? dy : 0 for dy above, masked on the fly in each pass (written
+//                      once, in the sums pass, only as grad_residual). Same float operations as bn,
+//                      add, relu run apart, so the same bits.
 //
 // Work split: a task is (channel c, block b of the batch rows). The number of blocks per channel
 // depends only on the shape (1 when C >= 16, so a channel's data is read from memory once and
@@ -129,6 +130,32 @@ LMCL_CLONES void rows_grad_sums(const float* __restrict dy, const float* __restr
   }, sum_dy, sum_dy_xc);
 }
 
+// The same two sums of the ReLU-masked gradient g = output > 0 ? dy : 0, computed on the fly
+// (the masking pass of the relu op's backward, fused); kStore also writes g (the residual's
+// gradient) as it goes.
+template <bool kStore>
+inline __attribute__((always_inline)) void masked_grad_sums(const float* __restrict dy, const float* __restrict output,
+                                                            const float* __restrict x, Rows rows, float center,
+                                                            double* sum_dy, double* sum_dy_xc, float* __restrict g_out) {
+  sum_rows(rows, [=](int64_t i, float* s1, float* s2) {
+    const float g = output[i] > 0.0f ? dy[i] : 0.0f;
+    if (kStore) g_out[i] = g;
+    *s1 += g;
+    *s2 += g * (x[i] - center);
+  }, sum_dy, sum_dy_xc);
+}
+
+LMCL_CLONES void rows_masked_grad_sums(const float* __restrict dy, const float* __restrict output, const float* __restrict x,
+                                       Rows rows, float center, double* sum_dy, double* sum_dy_xc) {
+  masked_grad_sums<false>(dy, output, x, rows, center, sum_dy, sum_dy_xc, nullptr);
+}
+
+LMCL_CLONES void rows_masked_grad_sums_store(const float* __restrict dy, const float* __restrict output,
+                                             const float* __restrict x, Rows rows, float center, double* sum_dy,
+                                             double* sum_dy_xc, float* __restrict g_out) {
+  masked_grad_sums<true>(dy, output, x, rows, center, sum_dy, sum_dy_xc, g_out);
+}
+
 // The relu op's map (native/src/cpu/elementwise.cpp): NaN passes through.
 inline float relu_value(float v) { return v > 0.0f ? v : (v != v ? v : 0.0f); }
 
@@ -177,6 +204,28 @@ LMCL_CLONES void rows_scale(const float* __restrict dy, Rows rows, float a, floa
   for (int64_t r = 0; r < rows.count; ++r) {
     const int64_t o = r * rows.stride;
     for (int64_t i = 0; i < rows.length; ++i) dx[o + i] = a * dy[o + i];
+  }
+}
+
+// dx = a·((g − mean_dy) − (x − mean)·coef) with g = output > 0 ? dy : 0 computed on the fly.
+LMCL_CLONES void rows_masked_backward(const float* __restrict dy, const float* __restrict output,
+                                      const float* __restrict x, Rows rows, float mean, float a, float mean_dy,
+                                      float coef, float* __restrict dx) {
+  for (int64_t r = 0; r < rows.count; ++r) {
+    const int64_t o = r * rows.stride;
+    for (int64_t i = 0; i < rows.length; ++i) {
+      const float g = output[o + i] > 0.0f ? dy[o + i] : 0.0f;
+      dx[o + i] = a * ((g - mean_dy) - (x[o + i] - mean) * coef);
+    }
+  }
+}
+
+// dx = a·g with g = output > 0 ? dy : 0.
+LMCL_CLONES void rows_masked_scale(const float* __restrict dy, const float* __restrict output, Rows rows, float a,
+                                   float* __restrict dx) {
+  for (int64_t r = 0; r < rows.count; ++r) {
+    const int64_t o = r * rows.stride;
+    for (int64_t i = 0; i < rows.length; ++i) dx[o + i] = a * (output[o + i] > 0.0f ? dy[o + i] : 0.0f);
   }
 }
 
@@ -367,17 +416,11 @@ Status batch_norm_backward(const BatchNormShape& s, const float* grad_out, const
   const int64_t S = s.spatial;
   const bool need_sums = grad_weight || grad_bias || (training && grad_input);
   if (!need_sums && !grad_input && !epilogue.grad_residual) return Status::ok();
-  // With a fused ReLU the kernel works on g = output > 0 ? dy : 0. Each task writes its g rows
-  // first (into grad_residual when wanted, else into scratch) and reads them back from its own
-  // cache for the sums and for dx; without a ReLU, g is dy itself.
-  float* masked = nullptr;
-  ScratchBuffer masked_scratch(epilogue.output && !epilogue.grad_residual ? static_cast<size_t>(s.numel()) * sizeof(float) : 0);
-  if (epilogue.output) {
-    if (!masked_scratch.ok()) return out_of_memory("batch_norm backward: out of memory for the masked gradient");
-    masked = epilogue.grad_residual ? epilogue.grad_residual : masked_scratch.floats();
-  }
-  const float* g = masked ? masked : grad_out;
-
+  // With a fused ReLU the kernel works on g = output > 0 ? dy : 0, computed on the fly in each
+  // pass (no g tensor is written unless the residual wants it: then the sums pass writes it into
+  // grad_residual and the dx pass reads it back from the task's own cache).
+  const float* output = epilogue.output;
+  float* grad_residual = epilogue.grad_residual;
   ScratchBuffer sums_scratch(need_sums ? static_cast<size_t>(plan.tasks()) * sizeof(GradSums) : 0);
   ScratchBuffer coefficient_scratch(static_cast<size_t>(s.channels) * sizeof(BackwardCoefficients));
   if (!sums_scratch.ok() || !coefficient_scratch.ok()) return out_of_memory("batch_norm backward: out of memory");
@@ -390,11 +433,21 @@ Status batch_norm_backward(const BatchNormShape& s, const float* grad_out, const
     plan.rows(b, &begin, &end);
     const int64_t offset = plan.row_offset(begin, c);
     const Rows rows{end - begin, plan.channels * S, S};
-    if (masked) rows_relu_mask(grad_out + offset, epilogue.output + offset, rows, masked + offset);
-    else if (epilogue.grad_residual) rows_scale(grad_out + offset, rows, 1.0f, epilogue.grad_residual + offset);
-    if (!need_sums) return;
+    if (!need_sums) {
+      if (grad_residual && output) rows_relu_mask(grad_out + offset, output + offset, rows, grad_residual + offset);
+      else if (grad_residual) rows_scale(grad_out + offset, rows, 1.0f, grad_residual + offset);
+      return;
+    }
     double sum_dy = 0.0, sum_dy_xc = 0.0;
-    rows_grad_sums(g + offset, x + offset, rows, save_mean[c], &sum_dy, &sum_dy_xc);
+    if (output && grad_residual) {
+      rows_masked_grad_sums_store(grad_out + offset, output + offset, x + offset, rows, save_mean[c], &sum_dy, &sum_dy_xc,
+                                  grad_residual + offset);
+    } else if (output) {
+      rows_masked_grad_sums(grad_out + offset, output + offset, x + offset, rows, save_mean[c], &sum_dy, &sum_dy_xc);
+    } else {
+      if (grad_residual) rows_scale(grad_out + offset, rows, 1.0f, grad_residual + offset);
+      rows_grad_sums(grad_out + offset, x + offset, rows, save_mean[c], &sum_dy, &sum_dy_xc);
+    }
     sums[task] = GradSums{sum_dy, sum_dy_xc};
   };
 
@@ -429,8 +482,21 @@ Status batch_norm_backward(const BatchNormShape& s, const float* grad_out, const
     plan.rows(b, &begin, &end);
     const int64_t offset = plan.row_offset(begin, c);
     const Rows rows{end - begin, plan.channels * S, S};
-    if (training) rows_backward(g + offset, x + offset, rows, save_mean[c], k.a, k.mean_dy, k.coef, grad_input + offset);
-    else rows_scale(g + offset, rows, k.a, grad_input + offset);
+    // g: the stored masked gradient when there is one, else masked on the fly, else dy itself.
+    const bool masked_on_the_fly = output && !grad_residual;
+    const float* g = output && grad_residual ? grad_residual : grad_out;
+    if (training) {
+      if (masked_on_the_fly) {
+        rows_masked_backward(grad_out + offset, output + offset, x + offset, rows, save_mean[c], k.a, k.mean_dy, k.coef,
+                             grad_input + offset);
+      } else {
+        rows_backward(g + offset, x + offset, rows, save_mean[c], k.a, k.mean_dy, k.coef, grad_input + offset);
+      }
+    } else if (masked_on_the_fly) {
+      rows_masked_scale(grad_out + offset, output + offset, rows, k.a, grad_input + offset);
+    } else {
+      rows_scale(g + offset, rows, k.a, grad_input + offset);
+    }
   };
 
   run_plan(plan, block_sums, finalize, apply);
