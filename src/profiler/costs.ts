@@ -129,10 +129,12 @@ const models: Record<string, CostModel> = {
   indexAdd: (a) => memory('indexAdd', numberAt(a, 2) * (lengthAt(a, 5) + numberAt(a, 3)) * numberAt(a, 4)),
   // param read+write, grad read, momentum buffer read+write when there is one.
   sgdStep: (a) => memory('sgdStep', numberAt(a, 3) * (a[2] ? 5 : 3)),
-  batchNormForwardTraining: (a) => memory('batchNormForwardTraining', 2 * product(arrayAt(a, 8))),
-  batchNormForwardEval: (a) => memory('batchNormForwardEval', 2 * product(arrayAt(a, 8))),
-  // gradOut and x read, gradInput written (when asked for).
-  batchNormBackward: (a) => memory('batchNormBackward', (a[5] ? 3 : 2) * product(arrayAt(a, 8))),
+  // x read, y written, plus the fused epilogue's residual read (argument 11, resp. 10 in eval).
+  batchNormForwardTraining: (a) => memory('batchNormForwardTraining', (a[11] ? 3 : 2) * product(arrayAt(a, 8))),
+  batchNormForwardEval: (a) => memory('batchNormForwardEval', (a[10] ? 3 : 2) * product(arrayAt(a, 8))),
+  // gradOut and x read, gradInput written (when asked for); with the epilogue the ReLU output
+  // read (argument 10) and the residual's gradient written (11).
+  batchNormBackward: (a) => memory('batchNormBackward', (2 + (a[5] ? 1 : 0) + (a[10] ? 1 : 0) + (a[11] ? 1 : 0)) * product(arrayAt(a, 8))),
   avgPool2dForward: (a) => {
     const { input, output } = poolCounts(arrayAt(a, 2));
     return memory('avgPool2dForward', input + output);
