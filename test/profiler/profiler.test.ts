@@ -182,9 +182,10 @@ describe('cost models', () => {
     expect(callCost('unary', [5, s, s, 10])).toMatchObject({ label: 'unary.relu', bytes: 80 });
     expect(callCost('batchNormForwardTraining', [s, s, s, s, s, s, s, s, [2, 3, 4], 0.1, 1e-5])).toMatchObject({ kind: 'memory', bytes: 4 * 2 * 24 });
     // The fused epilogue: the residual is read, the backward reads the ReLU output and writes the residual's gradient.
-    expect(callCost('batchNormForwardTraining', [s, s, s, s, s, s, s, s, [2, 3, 4], 0.1, 1e-5, s, true])).toMatchObject({ kind: 'memory', bytes: 4 * 3 * 24 });
-    expect(callCost('batchNormBackward', [s, s, s, s, s, s, s, s, [2, 3, 4], true])).toMatchObject({ kind: 'memory', bytes: 4 * 3 * 24 });
-    expect(callCost('batchNormBackward', [s, s, s, s, s, s, s, s, [2, 3, 4], true, s, s])).toMatchObject({ kind: 'memory', bytes: 4 * 5 * 24 });
+    const h = {}; // a given storage (null = not given)
+    expect(callCost('batchNormForwardTraining', [s, s, s, s, s, s, s, s, [2, 3, 4], 0.1, 1e-5, h, true])).toMatchObject({ kind: 'memory', bytes: 4 * 3 * 24 });
+    expect(callCost('batchNormBackward', [s, s, s, s, s, h, s, s, [2, 3, 4], true])).toMatchObject({ kind: 'memory', bytes: 4 * 3 * 24 });
+    expect(callCost('batchNormBackward', [s, s, s, s, s, h, s, s, [2, 3, 4], true, h, h])).toMatchObject({ kind: 'memory', bytes: 4 * 5 * 24 });
     expect(callCost('softmaxForward', [s, s, 2, 10, 1, false])).toMatchObject({ bytes: 4 * 2 * 20 });
     expect(callCost('maxPool2dForward', [s, s, {}, [6, 8, 8, 2, 2, 2, 2, 0, 0]])).toMatchObject({ bytes: 4 * (6 * 64 + 6 * 16 * 2) });
     expect(callCost('maxPool2dForward', [s, s, null, [6, 8, 8, 2, 2, 2, 2, 0, 0]])).toMatchObject({ bytes: 4 * (6 * 64 + 6 * 16) }); // no indices
