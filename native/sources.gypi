@@ -56,7 +56,21 @@
       "src/cuda/memory.cu"
     ],
     "driver_files": [
-      "test/driver.cpp"
+      "test/driver.cpp",
+      "test/cases/elementwise.cpp",
+      "test/cases/reduce.cpp",
+      "test/cases/layout.cpp",
+      "test/cases/sgd.cpp",
+      "test/cases/softmax.cpp",
+      "test/cases/normalize.cpp",
+      "test/cases/batchnorm.cpp",
+      "test/cases/pool.cpp",
+      "test/cases/gemm.cpp",
+      "test/cases/conv2d.cpp",
+      "test/cases/infonce.cpp",
+      "test/cases/contrastive_kl.cpp",
+      "test/cases/cohort_contrastive.cpp",
+      "test/cases/memory_bank.cpp"
     ]
   },
   "sources": ["<@(core_files)", "<@(cpu_files)", "<@(binding_files)", "<@(cuda_stub_files)"]

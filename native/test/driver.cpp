@@ -6,108 +6,33 @@
 //
 //   lmcl_driver [--seed N] [case-name-substring]
 //
-// A case: named operands made on the host (inputs random, outputs POISONED with NaN so an element
-// a kernel fails to write is caught), one kernel call written once for both namespaces
-// (LMCL_KERNEL_CALL), a naive reference, and a tolerance |got − want| <= atol + rtol·|want|.
+// The cases: native/test/cases/<stem>.cpp (what a case is: native/test/driver.h).
 // Exit status 0 when every case that ran passed, 1 otherwise.
-#include <cmath>
-#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <functional>
-#include <limits>
-#include <random>
-#include <string>
-#include <vector>
 
-#include "lmcl/cuda_memory.h"
-#include "lmcl/cuda_ops.h"
+#include "driver.h"
 
 namespace lmcl {
 namespace driver {
 namespace {
 
-struct HostOperand {
-  const char* name;
-  std::vector<float> data;
-  bool output;
-};
-
-using Rng = std::mt19937_64;
-using KernelCall = Status (*)(float* const* operands);
-
-struct OpCase {
-  const char* name;
-  double rtol, atol;
-  std::function<std::vector<HostOperand>(Rng&)> make;
-  KernelCall cpu_call, cuda_call;
-  // Fills want[i] for every output operand i (want has one entry per operand).
-  std::function<void(const std::vector<HostOperand>&, std::vector<std::vector<double>>&)> reference;
-};
-
-// The same call expression against lmcl::cpu:: and lmcl::cuda::; `p[i]` is operand i.
-#define LMCL_KERNEL_CALL(...)                                                        \
-  [](float* const* p) -> Status { using namespace ::lmcl::cpu; return __VA_ARGS__; }, \
-  [](float* const* p) -> Status { using namespace ::lmcl::cuda; return __VA_ARGS__; }
-
-std::vector<float> random_floats(Rng& rng, size_t count, float low = -2.0f, float high = 2.0f) {
-  std::uniform_real_distribution<float> uniform(low, high);
-  std::vector<float> values(count);
-  for (float& v : values) v = uniform(rng);
-  return values;
-}
-HostOperand input(const char* name, std::vector<float> data) { return {name, std::move(data), false}; }
-HostOperand output(const char* name, size_t count) {
-  return {name, std::vector<float>(count, std::numeric_limits<float>::quiet_NaN()), true};
-}
-
-// ---- the cases ------------------------------------------------------------------------------
-
-constexpr int64_t kAffineCount = 1000;
-constexpr int64_t kRows = 7, kCols = 33;
-constexpr int64_t kM = 13, kN = 17, kK = 29;
-
 std::vector<OpCase> cases() {
   std::vector<OpCase> list;
-  list.push_back({"affine", 1e-6, 1e-6,
-                  [](Rng& rng) {
-                    return std::vector<HostOperand>{input("x", random_floats(rng, kAffineCount)), output("out", kAffineCount)};
-                  },
-                  LMCL_KERNEL_CALL(affine(kAffineCount, p[0], 1.5f, -0.25f, p[1])),
-                  [](const std::vector<HostOperand>& o, std::vector<std::vector<double>>& want) {
-                    for (float x : o[0].data) want[1].push_back(double(x) * 1.5 - 0.25);
-                  }});
-  list.push_back({"softmax_forward rows", 1e-5, 1e-7,
-                  [](Rng& rng) {
-                    return std::vector<HostOperand>{input("x", random_floats(rng, kRows * kCols, -8, 8)),
-                                                    output("y", kRows * kCols)};
-                  },
-                  LMCL_KERNEL_CALL(softmax_forward(false, kRows, kCols, 1, p[0], p[1])),
-                  [](const std::vector<HostOperand>& o, std::vector<std::vector<double>>& want) {
-                    for (int64_t r = 0; r < kRows; ++r) {
-                      const float* x = o[0].data.data() + r * kCols;
-                      double top = -INFINITY, sum = 0;
-                      for (int64_t c = 0; c < kCols; ++c) top = std::max(top, double(x[c]));
-                      for (int64_t c = 0; c < kCols; ++c) sum += std::exp(double(x[c]) - top);
-                      for (int64_t c = 0; c < kCols; ++c) want[1].push_back(std::exp(double(x[c]) - top) / sum);
-                    }
-                  }});
-  list.push_back({"gemm transpose_b", 1e-5, 1e-5,
-                  [](Rng& rng) {
-                    return std::vector<HostOperand>{input("a", random_floats(rng, kM * kK)), input("b", random_floats(rng, kN * kK)),
-                                                    output("c", kM * kN)};
-                  },
-                  // beta = 0: C's NaN poison must be ignored, not propagated
-                  LMCL_KERNEL_CALL(gemm(false, true, kM, kN, kK, 1.0f, p[0], kK, p[1], kK, 0.0f, p[2], kN)),
-                  [](const std::vector<HostOperand>& o, std::vector<std::vector<double>>& want) {
-                    for (int64_t i = 0; i < kM; ++i)
-                      for (int64_t j = 0; j < kN; ++j) {
-                        double sum = 0;
-                        for (int64_t k = 0; k < kK; ++k) sum += double(o[0].data[i * kK + k]) * o[1].data[j * kK + k];
-                        want[2].push_back(sum);
-                      }
-                  }});
+  add_elementwise_cases(list);
+  add_reduce_cases(list);
+  add_layout_cases(list);
+  add_sgd_cases(list);
+  add_softmax_cases(list);
+  add_normalize_cases(list);
+  add_batchnorm_cases(list);
+  add_pool_cases(list);
+  add_gemm_cases(list);
+  add_conv2d_cases(list);
+  add_infonce_cases(list);
+  add_contrastive_kl_cases(list);
+  add_cohort_contrastive_cases(list);
+  add_memory_bank_cases(list);
   return list;
 }
 

@@ -1,0 +1,120 @@
+// What every CUDA kernel file shares (native/src/cuda/<stem>.cu): turning CUDA errors into a
+// Status (nothing here aborts the process), launch geometry, device scratch memory from the
+// caching allocator, host → device staging of small host arrays (labels, index lists, shapes that
+// arrive as host pointers until int32 device tensors land), and deterministic block reductions.
+//
+// Conventions of the CUDA kernels (see native/include/lmcl/ops.def for the mechanism):
+// - the entry point is `Status lmcl::cuda::<name>(<the ops.def parameters>)`, defined qualified so a
+//   signature that drifts from the op list is a compile error; it validates like the CPU kernel
+//   (the same shape helpers, the same messages) before launching anything;
+// - every pointer operand is device memory (the binding checked the devices), every scalar and
+//   shape struct is on the host; the legacy default stream orders the kernels, so an entry point
+//   returns without synchronising; copies to the host (cuda::copy_device_to_host) synchronise;
+// - results are run-to-run deterministic: reductions are fixed-order trees (no float atomics),
+//   so the same inputs give the same bits on the same card, as on the CPU;
+// - the CPU kernel of the same name is the reference (native/test/cases/<stem>.cpp runs both on
+//   random inputs; test/ops/*.test.ts through forEachDevice).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string>
+
+#include "lmcl/cuda_memory.h"
+#include "lmcl/status.h"
+
+namespace lmcl {
+namespace cuda {
+namespace detail {
+
+inline Status from_cuda_error(cudaError_t error, const char* op) {
+  if (error == cudaSuccess) return Status::ok();
+  return Status(StatusCode::kDeviceError,
+                std::string(op) + ": CUDA error " + cudaGetErrorName(error) + " (" + cudaGetErrorString(error) + ")");
+}
+
+// After a launch: a bad configuration or an earlier asynchronous fault becomes the op's error.
+inline Status launch_status(const char* op) { return from_cuda_error(cudaGetLastError(), op); }
+
+constexpr int kThreads = 256;
+
+// Blocks for a grid-stride loop over `count` elements: enough to fill the card, never zero.
+inline unsigned int blocks_for(int64_t count, int threads = kThreads) {
+  int64_t blocks = (count + threads - 1) / threads;
+  if (blocks < 1) blocks = 1;
+  if (blocks > 65535LL * 8) blocks = 65535LL * 8;
+  return static_cast<unsigned int>(blocks);
+}
+
+// Device scratch memory from the caching allocator (cuda::allocate), freed at scope exit.
+class DeviceScratch {
+ public:
+  DeviceScratch() = default;
+  explicit DeviceScratch(size_t bytes) : bytes_(bytes) {
+    if (bytes > 0) status_ = allocate(bytes, &pointer_);
+  }
+  ~DeviceScratch() {
+    if (pointer_) (void)free(pointer_);
+  }
+  DeviceScratch(const DeviceScratch&) = delete;
+  DeviceScratch& operator=(const DeviceScratch&) = delete;
+  const Status& status() const { return status_; }
+  bool ok() const { return status_.is_ok(); }
+  void* data() const { return pointer_; }
+  float* floats() const { return static_cast<float*>(pointer_); }
+  double* doubles() const { return static_cast<double*>(pointer_); }
+  int32_t* ints() const { return static_cast<int32_t*>(pointer_); }
+  int64_t* longs() const { return static_cast<int64_t*>(pointer_); }
+  size_t bytes() const { return bytes_; }
+  // Copies `bytes` (at most bytes()) host bytes into the block: host arrays (labels, offsets,
+  // small tables) staged for a kernel, e.g.
+  //   DeviceScratch labels(batch * sizeof(int32_t)); LMCL_RETURN_IF_ERROR(labels.upload(host, ...));
+  Status upload(const void* host, size_t bytes) {
+    if (!ok()) return status_;
+    if (bytes == 0) return Status::ok();
+    if (bytes > bytes_) return Status(StatusCode::kInvalidArgument, "DeviceScratch::upload: more bytes than the block holds");
+    return copy_host_to_device(pointer_, host, bytes);
+  }
+
+ private:
+  void* pointer_ = nullptr;
+  size_t bytes_ = 0;
+  Status status_ = Status::ok();
+};
+
+// Deterministic sum over a block (blockDim.x a power of two <= 1024, every thread calls it with
+// its partial): a fixed shared-memory tree, the same order on every run; every thread gets the
+// total. `shared` holds blockDim.x values.
+template <typename T>
+__device__ inline T block_sum(T value, T* shared) {
+  const int tid = threadIdx.x;
+  shared[tid] = value;
+  __syncthreads();
+  for (int width = blockDim.x / 2; width > 0; width /= 2) {
+    if (tid < width) shared[tid] += shared[tid + width];
+    __syncthreads();
+  }
+  const T total = shared[0];
+  __syncthreads();  // shared may be reused by the caller right away
+  return total;
+}
+
+// The same tree for a maximum.
+template <typename T>
+__device__ inline T block_max(T value, T* shared) {
+  const int tid = threadIdx.x;
+  shared[tid] = value;
+  __syncthreads();
+  for (int width = blockDim.x / 2; width > 0; width /= 2) {
+    if (tid < width) shared[tid] = shared[tid] > shared[tid + width] ? shared[tid] : shared[tid + width];
+    __syncthreads();
+  }
+  const T total = shared[0];
+  __syncthreads();
+  return total;
+}
+
+}  // namespace detail
+}  // namespace cuda
+}  // namespace lmcl
