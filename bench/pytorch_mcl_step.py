@@ -13,7 +13,7 @@ One SGD (lr 0.1, momentum 0.9, Nesterov, wd 5e-4) over both networks and heads. 
 random 3×32×32 images, labels two per class (the m-per-class sampler's batches).
 Warm-up, then the median over --steps, for NCHW and channels_last.
 
-    /usr/bin/python3 bench/pytorch_mcl_step.py [--threads 2] [--steps 9] [--formats nchw,cl]
+    /usr/bin/python3 bench/pytorch_mcl_step.py [--threads 2] [--steps 9] [--formats nchw,cl] [--device cuda]
 
 (Preload tcmalloc and unset OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE for a fair peer; see
 docs/architecture.md.)
@@ -67,17 +67,18 @@ def contrastive_kl(student, teacher):
 
 def run(fmt, args):
     torch.manual_seed(0)
-    nets = [CifarResNet(5, 100) for _ in range(2)]
-    heads = [Embed() for _ in range(2)]
-    x = torch.randn(args.batch, 3, 32, 32)
-    y = torch.arange(args.batch) // 2 % 100
+    device = torch.device(args.device)
+    nets = [CifarResNet(5, 100).to(device) for _ in range(2)]
+    heads = [Embed().to(device) for _ in range(2)]
+    x = torch.randn(args.batch, 3, 32, 32).to(device)
+    y = (torch.arange(args.batch) // 2 % 100).to(device)
     if fmt == 'cl':
         nets = [net.to(memory_format=torch.channels_last) for net in nets]
         x = x.contiguous(memory_format=torch.channels_last)
     params = [p for module in nets + heads for p in module.parameters()]
     optimizer = torch.optim.SGD(params, lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
     same = y[:, None] == y[None, :]
-    not_self = ~torch.eye(args.batch, dtype=torch.bool)
+    not_self = ~torch.eye(args.batch, dtype=torch.bool, device=device)
     positives = (same & not_self).float()
 
     def step():
@@ -114,9 +115,11 @@ def main():
     parser.add_argument('--steps', type=int, default=9)
     parser.add_argument('--batch', type=int, default=128)
     parser.add_argument('--formats', default='nchw,cl')
+    parser.add_argument('--device', default='cpu', help="cpu or cuda (each step ends in loss.item(), a synchronisation)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__} two-network MCL ResNet-32 step: batch {args.batch}, {torch.get_num_threads()} thread(s)")
+    where = f"{torch.get_num_threads()} thread(s)" if args.device == 'cpu' else f"device {torch.cuda.get_device_name(0)}"
+    print(f"torch {torch.__version__} two-network MCL ResNet-32 step: batch {args.batch}, {where}")
     for fmt in args.formats.split(','):
         run(fmt, args)
     print(f"peak RSS (whole process, all formats run) {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MiB")

@@ -18,13 +18,14 @@ export function profileCommand(): Command {
     .option('--warmup <n>', 'unprofiled steps first', integer('--warmup'), 2)
     .addOption(new Option('--dataset <name>', 'image shape and classes of the synthetic batches').choices(Object.keys(SYNTHETIC_SHAPES)).default('cifar100'))
     .option('--threads <n>', 'native CPU threads (default: LMCL_NUM_THREADS or the core count)', integer('--threads', 1))
+    .addOption(new Option('--device <device>', 'where the cohort, the method and the batch live (cuda: the step is synchronised at its end; per-op times are then host-side launch times)').choices(['cpu', 'cuda']).default('cpu'))
     .option('--json', 'print the report as JSON')
     .showHelpAfterError()
-    .action((options: { arch: string; method: string; numberNet: number; batchSize: number; steps: number; warmup: number; dataset: string; threads?: number; json?: boolean }) => {
+    .action((options: { arch: string; method: string; numberNet: number; batchSize: number; steps: number; warmup: number; dataset: string; threads?: number; json?: boolean; device: 'cpu' | 'cuda' }) => {
       if (options.threads) setNumThreads(options.threads);
       const report = profileTraining({
         arch: options.arch, method: options.method, numberNet: options.numberNet, batchSize: options.batchSize,
-        steps: options.steps, warmup: options.warmup, dataset: options.dataset,
+        steps: options.steps, warmup: options.warmup, dataset: options.dataset, device: options.device,
       });
       process.stdout.write(`${options.json ? reportJson(report) : formatReport(report)}\n`);
     });

@@ -11,6 +11,8 @@ import '../autograd/engine.js';
 import { tidy, keep } from '../tensor/scope.js';
 import { manualSeed, defaultGenerator } from '../tensor/random.js';
 import { randn } from '../tensor/creation.js';
+import type { Device } from '../tensor/tensor.js';
+import { engineInfo } from '../runtime.js';
 import { SGD } from '../optim/sgd.js';
 import { createCohort } from '../models/registry.js';
 import { getMethod, readMethodOptions } from '../losses/registry.js';
@@ -46,6 +48,12 @@ export interface ProfileTrainingOptions {
   /** Measure the FMA peak for the % column (default true). */
   peak?: boolean;
   seed?: number;
+  /**
+   * Where the networks, the method's modules and the batch live (default 'cpu'). On 'cuda' every
+   * step ends with a device read (a synchronisation), so the step time is the device's; the
+   * per-op times are then only the host-side launch times of the asynchronous kernels.
+   */
+  device?: Device;
 }
 
 export function profileTraining(options: ProfileTrainingOptions): ProfileReport {
@@ -60,6 +68,12 @@ export function profileTraining(options: ProfileTrainingOptions): ProfileReport 
     arch: options.arch, method: options.method, numberNet: options.numberNet, batchSize: options.batchSize, dataset, seed: options.seed ?? 0,
   });
   const batchSize = config.batchSize;
+  const device = options.device ?? 'cpu';
+  if (device !== 'cpu' && device !== 'cuda') throw new Error(`profile: device must be 'cpu' or 'cuda', got ${String(device)}`);
+  if (device === 'cuda') {
+    const info = engineInfo();
+    if (!(info.cudaCompiled && info.cudaDevices > 0)) throw new Error(`profile --device cuda: no CUDA device (${info.cudaCompiled ? info.cudaStatus : 'lmcl was built without CUDA'})`);
+  }
   manualSeed(config.seed);
   const networks = createCohort(config.arch, config.numberNet, {
     numClasses: shape.classes, inChannels: shape.channels, imageSize: shape.size, auxiliary: config.auxiliary,
@@ -72,8 +86,13 @@ export function profileTraining(options: ProfileTrainingOptions): ProfileReport 
   const method = entry.create({ networks, classes: shape.classes, options: readMethodOptions(entry, config), trainLabels, seed: config.seed });
   const optimizers = new Map<string, SGD>(method.parameterSets().map((set) => [set.name, new SGD(set.parameters,
     { lr: config.lr, momentum: config.momentum, nesterov: config.nesterov, weightDecay: config.weightDecay, ...set.optimizer })]));
+  if (device !== 'cpu') {
+    for (const net of networks) net.to(device);
+    method.criterion?.to(device);
+  }
+  const images = randn([batchSize, shape.channels, shape.size, shape.size], { generator: defaultGenerator });
   const batch = {
-    x: keep(randn([batchSize, shape.channels, shape.size, shape.size], { generator: defaultGenerator })),
+    x: keep(device === 'cpu' ? images : images.to(device)),
     y: trainLabels.slice(0, batchSize),
     indices: Int32Array.from({ length: batchSize }, (_, index) => index),
   };
@@ -84,6 +103,8 @@ export function profileTraining(options: ProfileTrainingOptions): ProfileReport 
     });
     const parts = tidy(() => runStep(method, batch, context).parts);
     parts.dispose();
+    // Wait for the device: a one-value read of a parameter the step updated.
+    if (device !== 'cpu') networks[0]!.parameters()[0]!.toFloat32Array();
     for (const optimizer of optimizers.values()) optimizer.zeroGrad();
   };
   try {
@@ -101,6 +122,7 @@ export function profileTraining(options: ProfileTrainingOptions): ProfileReport 
   } finally {
     detachModules();
     batch.x.dispose();
+    if (images !== batch.x) images.dispose();
     for (const optimizer of optimizers.values()) optimizer.dispose();
     method.dispose();
     for (const net of networks) net.dispose();
