@@ -66,7 +66,8 @@ export function evalCommand(): Command {
   return new Command('eval')
     .description('evaluate a checkpoint on the test split: top-1/top-5 per network, per head, and the ensemble (mean of softmax of the final heads); ' +
       'or, with --weights, a bare safetensors state dict (no run directory)')
-    .argument('[checkpoint]', 'a run directory (its latest checkpoint), its checkpoints/ folder, or a checkpoint directory (e.g. .../checkpoints/best)')
+    .argument('[checkpoints...]', 'a run directory (its latest checkpoint), its checkpoints/ folder, or a checkpoint directory (e.g. .../checkpoints/best); ' +
+      'several: their networks evaluated together, the ensemble over all of them (independent runs must share their data)')
     .option('--weights <file>', 'evaluate this .safetensors state dict instead (lmcl export, or torch weights; loaded strictly, the authors\' names through the alias table)')
     .option('--arch <name>', "with --weights: the architecture (default: the file's metadata)")
     .option('--auxiliary', "with --weights: build the auxiliary heads (default: the file's metadata, else whether it holds auxiliary_classifier.* tensors)")
@@ -78,10 +79,10 @@ export function evalCommand(): Command {
     .option('--threads <n>', 'native CPU threads', integer('--threads'))
     .option('--json', 'print the result as JSON')
     .showHelpAfterError()
-    .action(async (target: string | undefined, options: EvalOptions) => {
+    .action(async (targets: string[], options: EvalOptions) => {
       if (options.threads) setNumThreads(options.threads);
       if (options.weights !== undefined) {
-        if (target !== undefined) throw new Error(`eval: give a checkpoint or --weights, not both ('${target}' and --weights ${options.weights})`);
+        if (targets.length > 0) throw new Error(`eval: give a checkpoint or --weights, not both ('${targets[0]}' and --weights ${options.weights})`);
         await evalWeights(options.weights, options);
         return;
       }
@@ -90,13 +91,18 @@ export function evalCommand(): Command {
         const flags = weightsOnly.map((key) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ');
         throw new Error(`eval: ${flags} only go with --weights (a checkpoint's run config fixes them)`);
       }
-      if (target === undefined) throw new Error('eval: give a run or checkpoint directory, or --weights FILE');
-      const { result, checkpoint, config } = await evaluateCheckpoint(target, options);
+      if (targets.length === 0) throw new Error('eval: give a run or checkpoint directory, or --weights FILE');
+      const { result, checkpoint, config, checkpoints, sources } = await evaluateCheckpoint(targets, options);
       if (options.json) {
-        process.stdout.write(`${JSON.stringify({ checkpoint, ...result }, keepNonFinite, 2)}\n`);
+        process.stdout.write(`${JSON.stringify({ checkpoint, ...(checkpoints.length > 1 ? { checkpoints, sources } : {}), ...result }, keepNonFinite, 2)}\n`);
         return;
       }
-      console.log(`checkpoint ${checkpoint} (${config.method}, ${config.arch}×${config.numberNet}) on ${result.count} test images`);
+      if (checkpoints.length === 1) {
+        console.log(`checkpoint ${checkpoint} (${config.method}, ${config.arch}×${config.numberNet}) on ${result.count} test images`);
+      } else {
+        console.log(`${checkpoints.length} checkpoints, their ${sources.length} networks together on ${result.count} test images:`);
+        sources.forEach((source, n) => console.log(`  net${n} = ${source.checkpoint} net${source.net}`));
+      }
       printEvalResult(result);
     });
 }

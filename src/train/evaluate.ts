@@ -20,27 +20,68 @@ export interface EvaluateCheckpointOptions {
   evalBatchSize?: number;
 }
 
-export async function evaluateCheckpoint(target: string, options: EvaluateCheckpointOptions = {}): Promise<{ result: EvalResult; checkpoint: string; config: TrainConfig }> {
-  const resolved = fs.existsSync(path.join(target, 'checkpoints')) ? path.join(target, 'checkpoints') : target;
-  const loaded = loadCheckpoint(resolved);
-  const state = loaded.state as Partial<TrainState> | null;
-  if (!state || typeof state !== 'object' || state.config === undefined) throw new Error(`eval: ${loaded.path} has no training state (state.json without a config)`);
-  // Evaluation needs only the configuration (the rest of the state is the trainer's), checked first so its errors name the file and option.
-  const recorded = resolveStateConfig(state.config, loaded.path);
-  const config = resolveTrainConfig({
-    ...recorded,
-    resume: null,
-    ...(options.data !== undefined ? { data: options.data } : {}),
-    ...(options.limitTest !== undefined ? { limitTest: options.limitTest } : {}),
-    ...(options.evalBatchSize !== undefined ? { evalBatchSize: options.evalBatchSize } : {}),
+export interface EvaluatedCheckpoints {
+  result: EvalResult;
+  /** The first checkpoint (the one whose config gave the data). */
+  checkpoint: string;
+  config: TrainConfig;
+  /** Every checkpoint, in order; result's network n is sources[n]. */
+  checkpoints: string[];
+  sources: { checkpoint: string; net: number }[];
+}
+
+/** The data settings two runs must share for their networks to be evaluated (and ensembled) together. */
+const SHARED_DATA_KEYS = ['dataset', 'data', 'limitTest', 'imageSize', 'trainPerClass'] as const;
+
+/**
+ * Evaluates the networks of one checkpoint, or of several (e.g. independently trained runs: their
+ * networks together, and the ensemble over all of them, the fair baseline for a cohort's ensemble).
+ * Several checkpoints must have been trained on the same data (dataset, folder, test limit, image
+ * size); the first one's config gives the test split.
+ */
+export async function evaluateCheckpoint(target: string | readonly string[], options: EvaluateCheckpointOptions = {}): Promise<EvaluatedCheckpoints> {
+  const targets = typeof target === 'string' ? [target] : [...target];
+  if (targets.length === 0) throw new Error('eval: no checkpoint given');
+  const runs = targets.map((one) => {
+    const resolved = fs.existsSync(path.join(one, 'checkpoints')) ? path.join(one, 'checkpoints') : one;
+    const loaded = loadCheckpoint(resolved);
+    const state = loaded.state as Partial<TrainState> | null;
+    if (!state || typeof state !== 'object' || state.config === undefined) throw new Error(`eval: ${loaded.path} has no training state (state.json without a config)`);
+    // Evaluation needs only the configuration (the rest of the state is the trainer's), checked first so its errors name the file and option.
+    const recorded = resolveStateConfig(state.config, loaded.path);
+    const config = resolveTrainConfig({
+      ...recorded,
+      resume: null,
+      ...(options.data !== undefined ? { data: options.data } : {}),
+      ...(options.limitTest !== undefined ? { limitTest: options.limitTest } : {}),
+      ...(options.evalBatchSize !== undefined ? { evalBatchSize: options.evalBatchSize } : {}),
+    });
+    if (loaded.networks.length !== config.numberNet) throw new Error(`eval: ${loaded.path} holds ${loaded.networks.length} networks, the config says ${config.numberNet}`);
+    return { loaded, config };
   });
-  const data = openData(config, { trainLoader: false });
-  const networks = createCohort(config.arch, config.numberNet, { numClasses: data.classes, inChannels: data.channels, imageSize: data.imageSize, auxiliary: config.auxiliary });
+  const first = runs[0]!;
+  for (const run of runs.slice(1)) {
+    for (const key of SHARED_DATA_KEYS) {
+      if (JSON.stringify(run.config[key]) !== JSON.stringify(first.config[key])) {
+        throw new Error(`eval: ${run.loaded.path} was trained with ${key} ${JSON.stringify(run.config[key])}, ${first.loaded.path} with ` +
+          `${JSON.stringify(first.config[key])}: networks evaluated together must share their data`);
+      }
+    }
+  }
+  const data = openData(first.config, { trainLoader: false });
+  const networks: ReturnType<typeof createCohort> = [];
+  const sources: { checkpoint: string; net: number }[] = [];
   try {
-    if (loaded.networks.length !== networks.length) throw new Error(`eval: ${loaded.path} holds ${loaded.networks.length} networks, the config says ${networks.length}`);
-    networks.forEach((net, n) => net.loadStateDict(loaded.networks[n]!));
+    for (const { loaded, config } of runs) {
+      const cohort = createCohort(config.arch, config.numberNet, { numClasses: data.classes, inChannels: data.channels, imageSize: data.imageSize, auxiliary: config.auxiliary });
+      networks.push(...cohort);
+      cohort.forEach((net, n) => {
+        net.loadStateDict(loaded.networks[n]!);
+        sources.push({ checkpoint: loaded.path, net: n });
+      });
+    }
     const result = await evaluate(networks, data.testBatches(), data.classes);
-    return { result, checkpoint: loaded.path, config };
+    return { result, checkpoint: first.loaded.path, config: first.config, checkpoints: runs.map((run) => run.loaded.path), sources };
   } finally {
     data.close();
     for (const net of networks) net.dispose();

@@ -82,6 +82,28 @@ describe('lmcl CLI', () => {
     expect(result.networks).toEqual(last.test.networks);
   });
 
+  it('eval of several checkpoints: their networks together and the ensemble over all; runs on other data are refused', () => {
+    const one = lmcl(['eval', runDir, '--json']);
+    const best = path.join(runDir, 'checkpoints', 'best');
+    const both = lmcl(['eval', runDir, best, '--json']);
+    expect(both.status).toBe(0);
+    const single = JSON.parse(one.stdout);
+    const joint = JSON.parse(both.stdout);
+    expect(joint.networks).toHaveLength(4);
+    expect(joint.sources.map((s: { net: number }) => s.net)).toEqual([0, 1, 0, 1]);
+    // The first run's networks evaluate as alone; the ensemble is over all four.
+    expect(joint.networks.slice(0, 2)).toEqual(single.networks);
+    expect(joint.ensemble.top1).toBeGreaterThanOrEqual(0);
+    const text = lmcl(['eval', runDir, best]);
+    expect(text.stdout).toMatch(/2 checkpoints, their 4 networks together on 64 test images/);
+    expect(text.stdout).toMatch(/net3 = .*best net1/);
+    const other = lmcl(['train', ...tiny, '--limit-test', '32', '--out', 'runs', '--name', 'other-data', '--workers', '0']);
+    expect(other.status).toBe(0);
+    const refused = lmcl(['eval', runDir, path.join('runs', 'other-data')]);
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr).toMatch(/was trained with limitTest 32, .* with 64: networks evaluated together must share their data/);
+  });
+
   it("eval and export never touch a writer's files, even one that looks gone (a trainer on another host)", () => {
     const checkpoints = path.join(runDir, 'checkpoints');
     // A save in progress on another host, and a dead writer's leftovers in the old name format.
