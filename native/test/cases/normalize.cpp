@@ -181,6 +181,12 @@ void add_normalize_cases(std::vector<OpCase>& list) {
   LMCL_NORMALIZE_FORWARD_CASE("l2_normalize_fwd rows", 9, 37, 1);
   LMCL_NORMALIZE_FORWARD_CASE("l2_normalize_fwd wide", 3, 1500, 1);
   LMCL_NORMALIZE_FORWARD_CASE("l2_normalize_fwd columns", 3, 11, 67);
+  // dim == 0: no elements, but every slice's norm is written (0).
+  list.push_back({"l2_normalize_fwd dim 0", 0, 0, [](Rng&) { return std::vector<HostOperand>{output("norms", 4 * 3)}; },
+                  LMCL_KERNEL_CALL(l2_normalize_forward(4, 0, 3, kEps, nullptr, nullptr, p[0])),
+                  [](const std::vector<HostOperand>&, std::vector<std::vector<double>>& want) {
+                    want[0].assign(12, 0.0);
+                  }});
   LMCL_NORMALIZE_BACKWARD_CASE("l2_normalize_bwd rows", 40, 45, 1);
   LMCL_NORMALIZE_BACKWARD_CASE("l2_normalize_bwd wide", 3, 1201, 1);
   LMCL_NORMALIZE_BACKWARD_CASE("l2_normalize_bwd columns", 5, 7, 70);

@@ -239,6 +239,12 @@ void add_softmax_cases(std::vector<OpCase>& list) {
                                           double(1.0f / kCeWideBatch) * o[2].data[0]);
                       }
                   }});
+  // An empty batch still writes the reduced loss (0 for kSum; kMean would be 0/0 = NaN, which the
+  // driver's comparison cannot accept, so only kSum is checked).
+  list.push_back({"cross_entropy_fwd empty sum", 0, 0,
+                  [](Rng&) { return std::vector<HostOperand>{output("out", 1)}; },
+                  LMCL_KERNEL_CALL(cross_entropy_forward(0, 10, nullptr, nullptr, CrossEntropyReduction::kSum, p[0], nullptr)),
+                  [](const std::vector<HostOperand>&, std::vector<std::vector<double>>& want) { want[0] = {0.0}; }});
   // Validation: an out-of-range label fails before any work, with the CPU's message, on both
   // devices (no outputs: the call itself checks the Status).
   list.push_back({"cross_entropy bad label", 0, 0,
