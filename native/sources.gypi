@@ -53,7 +53,10 @@
       "src/cuda_stub/ops.cpp"
     ],
     "cuda_files": [
-      "src/cuda/memory.cu"
+      "src/cuda/memory.cu",
+      "src/cuda/softmax.cu",
+      "src/cuda/normalize.cu",
+      "src/cuda/pool.cu"
     ],
     "driver_files": [
       "test/driver.cpp",
