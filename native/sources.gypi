@@ -53,7 +53,11 @@
       "src/cuda_stub/ops.cpp"
     ],
     "cuda_files": [
-      "src/cuda/memory.cu"
+      "src/cuda/memory.cu",
+      "src/cuda/infonce.cu",
+      "src/cuda/contrastive_kl.cu",
+      "src/cuda/cohort_contrastive.cu",
+      "src/cuda/memory_bank.cu"
     ],
     "driver_files": [
       "test/driver.cpp",
