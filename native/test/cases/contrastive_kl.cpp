@@ -3,7 +3,8 @@
 // The reference is the formula of native/include/lmcl/contrastive_kl.h in double
 // (KL_u = Σ_v q log(q/p) from explicit softmaxes); the gradients are central finite differences of
 // that double loss with the teacher held fixed. Odd sizes (B = 9, D = 11; distill B = 7, C = 37)
-// exercise the warp and block tails. Tolerances: rtol 1e-4, atol 2e-5.
+// exercise the warp and block tails; a D = 300 backward covers more than one 256-float chunk.
+// Tolerances: rtol 1e-4, atol 2e-5.
 #include <algorithm>
 
 #include "../driver.h"
@@ -13,7 +14,7 @@ namespace driver {
 namespace {
 
 constexpr float kTemperature = 0.5f, kKlTemperature = 1.5f;
-constexpr int64_t kBatch = 9, kDim = 11;
+constexpr int64_t kBatch = 9, kDim = 11, kWideDim = 300;  // 300: more than one 256-float chunk of D
 constexpr int64_t kRows = 7, kClasses = 37;
 constexpr float kDistillTemperature = 2.0f;
 
@@ -71,11 +72,13 @@ KlReference kl_rows(int64_t rows, int64_t columns, const std::vector<double>& st
   return r;
 }
 
+// Raw similarities of [kBatch, dim] embeddings (dim from the sizes).
 std::vector<double> similarities(const std::vector<double>& a, const std::vector<double>& c) {
+  const int64_t dim = static_cast<int64_t>(a.size()) / kBatch;
   std::vector<double> s(kBatch * kBatch, 0);
   for (int64_t u = 0; u < kBatch; ++u)
     for (int64_t v = 0; v < kBatch; ++v)
-      for (int64_t d = 0; d < kDim; ++d) s[u * kBatch + v] += a[u * kDim + d] * c[v * kDim + d];
+      for (int64_t d = 0; d < dim; ++d) s[u * kBatch + v] += a[u * dim + d] * c[v * dim + d];
   return s;
 }
 
@@ -86,26 +89,27 @@ KlReference contrastive_reference(const std::vector<double>& sa, const std::vect
 }
 
 // Contrastive forward operands: sA, sC, tA, tC, weights, loss, row_stats, direction.
-std::vector<HostOperand> contrastive_forward_inputs(Rng& rng) {
-  const size_t n = kBatch * kDim;
-  return {input("student_anchor", random_floats(rng, n, -1, 1)), input("student_contrast", random_floats(rng, n, -1, 1)),
-          input("teacher_anchor", random_floats(rng, n, -1, 1)), input("teacher_contrast", random_floats(rng, n, -1, 1)),
+std::vector<HostOperand> contrastive_forward_inputs(Rng& rng, int64_t dim = kDim) {
+  const size_t n = kBatch * dim;
+  const float r = dim > 64 ? 0.25f : 1.0f;  // keep the logits O(1) for wide rows
+  return {input("student_anchor", random_floats(rng, n, -r, r)), input("student_contrast", random_floats(rng, n, -r, r)),
+          input("teacher_anchor", random_floats(rng, n, -r, r)), input("teacher_contrast", random_floats(rng, n, -r, r)),
           input("weights", random_floats(rng, kBatch, 0.25f, 1.5f)), output("loss", 1), output("row_stats", 3 * kBatch),
           output("direction", kBatch * kBatch)};
 }
 
 // Contrastive backward operands: sA, sC, tA, tC, weights, row_stats, direction, grad,
 // grad_student_anchor, grad_student_contrast, grad_weights.
-std::vector<HostOperand> contrastive_backward_inputs(Rng& rng) {
-  std::vector<HostOperand> o = contrastive_forward_inputs(rng);
+std::vector<HostOperand> contrastive_backward_inputs(Rng& rng, int64_t dim = kDim) {
+  std::vector<HostOperand> o = contrastive_forward_inputs(rng, dim);
   const KlReference r = contrastive_reference(to_double(o[0].data), to_double(o[1].data), to_double(o[2].data),
                                               to_double(o[3].data), to_double(o[4].data));
   std::vector<HostOperand> b(o.begin(), o.begin() + 5);
   b.push_back(input("row_stats", to_float(r.stats)));
   b.push_back(input("direction", to_float(r.direction)));
   b.push_back(input("grad", random_floats(rng, 1, 0.5f, 1.5f)));
-  b.push_back(output("grad_student_anchor", kBatch * kDim));
-  b.push_back(output("grad_student_contrast", kBatch * kDim));
+  b.push_back(output("grad_student_anchor", kBatch * dim));
+  b.push_back(output("grad_student_contrast", kBatch * dim));
   b.push_back(output("grad_weights", kBatch));
   return b;
 }
@@ -128,7 +132,7 @@ KlReference distill_reference(const std::vector<double>& student, const std::vec
 }  // namespace
 
 void add_contrastive_kl_cases(std::vector<OpCase>& list) {
-  list.push_back({"contrastive_kl_forward weighted+direction", 1e-4, 2e-5, contrastive_forward_inputs,
+  list.push_back({"contrastive_kl_forward weighted+direction", 1e-4, 2e-5, [](Rng& rng) { return contrastive_forward_inputs(rng); },
                   LMCL_KERNEL_CALL(contrastive_kl_forward(kBatch, kDim, p[0], p[1], p[2], p[3], p[4], kTemperature, kKlTemperature, p[5], p[6], p[7])),
                   [](const std::vector<HostOperand>& o, std::vector<std::vector<double>>& want) {
                     const KlReference r = contrastive_reference(to_double(o[0].data), to_double(o[1].data),
@@ -150,11 +154,14 @@ void add_contrastive_kl_cases(std::vector<OpCase>& list) {
                     want[5] = {r.loss};
                     want[6] = r.stats;
                   }});
-  list.push_back({"contrastive_kl_backward recompute", 1e-4, 2e-5, contrastive_backward_inputs,
+  list.push_back({"contrastive_kl_backward recompute", 1e-4, 2e-5, [](Rng& rng) { return contrastive_backward_inputs(rng); },
                   LMCL_KERNEL_CALL(contrastive_kl_backward(kBatch, kDim, p[0], p[1], p[2], p[3], p[4], kTemperature, kKlTemperature, p[5], nullptr, p[7], p[8], p[9], p[10])),
                   contrastive_backward_reference});
-  list.push_back({"contrastive_kl_backward direction", 1e-4, 2e-5, contrastive_backward_inputs,
+  list.push_back({"contrastive_kl_backward direction", 1e-4, 2e-5, [](Rng& rng) { return contrastive_backward_inputs(rng); },
                   LMCL_KERNEL_CALL(contrastive_kl_backward(kBatch, kDim, p[0], p[1], p[2], p[3], p[4], kTemperature, kKlTemperature, p[5], p[6], p[7], p[8], p[9], p[10])),
+                  contrastive_backward_reference});
+  list.push_back({"contrastive_kl_backward wide", 1e-4, 2e-5, [](Rng& rng) { return contrastive_backward_inputs(rng, kWideDim); },
+                  LMCL_KERNEL_CALL(contrastive_kl_backward(kBatch, kWideDim, p[0], p[1], p[2], p[3], p[4], kTemperature, kKlTemperature, p[5], nullptr, p[7], p[8], p[9], p[10])),
                   contrastive_backward_reference});
   // distillKL: student, teacher, weights, loss, row_stats.
   list.push_back({"distill_kl_forward", 1e-4, 2e-5,

@@ -3,7 +3,8 @@
 // The reference is the formula of native/include/lmcl/infonce.h in double; the gradients are
 // central finite differences of that double loss (independent of the kernels' derivation).
 // Labels are host arrays (as the binding passes them) with repeats and singletons, so some rows
-// have positives and some have none; one case has no positive anywhere (loss 0, zero gradients).
+// have positives and some have none; one forward case has no positive anywhere (loss 0, zero terms and direction).
+// A D = 300 backward case covers more than one 256-float chunk of the gradient kernel.
 // Tolerances: rtol 1e-4, atol 2e-5 (float32 dots and exps against double).
 #include <algorithm>
 #include <unordered_map>
@@ -114,28 +115,38 @@ void forward_reference(int64_t batch, int64_t dim, const int32_t* labels, bool w
   want[5] = with_direction ? r.direction : std::vector<double>{};
 }
 
-// Backward: operands anchor, contrast, weights, row_stats, direction, grad, grad_anchor, grad_contrast, grad_weights.
-std::vector<HostOperand> backward_inputs(Rng& rng) {
-  std::vector<float> anchor = random_floats(rng, kBatch * kDim, -1, 1), contrast = random_floats(rng, kBatch * kDim, -1, 1);
-  std::vector<float> weights = random_floats(rng, kBatch, 0.25f, 1.5f);
-  const InfonceReference r = reference(kBatch, kDim, kLabels, to_double(anchor), to_double(contrast), to_double(weights));
-  std::vector<float> stats;
-  for (int64_t u = 0; u < kBatch; ++u) {
-    stats.push_back(static_cast<float>(r.lse[u]));
-    stats.push_back(static_cast<float>(r.term[u]));
-  }
-  return {input("anchor", anchor), input("contrast", contrast), input("weights", weights), input("row_stats", stats),
-          input("direction", to_float(r.direction)), input("grad", random_floats(rng, 1, 0.5f, 1.5f)),
-          output("grad_anchor", kBatch * kDim), output("grad_contrast", kBatch * kDim), output("grad_weights", kBatch)};
+// Backward: operands anchor, contrast, weights, row_stats, direction, grad, grad_anchor, grad_contrast,
+// grad_weights (B = 10 with kLabels; dim 13, or 300 for more than one 256-float chunk of D).
+std::function<std::vector<HostOperand>(Rng&)> backward_inputs(int64_t dim) {
+  return [dim](Rng& rng) {
+    const float range = dim > 64 ? 0.25f : 1.0f;  // keep the logits O(1) for wide rows
+    std::vector<float> anchor = random_floats(rng, kBatch * dim, -range, range);
+    std::vector<float> contrast = random_floats(rng, kBatch * dim, -range, range);
+    std::vector<float> weights = random_floats(rng, kBatch, 0.25f, 1.5f);
+    const InfonceReference r = reference(kBatch, dim, kLabels, to_double(anchor), to_double(contrast), to_double(weights));
+    std::vector<float> stats;
+    for (int64_t u = 0; u < kBatch; ++u) {
+      stats.push_back(static_cast<float>(r.lse[u]));
+      stats.push_back(static_cast<float>(r.term[u]));
+    }
+    return std::vector<HostOperand>{input("anchor", anchor), input("contrast", contrast), input("weights", weights),
+                                    input("row_stats", stats), input("direction", to_float(r.direction)),
+                                    input("grad", random_floats(rng, 1, 0.5f, 1.5f)), output("grad_anchor", kBatch * dim),
+                                    output("grad_contrast", kBatch * dim), output("grad_weights", kBatch)};
+  };
 }
 
-void backward_reference(const std::vector<HostOperand>& o, std::vector<std::vector<double>>& want) {
-  const std::vector<double> anchor = to_double(o[0].data), contrast = to_double(o[1].data), weights = to_double(o[2].data);
-  const double g = o[5].data[0];
-  want[6] = finite_difference([&](const std::vector<double>& x) { return g * reference(kBatch, kDim, kLabels, x, contrast, weights).loss; }, anchor);
-  want[7] = finite_difference([&](const std::vector<double>& x) { return g * reference(kBatch, kDim, kLabels, anchor, x, weights).loss; }, contrast);
-  want[8] = finite_difference([&](const std::vector<double>& x) { return g * reference(kBatch, kDim, kLabels, anchor, contrast, x).loss; }, weights);
+std::function<void(const std::vector<HostOperand>&, std::vector<std::vector<double>>&)> backward_reference(int64_t dim) {
+  return [dim](const std::vector<HostOperand>& o, std::vector<std::vector<double>>& want) {
+    const std::vector<double> anchor = to_double(o[0].data), contrast = to_double(o[1].data), weights = to_double(o[2].data);
+    const double g = o[5].data[0];
+    want[6] = finite_difference([&](const std::vector<double>& x) { return g * reference(kBatch, dim, kLabels, x, contrast, weights).loss; }, anchor);
+    want[7] = finite_difference([&](const std::vector<double>& x) { return g * reference(kBatch, dim, kLabels, anchor, x, weights).loss; }, contrast);
+    want[8] = finite_difference([&](const std::vector<double>& x) { return g * reference(kBatch, dim, kLabels, anchor, contrast, x).loss; }, weights);
+  };
 }
+
+constexpr int64_t kWideDim = 300;
 
 }  // namespace
 
@@ -160,12 +171,15 @@ void add_infonce_cases(std::vector<OpCase>& list) {
                   [](const std::vector<HostOperand>& o, std::vector<std::vector<double>>& want) {
                     forward_reference(kUniqueBatch, kUniqueDim, kUniqueLabels, true, true, o, want);
                   }});
-  list.push_back({"supcon_infonce_backward recompute", 1e-4, 2e-5, backward_inputs,
+  list.push_back({"supcon_infonce_backward recompute", 1e-4, 2e-5, backward_inputs(kDim),
                   LMCL_KERNEL_CALL(supcon_infonce_backward(kBatch, kDim, p[0], p[1], kLabels, p[2], kTemperature, p[3], nullptr, p[5], p[6], p[7], p[8])),
-                  backward_reference});
-  list.push_back({"supcon_infonce_backward direction", 1e-4, 2e-5, backward_inputs,
+                  backward_reference(kDim)});
+  list.push_back({"supcon_infonce_backward direction", 1e-4, 2e-5, backward_inputs(kDim),
                   LMCL_KERNEL_CALL(supcon_infonce_backward(kBatch, kDim, p[0], p[1], kLabels, p[2], kTemperature, p[3], p[4], p[5], p[6], p[7], p[8])),
-                  backward_reference});
+                  backward_reference(kDim)});
+  list.push_back({"supcon_infonce_backward wide", 1e-4, 2e-5, backward_inputs(kWideDim),
+                  LMCL_KERNEL_CALL(supcon_infonce_backward(kBatch, kWideDim, p[0], p[1], kLabels, p[2], kTemperature, p[3], nullptr, p[5], p[6], p[7], p[8])),
+                  backward_reference(kWideDim)});
 }
 
 }  // namespace driver
