@@ -34,8 +34,8 @@
 //     order, as the CPU).
 //  2. one block per (used block, row): the gradient row ∂S_x[u, ·] from the stored softmaxes into
 //     an [E·B, E·B] scratch (the CPU's gradient scratch).
-//  3. ∂z_i[u] = Σ_{j used} Σ_v (∂S[(i,u),(j,v)] + ∂S[(j,v),(i,u)])·z_j[v]: one block per (row, 256
-//     floats of D), a thread per output float (coalesced z reads, the ∂S entries broadcast).
+//  3. ∂z_i[u] = Σ_{j used} Σ_v (∂S[(i,u),(j,v)] + ∂S[(j,v),(i,u)])·z_j[v]: one block per (row, up
+//     to 256 floats of D), a thread per output float (coalesced z reads, the ∂S entries broadcast).
 // Deterministic: every output has one writer and fixed-order sums; no float atomics.
 // Bound: compute in the similarity pass (E·B·B·D per used block), memory in the others.
 #include <array>
@@ -506,9 +506,10 @@ Status cohort_contrastive_backward(int64_t count, int64_t batch, int64_t dim, co
   cohort_gradient_rows<<<static_cast<unsigned int>(host.ordered_count * batch), detail::kThreads>>>(
       plan, softmax, probabilities, info, kl, gradient.floats());
   LMCL_RETURN_IF_ERROR(detail::launch_status("cohortContrastive backward (gradient rows)"));
-  const dim3 grid(static_cast<unsigned int>(width),
-                  static_cast<unsigned int>((dim + detail::kThreads - 1) / detail::kThreads));
-  cohort_embedding_gradients<<<grid, detail::kThreads>>>(plan, gradient.floats(), device_grads);
+  // A thread per output float: D rounded up to whole warps, at most 256 per block (D = 128: 128).
+  const int threads = static_cast<int>(dim < detail::kThreads ? (dim + 31) / 32 * 32 : detail::kThreads);
+  const dim3 grid(static_cast<unsigned int>(width), static_cast<unsigned int>((dim + threads - 1) / threads));
+  cohort_embedding_gradients<<<grid, threads>>>(plan, gradient.floats(), device_grads);
   return detail::launch_status("cohortContrastive backward (embeddings)");
 }
 
