@@ -54,9 +54,13 @@
     ],
     "cuda_files": [
       "src/cuda/memory.cu",
-      "src/cuda/softmax.cu",
+      "src/cuda/cohort_contrastive.cu",
+      "src/cuda/contrastive_kl.cu",
+      "src/cuda/infonce.cu",
+      "src/cuda/memory_bank.cu",
       "src/cuda/normalize.cu",
-      "src/cuda/pool.cu"
+      "src/cuda/pool.cu",
+      "src/cuda/softmax.cu"
     ],
     "driver_files": [
       "test/driver.cpp",
