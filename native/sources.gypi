@@ -53,7 +53,8 @@
       "src/cuda_stub/ops.cpp"
     ],
     "cuda_files": [
-      "src/cuda/memory.cu"
+      "src/cuda/memory.cu",
+      "src/cuda/conv2d.cu"
     ],
     "driver_files": [
       "test/driver.cpp",
