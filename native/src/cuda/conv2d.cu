@@ -46,8 +46,12 @@
 // per 16-32 FMAs; intended share of FP32 peak ~30-50% on the large CIFAR layers (not measured here:
 // the code was written on a machine without a GPU), less on 8x8 planes (fewer blocks than SMs x 2)
 // and on the gathered 3-channel stem. Bias / depthwise / sum_partials are memory bound.
-// Indices: 64-bit for element offsets, 32-bit inside a plane and for K; every edge (M, N, K tails,
-// padding) is bounds-checked and loads outside it read 0.
+// Indices: 64-bit for element offsets, 32-bit inside a plane and for K (check_int_ranges refuses
+// larger shapes with an error); every edge (M, N, K tails, padding) is bounds-checked and loads
+// outside it read 0.
+// Known difference from the formula (like the CPU's padded-width paths): a padding tap is a 0 in
+// the gathered operand, so an Inf/NaN in the other operand (a weight in the forward, a grad_output
+// element in the weight gradient) can turn that absent term into NaN. Finite inputs are unaffected.
 #include <cuda_runtime.h>
 
 #include <algorithm>
