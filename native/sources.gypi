@@ -56,6 +56,7 @@
       "src/cuda/memory.cu",
       "src/cuda/cohort_contrastive.cu",
       "src/cuda/contrastive_kl.cu",
+      "src/cuda/conv2d.cu",
       "src/cuda/infonce.cu",
       "src/cuda/memory_bank.cu",
       "src/cuda/normalize.cu",
