@@ -53,7 +53,11 @@
       "src/cuda_stub/ops.cpp"
     ],
     "cuda_files": [
-      "src/cuda/memory.cu"
+      "src/cuda/memory.cu",
+      "src/cuda/elementwise.cu",
+      "src/cuda/reduce.cu",
+      "src/cuda/layout.cu",
+      "src/cuda/sgd.cu"
     ],
     "driver_files": [
       "test/driver.cpp",
