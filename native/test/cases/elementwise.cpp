@@ -182,6 +182,16 @@ void add_elementwise_cases(std::vector<OpCase>& list) {
                     for (float x : o[0].data) want[1].push_back(double(x) * 1.5 - 0.25);
                   }});
 
+  // x one float past an aligned block: the kernel must take its scalar (not float4) path.
+  list.push_back({"affine unaligned", 1e-6, 1e-6,
+                  [](Rng& rng) {
+                    return std::vector<HostOperand>{input("x", random_floats(rng, kAffineCount + 1)), output("out", kAffineCount)};
+                  },
+                  LMCL_KERNEL_CALL(affine(kAffineCount, p[0] + 1, -0.75f, 0.5f, p[1])),
+                  [](const std::vector<HostOperand>& o, std::vector<std::vector<double>>& want) {
+                    for (int64_t i = 1; i <= kAffineCount; ++i) want[1].push_back(double(o[0].data[i]) * -0.75 + 0.5);
+                  }});
+
   add_unary_case<UnaryOp::kNeg>(list, "unary neg", 1e-6, 0.01f, 3.0f, true, [](double x) { return -x; });
   add_unary_case<UnaryOp::kExp>(list, "unary exp", 2e-6, 0.01f, 3.0f, true, [](double x) { return std::exp(x); });
   add_unary_case<UnaryOp::kLog>(list, "unary log", 2e-6, 0.05f, 4.0f, false, [](double x) { return std::log(x); });

@@ -4,8 +4,9 @@
 // (the buffer is NaN-poisoned: it must be written, never read), momentum with dampening and decay,
 // Nesterov, Nesterov on a first maximising step. param (and buffer after the first step) are
 // updated in place, so they are in-out operands holding random values. 1003 elements: a float4 body
-// and a 3-element tail. The reference is the formula in float64 on the given options; the kernels
-// round the scalars and every step to float32, so rtol 1e-6, atol 1e-6 (|p| <= 2, |update| < 1).
+// and a 3-element tail; one case with a misaligned grad (the scalar path). The reference is the
+// formula in float64 on the given options; the kernels round the scalars and every step to
+// float32, so rtol 1e-6, atol 1e-6 (|p| <= 2, |update| < 1).
 #include "../driver.h"
 
 namespace lmcl {
@@ -44,7 +45,8 @@ LMCL_SGD_CASE(SgdNesterovFirstMaximize, true, 0.1, 0.8, 0.0, 0.01, true, true);
 
 #undef LMCL_SGD_CASE
 
-template <typename C>
+// kGradOffset = 1 reads grad one float past an aligned block (the kernel's scalar path).
+template <typename C, int kGradOffset = 0>
 void add_sgd_case(std::vector<OpCase>& list, const char* name) {
   list.push_back({name, 1e-6, 1e-6,
                   [](Rng& rng) {
@@ -52,15 +54,15 @@ void add_sgd_case(std::vector<OpCase>& list, const char* name) {
                     HostOperand buffer = momentum && C::kFirst ? output("buffer", kSgdCount)
                                                                : HostOperand{"buffer", random_floats(rng, kSgdCount), momentum};
                     return std::vector<HostOperand>{HostOperand{"param", random_floats(rng, kSgdCount), true},
-                                                    input("grad", random_floats(rng, kSgdCount)), std::move(buffer)};
+                                                    input("grad", random_floats(rng, kSgdCount + kGradOffset)), std::move(buffer)};
                   },
                   // Without momentum the buffer is not passed (null), as the binding does.
-                  LMCL_KERNEL_CALL(sgd_step(kSgdCount, p[0], p[1], C::options().momentum != 0.0 ? p[2] : nullptr,
+                  LMCL_KERNEL_CALL(sgd_step(kSgdCount, p[0], p[1] + kGradOffset, C::options().momentum != 0.0 ? p[2] : nullptr,
                                             C::options(), C::kFirst)),
                   [](const std::vector<HostOperand>& o, std::vector<std::vector<double>>& want) {
                     const SgdOptions& s = C::options();
                     for (int64_t i = 0; i < kSgdCount; ++i) {
-                      const double p = o[0].data[i], g = o[1].data[i];
+                      const double p = o[0].data[i], g = o[1].data[i + kGradOffset];
                       double d = s.maximize ? -g : g;
                       d += s.weight_decay * p;
                       if (s.momentum != 0.0) {
@@ -82,6 +84,7 @@ void add_sgd_cases(std::vector<OpCase>& list) {
   add_sgd_case<SgdMomentum>(list, "sgd momentum dampening");
   add_sgd_case<SgdNesterov>(list, "sgd nesterov");
   add_sgd_case<SgdNesterovFirstMaximize>(list, "sgd nesterov first max");
+  add_sgd_case<SgdMomentum, 1>(list, "sgd momentum unaligned");
 }
 
 }  // namespace driver
