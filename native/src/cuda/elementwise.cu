@@ -160,11 +160,16 @@ __global__ void broadcast_kernel(Index count, BroadcastGeometry<Index> g, const 
   const Index stride = Index(gridDim.x) * blockDim.x;
   for (Index i = Index(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride) {
     Index rest = i, a_offset = 0, b_offset = 0;
-    for (int d = g.rank - 1; d > 0; --d) {
-      const Index position = rest % g.extent[d];
-      rest /= g.extent[d];
-      a_offset += position * g.a_stride[d];
-      b_offset += position * g.b_stride[d];
+    // Unrolled with constant indices, so the geometry is read from the parameter bank instead of
+    // being copied to local memory; dimensions >= rank are skipped.
+#pragma unroll
+    for (int d = kMaxRank - 1; d > 0; --d) {
+      if (d < g.rank) {
+        const Index position = rest % g.extent[d];
+        rest /= g.extent[d];
+        a_offset += position * g.a_stride[d];
+        b_offset += position * g.b_stride[d];
+      }
     }
     if (g.rank > 0) {  // the outermost index needs no modulo: it is < extent[0]
       a_offset += rest * g.a_stride[0];

@@ -72,11 +72,14 @@ __global__ void strided_copy_kernel(Index total, CopyGeometry<Index> g, const fl
   const Index stride = Index(gridDim.x) * blockDim.x;
   for (Index i = Index(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
     Index rest = i, src_offset = 0, dst_offset = 0;
-    for (int d = g.rank - 1; d > 0; --d) {
-      const Index position = rest % g.extent[d];
-      rest /= g.extent[d];
-      src_offset += position * g.src[d];
-      dst_offset += position * g.dst[d];
+#pragma unroll  // constant indices: the geometry stays in the parameter bank (no local copy)
+    for (int d = kLayoutMaxRank - 1; d > 0; --d) {
+      if (d < g.rank) {
+        const Index position = rest % g.extent[d];
+        rest /= g.extent[d];
+        src_offset += position * g.src[d];
+        dst_offset += position * g.dst[d];
+      }
     }
     src_offset += rest * g.src[0];  // rank >= 1 here; the outermost index needs no modulo
     dst_offset += rest * g.dst[0];

@@ -67,9 +67,12 @@ struct AxisSet {
 template <typename Index>
 __device__ inline Index offset_of(Index index, const AxisSet<Index>& axes) {
   Index offset = 0;
-  for (int i = axes.count - 1; i > 0; --i) {
-    offset += (index % axes.extent[i]) * axes.stride[i];
-    index /= axes.extent[i];
+#pragma unroll  // constant indices: the axes stay in the parameter bank (no local copy)
+  for (int i = kMaxRank - 1; i > 0; --i) {
+    if (i < axes.count) {
+      offset += (index % axes.extent[i]) * axes.stride[i];
+      index /= axes.extent[i];
+    }
   }
   if (axes.count > 0) offset += index * axes.stride[0];  // the outermost index is already < extent[0]
   return offset;
