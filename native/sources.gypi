@@ -57,10 +57,14 @@
       "src/cuda/cohort_contrastive.cu",
       "src/cuda/contrastive_kl.cu",
       "src/cuda/conv2d.cu",
+      "src/cuda/elementwise.cu",
       "src/cuda/infonce.cu",
+      "src/cuda/layout.cu",
       "src/cuda/memory_bank.cu",
       "src/cuda/normalize.cu",
       "src/cuda/pool.cu",
+      "src/cuda/reduce.cu",
+      "src/cuda/sgd.cu",
       "src/cuda/softmax.cu"
     ],
     "driver_files": [
