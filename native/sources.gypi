@@ -65,10 +65,12 @@
       "src/cuda/pool.cu",
       "src/cuda/reduce.cu",
       "src/cuda/sgd.cu",
-      "src/cuda/softmax.cu"
+      "src/cuda/softmax.cu",
+      "src/cuda/common.cuh"
     ],
     "driver_files": [
       "test/driver.cpp",
+      "test/driver.h",
       "test/cases/elementwise.cpp",
       "test/cases/reduce.cpp",
       "test/cases/layout.cpp",
