@@ -47,10 +47,10 @@ describe('native source list', () => {
     expect(listed.filter((path) => !present.has(path))).toEqual([]);
   });
 
-  it('each list holds its own folder: core, cpu, binding, cuda (.cu), cuda_stub, driver', () => {
+  it('each list holds its own folder: core, cpu, binding, cuda (.cu and its .cuh), cuda_stub, driver', () => {
     const folders: Record<keyof typeof v, RegExp> = {
       core_files: /^src\/core\//, cpu_files: /^src\/cpu\//, binding_files: /^binding\//,
-      cuda_files: /^src\/cuda\/.*\.cu$/, cuda_stub_files: /^src\/cuda_stub\//, driver_files: /^test\//,
+      cuda_files: /^src\/cuda\/.*\.cuh?$/, cuda_stub_files: /^src\/cuda_stub\//, driver_files: /^test\//,
     };
     for (const [key, pattern] of Object.entries(folders)) {
       for (const path of v[key as keyof typeof v]) expect(path, key).toMatch(pattern);
