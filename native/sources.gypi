@@ -53,7 +53,9 @@
       "src/cuda_stub/ops.cpp"
     ],
     "cuda_files": [
-      "src/cuda/memory.cu"
+      "src/cuda/memory.cu",
+      "src/cuda/gemm.cu",
+      "src/cuda/batchnorm.cu"
     ],
     "driver_files": [
       "test/driver.cpp",
