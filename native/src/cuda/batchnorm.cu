@@ -21,7 +21,7 @@
 // work is negligible):
 // - statistics (forward moments, backward gradient sums): grid (P, C), block (b, c) reduces rows
 //   [begin, end) of the batch (a balanced split into P blocks) of channel c. P depends only on the
-//   shape (about 512 blocks in all, each of at least 4096 elements), so few channels still fill
+//   shape (about 1024 blocks in all, each of at least 2048 elements), so few channels still fill
 //   the card. Each thread accumulates its elements in double; detail::block_sum trees make the
 //   block's totals; the per-block partials [C, P] are merged per channel by a one-thread-per-
 //   channel kernel in block order (Chan's formula for the moments, plain sums for gradients).
@@ -50,8 +50,8 @@ namespace cuda {
 namespace {
 
 constexpr int kBlock = detail::kThreads;     // 256, a power of two (block_sum needs one)
-constexpr int64_t kTargetBlocks = 512;       // statistics blocks wanted over all channels
-constexpr int64_t kMinBlockElements = 4096;  // ... but no block smaller than this
+constexpr int64_t kTargetBlocks = 1024;      // statistics blocks wanted over all channels
+constexpr int64_t kMinBlockElements = 2048;  // ... but no block smaller than this
 constexpr int64_t kMaxGridY = 65535;
 constexpr int64_t kMaxRowBlocks = 1 << 20;   // grid-stride beyond this
 

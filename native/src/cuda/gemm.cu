@@ -16,8 +16,9 @@
 // the card). The k dimension runs in BK = 8 slices through double-buffered shared memory (one
 // barrier per slice; the next slice is fetched into registers while the current one is used).
 // Global loads are scalar (lda/ldb are arbitrary, no alignment to assume) but coalesced: the
-// thread-to-element map of each operand follows its storage order (a template parameter per
-// transpose). Shared tiles are k-major and padded by 4 floats so those stores are bank-conflict
+// thread-to-element map of each operand follows its storage order (SliceLoader, a template
+// parameter per transpose). __launch_bounds__(256, 2) keeps the 128x128 kernel at <= 128
+// registers without spills (ptxas, sm_80 and sm_90), so two blocks share an SM. Shared tiles are k-major and padded by 4 floats so those stores are bank-conflict
 // free and the fragment reads stay float4 (float2) aligned. A thread's register tile is two
 // halves BM/2 (BN/2) apart, so a warp's C stores cover contiguous runs. Edges are bounds-checked
 // (out-of-range operand elements load as 0, out-of-range C elements are not stored).
