@@ -54,10 +54,12 @@
     ],
     "cuda_files": [
       "src/cuda/memory.cu",
+      "src/cuda/batchnorm.cu",
       "src/cuda/cohort_contrastive.cu",
       "src/cuda/contrastive_kl.cu",
       "src/cuda/conv2d.cu",
       "src/cuda/elementwise.cu",
+      "src/cuda/gemm.cu",
       "src/cuda/infonce.cu",
       "src/cuda/layout.cu",
       "src/cuda/memory_bank.cu",
