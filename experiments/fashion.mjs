@@ -168,9 +168,17 @@ async function baselineEnsembles(regime) {
     if (!checkpoints.every((checkpoint) => path.basename(checkpoint).startsWith(`checkpoint-e${String(epochCount).padStart(4, '0')}`))) {
       throw new Error(`baseline seed ${seed}: the latest checkpoints are not the final epoch's: ${checkpoints.join(', ')}`);
     }
-    const record = { seed, ensemble: result.ensemble, networks: result.networks, count: result.count, checkpoints: checkpoints.map((c) => path.relative(here, c)) };
+    // The runs on this machine may be reruns of the committed ones (same config, another CPU: the
+    // SIMD level changes the rounding, so the networks differ a little): say so in the record.
+    const committed = members.map((name) => readEpochs(path.join(resultsDirOf(regime), name))[epochCount - 1].test.networks[0].top1);
+    const rerun = committed.some((top1, index) => top1 !== result.networks[index].top1);
+    const record = {
+      seed, ensemble: result.ensemble, networks: result.networks, count: result.count, checkpoints: checkpoints.map((c) => path.relative(here, c)),
+      ...(rerun ? { rerun: true, committedNetworksTop1: committed } : {}),
+    };
     fs.writeFileSync(file, `${JSON.stringify(record, null, 1)}\n`);
-    console.log(`baseline seed ${seed}: ensemble of the two independent runs ${result.ensemble.top1.toFixed(2)}% (networks ${result.networks.map((n) => n.top1.toFixed(2)).join(', ')})`);
+    console.log(`baseline seed ${seed}: ensemble of the two independent runs ${result.ensemble.top1.toFixed(2)}% (networks ${result.networks.map((n) => n.top1.toFixed(2)).join(', ')}` +
+      `${rerun ? `; reruns of the committed runs, which ended at ${committed.map((v) => v.toFixed(2)).join(', ')}` : ''})`);
   }
 }
 
@@ -214,8 +222,12 @@ async function report(regime) {
     '|---|---|---|---|---|',
   ];
   const baseline = finals.get('baseline');
-  const baselineEnsembleValues = seeds.map((seed) => path.join(resultsDir, `baseline_seed${seed}_ensemble.json`))
-    .filter((file) => fs.existsSync(file)).map((file) => JSON.parse(fs.readFileSync(file, 'utf8')).ensemble.top1);
+  const baselineEnsembleRecords = seeds.map((seed) => path.join(resultsDir, `baseline_seed${seed}_ensemble.json`))
+    .filter((file) => fs.existsSync(file)).map((file) => JSON.parse(fs.readFileSync(file, 'utf8')));
+  const baselineEnsembleValues = baselineEnsembleRecords.map((record) => record.ensemble.top1);
+  const rerunNotes = baselineEnsembleRecords.filter((record) => record.rerun).map((record) =>
+    `seed ${record.seed}'s baseline ensemble is of reruns of its two runs (same configs, another CPU: networks ${record.networks.map((n) => n.top1.toFixed(2)).join(' / ')} ` +
+    `against the committed ${record.committedNetworksTop1.map((v) => v.toFixed(2)).join(' / ')}), the originals' checkpoints being gone.`);
   for (const method of order) {
     const entry = finals.get(method);
     let paired = '—';
@@ -238,6 +250,7 @@ async function report(regime) {
     '',
     ...lines,
     '',
+    ...rerunNotes.map((note) => `Note: ${note}`),
     missing.length > 0 ? `Not yet run: ${missing.join(', ')}.` : 'All planned runs are in.',
     '',
   ].join('\n');
