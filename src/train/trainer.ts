@@ -239,7 +239,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const say = options.console === undefined ? (line: string) => console.log(line) : options.console;
   if (config.device === 'cuda') {
     const info = engineInfo();
-    throw new Error(`--device cuda: training ops have no CUDA kernels yet (CUDA: ${info.cudaCompiled ? `${info.cudaDevices} device(s), ${info.cudaStatus}` : 'not compiled in'}); use --device cpu`);
+    throw new Error(`--device cuda: the trainer has no CUDA path yet (the op kernels exist but have not been verified on a GPU; the data path to the device and int32 device labels are not done; "lmcl profile --device cuda" runs a step) (CUDA: ${info.cudaCompiled ? `${info.cudaDevices} device(s), ${info.cudaStatus}` : 'not compiled in'}); use --device cpu`);
   }
   if (config.threads > 0) setNumThreads(config.threads);
 
