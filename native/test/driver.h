@@ -57,6 +57,16 @@ inline HostOperand output(const char* name, size_t count) {
   return {name, std::vector<float>(count, std::numeric_limits<float>::quiet_NaN()), true};
 }
 
+// For validation cases: ok when `status` is invalid_argument with exactly `message`. A
+// kNotCompiled status (a build without that device's kernel) is passed through, and the driver
+// reports the case as skipped on that device.
+inline Status expect_error(const Status& status, const std::string& message) {
+  if (status.code() == StatusCode::kNotCompiled) return status;
+  if (status.code() == StatusCode::kInvalidArgument && status.message() == message) return Status::ok();
+  return internal_error("expected invalid_argument \"" + message + "\", got " +
+                        (status.is_ok() ? std::string("ok") : "\"" + status.message() + "\""));
+}
+
 // int32 values stored bit for bit in a float operand (a kernel reads it through int32_t*).
 inline HostOperand int_operand(const char* name, const std::vector<int32_t>& values, bool is_output = false) {
   std::vector<float> data(values.size());

@@ -13,6 +13,8 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
+#include <string>
 
 #include "lmcl/status.h"
 
@@ -34,6 +36,11 @@ struct Conv2dShape {
 // Positive sizes and strides, padding >= 0, channels divisible by groups, output size >= 1.
 // The message names the shapes.
 Status validate(const Conv2dShape& shape);
+
+// The shapes as error messages name them ("input [N, C, H, W], weight [...], stride ..., ..."),
+// and the null-buffer check both devices' entry points make: "<op>: null buffer (<shapes>)".
+std::string describe_conv2d(const Conv2dShape& shape);
+Status validate_buffers(const char* op, const Conv2dShape& shape, std::initializer_list<const void*> buffers);
 
 namespace cpu {
 

@@ -17,6 +17,12 @@
 #include "lmcl/status.h"
 
 namespace lmcl {
+
+// The argument checks both devices' gemm make first (sizes >= 0, leading dimensions, null
+// operands where they are read), with the messages the tests match.
+Status validate_gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+                     const float* b, int64_t ldb, const float* c, int64_t ldc);
+
 namespace cpu {
 
 Status gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,

@@ -56,7 +56,7 @@
 
 namespace lmcl {
 
-static std::string describe(const Conv2dShape& s) {
+std::string describe_conv2d(const Conv2dShape& s) {
   return "input " + describe_shape({s.batch, s.in_channels, s.in_height, s.in_width}) + ", weight " +
          describe_shape({s.out_channels, s.groups > 0 ? s.in_channels / s.groups : 0, s.kernel_height,
                          s.kernel_width}) +
@@ -67,23 +67,29 @@ static std::string describe(const Conv2dShape& s) {
 Status validate(const Conv2dShape& s) {
   if (s.batch < 1 || s.in_channels < 1 || s.in_height < 1 || s.in_width < 1 || s.out_channels < 1 ||
       s.kernel_height < 1 || s.kernel_width < 1) {
-    return invalid_argument("conv2d: sizes must be >= 1 (" + describe(s) + ")");
+    return invalid_argument("conv2d: sizes must be >= 1 (" + describe_conv2d(s) + ")");
   }
-  if (s.stride_height < 1 || s.stride_width < 1) return invalid_argument("conv2d: stride must be >= 1 (" + describe(s) + ")");
+  if (s.stride_height < 1 || s.stride_width < 1) return invalid_argument("conv2d: stride must be >= 1 (" + describe_conv2d(s) + ")");
   if (s.padding_height < 0 || s.padding_width < 0) {
-    return invalid_argument("conv2d: padding must be >= 0 (" + describe(s) + ")");
+    return invalid_argument("conv2d: padding must be >= 0 (" + describe_conv2d(s) + ")");
   }
   if (s.groups < 1 || s.in_channels % s.groups != 0 || s.out_channels % s.groups != 0) {
     return invalid_argument("conv2d: groups must divide in_channels (" + std::to_string(s.in_channels) +
-                            ") and out_channels (" + std::to_string(s.out_channels) + ") (" + describe(s) + ")");
+                            ") and out_channels (" + std::to_string(s.out_channels) + ") (" + describe_conv2d(s) + ")");
   }
   if (s.in_height + 2 * s.padding_height < s.kernel_height || s.in_width + 2 * s.padding_width < s.kernel_width) {
-    return invalid_argument("conv2d: kernel larger than the padded input, output size would be < 1 (" + describe(s) +
+    return invalid_argument("conv2d: kernel larger than the padded input, output size would be < 1 (" + describe_conv2d(s) +
                             ")");
   }
   const double elements = double(s.batch) * s.in_channels * (s.in_height + 2.0 * s.padding_height) *
                           (s.in_width + 2.0 * s.padding_width);
-  if (elements > 4.0e18 || double(s.output_numel()) > 4.0e18) return invalid_argument("conv2d: sizes too large (" + describe(s) + ")");
+  if (elements > 4.0e18 || double(s.output_numel()) > 4.0e18) return invalid_argument("conv2d: sizes too large (" + describe_conv2d(s) + ")");
+  return Status::ok();
+}
+
+Status validate_buffers(const char* op, const Conv2dShape& s, std::initializer_list<const void*> buffers) {
+  for (const void* buffer : buffers)
+    if (!buffer) return invalid_argument(std::string(op) + ": null buffer (" + describe_conv2d(s) + ")");
   return Status::ok();
 }
 
@@ -905,23 +911,17 @@ Status backward_weight_depthwise(const Conv2dShape& s, const float* input, const
 
 // ---- entry points -------------------------------------------------------------------------------
 
-static Status check_pointers(const char* op, const Conv2dShape& s, std::initializer_list<const void*> pointers) {
-  for (const void* pointer : pointers)
-    if (!pointer) return invalid_argument(std::string(op) + ": null buffer (" + describe(s) + ")");
-  return Status::ok();
-}
-
 Status conv2d_forward(const Conv2dShape& shape, const float* input, const float* weight, const float* bias,
                       float* output) {
   LMCL_RETURN_IF_ERROR(validate(shape));
-  LMCL_RETURN_IF_ERROR(check_pointers("conv2d_forward", shape, {input, weight, output}));
+  LMCL_RETURN_IF_ERROR(validate_buffers("conv2d_forward", shape, {input, weight, output}));
   return forward_impl(shape, input, weight, bias, output);
 }
 
 Status conv2d_backward_input(const Conv2dShape& shape, const float* grad_output, const float* weight,
                              float* grad_input) {
   LMCL_RETURN_IF_ERROR(validate(shape));
-  LMCL_RETURN_IF_ERROR(check_pointers("conv2d_backward_input", shape, {grad_output, weight, grad_input}));
+  LMCL_RETURN_IF_ERROR(validate_buffers("conv2d_backward_input", shape, {grad_output, weight, grad_input}));
   if (shape.stride_height == 1 && shape.stride_width == 1 && shape.padding_height <= shape.kernel_height - 1 &&
       shape.padding_width <= shape.kernel_width - 1) {
     return backward_input_as_forward(shape, grad_output, weight, grad_input);
@@ -933,7 +933,7 @@ Status conv2d_backward_input(const Conv2dShape& shape, const float* grad_output,
 Status conv2d_backward_weight(const Conv2dShape& shape, const float* input, const float* grad_output,
                               float* grad_weight) {
   LMCL_RETURN_IF_ERROR(validate(shape));
-  LMCL_RETURN_IF_ERROR(check_pointers("conv2d_backward_weight", shape, {input, grad_output, grad_weight}));
+  LMCL_RETURN_IF_ERROR(validate_buffers("conv2d_backward_weight", shape, {input, grad_output, grad_weight}));
   if (is_depthwise(shape)) return backward_weight_depthwise(shape, input, grad_output, grad_weight);
   // Row-gather kernel where it exists and pays: column panels at least 3/4 full, and enough row
   // tiles (kg / mr >= 8) to amortise the dY^T packing. Otherwise the dot kernel.
@@ -947,7 +947,7 @@ Status conv2d_backward_weight(const Conv2dShape& shape, const float* input, cons
 
 Status conv2d_backward_bias(const Conv2dShape& shape, const float* grad_output, float* grad_bias) {
   LMCL_RETURN_IF_ERROR(validate(shape));
-  LMCL_RETURN_IF_ERROR(check_pointers("conv2d_backward_bias", shape, {grad_output, grad_bias}));
+  LMCL_RETURN_IF_ERROR(validate_buffers("conv2d_backward_bias", shape, {grad_output, grad_bias}));
   const int64_t plane = shape.out_height() * shape.out_width(), channels = shape.out_channels;
   // Each channel summed by one thread, 16 lane partials combined in a fixed order.
   parallel_for(0, channels, 1, [&](int64_t c0, int64_t c1) {

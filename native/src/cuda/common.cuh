@@ -115,6 +115,75 @@ __device__ inline T block_max(T value, T* shared) {
   return total;
 }
 
+// ---- row reductions shared by the row-wise kernels (softmax, normalize, reduce, contrastive) ----
+
+constexpr int kWarp = 32;
+constexpr int64_t kWarpRowLimit = 1024;  // rows up to this length get a warp, longer ones a block
+
+// Sum over a full warp by the xor butterfly: every lane gets the same bits (float + commutes).
+__device__ inline float warp_sum(float value) {
+  for (int offset = 16; offset > 0; offset /= 2) value += __shfl_xor_sync(0xffffffffu, value, offset);
+  return value;
+}
+
+// <a, b> over dim floats by one warp (lanes stride the vector, coalesced), the same in every lane.
+__device__ inline float warp_dot(const float* __restrict__ a, const float* __restrict__ b, int64_t dim, int lane) {
+  float partial = 0.0f;
+  for (int64_t d = lane; d < dim; d += 32) partial += a[d] * b[d];
+  return warp_sum(partial);
+}
+
+// Sum over a row group of kGroup lanes (a warp, or the whole block); every lane gets the same bits.
+template <int kGroup>
+__device__ inline float group_sum(float value, float* shared) {
+  if constexpr (kGroup == kWarp) {
+    for (int offset = kWarp / 2; offset > 0; offset /= 2) value += __shfl_xor_sync(0xffffffffu, value, offset);
+    return __shfl_sync(0xffffffffu, value, 0);
+  } else {
+    return block_sum(value, shared);
+  }
+}
+
+// Max over the group; callers keep NaN out of the partials, so the tree is order-safe.
+template <int kGroup>
+__device__ inline float group_max(float value, float* shared) {
+  if constexpr (kGroup == kWarp) {
+    for (int offset = kWarp / 2; offset > 0; offset /= 2) {
+      const float other = __shfl_xor_sync(0xffffffffu, value, offset);
+      value = other > value ? other : value;
+    }
+    return __shfl_sync(0xffffffffu, value, 0);
+  } else {
+    return block_max(value, shared);
+  }
+}
+
+// First row, row stride and lane of this thread's group. Rows are uniform within a group, so the
+// group's __syncthreads / full-mask shuffles are reached by all of it.
+template <int kGroup>
+struct RowGroup {
+  int64_t first, stride;
+  int lane;
+  __device__ RowGroup() {
+    if constexpr (kGroup == kWarp) {
+      const int groups_per_block = blockDim.x / kWarp;
+      first = static_cast<int64_t>(blockIdx.x) * groups_per_block + threadIdx.x / kWarp;
+      stride = static_cast<int64_t>(gridDim.x) * groups_per_block;
+      lane = threadIdx.x % kWarp;
+    } else {
+      first = blockIdx.x;
+      stride = gridDim.x;
+      lane = threadIdx.x;
+    }
+  }
+};
+
+// Blocks for one group per row.
+template <int kGroup>
+inline unsigned int row_blocks(int64_t rows) {
+  return blocks_for(rows * kGroup, kThreads);
+}
+
 }  // namespace detail
 }  // namespace cuda
 }  // namespace lmcl

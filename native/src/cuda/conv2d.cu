@@ -70,21 +70,6 @@ constexpr int kTileK = 16;
 
 // ---- shared helpers ---------------------------------------------------------------------------
 
-// The CPU kernel's shape text (src/cpu/conv2d.cpp describe), so error messages match.
-std::string describe(const Conv2dShape& s) {
-  return "input " + describe_shape({s.batch, s.in_channels, s.in_height, s.in_width}) + ", weight " +
-         describe_shape({s.out_channels, s.groups > 0 ? s.in_channels / s.groups : 0, s.kernel_height,
-                         s.kernel_width}) +
-         ", stride " + describe_shape({s.stride_height, s.stride_width}) + ", padding " +
-         describe_shape({s.padding_height, s.padding_width}) + ", groups " + std::to_string(s.groups);
-}
-
-Status check_pointers(const char* op, const Conv2dShape& s, std::initializer_list<const void*> pointers) {
-  for (const void* pointer : pointers)
-    if (!pointer) return invalid_argument(std::string(op) + ": null buffer (" + describe(s) + ")");
-  return Status::ok();
-}
-
 bool is_depthwise(const Conv2dShape& s) { return s.groups == s.in_channels && s.out_channels == s.in_channels; }
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -633,7 +618,7 @@ Status check_int_ranges(const char* op, const Conv2dShape& s) {
   if (s.kernel_height > limit || s.kernel_width > limit || s.stride_height > limit || s.stride_width > limit ||
       s.padding_height > limit || s.padding_width > limit || plane > limit || cin_g * kk > limit ||
       cout_g * kk > limit || cout_g > limit || s.groups > limit) {
-    return invalid_argument(std::string(op) + ": sizes beyond the CUDA kernel's 32-bit index range (" + describe(s) +
+    return invalid_argument(std::string(op) + ": sizes beyond the CUDA kernel's 32-bit index range (" + describe_conv2d(s) +
                             ")");
   }
   return Status::ok();
@@ -647,7 +632,7 @@ Status conv2d_forward(const Conv2dShape& shape, const float* input, const float*
                       float* output) {
   const char* op = "conv2d_forward";
   LMCL_RETURN_IF_ERROR(validate(shape));
-  LMCL_RETURN_IF_ERROR(check_pointers(op, shape, {input, weight, output}));
+  LMCL_RETURN_IF_ERROR(validate_buffers(op, shape, {input, weight, output}));
   LMCL_RETURN_IF_ERROR(check_int_ranges(op, shape));
   if (is_depthwise(shape)) {
     const int64_t count = shape.output_numel();
@@ -691,7 +676,7 @@ Status conv2d_backward_input(const Conv2dShape& shape, const float* grad_output,
                              float* grad_input) {
   const char* op = "conv2d_backward_input";
   LMCL_RETURN_IF_ERROR(validate(shape));
-  LMCL_RETURN_IF_ERROR(check_pointers(op, shape, {grad_output, weight, grad_input}));
+  LMCL_RETURN_IF_ERROR(validate_buffers(op, shape, {grad_output, weight, grad_input}));
   LMCL_RETURN_IF_ERROR(check_int_ranges(op, shape));
   if (is_depthwise(shape)) {
     const int64_t count = shape.input_numel();
@@ -773,7 +758,7 @@ Status conv2d_backward_weight(const Conv2dShape& shape, const float* input, cons
                               float* grad_weight) {
   const char* op = "conv2d_backward_weight";
   LMCL_RETURN_IF_ERROR(validate(shape));
-  LMCL_RETURN_IF_ERROR(check_pointers(op, shape, {input, grad_output, grad_weight}));
+  LMCL_RETURN_IF_ERROR(validate_buffers(op, shape, {input, grad_output, grad_weight}));
   LMCL_RETURN_IF_ERROR(check_int_ranges(op, shape));
   const int64_t reduction = shape.batch * shape.out_height() * shape.out_width();
   const int64_t weight_numel = shape.weight_numel();
@@ -845,7 +830,7 @@ Status conv2d_backward_weight(const Conv2dShape& shape, const float* input, cons
 Status conv2d_backward_bias(const Conv2dShape& shape, const float* grad_output, float* grad_bias) {
   const char* op = "conv2d_backward_bias";
   LMCL_RETURN_IF_ERROR(validate(shape));
-  LMCL_RETURN_IF_ERROR(check_pointers(op, shape, {grad_output, grad_bias}));
+  LMCL_RETURN_IF_ERROR(validate_buffers(op, shape, {grad_output, grad_bias}));
   const int64_t channels = shape.out_channels, plane = shape.out_height() * shape.out_width();
   const int64_t length = shape.batch * plane;
   if (channels > 0x7fffffffLL) return invalid_argument(std::string(op) + ": too many channels for the CUDA grid");

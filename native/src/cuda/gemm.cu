@@ -258,25 +258,6 @@ int multiprocessor_count() {
   return count;
 }
 
-// The CPU's check_gemm (native/src/cpu/gemm.cpp), the same conditions and messages.
-Status check_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
-                  int64_t ldb, const float* c, int64_t ldc) {
-  auto shapes = [&]() {
-    return std::string(" (m=") + std::to_string(m) + ", n=" + std::to_string(n) + ", k=" + std::to_string(k) +
-           ", transposeA=" + (ta ? "true" : "false") + ", transposeB=" + (tb ? "true" : "false") +
-           ", lda=" + std::to_string(lda) + ", ldb=" + std::to_string(ldb) + ", ldc=" + std::to_string(ldc) + ")";
-  };
-  if (m < 0 || n < 0 || k < 0) return invalid_argument("gemm: sizes must be >= 0" + shapes());
-  const int64_t a_cols = ta ? m : k, b_cols = tb ? k : n;
-  if (lda < std::max<int64_t>(1, a_cols)) return invalid_argument("gemm: lda too small" + shapes());
-  if (ldb < std::max<int64_t>(1, b_cols)) return invalid_argument("gemm: ldb too small" + shapes());
-  if (ldc < std::max<int64_t>(1, n)) return invalid_argument("gemm: ldc too small" + shapes());
-  if (m > 0 && n > 0) {
-    if (!c) return invalid_argument("gemm: C is null" + shapes());
-    if (k > 0 && (!a || !b)) return invalid_argument("gemm: A or B is null" + shapes());
-  }
-  return Status::ok();
-}
 
 // Shared by both entry points, after validation; batch >= 1.
 Status run_gemm(bool transpose_a, bool transpose_b, int64_t batch, int64_t m, int64_t n, int64_t k, float alpha,
@@ -301,7 +282,7 @@ Status run_gemm(bool transpose_a, bool transpose_b, int64_t batch, int64_t m, in
 
 Status gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
             int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  LMCL_RETURN_IF_ERROR(check_gemm(transpose_a, transpose_b, m, n, k, a, lda, b, ldb, c, ldc));
+  LMCL_RETURN_IF_ERROR(validate_gemm(transpose_a, transpose_b, m, n, k, a, lda, b, ldb, c, ldc));
   return run_gemm(transpose_a, transpose_b, 1, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta, c, ldc, 0);
 }
 
@@ -311,7 +292,7 @@ Status gemm_strided_batched(bool transpose_a, bool transpose_b, int64_t batch, i
   if (batch < 0) return invalid_argument("gemm_strided_batched: batch must be >= 0, got " + std::to_string(batch));
   if (batch == 0) return Status::ok();  // the CPU loops over no matrix: nothing is checked
   // The CPU checks every matrix with the same sizes; only matrix 0's pointers can be null.
-  LMCL_RETURN_IF_ERROR(check_gemm(transpose_a, transpose_b, m, n, k, a, lda, b, ldb, c, ldc));
+  LMCL_RETURN_IF_ERROR(validate_gemm(transpose_a, transpose_b, m, n, k, a, lda, b, ldb, c, ldc));
   return run_gemm(transpose_a, transpose_b, batch, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc,
                   stride_c);
 }

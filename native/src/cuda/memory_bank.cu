@@ -38,19 +38,11 @@ namespace lmcl {
 namespace cuda {
 namespace {
 
+using detail::warp_dot;
+using detail::warp_sum;
+
 constexpr int kWarps = detail::kThreads / 32;
 constexpr int kChunk = 256;
-
-__device__ inline float warp_sum(float value) {
-  for (int offset = 16; offset > 0; offset /= 2) value += __shfl_xor_sync(0xffffffffu, value, offset);
-  return value;
-}
-
-__device__ inline float warp_dot(const float* __restrict__ a, const float* __restrict__ b, int64_t dim, int lane) {
-  float partial = 0.0f;
-  for (int64_t d = lane; d < dim; d += 32) partial += a[d] * b[d];
-  return warp_sum(partial);
-}
 
 __global__ void memory_logits(int64_t batch, int64_t columns, int64_t dim, const float* __restrict__ query,
                               const float* __restrict__ bank, const int32_t* __restrict__ indices, float scale,

@@ -29,43 +29,12 @@ namespace lmcl {
 namespace cuda {
 namespace {
 
-constexpr int kWarp = 32;
-constexpr int64_t kWarpRowLimit = 1024;
-
-template <int kGroup>
-__device__ inline float group_sum(float value, float* shared) {
-  if constexpr (kGroup == kWarp) {
-    for (int offset = kWarp / 2; offset > 0; offset /= 2) value += __shfl_xor_sync(0xffffffffu, value, offset);
-    return __shfl_sync(0xffffffffu, value, 0);  // every lane gets lane 0's bits
-  } else {
-    return detail::block_sum(value, shared);
-  }
-}
-
-// First row, row stride and lane of this thread's group (rows are uniform within a group, so the
-// group's __syncthreads / full-mask shuffles are reached by all of it).
-template <int kGroup>
-struct RowGroup {
-  int64_t first, stride;
-  int lane;
-  __device__ RowGroup() {
-    if constexpr (kGroup == kWarp) {
-      const int groups_per_block = blockDim.x / kWarp;
-      first = static_cast<int64_t>(blockIdx.x) * groups_per_block + threadIdx.x / kWarp;
-      stride = static_cast<int64_t>(gridDim.x) * groups_per_block;
-      lane = threadIdx.x % kWarp;
-    } else {
-      first = blockIdx.x;
-      stride = gridDim.x;
-      lane = threadIdx.x;
-    }
-  }
-};
-
-template <int kGroup>
-unsigned int row_blocks(int64_t rows) {
-  return detail::blocks_for(rows * kGroup, detail::kThreads);
-}
+using detail::group_max;
+using detail::group_sum;
+using detail::kWarp;
+using detail::kWarpRowLimit;
+using detail::row_blocks;
+using detail::RowGroup;
 
 __device__ inline float clamp_min(float n, float eps) { return n < eps ? eps : n; }
 

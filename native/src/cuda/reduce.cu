@@ -78,11 +78,7 @@ __device__ inline Index offset_of(Index index, const AxisSet<Index>& axes) {
   return offset;
 }
 
-// Fixed shuffle tree over a warp; lane 0 gets the total.
-__device__ inline float warp_sum(float value) {
-  for (int offset = 16; offset > 0; offset /= 2) value += __shfl_down_sync(0xffffffffu, value, offset);
-  return value;
-}
+using detail::warp_sum;  // fixed butterfly over the warp (every lane gets the total; lane 0's is used)
 
 // Task t = (output o, chunk s) with t = o·splits + s: sums elements [s·chunk, (s+1)·chunk) of
 // output o into destination[t] (out itself when splits == 1). kGroup threads per task.

@@ -40,55 +40,12 @@ namespace lmcl {
 namespace cuda {
 namespace {
 
-constexpr int kWarp = 32;
-constexpr int64_t kWarpRowLimit = 1024;  // rows up to this length get a warp, longer ones a block
-
-// ---- row groups: a warp or a block reduces one row -----------------------------------------------
-
-// Sum over the group (kGroup lanes); every lane gets the same bits (lane 0's value, broadcast).
-template <int kGroup>
-__device__ inline float group_sum(float value, float* shared) {
-  if constexpr (kGroup == kWarp) {
-    for (int offset = kWarp / 2; offset > 0; offset /= 2) value += __shfl_xor_sync(0xffffffffu, value, offset);
-    return __shfl_sync(0xffffffffu, value, 0);
-  } else {
-    return detail::block_sum(value, shared);
-  }
-}
-
-// Max over the group; the partials never hold NaN (the lanes skip it), so the tree is order-safe.
-template <int kGroup>
-__device__ inline float group_max(float value, float* shared) {
-  if constexpr (kGroup == kWarp) {
-    for (int offset = kWarp / 2; offset > 0; offset /= 2) {
-      const float other = __shfl_xor_sync(0xffffffffu, value, offset);
-      value = other > value ? other : value;
-    }
-    return __shfl_sync(0xffffffffu, value, 0);
-  } else {
-    return detail::block_max(value, shared);
-  }
-}
-
-// Which row this group starts at, how far it strides, and which lane this thread is. Rows are
-// uniform within a group, so the reductions' __syncthreads / full-mask shuffles are safe.
-template <int kGroup>
-struct RowGroup {
-  int64_t first, stride;
-  int lane;
-  __device__ RowGroup() {
-    if constexpr (kGroup == kWarp) {
-      const int groups_per_block = blockDim.x / kWarp;
-      first = static_cast<int64_t>(blockIdx.x) * groups_per_block + threadIdx.x / kWarp;
-      stride = static_cast<int64_t>(gridDim.x) * groups_per_block;
-      lane = threadIdx.x % kWarp;
-    } else {
-      first = blockIdx.x;
-      stride = gridDim.x;
-      lane = threadIdx.x;
-    }
-  }
-};
+using detail::group_max;
+using detail::group_sum;
+using detail::kWarp;
+using detail::kWarpRowLimit;
+using detail::row_blocks;
+using detail::RowGroup;
 
 template <int kGroup>
 __device__ inline float row_max(const float* x, int64_t n, int lane, float* shared) {
@@ -98,12 +55,6 @@ __device__ inline float row_max(const float* x, int64_t n, int lane, float* shar
     m = v > m ? v : m;  // NaN skipped, as on the CPU
   }
   return group_max<kGroup>(m, shared);
-}
-
-// Blocks for `rows` rows at kGroup lanes per row.
-template <int kGroup>
-unsigned int row_blocks(int64_t rows) {
-  return detail::blocks_for(rows * kGroup, detail::kThreads);
 }
 
 // ---- softmax forward -----------------------------------------------------------------------------

@@ -126,13 +126,6 @@ void adaptive_backward_reference(const AdaptivePool2dShape& s, const std::vector
       }
 }
 
-// OK when `status` is the expected invalid_argument with exactly `message` (validation cases).
-Status expect_error(const Status& status, const std::string& message) {
-  if (status.code() == StatusCode::kNotCompiled) return status;  // a stub: the driver skips it
-  if (status.code() == StatusCode::kInvalidArgument && status.message() == message) return Status::ok();
-  return internal_error("expected invalid_argument \"" + message + "\", got " +
-                        (status.is_ok() ? std::string("ok") : "\"" + status.message() + "\""));
-}
 
 #define LMCL_AVG_FORWARD_CASE(title, SHAPE)                                                                    \
   list.push_back({title, 1e-5, 1e-6,                                                                          \

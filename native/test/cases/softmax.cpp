@@ -113,13 +113,6 @@ constexpr int64_t kCeBatch = 37, kCeClasses = 29;          // warp per row
 constexpr int64_t kCeWideBatch = 5, kCeWideClasses = 1100;  // block per row
 constexpr int64_t kCeMeanBatch = 23, kCeMeanClasses = 10;
 
-// OK when `status` is the expected invalid_argument with exactly `message` (for validation cases).
-Status expect_error(const Status& status, const std::string& message) {
-  if (status.code() == StatusCode::kNotCompiled) return status;  // a stub: the driver skips it
-  if (status.code() == StatusCode::kInvalidArgument && status.message() == message) return Status::ok();
-  return internal_error("expected invalid_argument \"" + message + "\", got " +
-                        (status.is_ok() ? std::string("ok") : "\"" + status.message() + "\""));
-}
 const int32_t kBadLabels[4] = {0, 2, 1, 105};
 
 }  // namespace
