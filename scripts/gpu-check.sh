@@ -8,7 +8,7 @@
 #      ceilings measured in the same run (bench/cuda_ops.bench.mjs);
 #   4. a two-network ResNet-32 MCL training step on the GPU (`lmcl profile --device cuda`) next to
 #      PyTorch eager on the same card (bench/pytorch_mcl_step.py --device cuda), batch 128;
-#   5. a short `lmcl train --device cuda` (it says plainly if the trainer cannot run on CUDA yet);
+#   5. short `lmcl train --device cuda` runs (MCL, and L-MCL with meta phases);
 #   then a compact table. Full logs in OUTDIR. Made for hosts with no Node and no network:
 #   scripts/prepare-gpu-check.sh builds and collects what this needs (.device/ holds Node and the
 #   runtime packages). Each part has its own time limit; the whole run stays under 8 minutes.
@@ -85,8 +85,12 @@ fi
 
 # ---- 5. short training run -------------------------------------------------------------------
 if command -v node >/dev/null 2>&1 && [ $(elapsed) -lt 400 ]; then
-  timeout 90 node bin/lmcl.js train --device cuda --method mcl --epochs 1 --train-per-class 30 --out /tmp/lmcl-gpu-runs > "$OUTDIR/train.log" 2>&1
-  row "lmcl train --device cuda" "exit $? — $(grep -v '^\s*$' "$OUTDIR/train.log" | tail -1 | cut -c1-110)"
+  # MCL, then L-MCL with a meta phase every 2 batches (auxiliary heads, virtual steps, φ): the whole
+  # trainer path on the device (batches made there, checkpoints, evaluation), 1 epoch each.
+  for method in mcl lmcl; do
+    timeout 90 node bin/lmcl.js train --device cuda --method $method --meta-freq 2 --epochs 1 --train-per-class 30 --out /tmp/lmcl-gpu-runs > "$OUTDIR/train_$method.log" 2>&1
+    row "lmcl train --device cuda --method $method" "exit $? — $(grep -v '^\s*$' "$OUTDIR/train_$method.log" | tail -1 | cut -c1-110)"
+  done
 fi
 
 # ---- the table -------------------------------------------------------------------------------

@@ -18,6 +18,7 @@
 // Each Batch.x is a new CPU tensor the caller owns (dispose it, or create it inside tidy()).
 import { createRequire } from 'node:module';
 import { tensor } from '../tensor/creation.js';
+import type { Device } from '../tensor/tensor.js';
 import type { Generator as RandomGenerator } from '../tensor/random.js';
 import { drawAugmentParams, drawImageParams, epochGenerator, normalizationTable, prepareBatch, type AugmentParams, type ImageParams } from './augment.js';
 import { decodeImage } from './formats.js';
@@ -50,6 +51,8 @@ export interface DataLoaderOptions {
    * are workers, else 'js' (pngjs / jpeg-js; the only choice inline).
    */
   decoder?: ImageDecoderName | 'auto';
+  /** Where each batch's image tensor is made (default 'cpu'): uploaded once, no host tensor. */
+  device?: Device;
 }
 
 interface Job {
@@ -92,6 +95,7 @@ export class DataLoader {
   private readonly itemFloats: number;
   private readonly pool: WorkerPool | null;
   private readonly staging: Float32Array;
+  private readonly device: Device;
   private current: LoaderState | null = null;
   private pendingResume: LoaderState | null = null;
   private generation = 0;
@@ -120,10 +124,13 @@ export class DataLoader {
     if (decoder !== 'auto' && decoder !== 'js' && decoder !== 'sharp') throw new Error(`DataLoader: decoder must be 'auto', 'js' or 'sharp', got ${JSON.stringify(decoder)}`);
     if (decoder === 'sharp' && split.files && workers === 0) throw new Error('DataLoader: the sharp decoder runs in the worker threads only (asynchronous); use workers >= 1 or decoder js');
     if (decoder === 'sharp' && split.files && !sharpAvailable()) throw new Error('DataLoader: decoder sharp: the optional dependency sharp is not installed or does not load here (npm install sharp)');
+    const device = options.device ?? 'cpu';
+    if (device !== 'cpu' && device !== 'cuda') throw new Error(`DataLoader: device must be 'cpu' or 'cuda', got ${JSON.stringify(device)}`);
     const prefetch = options.prefetch ?? 2;
     if (!Number.isInteger(prefetch) || prefetch < 1) throw new Error(`DataLoader: prefetch must be a positive integer, got ${prefetch}`);
     this.split = split;
     this.options = options;
+    this.device = device;
     this.batchSize = batchSize;
     this.sampler = sampler;
     this.seed = seed;
@@ -310,7 +317,7 @@ export class DataLoader {
     const { channels, height, width, labels } = this.split;
     const y = new Int32Array(job.indices.length);
     for (let i = 0; i < y.length; i += 1) y[i] = labels[job.indices[i]!]!;
-    const x = tensor(floats, [job.indices.length, channels, height, width]);
+    const x = tensor(floats, [job.indices.length, channels, height, width], { device: this.device });
     return { x, y, indices: job.indices };
   }
 

@@ -43,7 +43,7 @@ export class DmlMethod extends CohortMethod {
       });
     }
     // 'kd' after the per-network parts (column order), and 0 for a single network, as before.
-    if (perNetwork.length === 0) parts.add('kd', zeros([]));
+    if (perNetwork.length === 0) parts.add('kd', zeros([], { device: loss.device }));
     for (const kd of perNetwork) parts.add('kd', kd);
     parts.add('total', loss);
     return { loss, parts };

@@ -183,7 +183,7 @@ export class LmclMethod extends CohortMethod {
 
   private weightedContrastive(terms: Tensor): Tensor {
     const o = this.options;
-    return F.sum(F.mul(terms, tensor(Float32Array.from([o.vclWeight, o.iclWeight, o.softVclWeight, o.softIclWeight]), [4])));
+    return F.sum(F.mul(terms, tensor(Float32Array.from([o.vclWeight, o.iclWeight, o.softVclWeight, o.softIclWeight]), [4], { device: terms.device })));
   }
 
   loss(outputs: StudentOutput[], batch: StepBatch, context?: Pick<StepContext, 'step'>): MethodLoss {
@@ -383,7 +383,7 @@ export class LmclMethod extends CohortMethod {
           selector.fill(1, p * batch, (p + 1) * batch);
           count += batch;
         });
-        parts.add(`weight/s${s}t${t}`, F.mul(F.sum(F.mul(weights, tensor(selector, weights.shape))), 1 / count));
+        parts.add(`weight/s${s}t${t}`, F.mul(F.sum(F.mul(weights, tensor(selector, weights.shape, { device: weights.device }))), 1 / count));
       }
     }
   }

@@ -112,10 +112,10 @@ export class MclMethod extends CohortMethod {
       terms = F.cohortContrastive(embeddings, batch.y, { pairs: this.pairs, temperature: o.tau, klTemperature: o.kdT });
     }
     // Column sums over the pairs; VCL counted once per network (see the file comment).
-    const perTerm = F.mul(F.sum(terms, 0), tensor(Float32Array.from([1 / (outputs.length - 1), 1, 1, 1]), [4]));
+    const perTerm = F.mul(F.sum(terms, 0), tensor(Float32Array.from([1 / (outputs.length - 1), 1, 1, 1]), [4], { device: terms.device }));
     const [vcl, icl, softVcl, softIcl] = [0, 1, 2, 3].map((column) => F.reshape(F.slice(perTerm, 0, column, column + 1), []));
     parts.add('vcl', vcl!).add('icl', icl!).add('soft_vcl', softVcl!).add('soft_icl', softIcl!);
-    const weights = tensor(Float32Array.from([o.vclWeight, o.iclWeight, o.softVclWeight, o.softIclWeight]), [4]);
+    const weights = tensor(Float32Array.from([o.vclWeight, o.iclWeight, o.softVclWeight, o.softIclWeight]), [4], { device: perTerm.device });
     loss = F.add(loss, F.sum(F.mul(perTerm, weights)));
     if (o.logitDistill) {
       const finals = outputs.map(finalLogits);

@@ -5,6 +5,7 @@ import { loadDataset, type DatasetName } from '../data/datasets.js';
 import { DataLoader } from '../data/loader.js';
 import type { Batch, ImageDataset } from '../data/types.js';
 import type { TrainConfig } from './config.js';
+import type { Device } from '../tensor/tensor.js';
 
 export interface TrainData {
   classes: number;
@@ -75,7 +76,9 @@ export function defaultPadding(size: number): number {
   return size >= 32 ? 4 : Math.max(1, Math.round(size / 14));
 }
 
-export function openData(config: TrainConfig, options: { trainLoader?: boolean } = {}): TrainData {
+/** `device`: where the batches' images are made (default 'cpu'; `lmcl train` passes --device). */
+export function openData(config: TrainConfig, options: { trainLoader?: boolean; device?: Device } = {}): TrainData {
+  const device = options.device ?? 'cpu';
   const splits = loadDataset(config.dataset as DatasetName, { data: config.data ?? undefined, imageSize: config.imageSize ?? undefined });
   const train = truncateDataset(balancedSubset(splits.train, config.trainPerClass), config.limitTrain);
   const test = truncateDataset(splits.test, config.limitTest);
@@ -97,14 +100,14 @@ export function openData(config: TrainConfig, options: { trainLoader?: boolean }
   const loader = withFlag('--batch-size', config.batchSize, () => new DataLoader(train, {
     batchSize: config.batchSize, sampler: config.sampler, augment: true, flip, padding, mean: splits.mean, std: splits.std,
     // Evaluation builds this loader without using it: no threads, and no decoder that needs them.
-    seed: config.seed, workers: options.trainLoader === false ? 0 : config.workers, decoder: options.trainLoader === false ? 'js' : config.decoder,
+    seed: config.seed, workers: options.trainLoader === false ? 0 : config.workers, decoder: options.trainLoader === false ? 'js' : config.decoder, device,
   }));
   const testLoader = withFlag('--eval-batch-size', config.evalBatchSize, () => {
     try {
       return new DataLoader(test, {
         batchSize: config.evalBatchSize, sampler: 'shuffle', augment: false, flip: false, padding: 0, mean: splits.mean, std: splits.std,
         // In-memory test images only need normalising (inline is cheapest); image folders are decoded per batch.
-        seed: config.seed, workers: test.files ? config.workers : 0, decoder: config.decoder,
+        seed: config.seed, workers: test.files ? config.workers : 0, decoder: config.decoder, device,
       });
     } catch (error) {
       loader.close(); // its worker threads would keep the process alive

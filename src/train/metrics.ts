@@ -14,7 +14,7 @@ import * as F from '../ops/functional.js';
 import { noGrad } from '../autograd/mode.js';
 import { keep, tidy } from '../tensor/scope.js';
 import { tensor } from '../tensor/creation.js';
-import type { Tensor } from '../tensor/tensor.js';
+import type { Device, Tensor } from '../tensor/tensor.js';
 import type { Student } from '../models/types.js';
 import type { Method } from '../losses/method.js';
 
@@ -54,7 +54,8 @@ export interface Top1Masks {
   rowOnes: Tensor;
 }
 
-export function top1Masks(labels: Int32Array, classes: number): Top1Masks {
+/** The masks for one batch's labels, made on `device` (the logits' device). */
+export function top1Masks(labels: Int32Array, classes: number, device: Device = 'cpu'): Top1Masks {
   const rows = labels.length;
   const target = new Float32Array(rows * classes);
   const below = new Float32Array(rows * classes);
@@ -68,8 +69,8 @@ export function top1Masks(labels: Int32Array, classes: number): Top1Masks {
     for (let c = label + 1; c < classes; c += 1) above[base + c] = 1;
   }
   return {
-    target: tensor(target, [rows, classes]), below: tensor(below, [rows, classes]), above: tensor(above, [rows, classes]),
-    ones: tensor(new Float32Array(rows * classes).fill(1), [rows, classes]), rowOnes: tensor(new Float32Array(rows).fill(1), [rows]),
+    target: tensor(target, [rows, classes], { device }), below: tensor(below, [rows, classes], { device }), above: tensor(above, [rows, classes], { device }),
+    ones: tensor(new Float32Array(rows * classes).fill(1), [rows, classes], { device }), rowOnes: tensor(new Float32Array(rows).fill(1), [rows], { device }),
   };
 }
 

@@ -12,12 +12,12 @@ import { tidy, keep } from '../tensor/scope.js';
 import { manualSeed, defaultGenerator } from '../tensor/random.js';
 import { randn } from '../tensor/creation.js';
 import type { Device } from '../tensor/tensor.js';
-import { engineInfo } from '../runtime.js';
 import { SGD } from '../optim/sgd.js';
 import { createCohort } from '../models/registry.js';
 import { getMethod, readMethodOptions } from '../losses/registry.js';
 import { resolveTrainConfig } from './config.js';
 import { runStep, stepContext } from './step.js';
+import { placeCohort, requireDevice } from './device.js';
 import { unwrappedNative } from '../native/index.js';
 import { profileStep, startProfiling, stopProfiling } from '../profiler/profiler.js';
 import { attachModuleTimers } from '../profiler/modules.js';
@@ -70,10 +70,7 @@ export function profileTraining(options: ProfileTrainingOptions): ProfileReport 
   const batchSize = config.batchSize;
   const device = options.device ?? 'cpu';
   if (device !== 'cpu' && device !== 'cuda') throw new Error(`profile: device must be 'cpu' or 'cuda', got ${String(device)}`);
-  if (device === 'cuda') {
-    const info = engineInfo();
-    if (!(info.cudaCompiled && info.cudaDevices > 0)) throw new Error(`profile --device cuda: no CUDA device (${info.cudaCompiled ? info.cudaStatus : 'lmcl was built without CUDA'})`);
-  }
+  requireDevice(device, 'profile');
   manualSeed(config.seed);
   const networks = createCohort(config.arch, config.numberNet, {
     numClasses: shape.classes, inChannels: shape.channels, imageSize: shape.size, auxiliary: config.auxiliary,
@@ -84,12 +81,10 @@ export function profileTraining(options: ProfileTrainingOptions): ProfileReport 
   const trainLabels = Int32Array.from({ length: trainCount }, (_, index) => Math.floor(index / 2) % shape.classes);
   const entry = getMethod(config.method);
   const method = entry.create({ networks, classes: shape.classes, options: readMethodOptions(entry, config), trainLabels, seed: config.seed });
+  // Before the optimizers take the parameter tensors: moving replaces them (train/device.ts).
+  placeCohort(networks, method, device);
   const optimizers = new Map<string, SGD>(method.parameterSets().map((set) => [set.name, new SGD(set.parameters,
     { lr: config.lr, momentum: config.momentum, nesterov: config.nesterov, weightDecay: config.weightDecay, ...set.optimizer })]));
-  if (device !== 'cpu') {
-    for (const net of networks) net.to(device);
-    method.criterion?.to(device);
-  }
   const images = randn([batchSize, shape.channels, shape.size, shape.size], { generator: defaultGenerator });
   const batch = {
     x: keep(device === 'cpu' ? images : images.to(device)),

@@ -35,6 +35,7 @@ import { getMethod, readMethodOptions } from '../losses/registry.js';
 import type { MethodOptions, OptionValue } from '../losses/options.js';
 import { finalLogits } from '../losses/terms.js';
 import { runStep, stepContext } from './step.js';
+import { placeCohort, requireDevice } from './device.js';
 import { PendingReadings, type NonFiniteStep } from './readings.js';
 import { learningRate, type ScheduleOptions } from './schedule.js';
 import { countTop1OnDevice, evaluate, top1Masks, type EvalResult } from './metrics.js';
@@ -237,10 +238,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const started = Date.now();
   let config = resolveTrainConfig(options.config as Record<string, unknown>);
   const say = options.console === undefined ? (line: string) => console.log(line) : options.console;
-  if (config.device === 'cuda') {
-    const info = engineInfo();
-    throw new Error(`--device cuda: the trainer has no CUDA path yet (the op kernels exist but have not been verified on a GPU; the data path to the device and int32 device labels are not done; "lmcl profile --device cuda" runs a step) (CUDA: ${info.cudaCompiled ? `${info.cudaDevices} device(s), ${info.cudaStatus}` : 'not compiled in'}); use --device cpu`);
-  }
+  requireDevice(config.device, 'train');
   if (config.threads > 0) setNumThreads(config.threads);
 
   const { dir, checkpoint, notes: locateNotes } = locateRun(config);
@@ -268,7 +266,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   // batch the sampler cannot fill): they run before the run directory exists, so a failed start
   // leaves no empty run folder behind (and no half-built objects: the loader's worker threads
   // would keep the process alive).
-  const data: TrainData = openData(config);
+  const data: TrainData = openData(config, { device: config.device });
   const entry = getMethod(config.method);
   let initLines: string[] = [];
   const { networks, method, parameterSets } = ((): { networks: Student[]; method: Method; parameterSets: readonly ParameterSet[] } => {
@@ -288,6 +286,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const methodOptions = readMethodOptions(entry, config);
       const methodContext = { networks: built, classes: data.classes, options: methodOptions, trainLabels: data.trainLabels, seed: config.seed };
       made = options.method ? options.method(methodContext) : entry.create(methodContext);
+      // Before anything holds parameter tensors (the sets, the optimizers): moving replaces them.
+      placeCohort(built, made, config.device);
       const sets = made.parameterSets();
       checkParameterSets(sets, built, made);
       return { networks: built, method: made, parameterSets: sets };
@@ -484,7 +484,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         }
         const body = () => tidy(() => {
           const result = runStep(method, batch, context);
-          const masks = top1Masks(batch.y, classes);
+          const masks = top1Masks(batch.y, classes, config.device);
           return { parts: result.parts, correct: result.outputs.map((output) => countTop1OnDevice(finalLogits(output), masks)) };
         });
         try {
