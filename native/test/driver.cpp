@@ -45,7 +45,7 @@ Outcome compare(const OpCase& c, const char* device, const std::vector<HostOpera
   bool ok = true;
   for (size_t i = 0; i < got.size(); ++i) {
     if (!got[i].output) continue;
-    double worst = 0;
+    double worst = 0, worst_share = 0;  // worst_share: max error / allowed error, the case's margin
     size_t bad = 0, first_bad = 0;
     for (size_t e = 0; e < got[i].data.size(); ++e) {
       const double g = got[i].data[e], w = want[i][e];
@@ -54,6 +54,8 @@ Outcome compare(const OpCase& c, const char* device, const std::vector<HostOpera
         if (bad++ == 0) first_bad = e;
       }
       if (error > worst || std::isnan(error)) worst = error;
+      const double allowed = c.atol + c.rtol * std::fabs(w);
+      if (allowed > 0 && error / allowed > worst_share) worst_share = error / allowed;
     }
     if (bad) {
       std::printf("  FAIL %-24s %-5s %s: %zu of %zu elements off (first at %zu: got %.9g, want %.9g); max |error| %.3g\n",
@@ -61,8 +63,8 @@ Outcome compare(const OpCase& c, const char* device, const std::vector<HostOpera
                   want[i][first_bad], worst);
       ok = false;
     } else {
-      std::printf("  ok   %-24s %-5s %s: max |error| %.3g (rtol %.0e, atol %.0e)\n", c.name, device, got[i].name, worst,
-                  c.rtol, c.atol);
+      std::printf("  ok   %-24s %-5s %s: max |error| %.3g (rtol %.0e, atol %.0e; %.0f%% of the tolerance)\n", c.name, device,
+                  got[i].name, worst, c.rtol, c.atol, 100 * worst_share);
     }
   }
   return ok ? Outcome::kPassed : Outcome::kFailed;

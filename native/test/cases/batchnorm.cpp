@@ -8,8 +8,10 @@
 // updated in place, start random). Absent operands (null weight, bias, running stats, epilogue
 // tensors, unwanted gradients) are passed as null and not compared. Shapes cover C < 16 and
 // C >= 16, S = 1 ([N, C] inputs), odd S, and batches split into several statistics blocks.
-// Tolerance: rtol 1e-5, atol 1e-5 (float maps of values of size <= ~10; sums in double), atol
-// 1e-4 for backward cases with N·S >= 2048 (the CPU's float-lane partial sums).
+// Tolerance: rtol 1e-5, atol 1e-5 (float maps of values of size <= ~10; sums in double); the
+// backward cases' atol grows with M = N·S (the CPU's float-lane partial sums): 1e-5 below 256,
+// 3e-5 below 2048, 2e-4 above. Sized from 300 random seeds (Xeon VM, 2026-12-03): the worst error
+// is then <= ~25% of its tolerance in every case (at 1e-5 for every M < 2048 it reached 47%).
 #include <utility>
 
 #include "../driver.h"
@@ -146,7 +148,8 @@ void add_backward_case(std::vector<OpCase>& list) {
   static constexpr int64_t kNumel = B.batch * B.channels * B.spatial, kC = B.channels;
   // The CPU sums in float lanes (flushed to double every 1024 elements): its grad_weight and
   // grad_bias errors grow with the partial sums, ~3e-5 at M ~ 10^4, whatever the final sum.
-  constexpr double kAtol = B.batch * B.spatial >= 2048 ? 1e-4 : 1e-5;
+  constexpr int64_t kReduced = B.batch * B.spatial;
+  constexpr double kAtol = kReduced >= 2048 ? 2e-4 : kReduced >= 256 ? 3e-5 : 1e-5;
   list.push_back({B.name, 1e-5, kAtol,
                   [](Rng& rng) {
                     std::vector<float> x = random_floats(rng, kNumel);

@@ -4,7 +4,9 @@
 // reduction), column sums (plain and split along the reduced axis), batch-norm's [R, C, R], an
 // interleaved kept/reduced pattern with an extent-1 axis, tiny rows, nothing to reduce, an empty
 // input and rank 0. Inputs in [-2, 2]; float32 sums of N such terms carry ~sqrt(N)·eps·|partial|
-// rounding, so atol grows with N (stated per case).
+// rounding, so atol grows with N (stated per case), sized from 300 random seeds (Xeon VM,
+// 2026-12-03) so that the worst error stays <= ~25% of the tolerance (the earlier atols let
+// 'columns long' reach 83% and fail in one CI run in a few hundred).
 #include "../driver.h"
 
 namespace lmcl {
@@ -84,12 +86,12 @@ void add_sum_case(std::vector<OpCase>& list, const char* name, double atol) {
 void add_reduce_cases(std::vector<OpCase>& list) {
   add_sum_case<RowsWarp>(list, "sum_axes rows warp", 1e-4);
   add_sum_case<RowsBlock>(list, "sum_axes rows block", 3e-4);
-  add_sum_case<FullSplit>(list, "sum_axes full split", 2e-3);
-  add_sum_case<FullWithUnit>(list, "sum_axes full unit axis", 2e-3);
-  add_sum_case<ColumnsSplit>(list, "sum_axes columns split", 3e-4);
-  add_sum_case<ColumnsLong>(list, "sum_axes columns long", 1e-3);
+  add_sum_case<FullSplit>(list, "sum_axes full split", 5e-3);
+  add_sum_case<FullWithUnit>(list, "sum_axes full unit axis", 6e-3);
+  add_sum_case<ColumnsSplit>(list, "sum_axes columns split", 1e-3);
+  add_sum_case<ColumnsLong>(list, "sum_axes columns long", 5e-3);
   add_sum_case<Middle>(list, "sum_axes middle", 1e-4);
-  add_sum_case<MiddleSplit>(list, "sum_axes middle split", 3e-4);
+  add_sum_case<MiddleSplit>(list, "sum_axes middle split", 1e-3);
   add_sum_case<BatchNorm>(list, "sum_axes batchnorm", 1e-4);
   add_sum_case<Interleaved>(list, "sum_axes interleaved", 1e-5);
   add_sum_case<TinyRows>(list, "sum_axes tiny rows", 1e-6);
