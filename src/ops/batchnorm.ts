@@ -14,9 +14,13 @@
 // BN output nor the sum is kept for backward, only the (ReLU) output.
 //
 // Backward: without createGraph, one fused native kernel gives dx, dγ, dβ. With createGraph (e.g.
-// Hessian-vector products through batchnorm) the same gradients are computed by a composite of
-// differentiable ops, recomputing the statistics from x so that the result can be differentiated
-// again with respect to x, γ and the incoming gradient.
+// Hessian-vector products through batchnorm, L-MCL's virtual steps) the same gradients are
+// recorded so that they can be differentiated again with respect to x, γ and the incoming
+// gradient: in training mode as two recorded ops whose forward is that same native kernel and
+// whose backward is the analytic double backward (differentiableTrainingBackward; nothing but
+// the inputs is saved, where a composite of elementwise ops saved ~5 full-size tensors per
+// layer), in eval mode as a composite of differentiable ops (compositeBackward). Second order
+// only: createGraph through the training-mode double backward throws.
 import { native } from '../native/index.js';
 import { fusedOrComposite } from '../autograd/fused.js';
 import { recordOperation, type BackwardContext } from '../autograd/node.js';
@@ -183,7 +187,9 @@ function batchNormBackward(gradOutput: Tensor, context: BackwardContext, g: Geom
     // The ReLU's backward (as the relu op records it), then the batch norm's on the masked gradient.
     composite: () => tidy(() => {
       const masked = output ? reluMask(gradOutput, output) : reshape(gradOutput, g.shape);
-      const result = compositeBackward(masked, x, saveMean, saveInvstd, weight, g, needX, needWeight, needBias);
+      const result = g.training
+        ? differentiableTrainingBackward(masked, x, saveMean, saveInvstd, weight, g, needX, needWeight, needBias)
+        : compositeBackward(masked, x, saveMean, saveInvstd, weight, g, needX, needWeight, needBias);
       return { ...result, residual: needResidual ? masked : null };
     }),
   });
@@ -222,6 +228,81 @@ function fusedBackward(gradOutput: Tensor, x: Tensor, saveMean: Tensor, saveInvs
   }
   const residual = needResidual ? (gradResidual ?? reshape(gradOutput, g.shape)) : null;
   return { x: gradX, weight: gradWeight, bias: gradBias, residual };
+}
+
+/**
+ * Training-mode gradients as recorded ops whose forward is the fused native kernel (one pass, no
+ * intermediate tensors saved) and whose backward is the analytic double backward below; used when
+ * the backward itself is recorded (createGraph: L-MCL's virtual steps). Per channel, M = N·S,
+ * s = invstd, x̂ = (x − μ)·s, γ the weight (1 without one), g the incoming gradient, ⟨·⟩ the mean:
+ *   dx = γ·s·(g − ⟨g⟩ − x̂·⟨g·x̂⟩),  dγ = Σ g·x̂,  dβ = Σ g  (a differentiable sum).
+ * With upstream gradients ḡx (for dx) and ḡγ (for dγ), using ∂x̂_j/∂x_i = s·(δ_ij − 1/M − x̂_i·x̂_j/M)
+ * and ∂s/∂x_i = −s²·x̂_i/M, and P_s(G) = s·(G − ⟨G⟩ − x̂·⟨G·x̂⟩) (what the native backward computes
+ * for an incoming G with no weight):
+ *   dx's VJP:  to g:  γ·P_s(ḡx)   (P_s is symmetric)
+ *              to γ:  s·B,  B = Σ ḡx·g − ⟨g⟩·Σ ḡx − ⟨g·x̂⟩·Σ ḡx·x̂
+ *              to x:  P_s(G) − (γ·B·s²/M)·x̂,  G = −γ·s·(g·⟨ḡx·x̂⟩ + ḡx·⟨g·x̂⟩)
+ *   dγ's VJP:  to g:  ḡγ·x̂;  to x:  P_s(ḡγ·g)
+ * Third order (createGraph through this double backward) is refused with an error. Checked by
+ * gradgradcheck in test/ops/batchnorm.test.ts and by the meta-step tests against finite differences.
+ */
+function differentiableTrainingBackward(gradOutput: Tensor, x: Tensor, saveMean: Tensor, saveInvstd: Tensor,
+  weight: Tensor | null, g: Geometry, needX: boolean, needWeight: boolean, needBias: boolean): Gradients {
+  return tidy(() => {
+    const dy = reshape(gradOutput, g.shape);
+    const rank = g.shape.length;
+    const axes = [0, ...Array.from({ length: rank - 2 }, (_, index) => index + 2)];
+    const channelShape = [1, g.channels, ...new Array<number>(rank - 2).fill(1)];
+    const perChannel = (t: Tensor): Tensor => reshape(t, channelShape);
+    // One native pass: dx and both sums (dx's double backward reads the sums).
+    const first = fusedBackward(dy, x, saveMean, saveInvstd, weight, null, g, needX, true, true, false);
+    const sumGX = first.weight!; // Σ g·x̂
+    const sumG = first.bias!; // Σ g
+    const thirdOrder = (context: BackwardContext): void => {
+      if (context.createGraph) throw new Error(`${op}: gradients of third order (createGraph through batch norm's double backward) are not supported`);
+    };
+    const xHat = (): Tensor => mul(sub(x, perChannel(saveMean)), perChannel(saveInvstd));
+    const weightless = (G: Tensor): Tensor => fusedBackward(G, x, saveMean, saveInvstd, null, null, g, true, false, false, false).x!;
+
+    let gradX: Tensor | null = null;
+    if (needX) {
+      const inputs = weight ? [dy, x, weight] : [dy, x];
+      const saved = weight ? [dy, x, saveMean, saveInvstd, sumGX, sumG, weight] : [dy, x, saveMean, saveInvstd, sumGX, sumG];
+      gradX = recordOperation('batchNormBackward', first.x!, inputs, saved, (upstream, context) => {
+        thirdOrder(context);
+        const [needG, needXX, needW] = [context.needsInputGrad[0]!, context.needsInputGrad[1]!, weight ? context.needsInputGrad[2]! : false];
+        const count = g.count;
+        const gbar = reshape(upstream, g.shape);
+        // γ·P_s(ḡx), Σ ḡx·x̂, Σ ḡx in one native pass.
+        const pulled = fusedBackward(gbar, x, saveMean, saveInvstd, weight, null, g, needG, true, true, false);
+        const sumBarX = pulled.weight!;
+        const sumBar = pulled.bias!;
+        const bracket = sub(sub(sum(mul(gbar, dy), axes), mul(sumG, mul(sumBar, 1 / count))), mul(sumGX, mul(sumBarX, 1 / count)));
+        const gammaInvstd = weight ? mul(weight, saveInvstd) : saveInvstd;
+        let towardsX: Tensor | null = null;
+        if (needXX) {
+          const scaled = mul(gammaInvstd, -1 / count);
+          const G = add(mul(dy, perChannel(mul(scaled, sumBarX))), mul(gbar, perChannel(mul(scaled, sumGX))));
+          const coefficient = mul(mul(weight ? mul(bracket, weight) : bracket, square(saveInvstd)), 1 / count);
+          towardsX = sub(weightless(G), mul(xHat(), perChannel(coefficient)));
+        }
+        const towardsWeight = needW ? mul(saveInvstd, bracket) : null;
+        return weight ? [needG ? pulled.x : null, towardsX, towardsWeight] : [needG ? pulled.x : null, towardsX];
+      });
+    }
+    let gradWeight: Tensor | null = null;
+    if (needWeight) {
+      gradWeight = recordOperation('batchNormWeightGradient', sumGX, [dy, x], [dy, x, saveMean, saveInvstd], (upstream, context) => {
+        thirdOrder(context);
+        const scale = perChannel(upstream);
+        return [
+          context.needsInputGrad[0] ? mul(xHat(), scale) : null,
+          context.needsInputGrad[1] ? weightless(mul(dy, scale)) : null,
+        ];
+      });
+    }
+    return { x: gradX, weight: gradWeight, bias: needBias ? reshape(sum(dy, axes), [g.channels]) : null };
+  });
 }
 
 /**

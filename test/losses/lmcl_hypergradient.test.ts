@@ -26,7 +26,7 @@
 // sides compute the same derivative in float32 with a different association (autograd through each
 // step's SGD update vs a hand-written adjoint recursion, the Σ_p g·b̃ contraction, float64 adjoint sums
 // on the reference side), through reductions over up to ~10^4 terms, τ = 0.1 contrastive softmaxes
-// and BatchNorm Jacobians. Measured (checkpointed unroll, Xeon VM, 2026-12-03, 11 seeds per case): 'recorded' ≤ 7.8e-7
+// and BatchNorm Jacobians. Measured (checkpointed unroll, Xeon VM, 2026-12-03, 11 seeds per case): 'recorded' ≤ 9.2e-7
 // (≈ 13 u of the scale, u = 2^−24); 'firstOrder' ≤ 4.4e-6, larger because its θ_k already differ
 // by rounding and the hypergradient's sensitivity to θ amplifies that (a relative 1.2e-7
 // perturbation of θ_0 alone moves it by ~1e-5 relative). Each tol is ≈ 10× the worst measured.

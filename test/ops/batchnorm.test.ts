@@ -190,6 +190,21 @@ describe('batchNorm backward', () => {
     gradgradcheck((a) => F.batchNorm(a, null, null, null, null, { training: true }), [xOnly]);
   });
 
+  it('training mode: the recorded backward is differentiable once more, a third order is refused with an error', () => {
+    const x = randomTensor([4, 3, 2, 2], { requiresGrad: true });
+    const weight = randomTensor([3], { requiresGrad: true });
+    tidy(() => {
+      const y = F.square(F.batchNorm(x, null, null, weight, null, { training: true }));
+      const [gx] = grad(F.sum(y), [x], { createGraph: true });
+      // Second order (what gradgradcheck checks numerically) works ...
+      const [hx] = grad(F.sum(F.square(gx!)), [x], { createGraph: false });
+      expect(hx!.toFloat32Array().every((value) => Number.isFinite(value))).toBe(true);
+      // ... a third order through the native-forward double backward is a clear error.
+      const again = F.square(F.batchNorm(x, null, null, weight, null, { training: true }));
+      const [gx2] = grad(F.sum(again), [x], { createGraph: true });
+      expect(() => grad(F.sum(F.square(gx2!)), [x], { createGraph: true })).toThrow(/batchNorm: gradients of third order .* are not supported/);
+    });
+  });
   it('the composite (createGraph) and fused backward agree to 1e-5 relative', () => {
     for (const training of [true, false]) {
       for (const shape of [[8, 4, 5, 5], [16, 3], [32, 16, 4, 4]]) {
