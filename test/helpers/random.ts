@@ -15,6 +15,19 @@ export function randomTensor(shape: number[], options: { requiresGrad?: boolean;
   return tensor(values, shape, { requiresGrad: options.requiresGrad ?? false, device: options.device ?? 'cpu' });
 }
 
+/**
+ * Random values of either sign with magnitudes in [0.5, 1.5): every slice of n of them has an L2
+ * norm >= 0.5·√n. For finite-difference checks of ops whose derivatives blow up near a zero norm
+ * (normalize, cosine similarity: the k-th derivative grows like 1/‖x‖^(k+1)), where float32 central
+ * differences with ε = 1e-2 are not accurate (a CI run drew a short slice near 0: autograd −0.74
+ * vs finite difference −1.60, both correct for their own definitions).
+ */
+export function randomSignedTensor(shape: number[], options: { requiresGrad?: boolean; device?: Device } = {}): Tensor {
+  const size = shape.reduce((product, extent) => product * extent, 1);
+  const values = Float32Array.from(randomArray(size), (value) => (value < 0 ? -1 : 1) * (0.5 + Math.abs(value)));
+  return tensor(values, shape, { requiresGrad: options.requiresGrad ?? false, device: options.device ?? 'cpu' });
+}
+
 /** Random values bounded away from zero (for division, log, sqrt). */
 export function randomPositiveTensor(shape: number[], options: { requiresGrad?: boolean; minimum?: number; device?: Device } = {}): Tensor {
   const size = shape.reduce((product, extent) => product * extent, 1);

@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { F, engineInfo, grad, setNumThreads, tensor } from '../../src/index.js';
 import { native, nativeInfo } from '../../src/native/index.js';
 import { gradcheck, gradgradcheck } from '../helpers/gradcheck.js';
-import { expectClose, randomArray, randomTensor } from '../helpers/random.js';
+import { expectClose, randomArray, randomSignedTensor, randomTensor } from '../helpers/random.js';
 import { referenceCosine, referenceCosineBackward, referenceNormalize, referenceNormalizeBackward } from '../reference/normalize_reference.js';
 import { expectSameBitsAcrossRunsAndThreads } from '../helpers/determinism.js';
 
@@ -95,7 +95,7 @@ describe('normalize', () => {
 
   it('gradients pass finite differences (first and second order)', () => {
     for (const [shape, dim] of [[[4, 6], 1], [[3, 4, 5], 1], [[5, 3], 0], [[6], 0]] as [number[], number][]) {
-      const x = randomTensor(shape, { requiresGrad: true, offset: 0.5 });
+      const x = randomSignedTensor(shape, { requiresGrad: true });
       gradcheck((t) => F.normalize(t, { dim }), [x]);
       gradgradcheck((t) => F.normalize(t, { dim }), [x]);
     }
@@ -172,11 +172,11 @@ describe('cosineSimilarity', () => {
 
   it('gradients pass finite differences (first and second order), one or both inputs', () => {
     for (const [shape, dim] of [[[4, 6], 1], [[3, 4, 5], 1], [[5, 3], 0]] as [number[], number][]) {
-      const a = randomTensor(shape, { requiresGrad: true, offset: 0.3 });
-      const b = randomTensor(shape, { requiresGrad: true });
+      const a = randomSignedTensor(shape, { requiresGrad: true });
+      const b = randomSignedTensor(shape, { requiresGrad: true });
       gradcheck((p, q) => F.cosineSimilarity(p, q, { dim }), [a, b]);
       gradgradcheck((p, q) => F.cosineSimilarity(p, q, { dim }), [a, b]);
-      const fixed = randomTensor(shape);
+      const fixed = randomSignedTensor(shape);
       gradgradcheck((p, q) => F.cosineSimilarity(p, q, { dim }), [a, fixed]);
     }
   });
