@@ -32,8 +32,9 @@
 //     run 23–26 min; L-MCL not yet measured (≈ 2.5× a cohort run by the fashion5k ratio, ≈ 1 h).
 //     Chunks: `--methods baseline,dml,mcl --seeds S` ≈ 75 min per seed; `--methods lmcl --seeds S`
 //     ≈ 1 h per seed.
-//   fashion60k-bank, 1 thread: not yet measured; estimated from fashion5k (3.2× the images per
-//     run, half the threads) at ≈ 20–30 min per cohort run, L-MCL ≈ 75 min: run it one
+//   fashion60k-bank, 1 thread (measured 2026-12-03 on the Xeon VM, the other core busy): a
+//     baseline single-network run ≈ 15 min, an MCL cohort run 52 min, L-MCL ≈ 3–4 h (the first
+//     epoch's ETA; it checkpoints every epoch, so it spans sessions by resuming). Run it one
 //     `--methods M --seeds S` pair at a time.
 import fs from 'node:fs';
 import path from 'node:path';
