@@ -34,7 +34,7 @@
 //     ≈ 1 h per seed.
 //   fashion60k-bank, 1 thread (measured 2026-12-03 on the Xeon VM, the other core busy): a
 //     baseline single-network run ≈ 15 min, an MCL cohort run 52 min, L-MCL ≈ 3–4 h (the first
-//     epoch's ETA; it checkpoints every epoch, so it spans sessions by resuming). Run it one
+//     epoch's ETA; it checkpoints every 200 steps, so it spans sessions by resuming). Run it one
 //     `--methods M --seeds S` pair at a time.
 import fs from 'node:fs';
 import path from 'node:path';
