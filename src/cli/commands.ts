@@ -65,7 +65,7 @@ async function evalWeights(file: string, options: EvalOptions): Promise<void> {
 export function evalCommand(): Command {
   return new Command('eval')
     .description('evaluate a checkpoint on the test split: top-1/top-5 per network, per head, and the ensemble (mean of softmax of the final heads); ' +
-      'or, with --weights, a bare safetensors state dict (no run directory)')
+      'or, with --weights, a bare safetensors state dict (no run directory); runs on the CPU, also for runs trained with --device cuda')
     .argument('[checkpoints...]', 'a run directory (its latest checkpoint), its checkpoints/ folder, or a checkpoint directory (e.g. .../checkpoints/best); ' +
       'several: their networks evaluated together, the ensemble over all of them (independent runs must share their data)')
     .option('--weights <file>', 'evaluate this .safetensors state dict instead (lmcl export, or torch weights; loaded strictly, the authors\' names through the alias table)')
