@@ -15,7 +15,8 @@
 //   for (let epoch = 0; epoch < epochs; epoch++) for (const { x, y } of loader.epoch(epoch)) { ...; x.dispose(); }
 //   loader.close();
 //
-// Each Batch.x is a new CPU tensor the caller owns (dispose it, or create it inside tidy()).
+// Each Batch.x is a new tensor on the loader's device (default CPU) the caller owns (dispose it,
+// or create it inside tidy()).
 import { createRequire } from 'node:module';
 import { tensor } from '../tensor/creation.js';
 import type { Device } from '../tensor/tensor.js';

@@ -20,8 +20,8 @@
 // checkpointed: a forward sweep keeps only each step's (θ_k, b_k), then a reverse sweep rebuilds
 // one step's graph at a time from its checkpoint and pulls the adjoints (θ̄, b̄) back through it
 // (vector-Jacobian products; φ̄ summed over the steps). One step's graph alive instead of all of
-// them: peak RSS of `lmcl profile --method lmcl` (two ResNet-32, batch 128, CIFAR shapes) 13.3 →
-// 6.3 GB, for one more forward + createGraph backward per contrastive step;
+// them, for one more forward + createGraph backward per contrastive step (peak RSS and time:
+// bench/RESULTS.md "L-MCL meta phase");
 // Nesterov SGD on φ (its own parameter set 'loss_weight'); then θ AND every BN buffer restored bit
 // for bit (Module.captureState / restoreState). The reference instead re-evaluates snapshots with
 // the L2T-ww reverse recursion (method.md §3, §8.4 call its momentum handling approximate; an exact
@@ -285,20 +285,17 @@ export class LmclMethod extends CohortMethod {
           const gradients = grad(objective(values), [...values], { createGraph: true, allowUnused: true }).map((g) => (g.gradFn === null ? null : g));
           return virtualSgdStep(values, gradients, virtual, buffers);
         };
-        // Fresh leaves holding the values of a checkpoint, so one step's graph starts there.
-        const leaves = (values: readonly Tensor[]): Tensor[] => values.map((value) => {
-          const leaf = value.detach();
-          leaf.requiresGrad = true;
-          return leaf;
-        });
-        const leafBuffers = (buffers: readonly (Tensor | null)[] | undefined): (Tensor | null)[] | undefined => buffers?.map((buffer) => {
-          if (buffer === null) return null;
-          const leaf = buffer.detach();
-          leaf.requiresGrad = true;
-          return leaf;
-        });
+        // A fresh leaf holding a checkpoint's values, so one step's graph starts there; and the
+        // graph-free values a step's results are kept as.
+        const leaf = (value: Tensor): Tensor => {
+          const fresh = value.detach();
+          fresh.requiresGrad = true;
+          return fresh;
+        };
+        const leaves = (values: readonly Tensor[]): Tensor[] => values.map(leaf);
+        const leafBuffers = (buffers: readonly (Tensor | null)[] | undefined): (Tensor | null)[] | undefined => buffers?.map((b) => b && leaf(b));
         const detached = (tensors: readonly Tensor[]): Tensor[] => tensors.map((t) => t.detach());
-        const detachedBuffers = (buffers: readonly (Tensor | null)[]): (Tensor | null)[] => buffers.map((b) => (b === null ? null : b.detach()));
+        const detachedBuffers = (buffers: readonly (Tensor | null)[]): (Tensor | null)[] => buffers.map((b) => b && b.detach());
 
         // Forward sweep: the contrastive steps, one graph alive at a time; only the checkpoints
         // (θ_k, b_k: parameter-sized) are kept. Same arithmetic as the reverse sweep's recompute, so

@@ -58,6 +58,8 @@ describe('trainer device path (device-independent parts)', () => {
     for (const mask of Object.values(masks)) mask.dispose();
   });
 
+  // Skipped where a CUDA device IS present: the refusal it checks cannot happen there (the CUDA
+  // block below covers that machine).
   it.skipIf(cuda.skipReason === null)('--device cuda without a device: a clear error before any run directory exists', async () => {
     const out = path.join(root, 'refused');
     await expect(train({ config: { ...tiny, method: 'dml', device: 'cuda', out, name: 'x' }, console: null, handleSignals: false }))
@@ -66,6 +68,7 @@ describe('trainer device path (device-independent parts)', () => {
   });
 });
 
+// GPU-only: skipped (its name says why) without a CUDA device, as every CUDA block (helpers/devices.ts).
 const cudaDescribe = cuda.skipReason === null ? describe : describe.skip;
 cudaDescribe(`trainer on CUDA vs CPU${cuda.skipReason === null ? '' : ` [skipped, ${cuda.skipReason}]`}`, () => {
   for (const { method, extra } of methods) {
