@@ -7,7 +7,10 @@
 //   batchNormBackward(gradOut, x, weight|null, saveMean, saveInvstd,
 //                     gradInput|null, gradWeight|null, gradBias|null, [N, C, S], training
 //                     [, output|null, gradResidual|null])
-// x, y, gradOut, gradInput, residual, output, gradResidual hold N·C·S floats; every per-channel
+//   batchNormDoubleBackward(gradOut, x, weight|null, saveMean, saveInvstd, upstreamInput|null,
+//                           upstreamWeight|null, gradGradOut|null, gradX|null, gradWeight|null, [N, C, S])
+// x, y, gradOut, gradInput, residual, output, gradResidual, upstreamInput, gradGradOut, gradX hold
+// N·C·S floats; every per-channel
 // storage holds C floats. The trailing arguments are the fused epilogue (lmcl/batchnorm.h):
 // omitted, the plain batch norm.
 #include "args.h"
@@ -110,12 +113,36 @@ Napi::Value backward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value double_backward(const Napi::CallbackInfo& info) {
+  const char* op = "batchNormDoubleBackward";
+  const BatchNormShape shape = get_shape(info, 10, op);
+  const int64_t count = shape.numel(), C = shape.channels;
+  const Operand grad_out = floats(info, 0, count, op, "gradOut");
+  const Operand x = floats(info, 1, count, op, "x");
+  const Operand weight = optional_floats(info, 2, C, op, "weight");
+  const Operand save_mean = floats(info, 3, C, op, "saveMean");
+  const Operand save_invstd = floats(info, 4, C, op, "saveInvstd");
+  const Operand upstream_input = optional_floats(info, 5, count, op, "upstreamInput");
+  const Operand upstream_weight = optional_floats(info, 6, C, op, "upstreamWeight");
+  const Operand grad_grad_out = optional_floats(info, 7, count, op, "gradGradOut");
+  const Operand grad_x = optional_floats(info, 8, count, op, "gradX");
+  const Operand grad_weight = optional_floats(info, 9, C, op, "gradWeight");
+  const Device device = same_device(info.Env(), op, {grad_out, x, weight, save_mean, save_invstd, upstream_input, upstream_weight,
+                                                     grad_grad_out, grad_x, grad_weight});
+  throw_if_error(info.Env(),
+                 dispatch(device, cpu::batch_norm_double_backward, cuda::batch_norm_double_backward, shape, grad_out, x, weight, save_mean,
+                          save_invstd, upstream_input, upstream_weight, grad_grad_out, grad_x, grad_weight),
+                 op);
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void register_batchnorm(Napi::Env env, Napi::Object exports) {
   exports.Set("batchNormForwardTraining", Napi::Function::New(env, forward_training, "batchNormForwardTraining"));
   exports.Set("batchNormForwardEval", Napi::Function::New(env, forward_eval, "batchNormForwardEval"));
   exports.Set("batchNormBackward", Napi::Function::New(env, backward, "batchNormBackward"));
+  exports.Set("batchNormDoubleBackward", Napi::Function::New(env, double_backward, "batchNormDoubleBackward"));
 }
 
 }  // namespace binding

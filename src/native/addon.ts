@@ -137,6 +137,12 @@ export interface NativeAddon {
     saveInvstd: NativeStorage, gradInput: NativeStorage | null, gradWeight: NativeStorage | null,
     gradBias: NativeStorage | null, shape: number[], training: boolean, output?: NativeStorage | null,
     gradResidual?: NativeStorage | null): void;
+  /** Training-mode double backward (lmcl/batchnorm.h): the gradients of dx (upstream upstreamInput)
+   *  and dγ (upstreamWeight) with respect to gradOut, x and weight; null inputs count as 0, null
+   *  outputs are skipped. */
+  batchNormDoubleBackward(gradOut: NativeStorage, x: NativeStorage, weight: NativeStorage | null, saveMean: NativeStorage,
+    saveInvstd: NativeStorage, upstreamInput: NativeStorage | null, upstreamWeight: NativeStorage | null,
+    gradGradOut: NativeStorage | null, gradX: NativeStorage | null, gradWeight: NativeStorage | null, shape: number[]): void;
 
   // ---- pool (native/binding/pool.cpp) ----
   // params = [planes, inH, inW, kernelH, kernelW, strideH, strideW, padH, padW] (planes = N·C);

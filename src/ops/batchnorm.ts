@@ -17,10 +17,11 @@
 // Hessian-vector products through batchnorm, L-MCL's virtual steps) the same gradients are
 // recorded so that they can be differentiated again with respect to x, γ and the incoming
 // gradient: in training mode as two recorded ops whose forward is that same native kernel and
-// whose backward is the analytic double backward (differentiableTrainingBackward; nothing but
-// the inputs is saved, where a composite of elementwise ops saved ~5 full-size tensors per
-// layer), in eval mode as a composite of differentiable ops (compositeBackward). Second order
-// only: createGraph through the training-mode double backward throws.
+// whose backward is the analytic double backward, one native kernel too (batchNormDoubleBackward;
+// differentiableTrainingBackward; nothing but the inputs is saved, where a composite of
+// elementwise ops saved ~5 full-size tensors per layer), in eval mode as a composite of
+// differentiable ops (compositeBackward). Second order only: createGraph through the
+// training-mode double backward throws.
 import { native } from '../native/index.js';
 import { fusedOrComposite } from '../autograd/fused.js';
 import { recordOperation, type BackwardContext } from '../autograd/node.js';
@@ -232,8 +233,9 @@ function fusedBackward(gradOutput: Tensor, x: Tensor, saveMean: Tensor, saveInvs
 
 /**
  * Training-mode gradients as recorded ops whose forward is the fused native kernel (one pass, no
- * intermediate tensors saved) and whose backward is the analytic double backward below; used when
- * the backward itself is recorded (createGraph: L-MCL's virtual steps). Per channel, M = N·S,
+ * intermediate tensors saved) and whose backward is the analytic double backward, also one native
+ * kernel (batchNormDoubleBackward; formulas in native/include/lmcl/batchnorm.h); used when the
+ * backward itself is recorded (createGraph: L-MCL's virtual steps). Per channel, M = N·S,
  * s = invstd, x̂ = (x − μ)·s, γ the weight (1 without one), g the incoming gradient, ⟨·⟩ the mean:
  *   dx = γ·s·(g − ⟨g⟩ − x̂·⟨g·x̂⟩),  dγ = Σ g·x̂,  dβ = Σ g  (a differentiable sum).
  * With upstream gradients ḡx (for dx) and ḡγ (for dγ), using ∂x̂_j/∂x_i = s·(δ_ij − 1/M − x̂_i·x̂_j/M)
@@ -243,8 +245,11 @@ function fusedBackward(gradOutput: Tensor, x: Tensor, saveMean: Tensor, saveInvs
  *              to γ:  s·B,  B = Σ ḡx·g − ⟨g⟩·Σ ḡx − ⟨g·x̂⟩·Σ ḡx·x̂
  *              to x:  P_s(G) − (γ·B·s²/M)·x̂,  G = −γ·s·(g·⟨ḡx·x̂⟩ + ḡx·⟨g·x̂⟩)
  *   dγ's VJP:  to g:  ḡγ·x̂;  to x:  P_s(ḡγ·g)
- * Third order (createGraph through this double backward) is refused with an error. Checked by
- * gradgradcheck in test/ops/batchnorm.test.ts and by the meta-step tests against finite differences.
+ * The kernel computes each VJP in two passes (per-channel sums, then one elementwise map) where a
+ * composite of elementwise ops made ~10 full-size temporaries. Third order (createGraph through
+ * this double backward) is refused with an error. Checked by gradgradcheck in
+ * test/ops/batchnorm.test.ts (and against the float64 formulas above in the same file) and by the
+ * meta-step tests against finite differences.
  */
 function differentiableTrainingBackward(gradOutput: Tensor, x: Tensor, saveMean: Tensor, saveInvstd: Tensor,
   weight: Tensor | null, g: Geometry, needX: boolean, needWeight: boolean, needBias: boolean): Gradients {
@@ -252,53 +257,50 @@ function differentiableTrainingBackward(gradOutput: Tensor, x: Tensor, saveMean:
     const dy = reshape(gradOutput, g.shape);
     const rank = g.shape.length;
     const axes = [0, ...Array.from({ length: rank - 2 }, (_, index) => index + 2)];
-    const channelShape = [1, g.channels, ...new Array<number>(rank - 2).fill(1)];
-    const perChannel = (t: Tensor): Tensor => reshape(t, channelShape);
-    // One native pass: dx and both sums (dx's double backward reads the sums).
-    const first = fusedBackward(dy, x, saveMean, saveInvstd, weight, null, g, needX, true, true, false);
-    const sumGX = first.weight!; // Σ g·x̂
-    const sumG = first.bias!; // Σ g
+    // One native pass: dx and dγ = Σ g·x̂.
+    const first = fusedBackward(dy, x, saveMean, saveInvstd, weight, null, g, needX, needWeight, false, false);
     const thirdOrder = (context: BackwardContext): void => {
       if (context.createGraph) throw new Error(`${op}: gradients of third order (createGraph through batch norm's double backward) are not supported`);
     };
-    const xHat = (): Tensor => mul(sub(x, perChannel(saveMean)), perChannel(saveInvstd));
-    const weightless = (G: Tensor): Tensor => fusedBackward(G, x, saveMean, saveInvstd, null, null, g, true, false, false, false).x!;
+    // The native double backward for the upstream of dx (upstreamInput) or of dγ (upstreamWeight).
+    const doubleBackward = (upstreamInput: Tensor | null, upstreamWeight: Tensor | null, withWeight: boolean,
+      want: { grad: boolean; x: boolean; weight: boolean }): { grad: Tensor | null; x: Tensor | null; weight: Tensor | null } => {
+      const gradGrad = want.grad ? Tensor.empty(g.shape, x.device) : null;
+      const gradX = want.x ? Tensor.empty(g.shape, x.device) : null;
+      const gradWeight = want.weight ? Tensor.empty([g.channels], x.device) : null;
+      try {
+        native().batchNormDoubleBackward(dy.storage.handle, x.storage.handle, withWeight && weight ? weight.storage.handle : null,
+          saveMean.storage.handle, saveInvstd.storage.handle, upstreamInput?.storage.handle ?? null, upstreamWeight?.storage.handle ?? null,
+          gradGrad?.storage.handle ?? null, gradX?.storage.handle ?? null, gradWeight?.storage.handle ?? null,
+          [g.shape[0]!, g.channels, g.spatial]);
+      } catch (error) {
+        gradGrad?.dispose();
+        gradX?.dispose();
+        gradWeight?.dispose();
+        throw error;
+      }
+      return { grad: gradGrad, x: gradX, weight: gradWeight };
+    };
 
     let gradX: Tensor | null = null;
     if (needX) {
       const inputs = weight ? [dy, x, weight] : [dy, x];
-      const saved = weight ? [dy, x, saveMean, saveInvstd, sumGX, sumG, weight] : [dy, x, saveMean, saveInvstd, sumGX, sumG];
+      const saved = weight ? [dy, x, saveMean, saveInvstd, weight] : [dy, x, saveMean, saveInvstd];
       gradX = recordOperation('batchNormBackward', first.x!, inputs, saved, (upstream, context) => {
         thirdOrder(context);
-        const [needG, needXX, needW] = [context.needsInputGrad[0]!, context.needsInputGrad[1]!, weight ? context.needsInputGrad[2]! : false];
-        const count = g.count;
-        const gbar = reshape(upstream, g.shape);
-        // γ·P_s(ḡx), Σ ḡx·x̂, Σ ḡx in one native pass.
-        const pulled = fusedBackward(gbar, x, saveMean, saveInvstd, weight, null, g, needG, true, true, false);
-        const sumBarX = pulled.weight!;
-        const sumBar = pulled.bias!;
-        const bracket = sub(sub(sum(mul(gbar, dy), axes), mul(sumG, mul(sumBar, 1 / count))), mul(sumGX, mul(sumBarX, 1 / count)));
-        const gammaInvstd = weight ? mul(weight, saveInvstd) : saveInvstd;
-        let towardsX: Tensor | null = null;
-        if (needXX) {
-          const scaled = mul(gammaInvstd, -1 / count);
-          const G = add(mul(dy, perChannel(mul(scaled, sumBarX))), mul(gbar, perChannel(mul(scaled, sumGX))));
-          const coefficient = mul(mul(weight ? mul(bracket, weight) : bracket, square(saveInvstd)), 1 / count);
-          towardsX = sub(weightless(G), mul(xHat(), perChannel(coefficient)));
-        }
-        const towardsWeight = needW ? mul(saveInvstd, bracket) : null;
-        return weight ? [needG ? pulled.x : null, towardsX, towardsWeight] : [needG ? pulled.x : null, towardsX];
+        const needs = context.needsInputGrad;
+        const result = doubleBackward(reshape(upstream, g.shape), null, true,
+          { grad: needs[0]!, x: needs[1]!, weight: weight !== null && needs[2]! });
+        return weight ? [result.grad, result.x, result.weight] : [result.grad, result.x];
       });
     }
     let gradWeight: Tensor | null = null;
     if (needWeight) {
-      gradWeight = recordOperation('batchNormWeightGradient', sumGX, [dy, x], [dy, x, saveMean, saveInvstd], (upstream, context) => {
+      gradWeight = recordOperation('batchNormWeightGradient', first.weight!, [dy, x], [dy, x, saveMean, saveInvstd], (upstream, context) => {
         thirdOrder(context);
-        const scale = perChannel(upstream);
-        return [
-          context.needsInputGrad[0] ? mul(xHat(), scale) : null,
-          context.needsInputGrad[1] ? weightless(mul(dy, scale)) : null,
-        ];
+        const needs = context.needsInputGrad;
+        const result = doubleBackward(null, upstream, false, { grad: needs[0]!, x: needs[1]!, weight: false });
+        return [result.grad, result.x];
       });
     }
     return { x: gradX, weight: gradWeight, bias: needBias ? reshape(sum(dy, axes), [g.channels]) : null };

@@ -135,6 +135,9 @@ const models: Record<string, CostModel> = {
   // gradOut and x read, gradInput written (when asked for); with the epilogue the ReLU output
   // read (argument 10) and the residual's gradient written (11).
   batchNormBackward: (a) => memory('batchNormBackward', (2 + (a[5] ? 1 : 0) + (a[10] ? 1 : 0) + (a[11] ? 1 : 0)) * product(arrayAt(a, 8))),
+  // gradOut, x and the upstream for dx (argument 5) read, gradGradOut (7) and gradX (8) written
+  // (the second pass re-reads a channel from cache, as batchNormBackward's does).
+  batchNormDoubleBackward: (a) => memory('batchNormDoubleBackward', (2 + (a[5] ? 1 : 0) + (a[7] ? 1 : 0) + (a[8] ? 1 : 0)) * product(arrayAt(a, 10))),
   avgPool2dForward: (a) => {
     const { input, output } = poolCounts(arrayAt(a, 2));
     return memory('avgPool2dForward', input + output);

@@ -4,10 +4,16 @@
 // Tolerances: forward y and backward within 2e-5 of the reference, relative to the largest
 // magnitude of the reference (float32 arithmetic with double statistics); running stats rtol
 // 1e-5; composite vs fused 1e-5 relative (to the largest gradient); gradcheck see gradcheck.ts.
+// Double backward (native kernel): within 5e-5 of the float64 closed form, relative to the largest
+// magnitude of each reference output (its sums cancel: the projected terms are differences of
+// O(1) quantities); the closed form itself within 1e-6 of float64 central differences.
 import { afterEach, describe, expect, it } from 'vitest';
 import { F, Tensor, grad, memory, nn, noGrad, setNumThreads, tensor, tidy, engineInfo } from '../../src/index.js';
 import { native } from '../../src/native/index.js';
-import { referenceBatchNorm, referenceBatchNormBackward, referenceRunningUpdate } from '../reference/batchnorm_reference.js';
+import {
+  referenceBatchNorm, referenceBatchNormBackward, referenceBatchNormDoubleBackward, referenceBatchNormDoubleBackwardByDifferences,
+  referenceRunningUpdate, type DoubleBackwardInputs,
+} from '../reference/batchnorm_reference.js';
 import { gradcheck, gradgradcheck } from '../helpers/gradcheck.js';
 import { expectClose, randomArray, randomPositiveTensor, randomTensor } from '../helpers/random.js';
 
@@ -224,6 +230,97 @@ describe('batchNorm backward', () => {
         });
       }
     }
+  });
+});
+
+describe('batchNorm double backward (native kernel)', () => {
+  type Variant = { weight: boolean; upstreamInput: boolean; upstreamWeight: boolean };
+  const variants: Variant[] = [
+    { weight: true, upstreamInput: true, upstreamWeight: false },
+    { weight: true, upstreamInput: false, upstreamWeight: true },
+    { weight: true, upstreamInput: true, upstreamWeight: true },
+    { weight: false, upstreamInput: true, upstreamWeight: true },
+  ];
+  const inputsFor = (shape: number[], variant: Variant): DoubleBackwardInputs => {
+    const size = shape.reduce((p, e) => p * e, 1);
+    const C = channelsOf(shape);
+    return {
+      g: randomArray(size),
+      x: Float32Array.from(randomArray(size), (v) => 2 * v + 0.7),
+      shape,
+      weight: variant.weight ? randomArray(C) : null,
+      upstreamInput: variant.upstreamInput ? randomArray(size) : null,
+      upstreamWeight: variant.upstreamWeight ? randomArray(C) : null,
+      eps: 1e-5,
+    };
+  };
+  /** The kernel's outputs for inputs (statistics from the native training forward, as F.batchNorm saves them). */
+  const nativeDoubleBackward = (inputs: DoubleBackwardInputs) => tidy(() => {
+    const { shape } = inputs;
+    const C = channelsOf(shape);
+    const dims = [shape[0]!, C, shape.slice(2).reduce((p, e) => p * e, 1)];
+    const h = (t: Tensor | null) => (t ? t.storage.handle : null);
+    const x = tensor(Float32Array.from(inputs.x), shape);
+    const g = tensor(Float32Array.from(inputs.g), shape);
+    const weight = inputs.weight ? tensor(Float32Array.from(inputs.weight), [C]) : null;
+    const u = inputs.upstreamInput ? tensor(Float32Array.from(inputs.upstreamInput), shape) : null;
+    const gammaBar = inputs.upstreamWeight ? tensor(Float32Array.from(inputs.upstreamWeight), [C]) : null;
+    const y = Tensor.empty(shape);
+    const mean = Tensor.empty([C]);
+    const invstd = Tensor.empty([C]);
+    native().batchNormForwardTraining(h(x)!, null, null, null, null, h(y)!, h(mean)!, h(invstd)!, dims, 0.1, inputs.eps);
+    const gradGrad = Tensor.empty(shape);
+    const gradX = Tensor.empty(shape);
+    const gradWeight = Tensor.empty([C]);
+    native().batchNormDoubleBackward(h(g)!, h(x)!, h(weight), h(mean)!, h(invstd)!, h(u), h(gammaBar), h(gradGrad), h(gradX), h(gradWeight), dims);
+    return { gradGradOut: gradGrad.toFloat32Array(), gradX: gradX.toFloat32Array(), gradWeight: gradWeight.toFloat32Array() };
+  });
+
+  it('the float64 closed form agrees with float64 central differences', () => {
+    for (const shape of [[3, 2, 2, 3], [5, 3], [2, 1, 3, 2]]) {
+      for (const variant of variants) {
+        const inputs = inputsFor(shape, variant);
+        const closed = referenceBatchNormDoubleBackward(inputs);
+        const differences = referenceBatchNormDoubleBackwardByDifferences(inputs);
+        const label = `${JSON.stringify(shape)} ${JSON.stringify(variant)}`;
+        expectScaledClose(closed.gradGradOut, differences.gradGradOut, 1e-6, `into g ${label}`);
+        expectScaledClose(closed.gradX, differences.gradX, 1e-6, `into x ${label}`);
+        if (variant.upstreamInput) expectScaledClose(closed.gradWeight, differences.gradWeight, 1e-6, `into weight ${label}`);
+      }
+    }
+  });
+
+  it('matches the float64 closed form (one task per channel, split batches, [N, C]), the same bits on 1 and 2 threads', () => {
+    // [64, 2, 16, 16] splits each channel's batch into blocks; [16, 17, 2, 2] has one task per channel.
+    for (const shape of [[3, 5, 4, 9], [4, 1, 6, 6], [16, 17, 2, 2], [64, 2, 16, 16], [7, 4], [32, 2, 1, 1]]) {
+      for (const variant of variants) {
+        const inputs = inputsFor(shape, variant);
+        const expected = referenceBatchNormDoubleBackward(inputs);
+        setNumThreads(1);
+        const one = nativeDoubleBackward(inputs);
+        setNumThreads(2);
+        const two = nativeDoubleBackward(inputs);
+        const label = `${JSON.stringify(shape)} ${JSON.stringify(variant)}`;
+        expectScaledClose(two.gradGradOut, expected.gradGradOut, 5e-5, `into g ${label}`);
+        expectScaledClose(two.gradX, expected.gradX, 5e-5, `into x ${label}`);
+        expectScaledClose(two.gradWeight, expected.gradWeight, 5e-5, `into weight ${label}`);
+        expect(Array.from(one.gradX)).toEqual(Array.from(two.gradX));
+        expect(Array.from(one.gradGradOut)).toEqual(Array.from(two.gradGradOut));
+      }
+    }
+  });
+
+  it('rejects bad arguments with clear errors', () => {
+    const addon = native();
+    const h = (t: Tensor) => t.storage.handle;
+    const x = randomTensor([2, 3, 4]);
+    const c3 = randomTensor([3]);
+    const small = randomTensor([5]);
+    const out = Tensor.empty([2, 3, 4]);
+    expect(() => addon.batchNormDoubleBackward(h(x), h(x), null, h(c3), h(c3), h(small), null, h(out), null, null, [2, 3, 4])).toThrow(/batchNormDoubleBackward: argument 'upstreamInput' holds 5 floats but the op needs 24/);
+    expect(() => addon.batchNormDoubleBackward(h(x), h(x), null, h(c3), h(c3), null, h(randomTensor([2])), h(out), null, null, [2, 3, 4])).toThrow(/argument 'upstreamWeight' holds 2 floats but the op needs 3/);
+    expect(() => addon.batchNormDoubleBackward(h(x), h(x), null, h(c3), h(c3), h(x), null, h(out), null, null, [1, 3, 1])).toThrow(/more than 1 value per channel/);
+    expect(() => addon.batchNormDoubleBackward(h(x), h(x), null, h(c3), h(c3), h(x), null, h(out), null, null, [2, 3])).toThrow(/must be \[N, C, S\]/);
   });
 });
 

@@ -108,3 +108,136 @@ export function referenceBatchNormBackward(
   }
   return { dx, dweight, dbias };
 }
+
+export interface DoubleBackwardReference {
+  /** Into the incoming gradient g (dy). */
+  gradGradOut: Float64Array;
+  gradX: Float64Array;
+  /** Into the weight γ. */
+  gradWeight: Float64Array;
+}
+
+export interface DoubleBackwardInputs {
+  g: ArrayLike<number>;
+  x: ArrayLike<number>;
+  shape: readonly number[];
+  weight: ArrayLike<number> | null;
+  /** The upstream gradient of dx (null: 0). */
+  upstreamInput: ArrayLike<number> | null;
+  /** The upstream gradient of dγ, per channel (null: 0). */
+  upstreamWeight: ArrayLike<number> | null;
+  eps: number;
+}
+
+/**
+ * Training-mode double backward from the closed form (the formulas of native/include/lmcl/batchnorm.h,
+ * in float64, per element): gradients of L = Σ u·dx + Σ_c γ̄_c·dγ_c with respect to g, x and γ, where
+ * dx = γ·s·(g − ⟨g⟩ − x̂·⟨g·x̂⟩), dγ = Σ g·x̂ and the statistics come from x. Checked against
+ * referenceBatchNormDoubleBackwardByDifferences on small shapes.
+ */
+export function referenceBatchNormDoubleBackward(inputs: DoubleBackwardInputs): DoubleBackwardReference {
+  const { g, x, shape, weight, upstreamInput: u, upstreamWeight, eps } = inputs;
+  const { batch, channels, spatial } = layout(shape);
+  const M = batch * spatial;
+  const at = (n: number, c: number, s: number) => (n * channels + c) * spatial + s;
+  const size = batch * channels * spatial;
+  const gradGradOut = new Float64Array(size);
+  const gradX = new Float64Array(size);
+  const gradWeight = new Float64Array(channels);
+  for (let c = 0; c < channels; c += 1) {
+    const indices: number[] = [];
+    for (let n = 0; n < batch; n += 1) for (let s = 0; s < spatial; s += 1) indices.push(at(n, c, s));
+    const mean = indices.reduce((sum, i) => sum + x[i]!, 0) / M;
+    const variance = indices.reduce((sum, i) => sum + (x[i]! - mean) ** 2, 0) / M;
+    const invstd = 1 / Math.sqrt(variance + eps);
+    const xHat = (i: number) => (x[i]! - mean) * invstd;
+    const uAt = (i: number) => (u ? u[i]! : 0);
+    const gamma = weight ? weight[c]! : 1;
+    const gammaBar = upstreamWeight ? upstreamWeight[c]! : 0;
+    const meanOf = (f: (i: number) => number) => indices.reduce((sum, i) => sum + f(i), 0) / M;
+    const project = (h: (i: number) => number) => {
+      const meanH = meanOf(h);
+      const meanHXHat = meanOf((i) => h(i) * xHat(i));
+      return (i: number) => invstd * (h(i) - meanH - xHat(i) * meanHXHat);
+    };
+    const meanGXHat = meanOf((i) => g[i]! * xHat(i));
+    const meanUXHat = meanOf((i) => uAt(i) * xHat(i));
+    const bracket = M * (meanOf((i) => uAt(i) * g[i]!) - meanOf((i) => g[i]!) * meanOf(uAt) - meanGXHat * meanUXHat);
+    gradWeight[c] = invstd * bracket;
+    const projectedU = project(uAt);
+    const projectedH = project((i) => gammaBar * g[i]! - gamma * invstd * (meanUXHat * g[i]! + meanGXHat * uAt(i)));
+    for (const i of indices) {
+      gradGradOut[i] = gamma * projectedU(i) + gammaBar * xHat(i);
+      gradX[i] = projectedH(i) - (gamma * bracket * invstd * invstd / M) * xHat(i);
+    }
+  }
+  return { gradGradOut, gradX, gradWeight };
+}
+
+/**
+ * The same gradients by central finite differences of L in float64 (no derivation involved):
+ * O(size·M) evaluations, for small shapes only.
+ */
+export function referenceBatchNormDoubleBackwardByDifferences(inputs: DoubleBackwardInputs): DoubleBackwardReference {
+  const { shape, upstreamInput: u, upstreamWeight, eps } = inputs;
+  const { batch, channels, spatial } = layout(shape);
+  const M = batch * spatial;
+  const at = (n: number, c: number, s: number) => (n * channels + c) * spatial + s;
+  const g = Float64Array.from(inputs.g);
+  const x = Float64Array.from(inputs.x);
+  const weight = Float64Array.from(inputs.weight ?? new Array<number>(channels).fill(1));
+  // L restricted to channel c (the other channels do not depend on its inputs).
+  const objective = (c: number): number => {
+    let mean = 0;
+    for (let n = 0; n < batch; n += 1) for (let s = 0; s < spatial; s += 1) mean += x[at(n, c, s)]!;
+    mean /= M;
+    let variance = 0;
+    for (let n = 0; n < batch; n += 1) for (let s = 0; s < spatial; s += 1) variance += (x[at(n, c, s)]! - mean) ** 2;
+    const invstd = 1 / Math.sqrt(variance / M + eps);
+    let sumG = 0;
+    let sumGXHat = 0;
+    for (let n = 0; n < batch; n += 1) {
+      for (let s = 0; s < spatial; s += 1) {
+        const i = at(n, c, s);
+        sumG += g[i]!;
+        sumGXHat += g[i]! * (x[i]! - mean) * invstd;
+      }
+    }
+    let total = (upstreamWeight ? upstreamWeight[c]! : 0) * sumGXHat;
+    if (u) {
+      for (let n = 0; n < batch; n += 1) {
+        for (let s = 0; s < spatial; s += 1) {
+          const i = at(n, c, s);
+          const xHat = (x[i]! - mean) * invstd;
+          total += u[i]! * weight[c]! * invstd * (g[i]! - sumG / M - xHat * sumGXHat / M);
+        }
+      }
+    }
+    return total;
+  };
+  const derivative = (values: Float64Array, index: number, c: number): number => {
+    const original = values[index]!;
+    const h = 1e-4 * (1 + Math.abs(original));
+    values[index] = original + h;
+    const plus = objective(c);
+    values[index] = original - h;
+    const minus = objective(c);
+    values[index] = original;
+    return (plus - minus) / (2 * h);
+  };
+  const size = batch * channels * spatial;
+  const gradGradOut = new Float64Array(size);
+  const gradX = new Float64Array(size);
+  const gradWeight = new Float64Array(channels);
+  for (let c = 0; c < channels; c += 1) {
+    for (let n = 0; n < batch; n += 1) {
+      for (let s = 0; s < spatial; s += 1) {
+        const i = at(n, c, s);
+        gradGradOut[i] = derivative(g, i, c);
+        gradX[i] = derivative(x, i, c);
+      }
+    }
+    gradWeight[c] = derivative(weight, c, c);
+  }
+  return { gradGradOut, gradX, gradWeight };
+}

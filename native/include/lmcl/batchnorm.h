@@ -1,4 +1,5 @@
-// Batch normalisation kernels (forward in training and eval mode, fused backward). Float32,
+// Batch normalisation kernels (forward in training and eval mode, fused backward, training-mode
+// double backward). Float32,
 // layout [N, C, S] row-major, where S is the product of the spatial extents (NCHW: S = H·W;
 // [N, C] input: S = 1). Per-channel vectors (weight, bias, running stats, saved stats) are [C].
 // See native/src/cpu/batchnorm.cpp for the accumulation scheme. Tested against the float64
@@ -72,6 +73,22 @@ Status batch_norm_backward(const BatchNormShape& shape, const float* grad_out, c
                            const float* save_mean, const float* save_invstd, bool training,
                            const BatchNormEpilogueGrad& epilogue, float* grad_input, float* grad_weight,
                            float* grad_bias);
+
+// Training-mode double backward: the vector-Jacobian product of batch_norm_backward's grad_input
+// (dx) and grad_weight (dγ) maps, as functions of grad_out (g), x and weight (γ; null: 1), with
+// the statistics recomputed from x (so they depend on it). Per channel, M = N·S, s = invstd,
+// xc = x − mean, x̂ = s·xc, ⟨·⟩ = Σ/M, upstream_input u (the gradient flowing into dx; null: 0) and
+// upstream_weight γ̄ ([C], into dγ; null: 0). With P(H) = s·(H − ⟨H⟩ − x̂·⟨H·x̂⟩):
+//   dx = γ·P(g),  dγ = Σ g·x̂
+//   B             = Σ u·g − ⟨g⟩·Σ u − ⟨g·x̂⟩·Σ u·x̂
+//   grad_grad_out = γ·P(u) + γ̄·x̂                              (into g)
+//   grad_x        = P(H) − (γ·B·s²/M)·x̂,  H = γ̄·g − γ·s·(⟨u·x̂⟩·g + ⟨g·x̂⟩·u)   (into x)
+//   grad_weight   = s·B                                          (into γ; from u only)
+// Any output may be null. Requires M > 1. A fused ReLU is the caller's: g is the masked gradient.
+Status batch_norm_double_backward(const BatchNormShape& shape, const float* grad_out, const float* x, const float* weight,
+                                  const float* save_mean, const float* save_invstd, const float* upstream_input,
+                                  const float* upstream_weight, float* grad_grad_out, float* grad_x,
+                                  float* grad_weight);
 
 }  // namespace cpu
 

@@ -11,6 +11,9 @@
 //   backward:          grad_bias = Σdy,  grad_weight = Σdy·x̂ = invstd·Σdy·(x − mean),
 //                      training: dx = weight·invstd·(dy − Σdy/M − (x − mean)·invstd²·Σdy·(x − mean)/M)
 //                      eval:     dx = weight·invstd·dy
+//   double backward:   the vector-Jacobian product of the training-mode dx and dγ maps above with
+//                      respect to dy (= g), x and γ, for upstream gradients u (of dx) and γ̄ (of dγ);
+//                      formulas in include/lmcl/batchnorm.h (batch_norm_double_backward)
 //   epilogue (fused):  out = relu?(y + residual?) in the same pass as y; backward uses
 //                      g = out > 0 ? dy : 0 for dy above, masked on the fly in each pass (written
 //                      once, in the sums pass, only as grad_residual). Same float operations as bn,
@@ -229,6 +232,46 @@ LMCL_CLONES void rows_masked_scale(const float* __restrict dy, const float* __re
   }
 }
 
+// Σ a·b over the rows (the second sum is unused).
+LMCL_CLONES double rows_dot(const float* __restrict a, const float* __restrict b, Rows rows) {
+  double sum = 0.0, unused = 0.0;
+  sum_rows(rows, [a, b](int64_t i, float* s1, float*) { *s1 += a[i] * b[i]; }, &sum, &unused);
+  return sum;
+}
+
+// The double backward's per-channel coefficients (batch_norm_double_backward):
+//   to_grad = k1·u + k2 + (x − mean)·k3,   to_x = k4·g + k5·u + k6 + (x − mean)·k7
+struct DoubleBackwardCoefficients {
+  float k1, k2, k3, k4, k5, k6, k7;
+};
+
+// to_grad over the rows; u may be null (then k1 and k2 are 0 and dropped).
+LMCL_CLONES void rows_double_backward_grad(const float* __restrict u, const float* __restrict x, Rows rows, float mean,
+                                           DoubleBackwardCoefficients k, float* __restrict to_grad) {
+  for (int64_t r = 0; r < rows.count; ++r) {
+    const int64_t o = r * rows.stride;
+    if (u) {
+      for (int64_t i = 0; i < rows.length; ++i) to_grad[o + i] = (k.k1 * u[o + i] + k.k2) + (x[o + i] - mean) * k.k3;
+    } else {
+      for (int64_t i = 0; i < rows.length; ++i) to_grad[o + i] = (x[o + i] - mean) * k.k3;
+    }
+  }
+}
+
+// to_x over the rows; u may be null (then k5 is 0 and dropped).
+LMCL_CLONES void rows_double_backward_x(const float* __restrict g, const float* __restrict u, const float* __restrict x,
+                                        Rows rows, float mean, DoubleBackwardCoefficients k, float* __restrict to_x) {
+  for (int64_t r = 0; r < rows.count; ++r) {
+    const int64_t o = r * rows.stride;
+    if (u) {
+      for (int64_t i = 0; i < rows.length; ++i)
+        to_x[o + i] = ((k.k4 * g[o + i] + k.k5 * u[o + i]) + k.k6) + (x[o + i] - mean) * k.k7;
+    } else {
+      for (int64_t i = 0; i < rows.length; ++i) to_x[o + i] = (k.k4 * g[o + i] + k.k6) + (x[o + i] - mean) * k.k7;
+    }
+  }
+}
+
 // The (channel, block) task split. Depends only on the shape.
 struct Plan {
   int64_t batch, channels, spatial, blocks;
@@ -287,6 +330,10 @@ struct GradSums {
 
 struct BackwardCoefficients {
   float a, mean_dy, coef;
+};
+
+struct DoubleBackwardSums {
+  double sum_g, sum_g_xc, sum_u, sum_u_xc, sum_u_g;
 };
 
 }  // namespace
@@ -497,6 +544,88 @@ Status batch_norm_backward(const BatchNormShape& s, const float* grad_out, const
     } else {
       rows_scale(g + offset, rows, k.a, grad_input + offset);
     }
+  };
+
+  run_plan(plan, block_sums, finalize, apply);
+  return Status::ok();
+}
+
+Status batch_norm_double_backward(const BatchNormShape& s, const float* grad_out, const float* x, const float* weight,
+                                  const float* save_mean, const float* save_invstd, const float* upstream_input,
+                                  const float* upstream_weight, float* grad_grad_out, float* grad_x,
+                                  float* grad_weight) {
+  LMCL_RETURN_IF_ERROR(validate_batch_norm_shape(s));
+  const int64_t count = s.batch * s.spatial;
+  LMCL_CHECK_ARG(count > 1, "expected more than 1 value per channel (training mode), got shape [N, C, S] = " +
+                                describe_shape({s.batch, s.channels, s.spatial}));
+  if (!grad_grad_out && !grad_x && !grad_weight) return Status::ok();
+  const Plan plan = make_plan(s);
+  const int64_t S = s.spatial;
+  const float* u = upstream_input;
+  ScratchBuffer sums_scratch(static_cast<size_t>(plan.tasks()) * sizeof(DoubleBackwardSums));
+  ScratchBuffer coefficient_scratch(static_cast<size_t>(s.channels) * sizeof(DoubleBackwardCoefficients));
+  if (!sums_scratch.ok() || !coefficient_scratch.ok()) return out_of_memory("batch_norm double backward: out of memory");
+  DoubleBackwardSums* sums = static_cast<DoubleBackwardSums*>(sums_scratch.data());
+  DoubleBackwardCoefficients* coefficients = static_cast<DoubleBackwardCoefficients*>(coefficient_scratch.data());
+
+  // Σg, Σg·(x − mean), and with an upstream u for dx: Σu, Σu·(x − mean), Σu·g.
+  auto block_sums = [&](int64_t task) {
+    const int64_t c = task / plan.blocks, b = task % plan.blocks;
+    int64_t begin, end;
+    plan.rows(b, &begin, &end);
+    const int64_t offset = plan.row_offset(begin, c);
+    const Rows rows{end - begin, plan.channels * S, S};
+    DoubleBackwardSums& part = sums[task];
+    part = DoubleBackwardSums{0.0, 0.0, 0.0, 0.0, 0.0};
+    rows_grad_sums(grad_out + offset, x + offset, rows, save_mean[c], &part.sum_g, &part.sum_g_xc);
+    if (u) {
+      rows_grad_sums(u + offset, x + offset, rows, save_mean[c], &part.sum_u, &part.sum_u_xc);
+      part.sum_u_g = rows_dot(u + offset, grad_out + offset, rows);
+    }
+  };
+
+  // The formulas of the header (in double), with xc = x − mean, x̂ = s·xc and ⟨·⟩ = Σ/M.
+  auto finalize = [&](int64_t c) {
+    DoubleBackwardSums total{0.0, 0.0, 0.0, 0.0, 0.0};
+    for (int64_t b = 0; b < plan.blocks; ++b) {
+      const DoubleBackwardSums& part = sums[c * plan.blocks + b];
+      total.sum_g += part.sum_g;
+      total.sum_g_xc += part.sum_g_xc;
+      total.sum_u += part.sum_u;
+      total.sum_u_xc += part.sum_u_xc;
+      total.sum_u_g += part.sum_u_g;
+    }
+    const double M = static_cast<double>(count);
+    const double invstd = save_invstd[c];
+    const double gamma = weight ? weight[c] : 1.0;
+    const double gamma_bar = upstream_weight ? upstream_weight[c] : 0.0;
+    const double gs = gamma * invstd;
+    const double mean_g = total.sum_g / M, mean_g_xhat = invstd * total.sum_g_xc / M;
+    const double mean_u = total.sum_u / M, mean_u_xhat = invstd * total.sum_u_xc / M;
+    const double bracket = total.sum_u_g - mean_g * total.sum_u - mean_g_xhat * invstd * total.sum_u_xc;
+    if (grad_weight) grad_weight[c] = static_cast<float>(invstd * bracket);
+    const double a = gamma_bar - gs * mean_u_xhat, b = -gs * mean_g_xhat;  // H = a·g + b·u
+    const double mean_h = a * mean_g + b * mean_u, mean_h_xhat = a * mean_g_xhat + b * mean_u_xhat;
+    DoubleBackwardCoefficients& k = coefficients[c];
+    k.k1 = static_cast<float>(gs);
+    k.k2 = static_cast<float>(-gs * mean_u);
+    k.k3 = static_cast<float>(invstd * (gamma_bar - gs * mean_u_xhat));
+    k.k4 = static_cast<float>(invstd * a);
+    k.k5 = static_cast<float>(invstd * b);
+    k.k6 = static_cast<float>(-invstd * mean_h);
+    k.k7 = static_cast<float>(-(invstd * invstd * mean_h_xhat + gamma * bracket * invstd * invstd * invstd / M));
+  };
+
+  auto apply = [&](int64_t task) {
+    const int64_t c = task / plan.blocks, b = task % plan.blocks;
+    const DoubleBackwardCoefficients k = coefficients[c];
+    int64_t begin, end;
+    plan.rows(b, &begin, &end);
+    const int64_t offset = plan.row_offset(begin, c);
+    const Rows rows{end - begin, plan.channels * S, S};
+    const float* u_rows = u ? u + offset : nullptr;
+    if (grad_grad_out) rows_double_backward_grad(u_rows, x + offset, rows, save_mean[c], k, grad_grad_out + offset);
+    if (grad_x) rows_double_backward_x(grad_out + offset, u_rows, x + offset, rows, save_mean[c], k, grad_x + offset);
   };
 
   run_plan(plan, block_sums, finalize, apply);

@@ -12,6 +12,9 @@
 //                      grad_bias = Σg, grad_weight = invstd·Σg·(x − mean)
 //                      training: dx = weight·invstd·((g − Σg/M) − (x − mean)·invstd²·Σg(x − mean)/M)
 //                      eval:     dx = weight·invstd·g
+//   double backward:   (training) the VJP of dx and dγ w.r.t. g, x, γ for upstreams u (of dx), γ̄ (of
+//                      dγ): per-channel sums Σg, Σg·xc, Σu, Σu·xc, Σu·g (xc = x − mean), then one
+//                      elementwise map; formulas in lmcl/batchnorm.h
 // The reference is the CPU kernels lmcl::cpu::batch_norm_* (native/src/cpu/batchnorm.cpp): the
 // same validation and messages, the same outputs that may be null, the statistics in double with
 // the same corrected two-pass scheme and Chan merge (bits need not match the CPU: the split into
@@ -299,6 +302,122 @@ __global__ void __launch_bounds__(kBlock)
   }
 }
 
+// ---- double backward (training) ---------------------------------------------------------------
+
+struct DoubleBackwardSums {
+  double sum_g, sum_g_xc, sum_u, sum_u_xc, sum_u_g;  // one block's sums (u: the upstream of dx)
+};
+
+struct DoubleBackwardCoefficients {
+  float k1, k2, k3, k4, k5, k6, k7;  // to_grad = k1·u + k2 + xc·k3, to_x = k4·g + k5·u + k6 + xc·k7
+};
+
+// Block (b, c): Σg, Σg·xc and, when u is given, Σu, Σu·xc, Σu·g over rows [begin, end) of channel c.
+__global__ void __launch_bounds__(kBlock)
+    double_sums_kernel(int64_t batch, int64_t channels, int64_t spatial, int64_t blocks, RowLanes map,
+                       int64_t channel_offset, const float* __restrict__ g, const float* __restrict__ u,
+                       const float* __restrict__ x, const float* __restrict__ save_mean,
+                       DoubleBackwardSums* __restrict__ parts) {
+  __shared__ double shared[kBlock];
+  const int64_t c = channel_offset + blockIdx.y, b = blockIdx.x;
+  int64_t begin, end;
+  block_rows(batch, blocks, b, &begin, &end);
+  const int slot = threadIdx.x / map.lanes, lane = threadIdx.x % map.lanes;
+  const double center = static_cast<double>(save_mean[c]);
+  double sum_g = 0.0, sum_g_xc = 0.0, sum_u = 0.0, sum_u_xc = 0.0, sum_u_g = 0.0;
+  for (int64_t n = begin + slot; n < end; n += map.rows_per_pass) {
+    const int64_t row = (n * channels + c) * spatial;
+    for (int64_t s = lane; s < spatial; s += map.lanes) {
+      const int64_t i = row + s;
+      const double gi = g[i], xc = static_cast<double>(x[i]) - center;
+      sum_g += gi;
+      sum_g_xc += gi * xc;
+      if (u) {
+        const double ui = u[i];
+        sum_u += ui;
+        sum_u_xc += ui * xc;
+        sum_u_g += ui * gi;
+      }
+    }
+  }
+  sum_g = detail::block_sum(sum_g, shared);
+  sum_g_xc = detail::block_sum(sum_g_xc, shared);
+  if (u) {
+    sum_u = detail::block_sum(sum_u, shared);
+    sum_u_xc = detail::block_sum(sum_u_xc, shared);
+    sum_u_g = detail::block_sum(sum_u_g, shared);
+  }
+  if (threadIdx.x == 0) parts[c * blocks + b] = DoubleBackwardSums{sum_g, sum_g_xc, sum_u, sum_u_xc, sum_u_g};
+}
+
+// Per channel: the blocks' sums in block order, grad_weight and the coefficients (the formulas of
+// lmcl/batchnorm.h, in double, as in the CPU kernel).
+__global__ void finalize_double_kernel(int64_t channels, int64_t blocks, int64_t count,
+                                       const DoubleBackwardSums* __restrict__ parts, const float* __restrict__ weight,
+                                       const float* __restrict__ save_invstd, const float* __restrict__ upstream_weight,
+                                       float* __restrict__ grad_weight, DoubleBackwardCoefficients* __restrict__ coefficients) {
+  for (int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; c < channels; c += int64_t(gridDim.x) * blockDim.x) {
+    DoubleBackwardSums t{0.0, 0.0, 0.0, 0.0, 0.0};
+    for (int64_t b = 0; b < blocks; ++b) {
+      const DoubleBackwardSums& part = parts[c * blocks + b];
+      t.sum_g += part.sum_g;
+      t.sum_g_xc += part.sum_g_xc;
+      t.sum_u += part.sum_u;
+      t.sum_u_xc += part.sum_u_xc;
+      t.sum_u_g += part.sum_u_g;
+    }
+    const double M = static_cast<double>(count);
+    const double invstd = save_invstd[c];
+    const double gamma = weight ? weight[c] : 1.0;
+    const double gamma_bar = upstream_weight ? upstream_weight[c] : 0.0;
+    const double gs = gamma * invstd;
+    const double mean_g = t.sum_g / M, mean_g_xhat = invstd * t.sum_g_xc / M;
+    const double mean_u = t.sum_u / M, mean_u_xhat = invstd * t.sum_u_xc / M;
+    const double bracket = t.sum_u_g - mean_g * t.sum_u - mean_g_xhat * invstd * t.sum_u_xc;
+    if (grad_weight) grad_weight[c] = static_cast<float>(invstd * bracket);
+    const double a = gamma_bar - gs * mean_u_xhat, bu = -gs * mean_g_xhat;
+    const double mean_h = a * mean_g + bu * mean_u, mean_h_xhat = a * mean_g_xhat + bu * mean_u_xhat;
+    DoubleBackwardCoefficients k;
+    k.k1 = static_cast<float>(gs);
+    k.k2 = static_cast<float>(-gs * mean_u);
+    k.k3 = static_cast<float>(invstd * (gamma_bar - gs * mean_u_xhat));
+    k.k4 = static_cast<float>(invstd * a);
+    k.k5 = static_cast<float>(invstd * bu);
+    k.k6 = static_cast<float>(-invstd * mean_h);
+    k.k7 = static_cast<float>(-(invstd * invstd * mean_h_xhat + gamma * bracket * invstd * invstd * invstd / M));
+    coefficients[c] = k;
+  }
+}
+
+// grad_grad_out = (k1·u + k2) + xc·k3 and grad_x = ((k4·g + k5·u) + k6) + xc·k7 (u null: its terms
+// dropped), the CPU kernel's float operations.
+__global__ void __launch_bounds__(kBlock)
+    double_apply_kernel(int64_t batch, int64_t channels, int64_t spatial, RowLanes map, int64_t channel_offset,
+                        const float* __restrict__ g, const float* __restrict__ u, const float* __restrict__ x,
+                        const float* __restrict__ save_mean, const DoubleBackwardCoefficients* __restrict__ coefficients,
+                        float* __restrict__ grad_grad_out, float* __restrict__ grad_x) {
+  const int64_t c = channel_offset + blockIdx.y;
+  const DoubleBackwardCoefficients k = coefficients[c];
+  const float mean = save_mean[c];
+  const int slot = threadIdx.x / map.lanes, lane = threadIdx.x % map.lanes;
+  const int64_t step = int64_t(gridDim.x) * map.rows_per_pass;
+  for (int64_t n = int64_t(blockIdx.x) * map.rows_per_pass + slot; n < batch; n += step) {
+    const int64_t row = (n * channels + c) * spatial;
+    for (int64_t s = lane; s < spatial; s += map.lanes) {
+      const int64_t i = row + s;
+      const float xc = __fsub_rn(x[i], mean);
+      if (grad_grad_out) {
+        grad_grad_out[i] = u ? __fadd_rn(__fadd_rn(__fmul_rn(k.k1, u[i]), k.k2), __fmul_rn(xc, k.k3)) : __fmul_rn(xc, k.k3);
+      }
+      if (grad_x) {
+        const float gk = __fmul_rn(k.k4, g[i]);
+        const float linear = u ? __fadd_rn(gk, __fmul_rn(k.k5, u[i])) : gk;
+        grad_x[i] = __fadd_rn(__fadd_rn(linear, k.k6), __fmul_rn(xc, k.k7));
+      }
+    }
+  }
+}
+
 // ---- launching -------------------------------------------------------------------------------
 
 // Runs launch(grid, channel_offset) over the channel axis in chunks of kMaxGridY; x_blocks is the
@@ -413,6 +532,38 @@ Status batch_norm_backward(const BatchNormShape& s, const float* grad_out, const
   return for_channel_chunks(s.channels, row_blocks(s.batch, map), op, [&](dim3 grid, int64_t c0) {
     grad_input_kernel<<<grid, kBlock>>>(s.batch, s.channels, s.spatial, map, c0, training, grad_out, output, stored, x,
                                         save_mean, coefficients, grad_input);
+  });
+}
+
+Status batch_norm_double_backward(const BatchNormShape& s, const float* grad_out, const float* x, const float* weight,
+                                  const float* save_mean, const float* save_invstd, const float* upstream_input,
+                                  const float* upstream_weight, float* grad_grad_out, float* grad_x,
+                                  float* grad_weight) {
+  const char* op = "batch_norm_double_backward";
+  LMCL_RETURN_IF_ERROR(validate_batch_norm_shape(s));
+  const int64_t count = s.batch * s.spatial;
+  LMCL_CHECK_ARG(count > 1, "expected more than 1 value per channel (training mode), got shape [N, C, S] = " +
+                                describe_shape({s.batch, s.channels, s.spatial}));
+  if (!grad_grad_out && !grad_x && !grad_weight) return Status::ok();
+  const RowLanes map = row_lanes(s.spatial);
+  const int64_t blocks = batch_blocks(s);
+  detail::DeviceScratch parts(static_cast<size_t>(s.channels * blocks) * sizeof(DoubleBackwardSums));
+  detail::DeviceScratch coefficient_scratch(static_cast<size_t>(s.channels) * sizeof(DoubleBackwardCoefficients));
+  if (!parts.ok()) return parts.status();
+  if (!coefficient_scratch.ok()) return coefficient_scratch.status();
+  DoubleBackwardSums* sums = static_cast<DoubleBackwardSums*>(parts.data());
+  DoubleBackwardCoefficients* coefficients = static_cast<DoubleBackwardCoefficients*>(coefficient_scratch.data());
+  LMCL_RETURN_IF_ERROR(for_channel_chunks(s.channels, blocks, op, [&](dim3 grid, int64_t c0) {
+    double_sums_kernel<<<grid, kBlock>>>(s.batch, s.channels, s.spatial, blocks, map, c0, grad_out, upstream_input, x,
+                                         save_mean, sums);
+  }));
+  finalize_double_kernel<<<detail::blocks_for(s.channels), kBlock>>>(s.channels, blocks, count, sums, weight, save_invstd,
+                                                                     upstream_weight, grad_weight, coefficients);
+  LMCL_RETURN_IF_ERROR(detail::launch_status(op));
+  if (!grad_grad_out && !grad_x) return Status::ok();
+  return for_channel_chunks(s.channels, row_blocks(s.batch, map), op, [&](dim3 grid, int64_t c0) {
+    double_apply_kernel<<<grid, kBlock>>>(s.batch, s.channels, s.spatial, map, c0, grad_out, upstream_input, x, save_mean,
+                                          coefficients, grad_grad_out, grad_x);
   });
 }
 

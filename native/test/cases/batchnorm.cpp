@@ -1,4 +1,4 @@
-// Parity cases for the batchnorm kernels (native/src/cpu/batchnorm.cpp, native/src/cuda/batchnorm.cu): each runs
+// Parity cases for the batchnorm kernels (forward, backward, training-mode double backward) (native/src/cpu/batchnorm.cpp, native/src/cuda/batchnorm.cu): each runs
 // through lmcl::cpu:: and lmcl::cuda:: against a float64 reference (native/test/driver.h).
 //
 // The references are the formulas of native/include/lmcl/batchnorm.h in double: per-channel
@@ -221,18 +221,117 @@ void add_backward_case(std::vector<OpCase>& list) {
                   }});
 }
 
-template <int... kForward, int... kBackward>
+// ---- double backward (training) ----------------------------------------------------------------
+// Operands: 0 dy (g), 1 x, 2 weight, 3 save_mean, 4 save_invstd, 5 upstream_input (u),
+// 6 upstream_weight (γ̄), 7 grad_grad_out, 8 grad_x, 9 grad_weight. The reference is the closed
+// form of lmcl/batchnorm.h in double with the given (float) statistics.
+struct DoubleBackwardCase {
+  const char* name;
+  int64_t batch, channels, spatial;
+  bool weight, upstream_input, upstream_weight, grad_grad_out, grad_x, grad_weight;
+};
+
+constexpr DoubleBackwardCase kDoubleBackwardCases[] = {
+    {"bn double back C3 u", 16, 3, 700, true, true, false, true, true, true},
+    {"bn double back C17 u gw", 40, 17, 300, true, true, true, true, true, true},
+    {"bn double back C20 S1 gw", 300, 20, 1, true, false, true, true, true, false},
+    {"bn double back C5 bare u", 7, 5, 33, false, true, true, true, true, true},
+    {"bn double back C2 x only", 64, 2, 256, true, true, false, false, true, false},
+};
+
+template <int kIndex>
+void add_double_backward_case(std::vector<OpCase>& list) {
+  static constexpr const DoubleBackwardCase& D = kDoubleBackwardCases[kIndex];
+  static constexpr int64_t kNumel = D.batch * D.channels * D.spatial, kC = D.channels;
+  constexpr int64_t kReduced = D.batch * D.spatial;
+  constexpr double kAtol = kReduced >= 2048 ? 2e-4 : kReduced >= 256 ? 3e-5 : 1e-5;
+  list.push_back({D.name, 1e-5, kAtol,
+                  [](Rng& rng) {
+                    std::vector<float> x = random_floats(rng, kNumel);
+                    std::vector<float> mean(kC), invstd(kC);
+                    const int64_t S = D.spatial, M = D.batch * D.spatial;
+                    for (int64_t c = 0; c < kC; ++c) {
+                      double sum = 0, squares = 0;
+                      for (int64_t n = 0; n < D.batch; ++n)
+                        for (int64_t s = 0; s < S; ++s) sum += x[(n * kC + c) * S + s];
+                      const double m = sum / M;
+                      for (int64_t n = 0; n < D.batch; ++n)
+                        for (int64_t s = 0; s < S; ++s) {
+                          const double d = x[(n * kC + c) * S + s] - m;
+                          squares += d * d;
+                        }
+                      mean[c] = static_cast<float>(m);
+                      invstd[c] = static_cast<float>(1.0 / std::sqrt(squares / M + kEps));
+                    }
+                    const float nan = std::numeric_limits<float>::quiet_NaN();
+                    return std::vector<HostOperand>{
+                        input("dy", random_floats(rng, kNumel)),
+                        input("x", std::move(x)),
+                        input("weight", random_floats(rng, kC, 0.5f, 1.5f)),
+                        input("save_mean", std::move(mean)),
+                        input("save_invstd", std::move(invstd)),
+                        input("upstream_input", random_floats(rng, kNumel)),
+                        input("upstream_weight", random_floats(rng, kC)),
+                        HostOperand{"grad_grad_out", std::vector<float>(kNumel, nan), D.grad_grad_out},
+                        HostOperand{"grad_x", std::vector<float>(kNumel, nan), D.grad_x},
+                        HostOperand{"grad_weight", std::vector<float>(kC, nan), D.grad_weight}};
+                  },
+                  LMCL_KERNEL_CALL(batch_norm_double_backward(
+                      BatchNormShape{D.batch, D.channels, D.spatial}, p[0], p[1], D.weight ? p[2] : nullptr, p[3], p[4],
+                      D.upstream_input ? p[5] : nullptr, D.upstream_weight ? p[6] : nullptr,
+                      D.grad_grad_out ? p[7] : nullptr, D.grad_x ? p[8] : nullptr, D.grad_weight ? p[9] : nullptr)),
+                  [](const std::vector<HostOperand>& o, std::vector<std::vector<double>>& want) {
+                    const std::vector<float>& g = o[0].data;
+                    const std::vector<float>& x = o[1].data;
+                    const int64_t S = D.spatial;
+                    const double M = static_cast<double>(D.batch * D.spatial);
+                    for (int i = 7; i <= 9; ++i) want[i].assign(o[i].data.size(), 0.0);
+                    auto u = [&](int64_t i) { return D.upstream_input ? static_cast<double>(o[5].data[i]) : 0.0; };
+                    for (int64_t c = 0; c < kC; ++c) {
+                      const double mean = o[3].data[c], s = o[4].data[c];
+                      const double w = D.weight ? o[2].data[c] : 1.0;
+                      const double wbar = D.upstream_weight ? o[6].data[c] : 0.0;
+                      auto xhat = [&](int64_t i) { return (x[i] - mean) * s; };
+                      double sum_g = 0, sum_gx = 0, sum_u = 0, sum_ux = 0, sum_ug = 0;
+                      for (int64_t n = 0; n < D.batch; ++n)
+                        for (int64_t k = 0; k < S; ++k) {
+                          const int64_t i = (n * kC + c) * S + k;
+                          sum_g += g[i];
+                          sum_gx += g[i] * xhat(i);
+                          sum_u += u(i);
+                          sum_ux += u(i) * xhat(i);
+                          sum_ug += u(i) * g[i];
+                        }
+                      const double bracket = sum_ug - sum_g / M * sum_u - sum_gx / M * sum_ux;
+                      want[9][c] = s * bracket;
+                      // H = γ̄·g − γ·s·(⟨u·x̂⟩·g + ⟨g·x̂⟩·u), and its two means.
+                      const double a = wbar - w * s * sum_ux / M, b = -w * s * sum_gx / M;
+                      const double mean_h = a * sum_g / M + b * sum_u / M, mean_hx = a * sum_gx / M + b * sum_ux / M;
+                      for (int64_t n = 0; n < D.batch; ++n)
+                        for (int64_t k = 0; k < S; ++k) {
+                          const int64_t i = (n * kC + c) * S + k;
+                          want[7][i] = w * s * (u(i) - sum_u / M - xhat(i) * sum_ux / M) + wbar * xhat(i);
+                          const double h = a * g[i] + b * u(i);
+                          want[8][i] = s * (h - mean_h - xhat(i) * mean_hx) - w * bracket * s * s / M * xhat(i);
+                        }
+                    }
+                  }});
+}
+
+template <int... kForward, int... kBackward, int... kDouble>
 void add_batchnorm_tables(std::vector<OpCase>& list, std::integer_sequence<int, kForward...>,
-                          std::integer_sequence<int, kBackward...>) {
+                          std::integer_sequence<int, kBackward...>, std::integer_sequence<int, kDouble...>) {
   (add_forward_case<kForward>(list), ...);
   (add_backward_case<kBackward>(list), ...);
+  (add_double_backward_case<kDouble>(list), ...);
 }
 
 }  // namespace
 
 void add_batchnorm_cases(std::vector<OpCase>& list) {
   add_batchnorm_tables(list, std::make_integer_sequence<int, sizeof(kForwardCases) / sizeof(kForwardCases[0])>(),
-                       std::make_integer_sequence<int, sizeof(kBackwardCases) / sizeof(kBackwardCases[0])>());
+                       std::make_integer_sequence<int, sizeof(kBackwardCases) / sizeof(kBackwardCases[0])>(),
+                       std::make_integer_sequence<int, sizeof(kDoubleBackwardCases) / sizeof(kDoubleBackwardCases[0])>());
 }
 
 }  // namespace driver
