@@ -121,6 +121,32 @@ void add_forward_case(std::vector<OpCase>& list) {
 }
 
 // ---- backward --------------------------------------------------------------------------------
+// The saved statistics of x: the batch's own mean and invstd, rounded to float (as the forward
+// writes them), so the backward formulas' cancellations are realistic.
+void saved_statistics(const std::vector<float>& x, int64_t batch, int64_t channels, int64_t spatial,
+                      std::vector<float>* mean, std::vector<float>* invstd) {
+  const int64_t M = batch * spatial;
+  mean->assign(channels, 0.0f);
+  invstd->assign(channels, 0.0f);
+  for (int64_t c = 0; c < channels; ++c) {
+    double sum = 0, squares = 0;
+    for (int64_t n = 0; n < batch; ++n)
+      for (int64_t s = 0; s < spatial; ++s) sum += x[(n * channels + c) * spatial + s];
+    const double m = sum / M;
+    for (int64_t n = 0; n < batch; ++n)
+      for (int64_t s = 0; s < spatial; ++s) {
+        const double d = x[(n * channels + c) * spatial + s] - m;
+        squares += d * d;
+      }
+    (*mean)[c] = static_cast<float>(m);
+    (*invstd)[c] = static_cast<float>(1.0 / std::sqrt(squares / M + kEps));
+  }
+}
+
+// The CPU sums in float lanes (flushed to double every 1024 elements): gradient sums' errors grow
+// with the partial sums, ~3e-5 at M ~ 10^4, whatever the final sum.
+constexpr double backward_atol(int64_t reduced) { return reduced >= 2048 ? 2e-4 : reduced >= 256 ? 3e-5 : 1e-5; }
+
 // Operands: 0 dy, 1 x, 2 weight, 3 save_mean, 4 save_invstd, 5 output (the fused forward's,
 // for the ReLU mask), 6 grad_residual, 7 grad_input, 8 grad_weight, 9 grad_bias.
 struct BackwardCase {
@@ -146,30 +172,12 @@ template <int kIndex>
 void add_backward_case(std::vector<OpCase>& list) {
   static constexpr const BackwardCase& B = kBackwardCases[kIndex];
   static constexpr int64_t kNumel = B.batch * B.channels * B.spatial, kC = B.channels;
-  // The CPU sums in float lanes (flushed to double every 1024 elements): its grad_weight and
-  // grad_bias errors grow with the partial sums, ~3e-5 at M ~ 10^4, whatever the final sum.
-  constexpr int64_t kReduced = B.batch * B.spatial;
-  constexpr double kAtol = kReduced >= 2048 ? 2e-4 : kReduced >= 256 ? 3e-5 : 1e-5;
+  constexpr double kAtol = backward_atol(B.batch * B.spatial);
   list.push_back({B.name, 1e-5, kAtol,
                   [](Rng& rng) {
                     std::vector<float> x = random_floats(rng, kNumel);
-                    // The saved statistics: the batch's own, rounded to float (as the forward
-                    // writes them), so the training formula's cancellations are realistic.
-                    std::vector<float> mean(kC), invstd(kC);
-                    const int64_t S = B.spatial, M = B.batch * B.spatial;
-                    for (int64_t c = 0; c < kC; ++c) {
-                      double sum = 0, squares = 0;
-                      for (int64_t n = 0; n < B.batch; ++n)
-                        for (int64_t s = 0; s < S; ++s) sum += x[(n * kC + c) * S + s];
-                      const double m = sum / M;
-                      for (int64_t n = 0; n < B.batch; ++n)
-                        for (int64_t s = 0; s < S; ++s) {
-                          const double d = x[(n * kC + c) * S + s] - m;
-                          squares += d * d;
-                        }
-                      mean[c] = static_cast<float>(m);
-                      invstd[c] = static_cast<float>(1.0 / std::sqrt(squares / M + kEps));
-                    }
+                    std::vector<float> mean, invstd;
+                    saved_statistics(x, B.batch, kC, B.spatial, &mean, &invstd);
                     return std::vector<HostOperand>{
                         input("dy", random_floats(rng, kNumel)),
                         input("x", std::move(x)),
@@ -243,26 +251,12 @@ template <int kIndex>
 void add_double_backward_case(std::vector<OpCase>& list) {
   static constexpr const DoubleBackwardCase& D = kDoubleBackwardCases[kIndex];
   static constexpr int64_t kNumel = D.batch * D.channels * D.spatial, kC = D.channels;
-  constexpr int64_t kReduced = D.batch * D.spatial;
-  constexpr double kAtol = kReduced >= 2048 ? 2e-4 : kReduced >= 256 ? 3e-5 : 1e-5;
+  constexpr double kAtol = backward_atol(D.batch * D.spatial);
   list.push_back({D.name, 1e-5, kAtol,
                   [](Rng& rng) {
                     std::vector<float> x = random_floats(rng, kNumel);
-                    std::vector<float> mean(kC), invstd(kC);
-                    const int64_t S = D.spatial, M = D.batch * D.spatial;
-                    for (int64_t c = 0; c < kC; ++c) {
-                      double sum = 0, squares = 0;
-                      for (int64_t n = 0; n < D.batch; ++n)
-                        for (int64_t s = 0; s < S; ++s) sum += x[(n * kC + c) * S + s];
-                      const double m = sum / M;
-                      for (int64_t n = 0; n < D.batch; ++n)
-                        for (int64_t s = 0; s < S; ++s) {
-                          const double d = x[(n * kC + c) * S + s] - m;
-                          squares += d * d;
-                        }
-                      mean[c] = static_cast<float>(m);
-                      invstd[c] = static_cast<float>(1.0 / std::sqrt(squares / M + kEps));
-                    }
+                    std::vector<float> mean, invstd;
+                    saved_statistics(x, D.batch, kC, D.spatial, &mean, &invstd);
                     const float nan = std::numeric_limits<float>::quiet_NaN();
                     return std::vector<HostOperand>{
                         input("dy", random_floats(rng, kNumel)),
