@@ -25,6 +25,7 @@ if (!existsSync(fileURLToPath(dist))) {
   process.exit(2);
 }
 const { F, grad, randn, tensor, zeros, engineInfo, noGrad } = await import(dist.href);
+const { cohortContrastiveComposite } = await import(new URL('../dist/src/ops/cohort_contrastive.js', import.meta.url).href);
 
 const args = process.argv.slice(2);
 const option = (name, fallback) => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1] : fallback; };
@@ -154,6 +155,46 @@ const labels = Int32Array.from({ length: 128 }, (_, i) => (i * 7) % 100);
 check('crossEntropy [128,100]', () => [randn([128, 100])], (logits) => F.crossEntropy(logits, labels), { bytes: 4 * 128 * 100 });
 check('softmax [4096,1000]', () => [randn([4096, 1000])], (x) => F.softmax(x, 1), { bytes: 2 * 4 * 4096 * 1000, tolerance: 1e-6 });
 check('avgPool2d [128,64,8,8] → 1×1', () => [randn([128, 64, 8, 8])], (x) => F.adaptiveAvgPool2d(x, [1, 1]), { bytes: 4 * 128 * 64 * 65 });
+
+// The L-MCL cohort terms (N = 2 networks × S = 3 stages → 18 pairs × 4 terms, B = 128, D = 128,
+// per-pair weights), forward + backward: the fused cohortContrastive against our composition of
+// plain ops (each needed logits block once, then the one-pair formulas), and against its floor: the
+// 15 distinct B×B similarity blocks forward and 24 block products backward at our GEMM's rate for
+// that shape (issue target: fused ≥ 5× the composition, within 2× of the floor).
+{
+  const [networks, stages, cohortBatch, dim] = [2, 3, 128, 128];
+  const count = networks * stages;
+  const pairs = [];
+  for (let n = 0; n < networks; n += 1) for (let m = 0; m < networks; m += 1)
+    if (m !== n) for (let s = 0; s < stages; s += 1) for (let t = 0; t < stages; t += 1) pairs.push([n * stages + s, m * stages + t]);
+  const flatPairs = Int32Array.from(pairs.flat());
+  const cohortLabels = Int32Array.from({ length: cohortBatch }, (_, i) => Math.floor(i / 2) % 64);
+  const coefficients = Float32Array.from({ length: pairs.length * 4 }, (_, i) => [0.1, 0.1, 1, 1][i % 4]);
+  const options = { temperature: 0.1, klTemperature: 1 };
+  const unit = () => noGrad(() => F.normalize(randn([cohortBatch, dim])));
+  const make = () => [...Array.from({ length: count }, unit), F.affine(randn([pairs.length, cohortBatch]), 0.1, 0.5), tensor(coefficients, [pairs.length, 4])];
+  const forwardBackward = (terms) => (...inputs) => {
+    const leaves = inputs.slice(0, count).map((z) => { const leaf = z.detach(); leaf.requiresGrad = true; return leaf; });
+    const [weights, coefficient] = inputs.slice(count);
+    const loss = F.sum(F.mul(terms(leaves, weights), coefficient));
+    const grads = grad(loss, leaves);
+    for (const t of [loss, ...leaves]) t.dispose();
+    return grads;
+  };
+  const fused = check('cohortContrastive f+b (18 pairs)', make,
+    forwardBackward((z, weights) => F.cohortContrastive(z, cohortLabels, { pairs, ...options, weights })), { reps: 10 });
+  const composed = check('cohort composition f+b (18 pairs)', make,
+    forwardBackward((z, weights) => cohortContrastiveComposite(z, cohortLabels, flatPairs, { ...options, weights })), { reps: 5 });
+  const blockForward = check('matmul 128×128·128ᵀ (cohort block)', () => [randn([cohortBatch, dim]), randn([cohortBatch, dim])],
+    (a, b) => F.linear(a, b), { flops: 2 * cohortBatch * cohortBatch * dim, reps: 50 });
+  const blockBackward = check('matmul 128×128·128 (cohort block)', () => [randn([cohortBatch, cohortBatch]), randn([cohortBatch, dim])],
+    (a, b) => F.matmul(a, b), { flops: 2 * cohortBatch * cohortBatch * dim, reps: 50 });
+  if (fused.ms && composed.ms && blockForward.ms && blockBackward.ms) {
+    const floor = 15 * blockForward.ms + 24 * blockBackward.ms;
+    console.log(`cohort: fused ${fused.ms.toFixed(3)} ms, composition ${composed.ms.toFixed(3)} ms (${(composed.ms / fused.ms).toFixed(1)}× the fused), ` +
+      `floor ${floor.toFixed(3)} ms (fused = ${(fused.ms / floor).toFixed(2)}× the floor)`);
+  }
+}
 
 const convShare = convRows.filter((row) => row.gflops).map((row) => row.gflops / (gemmCeiling ?? Infinity));
 console.log(`ceilings: our GEMM ${gemmCeiling ? gemmCeiling.toFixed(0) : '—'} GFLOP/s, copy ${copyGbps.toFixed(0)} GB/s` +

@@ -7,7 +7,8 @@
 //   lmcl_driver [--seed N] [case-name-substring]
 //
 // The cases: native/test/cases/<stem>.cpp (what a case is: native/test/driver.h).
-// Exit status 0 when every case that ran passed, 1 otherwise.
+// Exit status 0 when every case that ran passed, 1 otherwise. Failed cases are listed last, one
+// "failed case<TAB>device<TAB>name" line each (scripts/gpu-check.sh reruns them alone).
 #include <cstdio>
 #include <cstdlib>
 
@@ -131,17 +132,23 @@ int main(int argc, char** argv) {
               with_cuda ? (std::to_string(devices) + " device(s)").c_str() : cuda_status.message().c_str());
   Rng rng(seed);
   int passed = 0, failed = 0, skipped = 0;
+  std::vector<std::string> failed_names;  // "device<TAB>case", listed at the end for scripts
   for (const OpCase& c : cases()) {
     if (filter && !std::strstr(c.name, filter)) continue;
     std::vector<HostOperand> operands = c.make(rng);
     std::vector<std::vector<double>> want(operands.size());
     c.reference(operands, want);
     std::vector<Outcome> outcomes{run_cpu(c, operands, want)};
-    if (with_cuda) outcomes.push_back(run_cuda(c, operands, want));
+    if (outcomes.back() == Outcome::kFailed) failed_names.push_back(std::string("cpu\t") + c.name);
+    if (with_cuda) {
+      outcomes.push_back(run_cuda(c, operands, want));
+      if (outcomes.back() == Outcome::kFailed) failed_names.push_back(std::string("cuda\t") + c.name);
+    }
     else std::printf("  skip %-24s cuda  (%s)\n", c.name, cuda_status.is_ok() ? "no CUDA device" : cuda_status.message().c_str());
     for (Outcome o : outcomes) (o == Outcome::kPassed ? passed : o == Outcome::kFailed ? failed : skipped) += 1;
     if (!with_cuda) skipped += 1;
   }
+  for (const std::string& name : failed_names) std::printf("failed case\t%s\n", name.c_str());
   std::printf("lmcl_driver: %d passed, %d failed, %d skipped (seed %llu)\n", passed, failed, skipped,
               static_cast<unsigned long long>(seed));
   return failed == 0 && passed > 0 ? 0 : 1;
