@@ -135,6 +135,17 @@ for (const [label, cin, size, cout, k, stride, pad] of convShapes) {
       for (const t of [y, xr, wr]) t.dispose();
       return [gx, gw];
     }, { flops: 3 * flops, reps: 5 }));
+  // Each backward product alone (with its forward): the kernel times are these minus the forward's.
+  for (const [part, wantInput] of [['dx', true], ['dw', false]]) {
+    check(`conv2d fwd+${part} ${label}`, () => [randn([batch, cin, size, size]), randn([cout, cin, k, k]), randn([batch, cout, out, out])],
+      (x, w, dy) => {
+        const leaf = (wantInput ? x : w).detach(); leaf.requiresGrad = true;
+        const y = wantInput ? F.conv2d(leaf, w, null, { stride, padding: pad }) : F.conv2d(x, leaf, null, { stride, padding: pad });
+        const [g] = grad(y, [leaf], { gradOutputs: [dy] });
+        y.dispose(); leaf.dispose();
+        return [g];
+      }, { flops: 2 * flops, reps: 5 });
+  }
 }
 check('conv2d depthwise 116 16×16 3×3', () => [randn([128, 116, 16, 16]), randn([116, 1, 3, 3])],
   (x, w) => noGrad(() => F.conv2d(x, w, null, { padding: 1, groups: 116 })), { flops: 2 * 128 * 116 * 256 * 9 });

@@ -13,6 +13,8 @@
 #      PyTorch eager on the same card (bench/pytorch_mcl_step.py --device cuda), batch 128, and
 #      cuBLAS's FP32 GEMM rate (TF32 off) as an outside ceiling;
 #   5. short `lmcl train --device cuda` runs (MCL, and L-MCL with meta phases);
+#   6. where the MCL step's GPU time goes: each kernel's duration under Nsight Compute (ncu), when
+#      ncu is there and time is left;
 #   then a compact table. Made for hosts with no Node and no network:
 #   scripts/prepare-gpu-check.sh builds and collects what this needs (.device/ holds Node and the
 #   packages). Each part has its own time limit inside one budget (GPU_CHECK_BUDGET seconds,
@@ -157,6 +159,14 @@ if command -v node >/dev/null 2>&1; then
     row "lmcl train --device cuda --method $method" "exit $? — $(grep -v '^\s*$' "$LOGS/train_$method.log" | tail -1 | cut -c1-110)"
     save
   done
+fi
+
+# ---- 6. where the MCL step's GPU time goes: every kernel's duration under Nsight Compute --------
+if command -v node >/dev/null 2>&1 && command -v ncu >/dev/null 2>&1 && [ $(( budget - $(elapsed) )) -gt 60 ]; then
+  timeout "$(limit 90)" ncu --clock-control none --metrics gpu__time_duration.sum --print-summary per-kernel --csv \
+    node bin/lmcl.js profile --device cuda --arch resnet32 --method mcl --steps 1 --warmup 0 > "$LOGS/ncu_mcl_step.csv" 2> "$LOGS/ncu_mcl_step.err"
+  row "ncu per-kernel summary (MCL step)" "exit $?, $(wc -l < "$LOGS/ncu_mcl_step.csv") lines (ncu_mcl_step.csv)"
+  save
 fi
 
 # ---- the table -------------------------------------------------------------------------------

@@ -24,8 +24,10 @@
 // Fix of a reference quirk (method.md §2.6, §8.12): L-MCL's ImageNet VCL reads network n's bank
 // for b as well; here every embedding reads its own network's bank (as MCL-ImageNet does).
 // Write: after the backward of the main step, M_n[i] ← normalize(m·M_n[i] + (1 − m)·z_n[i]) for the
-// batch's images, z_n = the network's final-stage embedding, detached (F.memoryUpdate_). L-MCL's
-// meta phase only reads the banks (the reference writes and then rolls the writes back, except one).
+// batch's images, z_n = the network's final-stage embedding, detached (F.memoryUpdate_). An image
+// the batch holds twice (the m-per-class sampler draws with replacement from a class with too few
+// images) is written once, from its last occurrence, as the reference's sequential index_copy_
+// leaves it. L-MCL's meta phase only reads the banks (the reference writes and then rolls the writes back, except one).
 import * as F from '../ops/functional.js';
 import { Module } from '../nn/module.js';
 import { rand } from '../tensor/creation.js';
@@ -224,7 +226,16 @@ export class BankContrast {
 
   /** After the main step's backward: every network's final embedding into its bank at the batch's rows. */
   write(finalEmbeddings: readonly Tensor[], batch: StepBatch): void {
-    finalEmbeddings.forEach((z, n) => F.memoryUpdate_(this.banks.at(n), batch.indices, z.detach(), { momentum: this.settings.nceM }));
+    const last = lastOccurrences(batch.indices);
+    finalEmbeddings.forEach((z, n) => {
+      if (last === null) {
+        F.memoryUpdate_(this.banks.at(n), batch.indices, z.detach(), { momentum: this.settings.nceM });
+        return;
+      }
+      const rows = F.indexSelect(z.detach(), 0, last);
+      F.memoryUpdate_(this.banks.at(n), Int32Array.from(last, (position) => batch.indices[position]!), rows, { momentum: this.settings.nceM });
+      rows.dispose();
+    });
   }
 
   /** The loss keeps the batch's final embeddings (one per network) for writeHeld. */
@@ -245,6 +256,14 @@ export class BankContrast {
     this.write(held.embeddings, batch);
     return result;
   }
+}
+
+/** Batch positions of each dataset index's last occurrence, in batch order; null when all are distinct. */
+function lastOccurrences(indices: Int32Array): Int32Array | null {
+  const lastPosition = new Map<number, number>();
+  indices.forEach((index, position) => lastPosition.set(index, position));
+  if (lastPosition.size === indices.length) return null;
+  return Int32Array.from([...lastPosition.values()].sort((a, b) => a - b));
 }
 
 /** (1/B) Σ_u w_u · (−mean_{k<P} log softmax(logits_u)_k): the InfoNCE over given logits, positives first. */

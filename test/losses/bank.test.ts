@@ -187,6 +187,23 @@ describe('BankContrast.terms', () => {
     });
     banks.dispose();
   });
+
+  it('writes an image the batch holds twice once, from its last occurrence (the m-per-class sampler draws with replacement)', () => {
+    const { banks, contrast, embeddings } = setup(1, 1);
+    const items = Int32Array.from([1, 9, 1, 20, 9, 33]);  // rows 1 and 9 twice: the last are at positions 2 and 4
+    const duplicated: StepBatch = { x: tensor(new Float32Array(1), [1]), y: Int32Array.from(items, (i) => labels[i]!), indices: items };
+    const before = banks.at(0).toFloat32Array();
+    contrast.write(embeddings, duplicated);
+    const after = banks.at(0).toFloat32Array();
+    const z = embeddings[0]!.toFloat32Array();
+    for (const [row, position] of [[1, 2], [9, 4], [20, 3], [33, 5]] as const) {
+      const mixed = Array.from({ length: dim }, (_, d) => 0.5 * before[row * dim + d]! + 0.5 * z[position * dim + d]!);
+      const norm = Math.hypot(...mixed);
+      expectClose(after.subarray(row * dim, (row + 1) * dim), mixed.map((v) => v / norm), { rtol: 1e-5, atol: 1e-6, label: `row ${row}` });
+    }
+    expect([...after.subarray(14 * dim, 15 * dim)]).toEqual([...before.subarray(14 * dim, 15 * dim)]);
+    banks.dispose();
+  });
 });
 
 // ---- end to end ---------------------------------------------------------------------------------

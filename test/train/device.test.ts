@@ -1,12 +1,25 @@
 // `lmcl train --device cuda`: the trainer's device path (train/device.ts places the cohort and the
 // method's modules before the optimizers take their parameters; the DataLoader makes each batch's
 // images on the device; the top-1 masks follow the logits). On a machine with a CUDA device, each
-// method trains a tiny job on the CPU and on CUDA from the same seed, and the two runs agree: the
-// same data order (labels, bank indices and the RNG stay on the host), per-epoch losses within 1e-3
-// relative (different float association in every kernel, over 5 steps), the final weights within
-// 2e-3 of their scale, and the CUDA run's checkpoint evaluates on the CPU (`lmcl eval`) to the
-// accuracy the trainer reported. Without a device those blocks are skipped (named so), and the
-// refusal is checked instead: a clear error before a run directory exists.
+// method trains a tiny job on the CPU and on CUDA from the same seed (the same data order: labels,
+// bank indices and the RNG stay on the host), and the two runs agree:
+// - one step (batch 64; L-MCL with its meta phase at that step): the losses, a pure forward
+//   comparison, within 1e-5 relative; the weights after the update within 1e-3 of the cohort's
+//   weight scale (buffers: of the buffers' scale). Measured on the CPU (Xeon VM, 2026-12-04): a
+//   relative 1e-7 perturbation of every initial weight (about one float rounding) moves the one-step
+//   weights by up to 8e-5 of that scale and the losses by up to 3e-7 — except meta_hypergrad_norm, a
+//   reading of a hypergradient that nearly cancels, which moves 1.1e-2 (compared within 1e-1).
+//   A per-tensor scale would not do: batch-norm biases after one step are sums that nearly cancel
+//   (a batch norm follows), and their own scale is 1e-3 of the weights'.
+// - one epoch of 5 steps (L-MCL: a meta phase every 2 batches): completes, the per-epoch losses
+//   within 3e-2 relative, and the CUDA run's checkpoint evaluates on the CPU (`lmcl eval`) to the
+//   accuracy the trainer reported. The weights are not compared there: on Fashion-MNIST (constant
+//   backgrounds: many activations share one value and cross zero together) a relative 1e-7
+//   perturbation of the initial weights moves them by up to 2e-3 of their scale within 2 steps and
+//   the epoch losses by up to 8e-3 within 5 (same machine and date), so the rounding of any other
+//   device does too; the one-step comparison is the tight one.
+// Without a device those blocks are skipped (named so), and the refusal is checked instead: a clear
+// error before a run directory exists.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,8 +36,9 @@ afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
 const cuda = deviceAvailability().find((entry) => entry.device === 'cuda')!;
 
-// 160 images / batch 32 = 5 steps per epoch (L-MCL: a meta phase every 2 batches).
+// 160 images / batch 32 = 5 steps per epoch (L-MCL: a meta phase every 2 batches); one step: 64 / 64.
 const tiny = { arch: 'resnet8', numberNet: 2, epochs: 1, batchSize: 32, limitTrain: 160, limitTest: 64, evalBatchSize: 64, workers: 0, threads: 2 };
+const oneStep = { ...tiny, batchSize: 64, limitTrain: 64 };
 const methods: { method: string; extra: Record<string, unknown> }[] = [
   { method: 'baseline', extra: { numberNet: 1 } },
   { method: 'dml', extra: {} },
@@ -33,8 +47,31 @@ const methods: { method: string; extra: Record<string, unknown> }[] = [
   { method: 'lmcl', extra: { sampler: 'm-per-class', metaFreq: 2 } },
 ];
 
-function weights(result: TrainResult): Float32Array[] {
-  return result.networks.flatMap((net) => [...net.stateDict().values()].map((entry) => entry.data));
+/**
+ * Worst |a − b| over the cohort's state, each entry against its group's scale: the largest |value|
+ * of the network's parameters, or of its buffers (running statistics); batch counters exactly.
+ */
+function cohortDifference(a: TrainResult, b: TrainResult): { worst: number; where: string } {
+  let result = { worst: 0, where: '' };
+  a.networks.forEach((net, n) => {
+    const [left, right] = [net.stateDict(), b.networks[n]!.stateDict()];
+    const groupOf = (key: string): string => (key.includes('running_') ? 'buffers' : 'parameters');
+    const scale = new Map<string, number>();
+    for (const [key, entry] of left) {
+      if (key.includes('num_batches')) continue;
+      scale.set(groupOf(key), entry.data.reduce((m, v) => Math.max(m, Math.abs(v)), scale.get(groupOf(key)) ?? 1e-6));
+    }
+    for (const [key, entry] of left) {
+      const other = right.get(key)!.data;
+      if (key.includes('num_batches')) {
+        expect([...other], key).toEqual([...entry.data]);
+        continue;
+      }
+      const worst = entry.data.reduce((m, v, e) => Math.max(m, Math.abs(v - other[e]!)), 0) / scale.get(groupOf(key))!;
+      if (worst > result.worst) result = { worst, where: `network ${n} ${key}` };
+    }
+  });
+  return result;
 }
 
 function release(result: TrainResult): void {
@@ -73,25 +110,41 @@ const cudaDescribe = cuda.skipReason === null ? describe : describe.skip;
 cudaDescribe(`trainer on CUDA vs CPU${cuda.skipReason === null ? '' : ` [skipped, ${cuda.skipReason}]`}`, () => {
   for (const { method, extra } of methods) {
     const label = `${method}${extra.contrast ? ' (bank)' : ''}`;
-    it(`${label}: one epoch on CUDA agrees with the CPU run; its checkpoint evaluates on the CPU`, async () => {
-      const run = async (device: Device): Promise<TrainResult> =>
-        train({ config: { ...tiny, method, ...extra, device, out: root, name: `${label.replace(/\W+/g, '-')}-${device}` }, console: null, handleSignals: false });
-      const cpu = await run('cpu');
-      const gpu = await run('cuda');
+    const run = async (base: Record<string, unknown>, options: Record<string, unknown>, device: Device, tag: string): Promise<TrainResult> =>
+      train({ config: { ...base, method, ...extra, ...options, device, out: root, name: `${label.replace(/\W+/g, '-')}-${tag}-${device}` }, console: null, handleSignals: false });
+
+    it(`${label}: one step on CUDA agrees with the CPU (losses 1e-5, weights 1e-3 of their scale)`, async () => {
+      const options = method === 'lmcl' ? { metaFreq: 1 } : {};
+      const cpu = await run(oneStep, options, 'cpu', 'step');
+      const gpu = await run(oneStep, options, 'cuda', 'step');
+      try {
+        expect(gpu.status).toBe('completed');
+        const [cpuLosses, gpuLosses] = [epochLosses(cpu.runDir), epochLosses(gpu.runDir)];
+        expect(Object.keys(gpuLosses[0]!).sort()).toEqual(Object.keys(cpuLosses[0]!).sort());
+        for (const [name, value] of Object.entries(cpuLosses[0]!)) {
+          const tolerance = name === 'meta_hypergrad_norm' ? 1e-1 : 1e-5;
+          expect(Math.abs(gpuLosses[0]![name]! - value), name).toBeLessThanOrEqual(tolerance * Math.max(1, Math.abs(value)));
+        }
+        const { worst, where } = cohortDifference(cpu, gpu);
+        expect(worst, where).toBeLessThanOrEqual(1e-3);
+      } finally {
+        release(cpu);
+        release(gpu);
+      }
+    }, 120_000);
+
+    it(`${label}: one epoch on CUDA completes, its losses follow the CPU run's, its checkpoint evaluates on the CPU`, async () => {
+      const cpu = await run(tiny, {}, 'cpu', 'epoch');
+      const gpu = await run(tiny, {}, 'cuda', 'epoch');
       try {
         expect(gpu.status).toBe('completed');
         const [cpuLosses, gpuLosses] = [epochLosses(cpu.runDir), epochLosses(gpu.runDir)];
         expect(gpuLosses.length).toBe(cpuLosses.length);
         cpuLosses.forEach((losses, epoch) => {
           for (const [name, value] of Object.entries(losses)) {
-            expect(Math.abs(gpuLosses[epoch]![name]! - value), `epoch ${epoch} ${name}`).toBeLessThanOrEqual(1e-3 * Math.max(1, Math.abs(value)));
+            if (name === 'meta_hypergrad_norm') continue;  // a reading, compared in the one-step case
+            expect(Math.abs(gpuLosses[epoch]![name]! - value), `epoch ${epoch} ${name}`).toBeLessThanOrEqual(3e-2 * Math.max(1, Math.abs(value)));
           }
-        });
-        const [a, b] = [weights(cpu), weights(gpu)];
-        a.forEach((values, k) => {
-          const scale = values.reduce((m, v) => Math.max(m, Math.abs(v)), 1e-6);
-          const worst = values.reduce((m, v, e) => Math.max(m, Math.abs(v - b[k]![e]!)), 0);
-          expect(worst / scale, `state tensor ${k}`).toBeLessThanOrEqual(2e-3);
         });
         const evaluated = await evaluateCheckpoint(gpu.runDir);
         expect(evaluated.result.networks.map((net) => net.top1)).toEqual(gpu.final?.networks.map((net) => net.top1));
