@@ -53,31 +53,41 @@ int64_t positives_of(const Napi::CallbackInfo& info, size_t index, const BankGeo
   return positives;
 }
 
-// memoryLogitsForward(query, bank, indices, logits, batch, columns, dim, bankRows, scale)
+// The trailing `queries` of the logits ops (query [queries, batch, dim], logits [queries, batch,
+// columns]; the indices stay [batch · columns], shared by every query).
+int64_t queries_of(const Napi::CallbackInfo& info, size_t index, const char* op) {
+  const int64_t queries = get_int(info, index, op, "queries");
+  if (queries < 1) throw_error(info.Env(), std::string(op) + ": queries must be >= 1, got " + std::to_string(queries));
+  return queries;
+}
+
+// memoryLogitsForward(query, bank, indices, logits, batch, columns, dim, bankRows, scale, queries)
 Napi::Value memory_logits_forward_op(const Napi::CallbackInfo& info) {
   const char* name = "memoryLogits";
   const BankGeometry g = read_geometry(info, 4, name);
-  const Operand query = floats(info, 0, g.query_count, name, "query");
+  const int64_t queries = queries_of(info, 9, name);
+  const Operand query = floats(info, 0, element_count(info.Env(), name, {queries, g.batch, g.dim}), name, "query");
   const Operand bank = floats(info, 1, g.bank_count, name, "bank");
   const int32_t* indices = indices_of(info, 2, g, name);
-  const Operand logits = floats(info, 3, g.logit_count, name, "logits");
+  const Operand logits = floats(info, 3, element_count(info.Env(), name, {queries, g.batch, g.columns}), name, "logits");
   const Device device = same_device(info.Env(), name, {query, bank, logits});
-  throw_if_error(info.Env(), dispatch(device, cpu::memory_logits_forward, cuda::memory_logits_forward, g.batch, g.columns, g.dim, g.bank_rows, query, bank, indices, g.scale,
-                                                   logits), name);
+  throw_if_error(info.Env(), dispatch(device, cpu::memory_logits_forward, cuda::memory_logits_forward, queries, g.batch, g.columns, g.dim,
+                                      g.bank_rows, query, bank, indices, g.scale, logits), name);
   return info.Env().Undefined();
 }
 
-// memoryLogitsTranspose(grad, bank, indices, out, batch, columns, dim, bankRows, scale)
+// memoryLogitsTranspose(grad, bank, indices, out, batch, columns, dim, bankRows, scale, queries)
 Napi::Value memory_logits_transpose_op(const Napi::CallbackInfo& info) {
   const char* name = "memoryLogitsTranspose";
   const BankGeometry g = read_geometry(info, 4, name);
-  const Operand grad = floats(info, 0, g.logit_count, name, "grad");
+  const int64_t queries = queries_of(info, 9, name);
+  const Operand grad = floats(info, 0, element_count(info.Env(), name, {queries, g.batch, g.columns}), name, "grad");
   const Operand bank = floats(info, 1, g.bank_count, name, "bank");
   const int32_t* indices = indices_of(info, 2, g, name);
-  const Operand out = floats(info, 3, g.query_count, name, "out");
+  const Operand out = floats(info, 3, element_count(info.Env(), name, {queries, g.batch, g.dim}), name, "out");
   const Device device = same_device(info.Env(), name, {grad, bank, out});
-  throw_if_error(info.Env(), dispatch(device, cpu::memory_logits_transpose, cuda::memory_logits_transpose, g.batch, g.columns, g.dim, g.bank_rows, grad, bank, indices, g.scale,
-                                                     out), name);
+  throw_if_error(info.Env(), dispatch(device, cpu::memory_logits_transpose, cuda::memory_logits_transpose, queries, g.batch, g.columns, g.dim,
+                                      g.bank_rows, grad, bank, indices, g.scale, out), name);
   return info.Env().Undefined();
 }
 

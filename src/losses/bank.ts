@@ -193,16 +193,34 @@ export class BankContrast {
     options: { pairs: readonly (readonly [number, number])[]; temperature: number; klTemperature: number; weights?: Tensor | null }): Tensor {
     const K = this.sampler.columns;
     const positives = this.settings.posK;
-    const logits = new Map<string, { all: Tensor; withoutOwn?: Tensor }>();
-    const logitsOf = (embedding: number, bank: number): { all: Tensor; withoutOwn?: Tensor } => {
-      const key = `${embedding}:${bank}`;
-      let entry = logits.get(key);
-      if (!entry) {
-        entry = { all: F.memoryLogits(embeddings[embedding]!, this.banks.at(bank), indices, { temperature: options.temperature }) };
-        logits.set(key, entry);
-      }
-      return entry;
+    // Every (embedding, bank) logits block the pairs need, made up front one call per bank: the
+    // embeddings that read a bank go in as one [Q, B, D] query, so the kernel gathers each key row
+    // once for all of them (the keys are the batch's, the same for every embedding); each slice
+    // has the bits of its own memoryLogits call.
+    const readers = new Map<number, number[]>();
+    const need = (embedding: number, bank: number): void => {
+      const list = readers.get(bank) ?? [];
+      if (!list.includes(embedding)) list.push(embedding);
+      readers.set(bank, list);
     };
+    for (const [a, b] of options.pairs) {
+      need(a, owners[a]!);
+      need(b, owners[b]!);
+      need(b, owners[a]!);
+      need(a, owners[b]!);
+    }
+    const logits = new Map<string, { all: Tensor; withoutOwn?: Tensor }>();
+    const batch = embeddings[0]!.shape[0]!;
+    for (const [bank, list] of readers) {
+      const memory = this.banks.at(bank);
+      if (list.length === 1) {
+        logits.set(`${list[0]}:${bank}`, { all: F.memoryLogits(embeddings[list[0]!]!, memory, indices, { temperature: options.temperature }) });
+        continue;
+      }
+      const all = F.memoryLogits(F.stack(list.map((embedding) => embeddings[embedding]!), 0), memory, indices, { temperature: options.temperature });
+      list.forEach((embedding, q) => logits.set(`${embedding}:${bank}`, { all: F.reshape(F.slice(all, 0, q, q + 1), [batch, K]) }));
+    }
+    const logitsOf = (embedding: number, bank: number): { all: Tensor; withoutOwn?: Tensor } => logits.get(`${embedding}:${bank}`)!;
     // VCL keys drop the item's own row (column 0).
     const ownBank = (embedding: number): Tensor => {
       const entry = logitsOf(embedding, owners[embedding]!);

@@ -238,12 +238,12 @@ export interface NativeAddon {
   // query [batch, dim], bank [bankRows, dim], indices int32 [batch · columns] (row u's columns at
   // u·columns..), logits / grad [batch, columns]; scale = 1/temperature > 0. Indices outside
   // [0, bankRows) are an Error (checked before any work). All overwrite their outputs.
-  /** logits[u, k] = scale · ⟨bank[indices[u·columns + k]], query[u]⟩. */
+  /** logits[q, u, k] = scale · ⟨bank[indices[u·columns + k]], query[q, u]⟩ (query [queries, batch, dim], logits [queries, batch, columns]). */
   memoryLogitsForward(query: NativeStorage, bank: NativeStorage, indices: Int32Array, logits: NativeStorage,
-    batch: number, columns: number, dim: number, bankRows: number, scale: number): void;
-  /** out[u] = scale · Σ_k grad[u, k] · bank[indices[u·columns + k]]  ([batch, dim]). */
+    batch: number, columns: number, dim: number, bankRows: number, scale: number, queries: number): void;
+  /** out[q, u] = scale · Σ_k grad[q, u, k] · bank[indices[u·columns + k]]  ([queries, batch, dim]). */
   memoryLogitsTranspose(grad: NativeStorage, bank: NativeStorage, indices: Int32Array, out: NativeStorage,
-    batch: number, columns: number, dim: number, bankRows: number, scale: number): void;
+    batch: number, columns: number, dim: number, bankRows: number, scale: number, queries: number): void;
   /** Fused InfoNCE: writes logits, stats [batch, 2] = (lse_u, term_u = lse_u − mean_{k<positives} logits[u, k])
    *  and loss (1 float) = Σ_u w_u · term_u / batch (weights null: w ≡ 1). */
   memoryInfoNceForward(query: NativeStorage, bank: NativeStorage, indices: Int32Array, weights: NativeStorage | null,

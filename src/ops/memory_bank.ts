@@ -4,6 +4,9 @@
 // Tests: test/ops/memory_bank.test.ts (against test/reference/memory_bank_reference.ts).
 //
 //   memoryLogits   l[u, k] = ⟨bank[idx[u, k]], query[u]⟩ / τ,   idx[u, k] = indices[u·K + k],  K = indices.length / B
+//                  (or query [Q, B, D] → l [Q, B, K]: Q embeddings of the same batch items, e.g. L-MCL's
+//                  stages against one bank, share the keys; the kernels read each gathered row once for
+//                  all Q, and each l[q] has the bits of memoryLogits(query[q]))
 //   memoryInfoNCE  (1/B) Σ_u w_u · (−(1/P) Σ_{k<P} log softmax(l[u, ·])_k)   (P = positives, w ≡ 1 by default)
 //   memoryUpdate_  bank[r_i] ← normalize(m · bank[r_i] + (1 − m) · z[i])      (in place, no grad)
 //
@@ -55,6 +58,10 @@ export interface MemoryUpdateOptions {
 
 /** Shapes and the private index copy shared by a forward and every backward derived from it. */
 interface BankGeometry {
+  /** Queries sharing the keys (memoryLogits with a [Q, B, D] query; otherwise 1). */
+  queries: number;
+  /** The query's shape ([B, D] or [Q, B, D]): the transpose's output has it. */
+  queryShape: readonly number[];
   batch: number;
   columns: number;
   dim: number;
@@ -97,12 +104,16 @@ function firstOutOfRange(values: Int32Array, limit: number): number {
  * backward); a forward that records nothing skips the copy (8 MB at the benchmark size).
  */
 function geometryOf(query: unknown, bank: unknown, indices: unknown, temperature: unknown, op: string,
-  recorded: (query: Tensor) => boolean): BankGeometry {
+  recorded: (query: Tensor) => boolean, allowQueries = false): BankGeometry {
   checkTensor(query, op, 'query');
-  checkRank(query, 2, op, 'query', '[batch, dim]');
+  if (allowQueries && query.dim === 3) {
+    if (query.shape[0] === 0) throw new Error(`${op}: argument 'query' [queries, batch, dim] must hold at least one query, got shape ${formatShape(query.shape)}`);
+  } else {
+    checkRank(query, 2, op, 'query', allowQueries ? '[batch, dim] or [queries, batch, dim]' : '[batch, dim]');
+  }
   checkBank(bank, op);
   checkSameDevice(op, query, bank);
-  const [batch, dim] = query.shape as [number, number];
+  const [queries, batch, dim] = (query.dim === 3 ? query.shape : [1, ...query.shape]) as [number, number, number];
   const [bankRows, bankDim] = bank.shape as [number, number];
   if (bankDim !== dim) {
     throw new Error(`${op}: argument 'bank' ${formatShape(bank.shape)} has rows of ${bankDim} but query ${formatShape(query.shape)} has dim ${dim}`);
@@ -120,16 +131,16 @@ function geometryOf(query: unknown, bank: unknown, indices: unknown, temperature
     throw new Error(`${op}: argument 'indices' holds ${indices[position]} at position ${position}, out of range for a bank of ${bankRows} rows`);
   }
   const kept = recorded(query) ? indices.slice() : indices;
-  return { batch, columns: indices.length / batch, dim, bankRows, scale, indices: kept };
+  return { queries, queryShape: query.shape, batch, columns: indices.length / batch, dim, bankRows, scale, indices: kept };
 }
 
 // ---- the two linear ops, each the other's backward -----------------------------------------------
 
 function memoryLogitsRecorded(query: Tensor, bank: Tensor, geometry: BankGeometry): Tensor {
-  const { batch, columns, dim, bankRows, scale, indices } = geometry;
-  const out = Tensor.empty([batch, columns], query.device);
+  const { queries, queryShape, batch, columns, dim, bankRows, scale, indices } = geometry;
+  const out = Tensor.empty(queryShape.length === 3 ? [queries, batch, columns] : [batch, columns], query.device);
   native().memoryLogitsForward(query.storage.handle, bank.storage.handle, indices, out.storage.handle, batch, columns, dim,
-    bankRows, scale);
+    bankRows, scale, queries);
   return recordOperation('memoryLogits', out, [query], [bank], (grad, context) => [
     memoryLogitsTransposeRecorded(grad, context.saved[0]!, geometry),
   ]);
@@ -137,10 +148,10 @@ function memoryLogitsRecorded(query: Tensor, bank: Tensor, geometry: BankGeometr
 
 /** (1/τ) Σ_k g[u, k] · bank[idx[u, k]]: the query gradient of memoryLogits, as a recorded op. */
 function memoryLogitsTransposeRecorded(grad: Tensor, bank: Tensor, geometry: BankGeometry): Tensor {
-  const { batch, columns, dim, bankRows, scale, indices } = geometry;
-  const out = Tensor.empty([batch, dim], grad.device);
+  const { queries, queryShape, batch, columns, dim, bankRows, scale, indices } = geometry;
+  const out = Tensor.empty(queryShape, grad.device);
   native().memoryLogitsTranspose(grad.storage.handle, bank.storage.handle, indices, out.storage.handle, batch, columns, dim,
-    bankRows, scale);
+    bankRows, scale, queries);
   return recordOperation('memoryLogitsTranspose', out, [grad], [bank], (gradOut, context) => [
     memoryLogitsRecorded(gradOut, context.saved[0]!, geometry),
   ]);
@@ -148,12 +159,14 @@ function memoryLogitsTransposeRecorded(grad: Tensor, bank: Tensor, geometry: Ban
 
 /**
  * logits[u, k] = ⟨bank[indices[u·K + k]], query[u]⟩ / temperature: query [B, D], bank [M, D]
- * (must not require grad), indices Int32Array of B·K values in [0, M) → [B, K].
+ * (must not require grad), indices Int32Array of B·K values in [0, M) → [B, K]. A query
+ * [Q, B, D] (Q embeddings of the same B items, sharing the keys) gives [Q, B, K], each slice q
+ * bit-identical to memoryLogits(query[q]) and each gathered bank row read once for all Q.
  */
 export function memoryLogits(query: Tensor, bank: Tensor, indices: Int32Array, options: MemoryLogitsOptions): Tensor {
   const op = 'memoryLogits';
   const { temperature } = readOptions(options, ['temperature'], op);
-  const geometry = geometryOf(query, bank, indices, temperature, op, (checked) => isGradEnabled() && checked.requiresGrad);
+  const geometry = geometryOf(query, bank, indices, temperature, op, (checked) => isGradEnabled() && checked.requiresGrad, true);
   return memoryLogitsRecorded(query, bank, geometry);
 }
 

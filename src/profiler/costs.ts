@@ -102,8 +102,8 @@ const models: Record<string, CostModel> = {
   conv2dBackwardInput: (a) => compute('conv2dBackwardInput', 2 * conv2dMacs(arrayAt(a, 3))),
   conv2dBackwardWeight: (a) => compute('conv2dBackwardWeight', 2 * conv2dMacs(arrayAt(a, 3))),
   // memory bank: batch · columns dot products (or axpys) of length dim.
-  memoryLogitsForward: (a) => compute('memoryLogitsForward', 2 * numberAt(a, 4) * numberAt(a, 5) * numberAt(a, 6)),
-  memoryLogitsTranspose: (a) => compute('memoryLogitsTranspose', 2 * numberAt(a, 4) * numberAt(a, 5) * numberAt(a, 6)),
+  memoryLogitsForward: (a) => compute('memoryLogitsForward', 2 * numberAt(a, 4) * numberAt(a, 5) * numberAt(a, 6) * numberAt(a, 9)),
+  memoryLogitsTranspose: (a) => compute('memoryLogitsTranspose', 2 * numberAt(a, 4) * numberAt(a, 5) * numberAt(a, 6) * numberAt(a, 9)),
   memoryInfoNceForward: (a) => compute('memoryInfoNceForward', 2 * numberAt(a, 7) * numberAt(a, 8) * numberAt(a, 9)),
   memoryInfoNceBackward: (a) => compute('memoryInfoNceBackward', 2 * numberAt(a, 8) * numberAt(a, 9) * numberAt(a, 10)),
 

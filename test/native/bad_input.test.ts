@@ -77,25 +77,29 @@ describe('memory-bank entry points check sizes and index values', () => {
   const loss = floats(1);
   const out = floats(8);
   const indices = Int32Array.of(0, 1, 2, 3, 4, 0);
-  const geometry = [2, 3, 4, 5, 10] as const;
+  const geometry = [2, 3, 4, 5, 10] as const;  // batch, columns, dim, bankRows, scale
+  const logitsGeometry = [...geometry, 1] as const;  // the logits ops end with queries
 
   it('memoryLogitsForward / memoryLogitsTranspose', () => {
     native().fill(query, 0.5, 8);
     native().fill(bank, 0.25, 20);
     native().fill(logits, 1, 6);
-    expect(() => native().memoryLogitsForward(query, bank, indices, logits, ...geometry)).not.toThrow();
-    expect(() => native().memoryLogitsForward(query, floats(19), indices, logits, ...geometry)).toThrow(/'bank' holds 19 floats but the op needs 20/);
-    expect(() => native().memoryLogitsForward(floats(7), bank, indices, logits, ...geometry)).toThrow(/'query' holds 7 floats/);
-    expect(() => native().memoryLogitsForward(query, bank, indices, floats(5), ...geometry)).toThrow(/'logits' holds 5 floats/);
-    expect(() => native().memoryLogitsForward(query, bank, Int32Array.of(0, 1, 2), logits, ...geometry)).toThrow(/indices has length 3 but batch · columns = 6/);
-    expect(() => native().memoryLogitsForward(query, bank, new Float32Array(6) as unknown as Int32Array, logits, ...geometry)).toThrow(/Int32Array/);
-    expect(() => native().memoryLogitsForward(query, bank, Int32Array.of(0, 1, 2, 3, 5, 0), logits, ...geometry)).toThrow(/index 5 at position 4 is out of range for a bank of 5 rows/);
-    expect(() => native().memoryLogitsTranspose(logits, bank, Int32Array.of(0, -1, 2, 3, 4, 0), out, ...geometry)).toThrow(/index -1 at position 1/);
-    expect(() => native().memoryLogitsTranspose(logits, bank, indices, floats(7), ...geometry)).toThrow(/'out' holds 7 floats/);
+    expect(() => native().memoryLogitsForward(query, bank, indices, logits, ...logitsGeometry)).not.toThrow();
+    expect(() => native().memoryLogitsForward(query, floats(19), indices, logits, ...logitsGeometry)).toThrow(/'bank' holds 19 floats but the op needs 20/);
+    expect(() => native().memoryLogitsForward(floats(7), bank, indices, logits, ...logitsGeometry)).toThrow(/'query' holds 7 floats/);
+    expect(() => native().memoryLogitsForward(query, bank, indices, floats(5), ...logitsGeometry)).toThrow(/'logits' holds 5 floats/);
+    expect(() => native().memoryLogitsForward(query, bank, Int32Array.of(0, 1, 2), logits, ...logitsGeometry)).toThrow(/indices has length 3 but batch · columns = 6/);
+    expect(() => native().memoryLogitsForward(query, bank, new Float32Array(6) as unknown as Int32Array, logits, ...logitsGeometry)).toThrow(/Int32Array/);
+    expect(() => native().memoryLogitsForward(query, bank, Int32Array.of(0, 1, 2, 3, 5, 0), logits, ...logitsGeometry)).toThrow(/index 5 at position 4 is out of range for a bank of 5 rows/);
+    expect(() => native().memoryLogitsTranspose(logits, bank, Int32Array.of(0, -1, 2, 3, 4, 0), out, ...logitsGeometry)).toThrow(/index -1 at position 1/);
+    expect(() => native().memoryLogitsTranspose(logits, bank, indices, floats(7), ...logitsGeometry)).toThrow(/'out' holds 7 floats/);
     for (const scale of [0, -1, Number.NaN, Number.POSITIVE_INFINITY, 1e300]) {
-      expect(() => native().memoryLogitsForward(query, bank, indices, logits, 2, 3, 4, 5, scale)).toThrow(/scale/);
+      expect(() => native().memoryLogitsForward(query, bank, indices, logits, 2, 3, 4, 5, scale, 1)).toThrow(/scale/);
     }
-    expect(() => native().memoryLogitsForward(query, bank, indices, logits, 2, 3, 4, 2 ** 40, 10)).toThrow(/'bank' holds 20 floats/);
+    expect(() => native().memoryLogitsForward(query, bank, indices, logits, 2, 3, 4, 2 ** 40, 10, 1)).toThrow(/'bank' holds 20 floats/);
+    expect(() => native().memoryLogitsForward(query, bank, indices, logits, 2, 3, 4, 5, 10, 0)).toThrow(/memoryLogits: queries must be >= 1, got 0/);
+    expect(() => native().memoryLogitsForward(query, bank, indices, logits, 2, 3, 4, 5, 10, 2)).toThrow(/'query' holds 8 floats but the op needs 16/);
+    expect(() => native().memoryLogitsTranspose(floats(12), bank, indices, out, 2, 3, 4, 5, 10, 2)).toThrow(/'out' holds 8 floats but the op needs 16/);
   });
 
   it('memoryInfoNceForward / memoryInfoNceBackward', () => {

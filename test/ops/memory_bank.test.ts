@@ -116,6 +116,36 @@ describe('memoryLogits', () => {
     const [gradQuery] = grad(logits, [query], { gradOutputs: [tensor(g, [4, 9])] });
     expectClose(gradQuery!.toFloat32Array(), expected, { rtol: 1e-4, atol: 1e-5 });
   });
+
+  it('a [Q, B, D] query (queries sharing the keys): each slice has the bits of its own call, forward and gradient', () => {
+    for (const [queries, batch, columns, dim, bankRows] of [[2, 3, 5, 7, 4], [3, 8, 67, 33, 100], [6, 16, 130, 128, 1000]] as const) {
+      const bank = tensor(normalisedRows(bankRows, dim), [bankRows, dim]);
+      const indices = randomIndices(batch * columns, bankRows);
+      const slices = Array.from({ length: queries }, () => tensor(normalisedRows(batch, dim), [batch, dim], { requiresGrad: true }));
+      const stacked = tensor(Float32Array.from(slices.flatMap((slice) => [...slice.toFloat32Array()])), [queries, batch, dim], { requiresGrad: true });
+      const logits = F.memoryLogits(stacked, bank, indices, { temperature: 0.1 });
+      expect(logits.shape).toEqual([queries, batch, columns]);
+      const g = randomArray(queries * batch * columns);
+      const [gradStacked] = grad(logits, [stacked], { gradOutputs: [tensor(g, [queries, batch, columns])] });
+      expect(gradStacked!.shape).toEqual([queries, batch, dim]);
+      slices.forEach((slice, q) => {
+        const own = F.memoryLogits(slice, bank, indices, { temperature: 0.1 });
+        expect([...logits.toFloat32Array().subarray(q * batch * columns, (q + 1) * batch * columns)], `logits q ${q}`).toEqual([...own.toFloat32Array()]);
+        const [gradOwn] = grad(own, [slice], { gradOutputs: [tensor(g.subarray(q * batch * columns, (q + 1) * batch * columns), [batch, columns])] });
+        expect([...gradStacked!.toFloat32Array().subarray(q * batch * dim, (q + 1) * batch * dim)], `dquery q ${q}`).toEqual([...gradOwn!.toFloat32Array()]);
+        const reference = { query: slice.toFloat32Array(), bank: bank.toFloat32Array(), indices, batch, dim, temperature: 0.1 };
+        expectClose(own.toFloat32Array(), referenceMemoryLogits(reference), { rtol: 1e-5, atol: 1e-4, label: `reference q ${q}` });
+      });
+    }
+  });
+
+  it('a [Q, B, D] query passes finite differences, first and second order', () => {
+    const bank = tensor(normalisedRows(8, 5), [8, 5]);
+    const indices = randomIndices(3 * 6, 8);
+    const query = randomTensor([2, 3, 5], { requiresGrad: true });
+    gradcheck((q) => F.memoryLogits(q, bank, indices, { temperature: 0.5 }), [query]);
+    gradgradcheck((q) => F.square(F.memoryLogits(q, bank, indices, { temperature: 0.5 })), [query]);
+  });
 });
 
 describe('memoryInfoNCE', () => {
@@ -283,7 +313,10 @@ describe('memory bank determinism and errors', () => {
     const indices = randomIndices(12, 20);
     const options = { temperature: 0.1 };
     const nce = { positives: 1, temperature: 0.1 };
-    expect(() => F.memoryLogits(randomTensor([4, 8, 1]), bank, indices, options)).toThrow(/'query' must be 2-D/);
+    expect(() => F.memoryLogits(randomTensor([4, 8, 1, 1]), bank, indices, options)).toThrow(/'query' must be 2-D \(\[batch, dim\] or \[queries, batch, dim\]\), got shape \[4, 8, 1, 1\]/);
+    expect(() => F.memoryInfoNCE(randomTensor([2, 4, 8]), bank, indices, nce)).toThrow(/memoryInfoNCE: argument 'query' must be 2-D \(\[batch, dim\]\)/);
+    expect(() => F.memoryLogits(randomTensor([0, 4, 8]), bank, indices, options)).toThrow(/'query' \[queries, batch, dim\] must hold at least one query, got shape \[0, 4, 8\]/);
+    expect(() => F.memoryLogits(randomTensor([2, 4, 7]), bank, indices, options)).toThrow(/'bank' \[20, 8\] has rows of 8 but query \[2, 4, 7\] has dim 7/);
     expect(() => F.memoryLogits(query, randomTensor([20]), indices, options)).toThrow(/'bank' must be 2-D/);
     expect(() => F.memoryLogits(query, randomTensor([20, 7]), indices, options)).toThrow(/'bank' \[20, 7\] has rows of 7 but query \[4, 8\] has dim 8/);
     expect(() => F.memoryLogits(query, bank, [1, 2, 3, 4] as unknown as Int32Array, options)).toThrow(/'indices' must be an Int32Array/);

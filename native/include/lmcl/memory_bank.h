@@ -2,8 +2,9 @@
 // a memory bank, the fused InfoNCE over them, and the momentum update of bank rows. Float32,
 // contiguous row-major; every kernel overwrites its outputs. See native/src/cpu/memory_bank.cpp.
 //
-// Shapes: query [batch, dim], bank [bank_rows, dim], indices int32 [batch · columns] (row u's
-// columns are indices[u·columns .. (u+1)·columns)), logits [batch, columns]. Every index must be
+// Shapes: query [batch, dim] (the logits: [queries, batch, dim]), bank [bank_rows, dim], indices
+// int32 [batch · columns] (row u's columns are indices[u·columns .. (u+1)·columns)), logits
+// [batch, columns] (the logits: [queries, batch, columns]). Every index must be
 // in [0, bank_rows); the kernels check that before any work and return an error naming the first
 // bad one (position order), so they never read outside the bank.
 #pragma once
@@ -16,14 +17,18 @@ namespace lmcl {
 
 namespace cpu {
 
-// logits[u, k] = scale · ⟨bank[indices[u·K + k]], query[u]⟩   (scale = 1/τ; no [B, K, D] gather)
-Status memory_logits_forward(int64_t batch, int64_t columns, int64_t dim, int64_t bank_rows, const float* query,
-                             const float* bank, const int32_t* indices, float scale, float* logits);
+// logits[q, u, k] = scale · ⟨bank[indices[u·K + k]], query[q, u]⟩   (scale = 1/τ; no [B, K, D] gather)
+// query [queries, batch, dim], logits [queries, batch, columns]: queries ≥ 1 embeddings of the
+// same batch items share its key rows, and each gathered row is read once for all of them; every
+// logit has the bits of a queries = 1 call on its own query.
+Status memory_logits_forward(int64_t queries, int64_t batch, int64_t columns, int64_t dim, int64_t bank_rows,
+                             const float* query, const float* bank, const int32_t* indices, float scale, float* logits);
 
 // The transpose (the query gradient of memory_logits_forward):
-//   out[u] = scale · Σ_k grad[u, k] · bank[indices[u·K + k]]          ([batch, dim])
-Status memory_logits_transpose(int64_t batch, int64_t columns, int64_t dim, int64_t bank_rows, const float* grad,
-                               const float* bank, const int32_t* indices, float scale, float* out);
+//   out[q, u] = scale · Σ_k grad[q, u, k] · bank[indices[u·K + k]]     (grad [queries, batch, columns],
+//   out [queries, batch, dim]; again each out[q, u] has the bits of a queries = 1 call)
+Status memory_logits_transpose(int64_t queries, int64_t batch, int64_t columns, int64_t dim, int64_t bank_rows,
+                               const float* grad, const float* bank, const int32_t* indices, float scale, float* out);
 
 // Fused InfoNCE over memory logits, with P = positives (1 <= P <= K) and weights w (null: w ≡ 1):
 //   logits[u, k] as memory_logits_forward                         ([batch, columns], kept for backward)

@@ -1,13 +1,16 @@
 // Memory-bank contrast (CPU): method.md §1.2 (MCL ImageNet) and §2.6 (L-MCL ImageNet).
 //
-//   logits     l[u, k] = s · ⟨bank[idx[u, k]], query[u]⟩,   s = 1/τ,   idx[u, k] = indices[u·K + k]
-//   transpose  out[u]  = s · Σ_k g[u, k] · bank[idx[u, k]]      (the query gradient of the logits)
+//   logits     l[q, u, k] = s · ⟨bank[idx[u, k]], query[q, u]⟩,   s = 1/τ,   idx[u, k] = indices[u·K + k]
+//   transpose  out[q, u]  = s · Σ_k g[q, u, k] · bank[idx[u, k]]      (the query gradient of the logits)
+//   (q < Q: queries that share the batch's key rows — L-MCL's stage embeddings against one bank —
+//   read each gathered row once for all of them; every (q, u, k) has the bits of a Q = 1 call)
 //   InfoNCE    lse_u = log Σ_k exp(l[u, k]),  term_u = lse_u − (1/P) Σ_{k<P} l[u, k],
 //              loss = (1/B) Σ_u w_u · term_u
 //              c[u, k] = (w_u / B) · (exp(l[u, k] − lse_u) − [k < P] / P) · g,
 //              d query[u] = s · Σ_k c[u, k] · bank[idx[u, k]],   d w_u = term_u / B · g
 //   update     bank[r_i] ← v_i / ‖v_i‖₂,  v_i = m · bank[r_i] + (1 − m) · z[i]   (double; no epsilon)
-// Layouts: query [B, D], bank [M, D], indices int32 [B·K], logits / g / c [B, K], stats [B, 2] =
+// Layouts: query [Q, B, D], bank [M, D], indices int32 [B·K], logits / g [Q, B, K] (the InfoNCE:
+// Q = 1), c [B, K], stats [B, 2] =
 // (lse_u, term_u), z [R, D], rows int32 [R]; all contiguous row-major float32.
 //
 // The [B, K, D] gather is never materialised: every logit reads its bank row straight from the
@@ -59,7 +62,7 @@ LMCL_INLINE void prefetch_row(const float*, int64_t) {}
 // ---- logits --------------------------------------------------------------------------------------
 
 struct LogitsArgs {
-  int64_t columns, dim;
+  int64_t queries, batch, columns, dim;
   const float* query;
   const float* bank;
   const int32_t* indices;
@@ -97,9 +100,11 @@ LMCL_INLINE void row_dot4(const float* __restrict r0, const float* __restrict r1
   out[3] = combine_sum(l3) + t3;
 }
 
-// Logits of the flat entries [begin, end) (entry e = u·K + k), four at a time within a row.
+// Logits of the flat entries [begin, end) (entry e = u·K + k), four at a time within a row; each
+// group of gathered rows is dotted with every query q (its rows are in L1 after the first).
 LMCL_INLINE void logit_entries(int64_t begin, int64_t end, const LogitsArgs& args) {
-  const int64_t dim = args.dim, columns = args.columns;
+  const int64_t dim = args.dim, columns = args.columns, queries = args.queries;
+  const int64_t query_stride = args.batch * dim, logits_stride = args.batch * columns;
   const float* bank = args.bank;
   const int32_t* __restrict indices = args.indices;
   for (int64_t e = begin; e < std::min(end, begin + kPrefetchDistance); ++e) prefetch_row(bank + indices[e] * dim, dim);
@@ -107,17 +112,20 @@ LMCL_INLINE void logit_entries(int64_t begin, int64_t end, const LogitsArgs& arg
   while (e < end) {
     const int64_t u = e / columns;
     const int64_t row_end = std::min(end, (u + 1) * columns);
-    const float* query = args.query + u * dim;
     for (; e + 4 <= row_end; e += 4) {
       for (int64_t ahead = e + kPrefetchDistance; ahead < std::min(end, e + kPrefetchDistance + 4); ++ahead)
         prefetch_row(bank + indices[ahead] * dim, dim);
-      row_dot4(bank + indices[e] * dim, bank + indices[e + 1] * dim, bank + indices[e + 2] * dim,
-               bank + indices[e + 3] * dim, query, dim, args.logits + e);
-      for (int64_t j = 0; j < 4; ++j) args.logits[e + j] *= args.scale;
+      for (int64_t q = 0; q < queries; ++q) {
+        float* logits = args.logits + q * logits_stride + e;
+        row_dot4(bank + indices[e] * dim, bank + indices[e + 1] * dim, bank + indices[e + 2] * dim,
+                 bank + indices[e + 3] * dim, args.query + q * query_stride + u * dim, dim, logits);
+        for (int64_t j = 0; j < 4; ++j) logits[j] *= args.scale;
+      }
     }
     for (; e < row_end; ++e) {
       if (e + kPrefetchDistance < end) prefetch_row(bank + indices[e + kPrefetchDistance] * dim, dim);
-      args.logits[e] = args.scale * row_dot(bank + indices[e] * dim, query, dim);
+      for (int64_t q = 0; q < queries; ++q)
+        args.logits[q * logits_stride + e] = args.scale * row_dot(bank + indices[e] * dim, args.query + q * query_stride + u * dim, dim);
     }
   }
 }
@@ -130,23 +138,30 @@ LMCL_DEFINE_VARIANTS(memory_logits, LogitsArgs)
 
 // ---- transposes: out[u] = s · Σ_k c[u, k] · bank[idx[u, k]] ---------------------------------------
 
-// out (dim floats) = scale · Σ_k coefficients[k] · bank[indices[k]], k in order.
-LMCL_INLINE void accumulate_bank_rows(const float* __restrict coefficients, const int32_t* __restrict indices,
-                                      int64_t columns, const float* bank, int64_t dim, float scale,
-                                      float* __restrict out) {
-  for (int64_t d = 0; d < dim; ++d) out[d] = 0.0f;
+// out_q (dim floats, q < queries, out_q = out + q·out_stride) = scale · Σ_k coefficients_q[k] ·
+// bank[indices[k]] (coefficients_q = coefficients + q·coefficient_stride), k in order: each gathered
+// row is read once for every q, and each out_q sees the same operations as with queries = 1.
+LMCL_INLINE void accumulate_bank_rows(int64_t queries, const float* __restrict coefficients, int64_t coefficient_stride,
+                                      const int32_t* __restrict indices, int64_t columns, const float* bank, int64_t dim,
+                                      float scale, float* __restrict out, int64_t out_stride) {
+  for (int64_t q = 0; q < queries; ++q)
+    for (int64_t d = 0; d < dim; ++d) out[q * out_stride + d] = 0.0f;
   for (int64_t k = 0; k < std::min(columns, kPrefetchDistance); ++k) prefetch_row(bank + indices[k] * dim, dim);
   for (int64_t k = 0; k < columns; ++k) {
     if (k + kPrefetchDistance < columns) prefetch_row(bank + indices[k + kPrefetchDistance] * dim, dim);
     const float* __restrict row = bank + indices[k] * dim;
-    const float c = coefficients[k];
-    for (int64_t d = 0; d < dim; ++d) out[d] += c * row[d];
+    for (int64_t q = 0; q < queries; ++q) {
+      const float c = coefficients[q * coefficient_stride + k];
+      float* __restrict target = out + q * out_stride;
+      for (int64_t d = 0; d < dim; ++d) target[d] += c * row[d];
+    }
   }
-  for (int64_t d = 0; d < dim; ++d) out[d] *= scale;
+  for (int64_t q = 0; q < queries; ++q)
+    for (int64_t d = 0; d < dim; ++d) out[q * out_stride + d] *= scale;
 }
 
 struct TransposeArgs {
-  int64_t columns, dim;
+  int64_t queries, batch, columns, dim;
   const float* grad;
   const float* bank;
   const int32_t* indices;
@@ -156,8 +171,8 @@ struct TransposeArgs {
 
 LMCL_INLINE void memory_transpose_body(int64_t begin, int64_t end, const TransposeArgs& args) {
   for (int64_t u = begin; u < end; ++u) {
-    accumulate_bank_rows(args.grad + u * args.columns, args.indices + u * args.columns, args.columns, args.bank,
-                         args.dim, args.scale, args.out + u * args.dim);
+    accumulate_bank_rows(args.queries, args.grad + u * args.columns, args.batch * args.columns, args.indices + u * args.columns,
+                         args.columns, args.bank, args.dim, args.scale, args.out + u * args.dim, args.batch * args.dim);
   }
 }
 
@@ -183,7 +198,7 @@ struct InfoNceArgs {
 
 LMCL_INLINE void memory_info_nce_forward_body(int64_t begin, int64_t end, const InfoNceArgs& args) {
   const int64_t columns = args.columns;
-  const LogitsArgs logits{columns, args.dim, args.query, args.bank, args.indices, args.scale, args.logits};
+  const LogitsArgs logits{1, args.batch, columns, args.dim, args.query, args.bank, args.indices, args.scale, args.logits};
   for (int64_t u = begin; u < end; ++u) {
     logit_entries(u * columns, (u + 1) * columns, logits);
     const float* __restrict x = args.logits + u * columns;
@@ -208,8 +223,8 @@ LMCL_INLINE void memory_info_nce_backward_body(int64_t chunk, int64_t begin, int
     const float factor = weight * inverse_batch * args.grad;
     for (int64_t k = 0; k < columns; ++k) c[k] = exp_approx(x[k] - lse) * factor;
     for (int64_t k = 0; k < args.positives; ++k) c[k] = (exp_approx(x[k] - lse) - positive_share) * factor;
-    accumulate_bank_rows(c, args.indices + u * columns, columns, args.bank, args.dim, args.scale,
-                         args.grad_query + u * args.dim);
+    accumulate_bank_rows(1, c, 0, args.indices + u * columns, columns, args.bank, args.dim, args.scale,
+                         args.grad_query + u * args.dim, 0);
   }
 }
 
@@ -262,29 +277,36 @@ int64_t grain_for(int64_t floats_per_task) {
   return std::max<int64_t>(1, kGrainElements / std::max<int64_t>(1, floats_per_task));
 }
 
+Status check_queries(int64_t queries) {
+  LMCL_CHECK_ARG(queries >= 1, "queries must be >= 1, got " + std::to_string(queries));
+  return Status::ok();
+}
+
 }  // namespace
 
-Status memory_logits_forward(int64_t batch, int64_t columns, int64_t dim, int64_t bank_rows, const float* query,
-                             const float* bank, const int32_t* indices, float scale, float* logits) {
+Status memory_logits_forward(int64_t queries, int64_t batch, int64_t columns, int64_t dim, int64_t bank_rows,
+                             const float* query, const float* bank, const int32_t* indices, float scale, float* logits) {
+  LMCL_RETURN_IF_ERROR(check_queries(queries));
   LMCL_RETURN_IF_ERROR(check_geometry(batch, columns, dim, bank_rows));
   LMCL_RETURN_IF_ERROR(check_scale(scale));
   LMCL_RETURN_IF_ERROR(check_indices(batch * columns, indices, bank_rows));
   if (batch == 0 || columns == 0) return Status::ok();
-  LogitsArgs args{columns, dim, query, bank, indices, scale, logits};
+  LogitsArgs args{queries, batch, columns, dim, query, bank, indices, scale, logits};
   auto body = memory_logits_pick();
-  parallel_for(0, batch * columns, grain_for(dim), [&](int64_t begin, int64_t end) { body(begin, end, args); });
+  parallel_for(0, batch * columns, grain_for(queries * dim), [&](int64_t begin, int64_t end) { body(begin, end, args); });
   return Status::ok();
 }
 
-Status memory_logits_transpose(int64_t batch, int64_t columns, int64_t dim, int64_t bank_rows, const float* grad,
-                               const float* bank, const int32_t* indices, float scale, float* out) {
+Status memory_logits_transpose(int64_t queries, int64_t batch, int64_t columns, int64_t dim, int64_t bank_rows,
+                               const float* grad, const float* bank, const int32_t* indices, float scale, float* out) {
+  LMCL_RETURN_IF_ERROR(check_queries(queries));
   LMCL_RETURN_IF_ERROR(check_geometry(batch, columns, dim, bank_rows));
   LMCL_RETURN_IF_ERROR(check_scale(scale));
   LMCL_RETURN_IF_ERROR(check_indices(batch * columns, indices, bank_rows));
   if (batch == 0 || dim == 0) return Status::ok();
-  TransposeArgs args{columns, dim, grad, bank, indices, scale, out};
+  TransposeArgs args{queries, batch, columns, dim, grad, bank, indices, scale, out};
   auto body = memory_transpose_pick();
-  parallel_for(0, batch, grain_for(columns * dim), [&](int64_t begin, int64_t end) { body(begin, end, args); });
+  parallel_for(0, batch, grain_for(queries * columns * dim), [&](int64_t begin, int64_t end) { body(begin, end, args); });
   return Status::ok();
 }
 

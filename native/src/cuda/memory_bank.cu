@@ -3,13 +3,13 @@
 // (native/src/cpu/memory_bank.cpp, contract in native/include/lmcl/memory_bank.h); the parity cases
 // are native/test/cases/memory_bank.cpp.
 //
-//   logits     l[u, k] = s · ⟨bank[idx[u, k]], query[u]⟩,   idx[u, k] = indices[u·K + k]
-//   transpose  out[u]  = s · Σ_k g[u, k] · bank[idx[u, k]]
+//   logits     l[q, u, k] = s · ⟨bank[idx[u, k]], query[q, u]⟩,   idx[u, k] = indices[u·K + k]
+//   transpose  out[q, u]  = s · Σ_k g[q, u, k] · bank[idx[u, k]]      (q < Q queries share the rows)
 //   InfoNCE    lse_u = log Σ_k exp(l[u, k]),  term_u = lse_u − (1/P) Σ_{k<P} l[u, k],
 //              loss = (1/B) Σ_u w_u · term_u;  c[u, k] = (w_u/B)·(exp(l[u, k] − lse_u) − [k < P]/P)·g,
 //              ∂query[u] = s · Σ_k c[u, k] · bank[idx[u, k]],  ∂w_u = term_u / B · g
 //   update     bank[r_i] ← v_i / ‖v_i‖₂,  v_i = m · bank[r_i] + (1 − m) · z[i]   (double; no epsilon)
-// Layouts: query [B, D], bank [M, D], logits / grad [B, K], stats [B, 2] = (lse_u, term_u) as on
+// Layouts: query [Q, B, D], bank [M, D], logits / grad [Q, B, K] (the InfoNCE: Q = 1), stats [B, 2] = (lse_u, term_u) as on
 // the CPU, z [R, D]; all device memory. indices int32 [B·K] and rows int32 [R] are HOST arrays (the
 // binding passes JavaScript Int32Arrays): they are validated on the host with the CPU's checks and
 // messages (so nothing is read outside the bank) and staged with DeviceScratch.
@@ -44,7 +44,8 @@ using detail::warp_sum;
 constexpr int kWarps = detail::kThreads / 32;
 constexpr int kChunk = 256;
 
-__global__ void memory_logits(int64_t batch, int64_t columns, int64_t dim, const float* __restrict__ query,
+// The warp of entry (u, k) dots the gathered row with every query q (the row is in L1 after q = 0).
+__global__ void memory_logits(int64_t queries, int64_t batch, int64_t columns, int64_t dim, const float* __restrict__ query,
                               const float* __restrict__ bank, const int32_t* __restrict__ indices, float scale,
                               float* __restrict__ logits) {
   const int lane = threadIdx.x % 32;
@@ -52,8 +53,11 @@ __global__ void memory_logits(int64_t batch, int64_t columns, int64_t dim, const
   const int64_t total = batch * columns;
   for (int64_t e = (blockIdx.x * int64_t{blockDim.x} + threadIdx.x) / 32; e < total; e += warps) {
     const int64_t u = e / columns;
-    const float dot = warp_dot(bank + int64_t{indices[e]} * dim, query + u * dim, dim, lane);
-    if (lane == 0) logits[e] = scale * dot;
+    const float* row = bank + int64_t{indices[e]} * dim;
+    for (int64_t q = 0; q < queries; ++q) {
+      const float dot = warp_dot(row, query + (q * batch + u) * dim, dim, lane);
+      if (lane == 0) logits[q * total + e] = scale * dot;
+    }
   }
 }
 
@@ -193,6 +197,11 @@ Status check_geometry(int64_t batch, int64_t columns, int64_t dim, int64_t bank_
   return Status::ok();
 }
 
+Status check_queries(int64_t queries) {
+  LMCL_CHECK_ARG(queries >= 1, "queries must be >= 1, got " + std::to_string(queries));
+  return Status::ok();
+}
+
 Status check_scale(float scale) {
   LMCL_CHECK_ARG(std::isfinite(scale) && scale > 0.0f, "scale (1/temperature) must be finite and > 0, got " + std::to_string(scale));
   return Status::ok();
@@ -224,30 +233,36 @@ dim3 row_chunks(int64_t batch, int64_t dim) {
 
 }  // namespace
 
-Status memory_logits_forward(int64_t batch, int64_t columns, int64_t dim, int64_t bank_rows, const float* query,
-                             const float* bank, const int32_t* indices, float scale, float* logits) {
+Status memory_logits_forward(int64_t queries, int64_t batch, int64_t columns, int64_t dim, int64_t bank_rows,
+                             const float* query, const float* bank, const int32_t* indices, float scale, float* logits) {
+  LMCL_RETURN_IF_ERROR(check_queries(queries));
   LMCL_RETURN_IF_ERROR(check_geometry(batch, columns, dim, bank_rows));
   LMCL_RETURN_IF_ERROR(check_scale(scale));
   LMCL_RETURN_IF_ERROR(check_indices(batch * columns, indices, bank_rows));
   if (batch == 0 || columns == 0) return Status::ok();
   detail::DeviceScratch staged(sizeof(int32_t) * static_cast<size_t>(batch * columns));
   LMCL_RETURN_IF_ERROR(stage_indices(batch * columns, indices, staged));
-  memory_logits<<<warp_blocks(batch * columns), detail::kThreads>>>(batch, columns, dim, query, bank, staged.ints(),
-                                                                    scale, logits);
+  memory_logits<<<warp_blocks(batch * columns), detail::kThreads>>>(queries, batch, columns, dim, query, bank,
+                                                                    staged.ints(), scale, logits);
   return detail::launch_status("memoryLogits");
 }
 
-Status memory_logits_transpose(int64_t batch, int64_t columns, int64_t dim, int64_t bank_rows, const float* grad,
-                               const float* bank, const int32_t* indices, float scale, float* out) {
+// One launch per query (each re-reads the gathered rows; a shared-row version is still to write).
+Status memory_logits_transpose(int64_t queries, int64_t batch, int64_t columns, int64_t dim, int64_t bank_rows,
+                               const float* grad, const float* bank, const int32_t* indices, float scale, float* out) {
+  LMCL_RETURN_IF_ERROR(check_queries(queries));
   LMCL_RETURN_IF_ERROR(check_geometry(batch, columns, dim, bank_rows));
   LMCL_RETURN_IF_ERROR(check_scale(scale));
   LMCL_RETURN_IF_ERROR(check_indices(batch * columns, indices, bank_rows));
   if (batch == 0 || dim == 0) return Status::ok();
   detail::DeviceScratch staged(sizeof(int32_t) * static_cast<size_t>(batch * columns));
   LMCL_RETURN_IF_ERROR(stage_indices(batch * columns, indices, staged));
-  accumulate_bank_rows<<<row_chunks(batch, dim), detail::kThreads>>>(columns, dim, bank, staged.ints(),
-                                                                     PlainCoefficient{grad, columns}, scale, out);
-  return detail::launch_status("memoryLogitsTranspose");
+  for (int64_t q = 0; q < queries; ++q) {
+    accumulate_bank_rows<<<row_chunks(batch, dim), detail::kThreads>>>(
+        columns, dim, bank, staged.ints(), PlainCoefficient{grad + q * batch * columns, columns}, scale, out + q * batch * dim);
+    LMCL_RETURN_IF_ERROR(detail::launch_status("memoryLogitsTranspose"));
+  }
+  return Status::ok();
 }
 
 Status memory_info_nce_forward(int64_t batch, int64_t columns, int64_t dim, int64_t bank_rows, int64_t positives,

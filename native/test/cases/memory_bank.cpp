@@ -16,6 +16,7 @@ namespace {
 
 constexpr int64_t kBatch = 5, kColumns = 11, kDim = 37, kBankRows = 23, kPositives = 3;
 constexpr int64_t kWideDim = 300;
+constexpr int64_t kQueries = 3;  // the logits cases: three queries share each row's keys
 constexpr float kScale = 1.0f / 0.7f;
 // Row u's columns: indices[u·K .. (u+1)·K) (repeats within and across rows).
 const int32_t kIndices[kBatch * kColumns] = {
@@ -104,35 +105,51 @@ std::function<void(const std::vector<HostOperand>&, std::vector<std::vector<doub
   };
 }
 
+// The logits forward and transpose cases with Q queries sharing each row's keys.
+template <int64_t Q>
+void add_logits_cases(std::vector<OpCase>& list, const char* forward_name, const char* transpose_name) {
+  list.push_back({forward_name, 1e-4, 2e-5,
+                  [](Rng& rng) {
+                    return std::vector<HostOperand>{input("query", random_floats(rng, Q * kBatch * kDim, -1, 1)),
+                                                    input("bank", random_floats(rng, kBankRows * kDim, -1, 1)),
+                                                    output("logits", Q * kBatch * kColumns)};
+                  },
+                  LMCL_KERNEL_CALL(memory_logits_forward(Q, kBatch, kColumns, kDim, kBankRows, p[0], p[1], kIndices, kScale, p[2])),
+                  [](const std::vector<HostOperand>& o, std::vector<std::vector<double>>& want) {
+                    const std::vector<double> query = to_double(o[0].data), bank = to_double(o[1].data);
+                    want[2].clear();
+                    for (int64_t q = 0; q < Q; ++q) {
+                      const std::vector<double> slice(query.begin() + q * kBatch * kDim, query.begin() + (q + 1) * kBatch * kDim);
+                      const std::vector<double> logits = logits_of(kDim, slice, bank);
+                      want[2].insert(want[2].end(), logits.begin(), logits.end());
+                    }
+                  }});
+  list.push_back({transpose_name, 1e-4, 2e-5,
+                  [](Rng& rng) {
+                    return std::vector<HostOperand>{input("grad", random_floats(rng, Q * kBatch * kColumns, -1, 1)),
+                                                    input("bank", random_floats(rng, kBankRows * kWideDim, -1, 1)),
+                                                    output("out", Q * kBatch * kWideDim)};
+                  },
+                  LMCL_KERNEL_CALL(memory_logits_transpose(Q, kBatch, kColumns, kWideDim, kBankRows, p[0], p[1], kIndices, kScale, p[2])),
+                  [](const std::vector<HostOperand>& o, std::vector<std::vector<double>>& want) {
+                    want[2].assign(Q * kBatch * kWideDim, 0);
+                    for (int64_t q = 0; q < Q; ++q)
+                      for (int64_t u = 0; u < kBatch; ++u)
+                        for (int64_t k = 0; k < kColumns; ++k) {
+                          const double c = double(kScale) * o[0].data[(q * kBatch + u) * kColumns + k];
+                          const int64_t row = kIndices[u * kColumns + k];
+                          for (int64_t d = 0; d < kWideDim; ++d)
+                            want[2][(q * kBatch + u) * kWideDim + d] += c * o[1].data[row * kWideDim + d];
+                        }
+                  }});
+}
+
 }  // namespace
 
 void add_memory_bank_cases(std::vector<OpCase>& list) {
-  list.push_back({"memory_logits_forward", 1e-4, 2e-5,
-                  [](Rng& rng) {
-                    return std::vector<HostOperand>{input("query", random_floats(rng, kBatch * kDim, -1, 1)),
-                                                    input("bank", random_floats(rng, kBankRows * kDim, -1, 1)),
-                                                    output("logits", kBatch * kColumns)};
-                  },
-                  LMCL_KERNEL_CALL(memory_logits_forward(kBatch, kColumns, kDim, kBankRows, p[0], p[1], kIndices, kScale, p[2])),
-                  [](const std::vector<HostOperand>& o, std::vector<std::vector<double>>& want) {
-                    want[2] = logits_of(kDim, to_double(o[0].data), to_double(o[1].data));
-                  }});
-  list.push_back({"memory_logits_transpose", 1e-4, 2e-5,
-                  [](Rng& rng) {
-                    return std::vector<HostOperand>{input("grad", random_floats(rng, kBatch * kColumns, -1, 1)),
-                                                    input("bank", random_floats(rng, kBankRows * kWideDim, -1, 1)),
-                                                    output("out", kBatch * kWideDim)};
-                  },
-                  LMCL_KERNEL_CALL(memory_logits_transpose(kBatch, kColumns, kWideDim, kBankRows, p[0], p[1], kIndices, kScale, p[2])),
-                  [](const std::vector<HostOperand>& o, std::vector<std::vector<double>>& want) {
-                    want[2].assign(kBatch * kWideDim, 0);
-                    for (int64_t u = 0; u < kBatch; ++u)
-                      for (int64_t k = 0; k < kColumns; ++k) {
-                        const double c = double(kScale) * o[0].data[u * kColumns + k];
-                        const int64_t row = kIndices[u * kColumns + k];
-                        for (int64_t d = 0; d < kWideDim; ++d) want[2][u * kWideDim + d] += c * o[1].data[row * kWideDim + d];
-                      }
-                  }});
+  // The logits ops with one query and with kQueries (query [Q, B, D] → logits [Q, B, K] and back).
+  add_logits_cases<1>(list, "memory_logits_forward", "memory_logits_transpose");
+  add_logits_cases<kQueries>(list, "memory_logits_forward Q=3", "memory_logits_transpose Q=3");
   // InfoNCE forward: query, bank, weights, loss, logits, stats.
   list.push_back({"memory_info_nce_forward", 1e-4, 2e-5,
                   [](Rng& rng) {
