@@ -13,7 +13,8 @@
 //           (four similarity GEMMs per pair, as the reference), and the floor: the distinct
 //           similarity GEMMs (15 forward, 24 backward block products) at our GEMM rate.
 //   memory  the memory bank at ImageNet sizes (B = 256, K = 8,194, D = 128, M = 100,000):
-//           memoryLogits / memoryInfoNCE vs PyTorch's index_select + bmm.
+//           memoryLogits / memoryInfoNCE vs PyTorch's index_select + bmm; six queries sharing the
+//           keys (L-MCL's stages against one bank) as six calls vs one [6, B, D] call.
 //
 //   npm run build && node bench/contrastive.bench.mjs [--sections ops,cohort,memory] [--quick]
 //       [--sizes 64,128,...] [--dims 64,128,256] [--rounds N] [--threads 2] [--no-torch]
@@ -348,6 +349,22 @@ async function memorySection(torch) {
       console.log(`${entry.name.padEnd(13)} | ${mode === 'forward' ? 'fwd ' : 'f+b '} | ${fmt(medians.fused, 2).padStart(8)} | ${fmt(medians.pytorch, 2).padStart(10)} | ${fmt(medians.pytorch / medians.fused).padStart(13)} | ${fmt(bytesRead / medians.fused / 1e6, 1).padStart(27)} | ${fmt(memoryUse.allocatorPeak / MiB, 1)} / ${fmt(memoryUse.rssPeak / MiB, 1)}${pytorchError ? `  (pytorch: ${pytorchError})` : ''}`);
       report.memory.push({ op: entry.name, mode, medians, memory: memoryUse, pytorchError });
     }
+  }
+  // L-MCL's shape: six embeddings (2 networks × 3 stages) of the same batch against one bank, the
+  // same keys: six one-query calls against one call with a [6, B, D] query (each gathered row read
+  // once for all six), interleaved.
+  const queries = 6;
+  const six = Array.from({ length: queries }, () => unitRows(batch, dim));
+  const variants = [
+    { name: 'six calls', leaves: six, loss: () => six.map((q) => F.sum(F.memoryLogits(q, bank, indices, { temperature: 0.07 }))).reduce((a, b) => F.add(a, b)) },
+    { name: 'one [6, B, D] call', leaves: six, loss: () => F.sum(F.memoryLogits(F.stack(six, 0), bank, indices, { temperature: 0.07 })) },
+  ];
+  console.log(`\n## Six queries sharing the keys (B = ${batch}, K = ${k}, D = ${dim}, M = ${bankRows}): ms, medians of interleaved rounds`);
+  console.log('mode | six calls | one [6, B, D] call | ratio');
+  for (const mode of ['forward', 'backward']) {
+    const { medians } = await timeInterleaved(variants, null, null, mode, Number(roundsOverride ?? 5));
+    console.log(`${mode === 'forward' ? 'fwd ' : 'f+b '} | ${fmt(medians['six calls'], 1).padStart(9)} | ${fmt(medians['one [6, B, D] call'], 1).padStart(18)} | ${fmt(medians['six calls'] / medians['one [6, B, D] call'])}`);
+    report.memory.push({ op: 'memoryLogits six queries', mode, medians });
   }
 }
 
