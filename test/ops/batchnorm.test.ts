@@ -24,6 +24,30 @@ function expectScaledClose(actual: ArrayLike<number>, expected: ArrayLike<number
   expectClose(actual, expected, { rtol: 0, atol: tolerance * Math.max(scale, 1e-30), label });
 }
 
+/**
+ * Per-channel sums (the weight and bias gradients): |actual_c − expected_c| <= tolerance·Σ|terms_c|.
+ * A float32 sum's rounding error scales with the magnitudes it adds, not with the result, which a
+ * random draw can make nearly cancel (a bias gradient of 0.06 from 4,096 terms of size ~1).
+ */
+function expectSumClose(actual: ArrayLike<number>, expected: ArrayLike<number>, magnitudes: ArrayLike<number>, tolerance: number, label: string): void {
+  for (let c = 0; c < expected.length; c += 1) {
+    const allowed = tolerance * magnitudes[c]!;
+    if (!(Math.abs(actual[c]! - expected[c]!) <= allowed)) {
+      throw new Error(`${label}: channel ${c} is ${actual[c]}, expected ${expected[c]} (allowed error ${allowed.toExponential(2)} = ${tolerance} of the ${magnitudes[c]} its terms add up to in magnitude)`);
+    }
+  }
+}
+
+/** Σ over (n, spatial) of |term(n, c, i)| per channel of an NC… tensor's elements. */
+function channelMagnitudes(shape: number[], term: (index: number) => number): Float64Array {
+  const C = shape[1]!;
+  const inner = shape.slice(2).reduce((a, b) => a * b, 1);
+  const sums = new Float64Array(C);
+  const total = shape.reduce((a, b) => a * b, 1);
+  for (let index = 0; index < total; index += 1) sums[Math.floor(index / inner) % C] += Math.abs(term(index));
+  return sums;
+}
+
 function channelsOf(shape: number[]): number {
   return shape[1]!;
 }
@@ -141,8 +165,15 @@ describe('batchNorm backward', () => {
         const expected = referenceBatchNormBackward(dy.toFloat32Array(), x.toFloat32Array(), shape, weight.toFloat32Array(), ref.mean, ref.invstd, training);
         const label = `${training ? 'training' : 'eval'} ${JSON.stringify(shape)}`;
         expectScaledClose(dx!.toFloat32Array(), expected.dx, 2e-5, `dx ${label}`);
-        expectScaledClose(dw!.toFloat32Array(), expected.dweight, 2e-5, `dweight ${label}`);
-        expectScaledClose(db!.toFloat32Array(), expected.dbias, 2e-5, `dbias ${label}`);
+        // dweight_c = Σ dy·x̂ and dbias_c = Σ dy: checked against the magnitudes they add up.
+        const [xs, dys] = [x.toFloat32Array(), dy.toFloat32Array()];
+        const inner = shape.slice(2).reduce((a, b) => a * b, 1);
+        const normalised = (index: number): number => {
+          const c = Math.floor(index / inner) % C;
+          return (xs[index]! - ref.mean[c]!) * ref.invstd[c]!;
+        };
+        expectSumClose(dw!.toFloat32Array(), expected.dweight, channelMagnitudes(shape, (i) => dys[i]! * normalised(i)), 1e-6, `dweight ${label}`);
+        expectSumClose(db!.toFloat32Array(), expected.dbias, channelMagnitudes(shape, (i) => dys[i]!), 1e-6, `dbias ${label}`);
       }
     });
   }
@@ -160,7 +191,13 @@ describe('batchNorm backward', () => {
     const [gw] = grad(F.batchNorm(xConst, null, null, weight, null, { training: true }), [weight], { gradOutputs: [dy] });
     const refConst = referenceBatchNorm(xConst.toFloat32Array(), shape, null, null, { training: true, eps: 1e-5 });
     const expectedW = referenceBatchNormBackward(dy.toFloat32Array(), xConst.toFloat32Array(), shape, weight.toFloat32Array(), refConst.mean, refConst.invstd, true);
-    expectScaledClose(gw!.toFloat32Array(), expectedW.dweight, 2e-5, 'weight only');
+    const [xs, dys] = [xConst.toFloat32Array(), dy.toFloat32Array()];
+    const inner = shape.slice(2).reduce((a, b) => a * b, 1);
+    const magnitudes = channelMagnitudes(shape, (i) => {
+      const c = Math.floor(i / inner) % 3;
+      return dys[i]! * (xs[i]! - refConst.mean[c]!) * refConst.invstd[c]!;
+    });
+    expectSumClose(gw!.toFloat32Array(), expectedW.dweight, magnitudes, 1e-6, 'weight only');
   });
 
   it('gradcheck: training and eval, through x, weight and bias', () => {
@@ -516,6 +553,29 @@ describe('batchNorm epilogue (residual add and ReLU fused into the pass)', () =>
     return tensor(r, shape, { requiresGrad: true });
   }
 
+  // Without a residual: a bias per channel in the middle of the widest gap between the values
+  // −w·x̂ of its elements, so that every pre-activation w·x̂ + b is at least half that gap from the
+  // ReLU's kink (finite differences must not step across it) and both sides of it are used.
+  function biasAwayFromKink(x: Tensor, weight: Tensor, shape: number[]): Tensor {
+    const C = channelsOf(shape);
+    const inner = shape.slice(2).reduce((a, b) => a * b, 1);
+    const xs = x.toFloat32Array();
+    const w = weight.toFloat32Array();
+    const bias = new Float32Array(C);
+    for (let c = 0; c < C; c += 1) {
+      const values: number[] = [];
+      for (let i = 0; i < xs.length; i += 1) if (Math.floor(i / inner) % C === c) values.push(xs[i]!);
+      const mean = values.reduce((a, b) => a + b, 0) / values.length;
+      const invstd = 1 / Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / values.length + 1e-5);
+      const kinks = values.map((v) => -w[c]! * (v - mean) * invstd).sort((a, b) => a - b);
+      let best = 0;
+      for (let k = 1; k < kinks.length; k += 1) if (kinks[k]! - kinks[k - 1]! > kinks[best + 1]! - kinks[best]!) best = k - 1;
+      expect(kinks[best + 1]! - kinks[best]!, `channel ${c}: a gap of at least 0.1 between pre-activation kinks`).toBeGreaterThan(0.1);
+      bias[c] = (kinks[best]! + kinks[best + 1]!) / 2;
+    }
+    return tensor(bias, [C], { requiresGrad: true });
+  }
+
   it('gradcheck and gradgradcheck through x, weight, bias and the residual', () => {
     for (const shape of [[3, 2, 2, 3], [5, 3]]) {
       const C = channelsOf(shape);
@@ -524,7 +584,9 @@ describe('batchNorm epilogue (residual add and ReLU fused into the pass)', () =>
       const bias = randomTensor([C], { requiresGrad: true });
       const r = residualAwayFromKink(x, weight, bias, shape);
       gradcheck((a, w, b, s) => F.batchNorm(a, null, null, w, b, { training: true, residual: s, relu: true }), [x, weight, bias, r], { epsilon: 1e-3 });
-      gradcheck((a, w, b) => F.batchNorm(a, null, null, w, b, { training: true, relu: true }), [x, weight, bias], { epsilon: 1e-3 });
+      // |w| >= 1: the x̂ of a channel span at least 2 (unit variance), so its widest gap is >= 2/(n − 1).
+      const reluWeight = tensor(Float32Array.from(weight.toFloat32Array(), (v) => (v < 0 ? -1 : 1) * (1 + Math.abs(v))), [C], { requiresGrad: true });
+      gradcheck((a, w, b) => F.batchNorm(a, null, null, w, b, { training: true, relu: true }), [x, reluWeight, biasAwayFromKink(x, reluWeight, shape)], { epsilon: 1e-3 });
       gradgradcheck((a, w, b, s) => F.square(F.batchNorm(a, null, null, w, b, { training: true, residual: s, relu: true })), [x, weight, bias, r], { epsilon: 1e-3 });
     }
   });
