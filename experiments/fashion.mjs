@@ -35,7 +35,10 @@
 //   fashion60k-bank, 1 thread (measured 2026-12-03 on the Xeon VM, the other core busy): a
 //     baseline single-network run ≈ 15 min, an MCL cohort run 52 min, L-MCL ≈ 3–4 h (the first
 //     epoch's ETA; it checkpoints every 200 steps, so it spans sessions by resuming). Run it one
-//     `--methods M --seeds S` pair at a time.
+//     `--methods M --seeds S` pair at a time. 2026-12-04, same VM with the other core idle: a DML
+//     run 13.7 min on one thread; L-MCL on two threads ≈ 1.5–2 h (≈ 10–14 min per epoch, slower
+//     while the machine builds or tests) — start it early in a session: its bank makes a
+//     checkpoint ~60 MB, too large to carry across sessions in the repository.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
