@@ -209,7 +209,9 @@ export class BankContrast {
       need(b, owners[a]!);
       need(a, owners[b]!);
     }
-    const logits = new Map<string, { all: Tensor; withoutOwn?: Tensor }>();
+    // Per logits block, its per-row InfoNCE terms are computed once and weighted per pair (an
+    // embedding's block appears in up to 2S pairs; the log-softmax over K columns is the cost).
+    const logits = new Map<string, { all: Tensor; withoutOwn?: Tensor; vclRows?: Tensor; iclRows?: Tensor }>();
     const batch = embeddings[0]!.shape[0]!;
     for (const [bank, list] of readers) {
       const memory = this.banks.at(bank);
@@ -220,7 +222,8 @@ export class BankContrast {
       const all = F.memoryLogits(F.stack(list.map((embedding) => embeddings[embedding]!), 0), memory, indices, { temperature: options.temperature });
       list.forEach((embedding, q) => logits.set(`${embedding}:${bank}`, { all: F.reshape(F.slice(all, 0, q, q + 1), [batch, K]) }));
     }
-    const logitsOf = (embedding: number, bank: number): { all: Tensor; withoutOwn?: Tensor } => logits.get(`${embedding}:${bank}`)!;
+    const logitsOf = (embedding: number, bank: number): { all: Tensor; withoutOwn?: Tensor; vclRows?: Tensor; iclRows?: Tensor } =>
+      logits.get(`${embedding}:${bank}`)!;
     // VCL keys drop the item's own row (column 0).
     const ownBank = (embedding: number): Tensor => {
       const entry = logitsOf(embedding, owners[embedding]!);
@@ -228,13 +231,23 @@ export class BankContrast {
       return entry.withoutOwn;
     };
     const otherBank = (embedding: number, bank: number): Tensor => logitsOf(embedding, bank).all;
+    const vclRows = (embedding: number): Tensor => {
+      const entry = logitsOf(embedding, owners[embedding]!);
+      entry.vclRows ??= nceRows(ownBank(embedding), positives);
+      return entry.vclRows;
+    };
+    const iclRows = (embedding: number, bank: number): Tensor => {
+      const entry = logitsOf(embedding, bank);
+      entry.iclRows ??= nceRows(entry.all, 1 + positives);
+      return entry.iclRows;
+    };
     const rows = options.pairs.map(([a, b], p) => {
       const n = owners[a]!;
       const m = owners[b]!;
       const w = options.weights ? F.reshape(F.slice(options.weights, 0, p, p + 1), [options.weights.shape[1]!]) : null;
       const kl = (student: Tensor, teacher: Tensor): Tensor => F.distillKL(student, teacher, { temperature: options.klTemperature, weights: w });
-      const vcl = F.add(nceFromLogits(ownBank(a), positives, w), nceFromLogits(ownBank(b), positives, w));
-      const icl = F.add(nceFromLogits(otherBank(b, n), 1 + positives, w), nceFromLogits(otherBank(a, m), 1 + positives, w));
+      const vcl = F.add(weightedMean(vclRows(a), w), weightedMean(vclRows(b), w));
+      const icl = F.add(weightedMean(iclRows(b, n), w), weightedMean(iclRows(a, m), w));
       const softVcl = F.add(kl(ownBank(a), ownBank(b)), kl(ownBank(b), ownBank(a)));
       const softIcl = F.add(kl(otherBank(b, n), otherBank(a, m)), kl(otherBank(a, m), otherBank(b, n)));
       return F.stack([vcl, icl, softVcl, softIcl], 0);
@@ -284,8 +297,12 @@ function lastOccurrences(indices: Int32Array): Int32Array | null {
   return Int32Array.from([...lastPosition.values()].sort((a, b) => a - b));
 }
 
-/** (1/B) Σ_u w_u · (−mean_{k<P} log softmax(logits_u)_k): the InfoNCE over given logits, positives first. */
-export function nceFromLogits(logits: Tensor, positives: number, weights: Tensor | null): Tensor {
-  const perRow = F.neg(F.mean(F.slice(F.logSoftmax(logits, 1), 1, 0, positives), 1));
-  return F.mean(weights ? F.mul(perRow, weights) : perRow);
+/** The per-row InfoNCE terms −mean_{k<P} log softmax(logits_u)_k, [B]: the same for every pair that reads these logits. */
+function nceRows(logits: Tensor, positives: number): Tensor {
+  return F.neg(F.mean(F.slice(F.logSoftmax(logits, 1), 1, 0, positives), 1));
+}
+
+/** (1/B) Σ_u w_u · rows_u (w ≡ 1 when null). */
+function weightedMean(rows: Tensor, weights: Tensor | null): Tensor {
+  return F.mean(weights ? F.mul(rows, weights) : rows);
 }
