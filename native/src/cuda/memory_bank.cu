@@ -9,8 +9,8 @@
 //              loss = (1/B) Σ_u w_u · term_u;  c[u, k] = (w_u/B)·(exp(l[u, k] − lse_u) − [k < P]/P)·g,
 //              ∂query[u] = s · Σ_k c[u, k] · bank[idx[u, k]],  ∂w_u = term_u / B · g
 //   update     bank[r_i] ← v_i / ‖v_i‖₂,  v_i = m · bank[r_i] + (1 − m) · z[i]   (double; no epsilon)
-// Layouts: query [Q, B, D], bank [M, D], logits / grad [Q, B, K] (the InfoNCE: Q = 1), stats [B, 2] = (lse_u, term_u) as on
-// the CPU, z [R, D]; all device memory. indices int32 [B·K] and rows int32 [R] are HOST arrays (the
+// Layouts: query [Q, B, D], bank [M, D], logits / grad [Q, B, K] (the InfoNCE: Q = 1), stats
+// [B, 2] = (lse_u, term_u) as on the CPU, z [R, D]; all device memory. indices int32 [B·K] and rows int32 [R] are HOST arrays (the
 // binding passes JavaScript Int32Arrays): they are validated on the host with the CPU's checks and
 // messages (so nothing is read outside the bank) and staged with DeviceScratch.
 //
