@@ -211,7 +211,7 @@ export class BankContrast {
     }
     // Per logits block, its per-row InfoNCE terms are computed once and weighted per pair (an
     // embedding's block appears in up to 2S pairs; the log-softmax over K columns is the cost).
-    const logits = new Map<string, { all: Tensor; withoutOwn?: Tensor; vclRows?: Tensor; iclRows?: Tensor }>();
+    const logits = new Map<string, LogitsBlock>();
     const batch = embeddings[0]!.shape[0]!;
     for (const [bank, list] of readers) {
       const memory = this.banks.at(bank);
@@ -222,8 +222,7 @@ export class BankContrast {
       const all = F.memoryLogits(F.stack(list.map((embedding) => embeddings[embedding]!), 0), memory, indices, { temperature: options.temperature });
       list.forEach((embedding, q) => logits.set(`${embedding}:${bank}`, { all: F.reshape(F.slice(all, 0, q, q + 1), [batch, K]) }));
     }
-    const logitsOf = (embedding: number, bank: number): { all: Tensor; withoutOwn?: Tensor; vclRows?: Tensor; iclRows?: Tensor } =>
-      logits.get(`${embedding}:${bank}`)!;
+    const logitsOf = (embedding: number, bank: number): LogitsBlock => logits.get(`${embedding}:${bank}`)!;
     // VCL keys drop the item's own row (column 0).
     const ownBank = (embedding: number): Tensor => {
       const entry = logitsOf(embedding, owners[embedding]!);
@@ -287,6 +286,14 @@ export class BankContrast {
     this.write(held.embeddings, batch);
     return result;
   }
+}
+
+/** One (embedding, bank) logits block [B, K] and what is derived from it once: the VCL columns, the per-row InfoNCE terms. */
+interface LogitsBlock {
+  all: Tensor;
+  withoutOwn?: Tensor;
+  vclRows?: Tensor;
+  iclRows?: Tensor;
 }
 
 /** Batch positions of each dataset index's last occurrence, in batch order; null when all are distinct. */
