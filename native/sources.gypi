@@ -86,7 +86,8 @@
       "test/cases/infonce.cpp",
       "test/cases/contrastive_kl.cpp",
       "test/cases/cohort_contrastive.cpp",
-      "test/cases/memory_bank.cpp"
+      "test/cases/memory_bank.cpp",
+      "test/cases/memory.cpp"
     ]
   },
   "sources": ["<@(core_files)", "<@(cpu_files)", "<@(binding_files)", "<@(cuda_stub_files)"]

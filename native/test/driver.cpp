@@ -34,6 +34,7 @@ std::vector<OpCase> cases() {
   add_contrastive_kl_cases(list);
   add_cohort_contrastive_cases(list);
   add_memory_bank_cases(list);
+  add_memory_cases(list);
   return list;
 }
 

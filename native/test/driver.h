@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <algorithm>
 #include <cstring>
 #include <functional>
 #include <limits>
@@ -93,6 +94,7 @@ void add_infonce_cases(std::vector<OpCase>& list);
 void add_contrastive_kl_cases(std::vector<OpCase>& list);
 void add_cohort_contrastive_cases(std::vector<OpCase>& list);
 void add_memory_bank_cases(std::vector<OpCase>& list);
+void add_memory_cases(std::vector<OpCase>& list);
 
 }  // namespace driver
 }  // namespace lmcl

@@ -17,7 +17,10 @@ bool compiled_with_cuda();
 Status device_count(int* count);
 Status allocate(size_t bytes, void** pointer);
 Status free(void* pointer);
+// Queued on the default stream through a pinned staging ring (ordered with the kernels; it does
+// not wait for them); host_source may be reused or freed as soon as this returns.
 Status copy_host_to_device(void* device_destination, const void* host_source, size_t bytes);
+// Synchronous: waits for the queued work, then the values are in host_destination.
 Status copy_device_to_host(void* host_destination, const void* device_source, size_t bytes);
 Status copy_device_to_device(void* destination, const void* source, size_t bytes);
 Status fill(float* device_destination, float value, int64_t count);

@@ -2,9 +2,17 @@
 //
 // Freed blocks are cached per rounded size (like the CPU allocator) because cudaMalloc/cudaFree
 // synchronise the device. Plain cudaMalloc, never managed memory (see docs/gpu-host.md).
+// Host-to-device copies go through a pinned staging ring (StagingRing below): the host bytes are
+// copied into page-locked memory and an async copy is queued on the default stream, so an upload
+// (a batch, a parameter) does not wait for the kernels already queued — a plain cudaMemcpy from
+// pageable memory synchronises the stream first. Device-to-host copies stay synchronous: the
+// host reads the values right after.
 // Every CUDA error becomes a Status; nothing here aborts the process.
 #include <cuda_runtime.h>
 
+#include <algorithm>
+#include <cstring>
+#include <deque>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -38,6 +46,110 @@ struct Cache {
 
 Cache& cache() {
   static Cache* instance = new Cache();
+  return *instance;
+}
+
+// A fixed ring of pinned host memory. Each upload takes the next region (256-byte aligned, at
+// most kChunk bytes; larger copies go piece by piece), memcpys the source into it, queues
+// cudaMemcpyAsync to the device and records an event. A region is reused only after its event
+// has completed: when a new region would overlap regions still in flight, the oldest are waited
+// for first (they are the ones just ahead of the write position). The source can be reused as
+// soon as copy_host_to_device returns. If pinned memory cannot be had (a locked-down host), every
+// upload falls back to a synchronous cudaMemcpy.
+class StagingRing {
+ public:
+  static constexpr size_t kCapacity = size_t(32) << 20;
+  static constexpr size_t kChunk = size_t(8) << 20;
+  static constexpr size_t kAlignment = 256;
+
+  Status upload(void* destination, const void* source, size_t bytes) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!ready()) return from_cuda(cudaMemcpy(destination, source, bytes, cudaMemcpyHostToDevice), "copy to device");
+    char* target = static_cast<char*>(destination);
+    const char* from = static_cast<const char*>(source);
+    for (size_t done = 0; done < bytes;) {
+      const size_t piece = std::min(kChunk, bytes - done);
+      size_t begin = 0;
+      Status status = reserve(piece, &begin);
+      if (!status.is_ok()) return status;
+      std::memcpy(base_ + begin, from + done, piece);
+      status = from_cuda(cudaMemcpyAsync(target + done, base_ + begin, piece, cudaMemcpyHostToDevice, 0),
+                         "copy to device (queued from the pinned staging ring)");
+      if (!status.is_ok()) return status;
+      cudaEvent_t event = nullptr;
+      status = take_event(&event);
+      if (status.is_ok()) status = from_cuda(cudaEventRecord(event, 0), "record a staging event");
+      if (!status.is_ok()) {
+        // Without an event the region cannot be tracked: finish this copy before going on.
+        if (event) spare_events_.push_back(event);
+        return from_cuda(cudaStreamSynchronize(0), "copy to device (synchronised)");
+      }
+      in_flight_.push_back({begin, begin + piece, event});
+      head_ = begin + piece;
+      done += piece;
+    }
+    return Status::ok();
+  }
+
+ private:
+  struct Region {
+    size_t begin, end;
+    cudaEvent_t event;
+  };
+
+  bool ready() {
+    if (base_) return true;
+    if (unavailable_) return false;
+    void* pinned = nullptr;
+    if (cudaHostAlloc(&pinned, kCapacity, cudaHostAllocDefault) != cudaSuccess) {
+      cudaGetLastError();
+      unavailable_ = true;
+      return false;
+    }
+    base_ = static_cast<char*>(pinned);
+    return true;
+  }
+
+  // The region [begin, begin + bytes) after the write position, wrapping to the start when it
+  // does not fit before the end; waits for the in-flight regions it overlaps, oldest first.
+  Status reserve(size_t bytes, size_t* begin) {
+    size_t start = (head_ + kAlignment - 1) / kAlignment * kAlignment;
+    if (start + bytes > kCapacity) start = 0;
+    const size_t end = start + bytes;
+    while (!in_flight_.empty()) {
+      bool overlapping = false;
+      for (const Region& region : in_flight_)
+        if (region.begin < end && start < region.end) overlapping = true;
+      if (!overlapping) break;
+      Region oldest = in_flight_.front();
+      in_flight_.pop_front();
+      const Status status = from_cuda(cudaEventSynchronize(oldest.event), "wait for a staged copy");
+      spare_events_.push_back(oldest.event);
+      if (!status.is_ok()) return status;
+    }
+    *begin = start;
+    return Status::ok();
+  }
+
+  Status take_event(cudaEvent_t* event) {
+    if (!spare_events_.empty()) {
+      *event = spare_events_.back();
+      spare_events_.pop_back();
+      return Status::ok();
+    }
+    return from_cuda(cudaEventCreateWithFlags(event, cudaEventDisableTiming), "create a staging event");
+  }
+
+  std::mutex mutex_;
+  char* base_ = nullptr;
+  bool unavailable_ = false;
+  size_t head_ = 0;
+  std::deque<Region> in_flight_;
+  std::vector<cudaEvent_t> spare_events_;
+};
+
+StagingRing& staging_ring() {
+  static StagingRing* instance = new StagingRing();  // never destroyed: the driver may be gone at exit
   return *instance;
 }
 
@@ -111,7 +223,8 @@ Status free(void* pointer) {
 }
 
 Status copy_host_to_device(void* destination, const void* source, size_t bytes) {
-  return from_cuda(cudaMemcpy(destination, source, bytes, cudaMemcpyHostToDevice), "copy to device");
+  if (bytes == 0) return Status::ok();
+  return staging_ring().upload(destination, source, bytes);
 }
 Status copy_device_to_host(void* destination, const void* source, size_t bytes) {
   return from_cuda(cudaMemcpy(destination, source, bytes, cudaMemcpyDeviceToHost), "copy to host");
