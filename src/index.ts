@@ -2,6 +2,7 @@
 import './autograd/engine.js'; // installs Tensor.backward
 
 export { Tensor, formatShape, shapeSize, tensorCounters } from './tensor/tensor.js';
+export { IndexTensor } from './tensor/index_tensor.js';
 export type { Device } from './tensor/tensor.js';
 export { tensor, zeros, ones, full, zerosLike, onesLike, randn, rand } from './tensor/creation.js';
 export type { CreationOptions, RandomOptions } from './tensor/creation.js';

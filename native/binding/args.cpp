@@ -2,6 +2,7 @@
 #include "args.h"
 
 #include <cmath>
+#include <cstring>
 
 #include "lmcl/allocator.h"
 #include "lmcl/cuda_memory.h"
@@ -74,6 +75,26 @@ Napi::Object StorageHandle::create(Napi::Env env, Device device, size_t bytes) {
   return data->storage_constructor.New({Napi::External<std::pair<Device, size_t>>::New(env, &request)});
 }
 
+Napi::Object StorageHandle::create_indices(Napi::Env env, Device device, const int32_t* values, int64_t count) {
+  const size_t bytes = sizeof(int32_t) * static_cast<size_t>(count);
+  Napi::Object object = create(env, device, bytes);
+  StorageHandle* handle = Unwrap(object);
+  if (device == Device::kCuda) {
+    handle->host_index_values_.assign(values, values + count);
+    if (bytes > 0) throw_if_error(env, cuda::copy_host_to_device(handle->data_, values, bytes), "allocIndices");
+  } else if (bytes > 0) {
+    std::memcpy(handle->data_, values, bytes);
+  }
+  handle->index_count_ = count;
+  return object;
+}
+
+IndexArray StorageHandle::index_array() const {
+  const int32_t* on_device = static_cast<const int32_t*>(data_);
+  if (device_ == Device::kCuda) return IndexArray{host_index_values_.data(), on_device};
+  return host_indices(on_device);
+}
+
 // ---- readers --------------------------------------------------------------------------------
 
 static std::string where(const char* op, const char* name) { return std::string(op) + ": argument '" + name + "'"; }
@@ -105,6 +126,9 @@ Operand floats(const Napi::CallbackInfo& info, size_t index, int64_t count, cons
 
 Operand floats_of(Napi::Env env, const Napi::Value& value, int64_t count, const char* op, const char* name) {
   StorageHandle* storage = storage_of(env, value, op, name);
+  if (storage->holds_indices()) {
+    throw_error(env, where(op, name) + " must be a float tensor, got an index tensor (int32 values)");
+  }
   if (count < 0 || static_cast<uint64_t>(count) * sizeof(float) > storage->bytes()) {
     throw_error(env, where(op, name) + " holds " + std::to_string(storage->bytes() / sizeof(float)) +
                          " floats but the op needs " + std::to_string(count));
@@ -223,14 +247,28 @@ const int32_t* get_int32_array(const Napi::CallbackInfo& info, size_t index, int
   return array.Data();
 }
 
-const int32_t* get_labels(const Napi::CallbackInfo& info, size_t index, int64_t batch, const char* op) {
-  int64_t length = 0;
-  const int32_t* labels = get_int32_array(info, index, &length, op, "labels");
-  if (length != batch) {
-    throw_error(info.Env(), std::string(op) + ": labels has length " + std::to_string(length) + " but the batch size is " +
-                                std::to_string(batch));
+IndexOperand get_indices(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name) {
+  StorageHandle* storage = get_storage(info, index, op, name);
+  if (!storage->holds_indices()) {
+    throw Napi::TypeError::New(info.Env(), where(op, name) + " must be an index tensor (int32 values, made by allocIndices), got a float storage");
   }
-  return labels;
+  IndexOperand result;
+  result.array = storage->index_array();
+  result.operand.data = static_cast<float*>(storage->data());
+  result.operand.device = storage->device();
+  result.operand.name = name;
+  result.operand.given = true;
+  result.length = storage->index_count();
+  return result;
+}
+
+IndexOperand get_labels(const Napi::CallbackInfo& info, size_t index, int64_t batch, const char* op) {
+  IndexOperand result = get_indices(info, index, op, "labels");
+  if (result.length != batch) {
+    throw_error(info.Env(), std::string(op) + ": labels has length " + std::to_string(result.length) +
+                                " but the batch size is " + std::to_string(batch));
+  }
+  return result;
 }
 
 }  // namespace binding

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "lmcl/cuda_ops.h"
+#include "lmcl/index_array.h"
 #include "lmcl/status.h"
 
 namespace lmcl {
@@ -32,6 +33,10 @@ class StorageHandle : public Napi::ObjectWrap<StorageHandle> {
  public:
   static Napi::Function define_class(Napi::Env env);
   static Napi::Object create(Napi::Env env, Device device, size_t bytes);
+  // An index storage (JavaScript's IndexTensor): `count` int32 values on `device`, read-only from
+  // its creation. A 'cuda' one keeps a host copy of the values too, so checks and launch plans
+  // never read device memory back.
+  static Napi::Object create_indices(Napi::Env env, Device device, const int32_t* values, int64_t count);
   // Native handle objects alive in this process (constructed, not yet deleted by free() or a finalizer).
   static int64_t live_handles();
   explicit StorageHandle(const Napi::CallbackInfo& info);
@@ -42,12 +47,18 @@ class StorageHandle : public Napi::ObjectWrap<StorageHandle> {
   void* data() const { return data_; }
   size_t bytes() const { return bytes_; }
   Device device() const { return device_; }
+  bool holds_indices() const { return index_count_ >= 0; }
+  int64_t index_count() const { return index_count_; }
+  // An index storage's values on the host and on its device (the same pointer for 'cpu').
+  IndexArray index_array() const;
 
  private:
   void* data_ = nullptr;
   size_t bytes_ = 0;
   Device device_ = Device::kCpu;
   bool released_ = false;
+  int64_t index_count_ = -1;                 // >= 0: an index storage of that many int32 values
+  std::vector<int32_t> host_index_values_;  // a 'cuda' index storage's host copy
 };
 
 // Per-environment state (worker threads each get their own), stored with SetInstanceData.
@@ -76,7 +87,8 @@ struct Operand {
   int32_t* ints() const { return reinterpret_cast<int32_t*>(data); }  // int32 payloads (argmax indices)
 };
 
-// The storage at `index` must be a live block (any device) holding at least `count` floats.
+// The storage at `index` must be a live float block (any device; not an index storage) holding at
+// least `count` floats.
 Operand floats(const Napi::CallbackInfo& info, size_t index, int64_t count, const char* op, const char* name);
 // The same checks for a value that is not a direct argument (an entry of an array argument).
 Operand floats_of(Napi::Env env, const Napi::Value& value, int64_t count, const char* op, const char* name);
@@ -103,11 +115,21 @@ double get_number(const Napi::CallbackInfo& info, size_t index, const char* op, 
 bool get_bool(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name);
 std::vector<int64_t> get_int_array(const Napi::CallbackInfo& info, size_t index, const char* op,
                                    const char* name);
-// An Int32Array argument (labels, indices); returns its data and length.
+// An Int32Array argument (a per-call host constant: cohort pairs); returns its data and length.
 const int32_t* get_int32_array(const Napi::CallbackInfo& info, size_t index, int64_t* length, const char* op,
                                const char* name);
-// Class labels: an Int32Array of exactly `batch` entries ("labels has length 3 but the batch size is 4").
-const int32_t* get_labels(const Napi::CallbackInfo& info, size_t index, int64_t batch, const char* op);
+
+// An index operand (class labels, gather indices, bank indices and rows): an index storage made by
+// allocIndices. `operand` carries its device and name for same_device(); `array` is what the
+// kernels take; `length` is its value count.
+struct IndexOperand {
+  IndexArray array;
+  Operand operand;
+  int64_t length = 0;
+};
+IndexOperand get_indices(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name);
+// Class labels: an index storage of exactly `batch` values ("labels has length 3 but the batch size is 4").
+IndexOperand get_labels(const Napi::CallbackInfo& info, size_t index, int64_t batch, const char* op);
 
 // The product of the extents, after checking each is >= 0 and the product stays an exact
 // integer in a double (< 2^53); throws an Error naming op otherwise.

@@ -11,7 +11,7 @@ namespace {
 struct CohortGeometry {
   int64_t count, batch, dim, pair_count, embedding_floats, similarity_floats, stats_floats;  // embedding_floats: one z
   float temperature, kl_temperature;
-  const int32_t* labels;
+  IndexOperand labels;
   const int32_t* pairs;
 };
 
@@ -73,10 +73,11 @@ Napi::Value cohort_contrastive_forward_op(const Napi::CallbackInfo& info) {
   const Operand probabilities = floats(info, 6, g.similarity_floats, name, "probabilities");
   const Operand stats = floats(info, 7, g.stats_floats, name, "stats");
   std::vector<Operand> operands = embeddings.operands;
+  operands.push_back(g.labels.operand);
   operands.insert(operands.end(), {weights, out, softmax, probabilities, stats});
   const Device device = same_device(info.Env(), name, operands);
   throw_if_error(info.Env(),
-                 dispatch(device, cpu::cohort_contrastive_forward, cuda::cohort_contrastive_forward, g.count, g.batch, g.dim, embeddings.pointers.data(), g.labels, g.pair_count, g.pairs, weights,
+                 dispatch(device, cpu::cohort_contrastive_forward, cuda::cohort_contrastive_forward, g.count, g.batch, g.dim, embeddings.pointers.data(), g.labels.array, g.pair_count, g.pairs, weights,
                                             g.temperature, g.kl_temperature, out, softmax, probabilities, stats),
                  name);
   return info.Env().Undefined();
@@ -96,11 +97,12 @@ Napi::Value cohort_contrastive_backward_op(const Napi::CallbackInfo& info) {
   const OperandList grad_embeddings = storage_list(info, 8, g.count, g.embedding_floats, true, name, "gradEmbeddings");
   const Operand grad_weights = optional_floats(info, 9, g.pair_count * g.batch, name, "gradWeights");
   std::vector<Operand> operands = embeddings.operands;
+  operands.push_back(g.labels.operand);
   operands.insert(operands.end(), grad_embeddings.operands.begin(), grad_embeddings.operands.end());
   operands.insert(operands.end(), {weights, softmax, probabilities, stats, grad, grad_weights});
   const Device device = same_device(info.Env(), name, operands);
   throw_if_error(info.Env(),
-                 dispatch(device, cpu::cohort_contrastive_backward, cuda::cohort_contrastive_backward, g.count, g.batch, g.dim, embeddings.pointers.data(), g.labels, g.pair_count, g.pairs,
+                 dispatch(device, cpu::cohort_contrastive_backward, cuda::cohort_contrastive_backward, g.count, g.batch, g.dim, embeddings.pointers.data(), g.labels.array, g.pair_count, g.pairs,
                                              weights, g.temperature, g.kl_temperature, softmax, probabilities, stats,
                                              grad, grad_embeddings.pointers.data(), grad_weights),
                  name);

@@ -17,14 +17,14 @@ Napi::Value supcon_infonce_forward_op(const Napi::CallbackInfo& info) {
   const int64_t square = element_count(info.Env(), name, {batch, batch});
   const Operand anchor = floats(info, 0, count, name, "anchor");
   const Operand contrast = floats(info, 1, count, name, "contrast");
-  const int32_t* labels = get_labels(info, 2, batch, name);
+  const IndexOperand labels = get_labels(info, 2, batch, name);
   const Operand weights = optional_floats(info, 3, batch, name, "weights");
   const Operand loss = floats(info, 4, 1, name, "loss");
   const Operand row_stats = floats(info, 5, 2 * batch, name, "rowStats");
   const Operand direction = optional_floats(info, 6, square, name, "direction");
-  const Device device = same_device(info.Env(), name, {anchor, contrast, weights, loss, row_stats, direction});
+  const Device device = same_device(info.Env(), name, {labels.operand, anchor, contrast, weights, loss, row_stats, direction});
   throw_if_error(info.Env(),
-                 dispatch(device, cpu::supcon_infonce_forward, cuda::supcon_infonce_forward, batch, dim, anchor, contrast, labels, weights, temperature, loss, row_stats, direction),
+                 dispatch(device, cpu::supcon_infonce_forward, cuda::supcon_infonce_forward, batch, dim, anchor, contrast, labels.array, weights, temperature, loss, row_stats, direction),
                  name);
   return info.Env().Undefined();
 }
@@ -40,7 +40,7 @@ Napi::Value supcon_infonce_backward_op(const Napi::CallbackInfo& info) {
   const int64_t square = element_count(info.Env(), name, {batch, batch});
   const Operand anchor = floats(info, 0, count, name, "anchor");
   const Operand contrast = floats(info, 1, count, name, "contrast");
-  const int32_t* labels = get_labels(info, 2, batch, name);
+  const IndexOperand labels = get_labels(info, 2, batch, name);
   const Operand weights = optional_floats(info, 3, batch, name, "weights");
   const Operand row_stats = floats(info, 4, 2 * batch, name, "rowStats");
   const Operand direction = optional_floats(info, 5, square, name, "direction");
@@ -48,9 +48,9 @@ Napi::Value supcon_infonce_backward_op(const Napi::CallbackInfo& info) {
   const Operand grad_anchor = optional_floats(info, 7, count, name, "gradAnchor");
   const Operand grad_contrast = optional_floats(info, 8, count, name, "gradContrast");
   const Operand grad_weights = optional_floats(info, 9, batch, name, "gradWeights");
-  const Device device = same_device(info.Env(), name, {anchor, contrast, weights, row_stats, direction, grad, grad_anchor, grad_contrast, grad_weights});
+  const Device device = same_device(info.Env(), name, {labels.operand, anchor, contrast, weights, row_stats, direction, grad, grad_anchor, grad_contrast, grad_weights});
   throw_if_error(info.Env(),
-                 dispatch(device, cpu::supcon_infonce_backward, cuda::supcon_infonce_backward, batch, dim, anchor, contrast, labels, weights, temperature, row_stats, direction,
+                 dispatch(device, cpu::supcon_infonce_backward, cuda::supcon_infonce_backward, batch, dim, anchor, contrast, labels.array, weights, temperature, row_stats, direction,
                                          grad, grad_anchor, grad_contrast, grad_weights),
                  name);
   return info.Env().Undefined();

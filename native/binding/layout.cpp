@@ -58,7 +58,7 @@ Napi::Value strided_copy_op(const Napi::CallbackInfo& info) {
 
 struct RowGeometry {
   int64_t outer, n, inner, k;
-  const int32_t* indices;
+  IndexOperand indices;
 };
 
 RowGeometry read_geometry(const Napi::CallbackInfo& info, const char* name) {
@@ -69,7 +69,8 @@ RowGeometry read_geometry(const Napi::CallbackInfo& info, const char* name) {
   g.outer = get_int(info, 2, name, "outer");
   g.n = get_int(info, 3, name, "n");
   g.inner = get_int(info, 4, name, "inner");
-  g.indices = get_int32_array(info, 5, &g.k, name, "indices");
+  g.indices = get_indices(info, 5, name, "indices");
+  g.k = g.indices.length;
   if (g.outer < 0 || g.n < 0 || g.inner < 0) throw_error(info.Env(), std::string(name) + ": negative extent");
   int64_t a = 0, b = 0;
   if (__builtin_mul_overflow(g.outer, g.n, &a) || __builtin_mul_overflow(a, g.inner, &a) ||
@@ -85,8 +86,8 @@ Napi::Value index_select_op(const Napi::CallbackInfo& info) {
   RowGeometry g = read_geometry(info, name);
   const Operand x = floats(info, 0, g.outer * g.n * g.inner, name, "x");
   const Operand out = floats(info, 1, g.outer * g.k * g.inner, name, "out");
-  const Device device = same_device(info.Env(), name, {x, out});
-  throw_if_error(info.Env(), dispatch(device, cpu::index_select, cuda::index_select, g.outer, g.n, g.inner, x, g.k, g.indices, out), name);
+  const Device device = same_device(info.Env(), name, {x, g.indices.operand, out});
+  throw_if_error(info.Env(), dispatch(device, cpu::index_select, cuda::index_select, g.outer, g.n, g.inner, x, g.k, g.indices.array, out), name);
   return info.Env().Undefined();
 }
 
@@ -96,8 +97,8 @@ Napi::Value index_add_op(const Napi::CallbackInfo& info) {
   RowGeometry g = read_geometry(info, name);
   const Operand grad = floats(info, 0, g.outer * g.k * g.inner, name, "grad");
   const Operand out = floats(info, 1, g.outer * g.n * g.inner, name, "out");
-  const Device device = same_device(info.Env(), name, {grad, out});
-  throw_if_error(info.Env(), dispatch(device, cpu::index_add, cuda::index_add, g.outer, g.n, g.inner, grad, g.k, g.indices, out), name);
+  const Device device = same_device(info.Env(), name, {grad, g.indices.operand, out});
+  throw_if_error(info.Env(), dispatch(device, cpu::index_add, cuda::index_add, g.outer, g.n, g.inner, grad, g.k, g.indices.array, out), name);
   return info.Env().Undefined();
 }
 

@@ -1,5 +1,5 @@
 // Bindings for the memory-bank contrast kernels (native/src/cpu/memory_bank.cpp). The binding
-// checks every storage holds what the shapes claim and that the index arrays have the right
+// checks every storage holds what the shapes claim and that the index tensors have the right
 // length; the kernels check the index values (in range, rows unique) before any work.
 #include <cmath>
 
@@ -34,12 +34,11 @@ BankGeometry read_geometry(const Napi::CallbackInfo& info, size_t first, const c
   return g;
 }
 
-const int32_t* indices_of(const Napi::CallbackInfo& info, size_t index, const BankGeometry& g, const char* op) {
-  int64_t length = 0;
-  const int32_t* indices = get_int32_array(info, index, &length, op, "indices");
-  if (length != g.logit_count) {
-    throw_error(info.Env(), std::string(op) + ": indices has length " + std::to_string(length) + " but batch · columns = " +
-                                std::to_string(g.logit_count));
+IndexOperand indices_of(const Napi::CallbackInfo& info, size_t index, const BankGeometry& g, const char* op) {
+  IndexOperand indices = get_indices(info, index, op, "indices");
+  if (indices.length != g.logit_count) {
+    throw_error(info.Env(), std::string(op) + ": indices has length " + std::to_string(indices.length) +
+                                " but batch · columns = " + std::to_string(g.logit_count));
   }
   return indices;
 }
@@ -68,11 +67,11 @@ Napi::Value memory_logits_forward_op(const Napi::CallbackInfo& info) {
   const int64_t queries = queries_of(info, 9, name);
   const Operand query = floats(info, 0, element_count(info.Env(), name, {queries, g.batch, g.dim}), name, "query");
   const Operand bank = floats(info, 1, g.bank_count, name, "bank");
-  const int32_t* indices = indices_of(info, 2, g, name);
+  const IndexOperand indices = indices_of(info, 2, g, name);
   const Operand logits = floats(info, 3, element_count(info.Env(), name, {queries, g.batch, g.columns}), name, "logits");
-  const Device device = same_device(info.Env(), name, {query, bank, logits});
+  const Device device = same_device(info.Env(), name, {indices.operand, query, bank, logits});
   throw_if_error(info.Env(), dispatch(device, cpu::memory_logits_forward, cuda::memory_logits_forward, queries, g.batch, g.columns, g.dim,
-                                      g.bank_rows, query, bank, indices, g.scale, logits), name);
+                                      g.bank_rows, query, bank, indices.array, g.scale, logits), name);
   return info.Env().Undefined();
 }
 
@@ -83,11 +82,11 @@ Napi::Value memory_logits_transpose_op(const Napi::CallbackInfo& info) {
   const int64_t queries = queries_of(info, 9, name);
   const Operand grad = floats(info, 0, element_count(info.Env(), name, {queries, g.batch, g.columns}), name, "grad");
   const Operand bank = floats(info, 1, g.bank_count, name, "bank");
-  const int32_t* indices = indices_of(info, 2, g, name);
+  const IndexOperand indices = indices_of(info, 2, g, name);
   const Operand out = floats(info, 3, element_count(info.Env(), name, {queries, g.batch, g.dim}), name, "out");
-  const Device device = same_device(info.Env(), name, {grad, bank, out});
+  const Device device = same_device(info.Env(), name, {indices.operand, grad, bank, out});
   throw_if_error(info.Env(), dispatch(device, cpu::memory_logits_transpose, cuda::memory_logits_transpose, queries, g.batch, g.columns, g.dim,
-                                      g.bank_rows, grad, bank, indices, g.scale, out), name);
+                                      g.bank_rows, grad, bank, indices.array, g.scale, out), name);
   return info.Env().Undefined();
 }
 
@@ -99,13 +98,13 @@ Napi::Value memory_info_nce_forward_op(const Napi::CallbackInfo& info) {
   const int64_t positives = positives_of(info, 12, g, name);
   const Operand query = floats(info, 0, g.query_count, name, "query");
   const Operand bank = floats(info, 1, g.bank_count, name, "bank");
-  const int32_t* indices = indices_of(info, 2, g, name);
+  const IndexOperand indices = indices_of(info, 2, g, name);
   const Operand weights = optional_floats(info, 3, g.batch, name, "weights");
   const Operand loss = floats(info, 4, 1, name, "loss");
   const Operand logits = floats(info, 5, g.logit_count, name, "logits");
   const Operand stats = floats(info, 6, 2 * g.batch, name, "stats");
-  const Device device = same_device(info.Env(), name, {query, bank, weights, loss, logits, stats});
-  throw_if_error(info.Env(), dispatch(device, cpu::memory_info_nce_forward, cuda::memory_info_nce_forward, g.batch, g.columns, g.dim, g.bank_rows, positives, query, bank, indices,
+  const Device device = same_device(info.Env(), name, {indices.operand, query, bank, weights, loss, logits, stats});
+  throw_if_error(info.Env(), dispatch(device, cpu::memory_info_nce_forward, cuda::memory_info_nce_forward, g.batch, g.columns, g.dim, g.bank_rows, positives, query, bank, indices.array,
                                                      weights, g.scale, loss, logits, stats), name);
   return info.Env().Undefined();
 }
@@ -117,15 +116,15 @@ Napi::Value memory_info_nce_backward_op(const Napi::CallbackInfo& info) {
   const BankGeometry g = read_geometry(info, 8, name);
   const int64_t positives = positives_of(info, 13, g, name);
   const Operand bank = floats(info, 0, g.bank_count, name, "bank");
-  const int32_t* indices = indices_of(info, 1, g, name);
+  const IndexOperand indices = indices_of(info, 1, g, name);
   const Operand logits = floats(info, 2, g.logit_count, name, "logits");
   const Operand stats = floats(info, 3, 2 * g.batch, name, "stats");
   const Operand weights = optional_floats(info, 4, g.batch, name, "weights");
   const Operand grad = floats(info, 5, 1, name, "grad");
   const Operand grad_query = optional_floats(info, 6, g.query_count, name, "gradQuery");
   const Operand grad_weights = optional_floats(info, 7, g.batch, name, "gradWeights");
-  const Device device = same_device(info.Env(), name, {bank, logits, stats, weights, grad, grad_query, grad_weights});
-  throw_if_error(info.Env(), dispatch(device, cpu::memory_info_nce_backward, cuda::memory_info_nce_backward, g.batch, g.columns, g.dim, g.bank_rows, positives, bank, indices,
+  const Device device = same_device(info.Env(), name, {indices.operand, bank, logits, stats, weights, grad, grad_query, grad_weights});
+  throw_if_error(info.Env(), dispatch(device, cpu::memory_info_nce_backward, cuda::memory_info_nce_backward, g.batch, g.columns, g.dim, g.bank_rows, positives, bank, indices.array,
                                                       logits, stats, weights, grad, g.scale, grad_query, grad_weights),
                  name);
   return info.Env().Undefined();
@@ -138,16 +137,16 @@ Napi::Value memory_update_op(const Napi::CallbackInfo& info) {
   const int64_t dim = get_int(info, 4, name, "dim");
   const double momentum = get_number(info, 5, name, "momentum");
   if (!(momentum >= 0.0 && momentum <= 1.0)) throw_error(info.Env(), std::string(name) + ": momentum must be in [0, 1]");
-  int64_t count = 0;
-  const int32_t* rows = get_int32_array(info, 1, &count, name, "rows");
+  const IndexOperand rows = get_indices(info, 1, name, "rows");
+  const int64_t count = rows.length;
   const Operand bank = floats(info, 0, element_count(info.Env(), name, {bank_rows, dim}), name, "bank");
   const Operand z = floats(info, 2, element_count(info.Env(), name, {count, dim}), name, "z");
   // z must not alias the bank: rows are rewritten in parallel while z is read.
   if (get_storage(info, 0, name, "bank") == get_storage(info, 2, name, "z")) {
     throw_error(info.Env(), std::string(name) + ": z must not share storage with the bank");
   }
-  const Device device = same_device(info.Env(), name, {bank, z});
-  throw_if_error(info.Env(), dispatch(device, cpu::memory_update, cuda::memory_update, bank_rows, dim, count, bank, rows, z, momentum), name);
+  const Device device = same_device(info.Env(), name, {bank, rows.operand, z});
+  throw_if_error(info.Env(), dispatch(device, cpu::memory_update, cuda::memory_update, bank_rows, dim, count, bank, rows.array, z, momentum), name);
   return info.Env().Undefined();
 }
 

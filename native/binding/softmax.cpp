@@ -47,11 +47,11 @@ Napi::Value cross_entropy_forward_op(const Napi::CallbackInfo& info) {
   if (reduction < 0 || reduction > 2) throw_error(info.Env(), "crossEntropy: reduction code must be 0 (none), 1 (sum) or 2 (mean)");
   int64_t count = element_count(info.Env(), name, {batch, classes});
   const Operand logits = floats(info, 0, count, name, "logits");
-  const int32_t* labels = get_labels(info, 1, batch, name);
+  const IndexOperand labels = get_labels(info, 1, batch, name);
   const Operand out = floats(info, 2, reduction == 0 ? batch : 1, name, "out");
   const Operand stats = floats(info, 3, 2 * batch, name, "stats");
-  const Device device = same_device(info.Env(), name, {logits, out, stats});
-  throw_if_error(info.Env(), dispatch(device, cpu::cross_entropy_forward, cuda::cross_entropy_forward, batch, classes, logits, labels,
+  const Device device = same_device(info.Env(), name, {labels.operand, logits, out, stats});
+  throw_if_error(info.Env(), dispatch(device, cpu::cross_entropy_forward, cuda::cross_entropy_forward, batch, classes, logits, labels.array,
                                                    static_cast<CrossEntropyReduction>(reduction), out, stats), name);
   return info.Env().Undefined();
 }
@@ -65,12 +65,12 @@ Napi::Value cross_entropy_backward_op(const Napi::CallbackInfo& info) {
   bool per_row = get_bool(info, 8, name, "gradPerRow");
   int64_t count = element_count(info.Env(), name, {batch, classes});
   const Operand logits = floats(info, 0, count, name, "logits");
-  const int32_t* labels = get_labels(info, 1, batch, name);
+  const IndexOperand labels = get_labels(info, 1, batch, name);
   const Operand stats = floats(info, 2, 2 * batch, name, "stats");
   const Operand grad = floats(info, 3, per_row ? batch : 1, name, "grad");
   const Operand grad_input = floats(info, 4, count, name, "gradInput");
-  const Device device = same_device(info.Env(), name, {logits, stats, grad, grad_input});
-  throw_if_error(info.Env(), dispatch(device, cpu::cross_entropy_backward, cuda::cross_entropy_backward, batch, classes, logits, labels, stats, grad, per_row, scale,
+  const Device device = same_device(info.Env(), name, {labels.operand, logits, stats, grad, grad_input});
+  throw_if_error(info.Env(), dispatch(device, cpu::cross_entropy_backward, cuda::cross_entropy_backward, batch, classes, logits, labels.array, stats, grad, per_row, scale,
                                                     grad_input), name);
   return info.Env().Undefined();
 }

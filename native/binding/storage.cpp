@@ -1,4 +1,4 @@
-// Storage bindings: allocate/free device blocks, copy data in and out, fill, memory stats,
+// Storage bindings: allocate/free device blocks and index storages, copy data in and out, fill, memory stats,
 // engine information. Dispatches on the storage's device (cpu or cuda).
 #include <cstring>
 
@@ -30,6 +30,36 @@ Napi::Value alloc(const Napi::CallbackInfo& info) {
   return StorageHandle::create(info.Env(), device, static_cast<size_t>(bytes));
 }
 
+// allocIndices(device, Int32Array) -> an index storage holding a copy of the values (read-only).
+Napi::Value alloc_indices(const Napi::CallbackInfo& info) {
+  Device device = parse_device(info, 0, "allocIndices");
+  int64_t count = 0;
+  const int32_t* values = get_int32_array(info, 1, &count, "allocIndices", "values");
+  return StorageHandle::create_indices(info.Env(), device, values, count);
+}
+
+// indexValues(storage) -> Int32Array: a copy of an index storage's values, from its host side
+// (no device read, no synchronisation).
+Napi::Value index_values(const Napi::CallbackInfo& info) {
+  IndexOperand operand = get_indices(info, 0, "indexValues", "storage");
+  Napi::Int32Array result = Napi::Int32Array::New(info.Env(), static_cast<size_t>(operand.length));
+  if (operand.length > 0) std::memcpy(result.Data(), operand.array.host, sizeof(int32_t) * static_cast<size_t>(operand.length));
+  return result;
+}
+
+// indexLength(storage) -> the value count of an index storage.
+Napi::Value index_length(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(get_indices(info, 0, "indexLength", "storage").length));
+}
+
+// Index storages are written once, at creation: writers refuse them, and float readers too.
+void refuse_indices(Napi::Env env, const StorageHandle* storage, const char* op, const char* name) {
+  if (storage->holds_indices()) {
+    throw_error(env, std::string(op) + ": argument '" + name +
+                         "' is an index tensor (int32 values, read-only); read it with indexValues, or make a new one with allocIndices");
+  }
+}
+
 // free(storage): returns the block to its caching allocator and deletes the native handle now.
 // Idempotent. The wrap is removed first, so no Node-API finalizer stays queued for it: finalizers
 // run only when the event loop turns, and a synchronous training loop that freed its tensors would
@@ -51,6 +81,7 @@ Napi::Value free_storage(const Napi::CallbackInfo& info) {
 // upload(storage, Float32Array | Int32Array, byteOffset): copies host data into the block.
 Napi::Value upload(const Napi::CallbackInfo& info) {
   StorageHandle* storage = get_storage(info, 0, "upload", "storage");
+  refuse_indices(info.Env(), storage, "upload", "storage");
   if (info.Length() < 2 || !info[1].IsTypedArray()) throw Napi::TypeError::New(info.Env(), "upload: source must be a typed array");
   Napi::TypedArray source = info[1].As<Napi::TypedArray>();
   int64_t offset = get_int(info, 2, "upload", "byteOffset");
@@ -70,6 +101,7 @@ Napi::Value upload(const Napi::CallbackInfo& info) {
 // download(storage, byteOffset, floatCount) -> Float32Array (a copy)
 Napi::Value download(const Napi::CallbackInfo& info) {
   StorageHandle* storage = get_storage(info, 0, "download", "storage");
+  refuse_indices(info.Env(), storage, "download", "storage");
   int64_t offset = get_int(info, 1, "download", "byteOffset");
   int64_t count = get_int(info, 2, "download", "count");
   if (offset < 0 || count < 0 || static_cast<uint64_t>(offset) + static_cast<uint64_t>(count) * 4 > storage->bytes()) {
@@ -86,6 +118,7 @@ Napi::Value download(const Napi::CallbackInfo& info) {
 // fill(storage, value, count): sets the first count floats.
 Napi::Value fill(const Napi::CallbackInfo& info) {
   StorageHandle* storage = get_storage(info, 0, "fill", "storage");
+  refuse_indices(info.Env(), storage, "fill", "storage");
   double value = get_number(info, 1, "fill", "value");
   int64_t count = get_int(info, 2, "fill", "count");
   if (count < 0 || static_cast<uint64_t>(count) * 4 > storage->bytes()) throw_error(info.Env(), "fill: count exceeds the block");
@@ -105,6 +138,8 @@ Napi::Value fill(const Napi::CallbackInfo& info) {
 Napi::Value copy(const Napi::CallbackInfo& info) {
   StorageHandle* destination = get_storage(info, 0, "copy", "destination");
   StorageHandle* source = get_storage(info, 1, "copy", "source");
+  refuse_indices(info.Env(), destination, "copy", "destination");
+  refuse_indices(info.Env(), source, "copy", "source");
   int64_t bytes = get_int(info, 2, "copy", "bytes");
   if (bytes < 0 || static_cast<uint64_t>(bytes) > destination->bytes() || static_cast<uint64_t>(bytes) > source->bytes()) {
     throw_error(info.Env(), "copy: byte count exceeds a block");
@@ -172,6 +207,9 @@ Napi::Value set_threads(const Napi::CallbackInfo& info) {
 
 void register_storage(Napi::Env env, Napi::Object exports) {
   exports.Set("alloc", Napi::Function::New(env, alloc, "alloc"));
+  exports.Set("allocIndices", Napi::Function::New(env, alloc_indices, "allocIndices"));
+  exports.Set("indexValues", Napi::Function::New(env, index_values, "indexValues"));
+  exports.Set("indexLength", Napi::Function::New(env, index_length, "indexLength"));
   exports.Set("free", Napi::Function::New(env, free_storage, "free"));
   exports.Set("upload", Napi::Function::New(env, upload, "upload"));
   exports.Set("download", Napi::Function::New(env, download, "download"));

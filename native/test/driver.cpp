@@ -17,6 +17,25 @@
 namespace lmcl {
 namespace driver {
 namespace {
+std::vector<void*> index_copies;  // the CUDA copies index_view made for the running case
+}  // namespace
+
+IndexArray index_view(bool on_cuda, const int32_t* values, size_t count) {
+  if (!on_cuda || count == 0) return host_indices(values);
+  void* copy = nullptr;
+  Status status = cuda::allocate(count * sizeof(int32_t), &copy);
+  if (status.is_ok()) index_copies.push_back(copy);
+  if (status.is_ok()) status = cuda::copy_host_to_device(copy, values, count * sizeof(int32_t));
+  if (!status.is_ok()) throw std::runtime_error("index_view: " + status.message());
+  return IndexArray{values, static_cast<const int32_t*>(copy)};
+}
+
+void release_index_copies() {
+  for (void* copy : index_copies) cuda::free(copy);
+  index_copies.clear();
+}
+
+namespace {
 
 std::vector<OpCase> cases() {
   std::vector<OpCase> list;
@@ -94,8 +113,15 @@ Outcome run_cuda(const OpCase& c, std::vector<HostOperand> operands, const std::
     pointers[i] = static_cast<float*>(block);
     if (status.is_ok()) status = cuda::copy_host_to_device(block, operands[i].data.data(), bytes);
   }
-  if (status.is_ok()) status = c.cuda_call(pointers.data());
+  if (status.is_ok()) {
+    try {
+      status = c.cuda_call(pointers.data());
+    } catch (const std::exception& error) {
+      status = internal_error(error.what());
+    }
+  }
   if (status.is_ok()) status = cuda::synchronize();
+  release_index_copies();  // after the synchronisation: the kernels have read them
   for (size_t i = 0; i < operands.size() && status.is_ok(); ++i) {
     if (operands[i].output)
       status = cuda::copy_device_to_host(operands[i].data.data(), pointers[i], operands[i].data.size() * sizeof(float));

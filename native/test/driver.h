@@ -5,7 +5,9 @@
 // Cases live in native/test/cases/<stem>.cpp, one file per op family, each defining
 // add_<stem>_cases (declared below, called by driver.cpp in this order).
 // Operands are float vectors; an int32 payload (indices) is stored bit for bit in one (see
-// int_operand), and host-only arrays (labels passed as host pointers) are captured by the call.
+// int_operand). Index operands (labels, gather indices, bank rows: IndexArray) are host arrays
+// captured by the call and passed through index_view, which gives each device what an index
+// tensor gives it: the host values, and on CUDA a device copy beside them.
 #pragma once
 
 #include <cmath>
@@ -15,11 +17,13 @@
 #include <functional>
 #include <limits>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "lmcl/cuda_memory.h"
 #include "lmcl/cuda_ops.h"
+#include "lmcl/index_array.h"
 
 namespace lmcl {
 namespace driver {
@@ -42,10 +46,32 @@ struct OpCase {
   std::function<void(const std::vector<HostOperand>&, std::vector<std::vector<double>>&)> reference;
 };
 
-// The same call expression against lmcl::cpu:: and lmcl::cuda::; `p[i]` is operand i.
-#define LMCL_KERNEL_CALL(...)                                                        \
-  [](float* const* p) -> Status { using namespace ::lmcl::cpu; return __VA_ARGS__; }, \
-  [](float* const* p) -> Status { using namespace ::lmcl::cuda; return __VA_ARGS__; }
+// The same call expression against lmcl::cpu:: and lmcl::cuda::; `p[i]` is operand i and
+// kOnCuda says which side this is (for index_view).
+#define LMCL_KERNEL_CALL(...)                            \
+  [](float* const* p) -> Status {                        \
+    using namespace ::lmcl::cpu;                         \
+    [[maybe_unused]] constexpr bool kOnCuda = false;     \
+    return __VA_ARGS__;                                  \
+  },                                                     \
+  [](float* const* p) -> Status {                        \
+    using namespace ::lmcl::cuda;                        \
+    [[maybe_unused]] constexpr bool kOnCuda = true;      \
+    return __VA_ARGS__;                                  \
+  }
+
+// An index operand as a kernel receives it: on the CPU the values on both sides; on CUDA a device
+// copy (made for this call, freed by release_index_copies after the case) beside the host values.
+// A failed device copy throws std::runtime_error, which the driver reports as the case's failure.
+IndexArray index_view(bool on_cuda, const int32_t* values, size_t count);
+inline IndexArray index_view(bool on_cuda, const std::vector<int32_t>& values) {
+  return index_view(on_cuda, values.data(), values.size());
+}
+template <size_t N>
+IndexArray index_view(bool on_cuda, const int32_t (&values)[N]) {
+  return index_view(on_cuda, values, N);
+}
+void release_index_copies();
 
 inline std::vector<float> random_floats(Rng& rng, size_t count, float low = -2.0f, float high = 2.0f) {
   std::uniform_real_distribution<float> uniform(low, high);

@@ -35,6 +35,7 @@ import { Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { StepBatch, StepResult } from './method.js';
 import { choiceOption, integerOption, numberOption } from './options.js';
+import { IndexTensor } from '../tensor/index_tensor.js';
 
 export const contrastSources = ['batch', 'bank'] as const;
 export type ContrastSource = (typeof contrastSources)[number];
@@ -213,14 +214,21 @@ export class BankContrast {
     // embedding's block appears in up to 2S pairs; the log-softmax over K columns is the cost).
     const logits = new Map<string, LogitsBlock>();
     const batch = embeddings[0]!.shape[0]!;
-    for (const [bank, list] of readers) {
-      const memory = this.banks.at(bank);
-      if (list.length === 1) {
-        logits.set(`${list[0]}:${bank}`, { all: F.memoryLogits(embeddings[list[0]!]!, memory, indices, { temperature: options.temperature }) });
-        continue;
+    // The keys go to the embeddings' device once for every bank's call (the graph nodes keep
+    // their own reference to the block for the backward).
+    const keys = IndexTensor.from(indices, embeddings[0]!.device);
+    try {
+      for (const [bank, list] of readers) {
+        const memory = this.banks.at(bank);
+        if (list.length === 1) {
+          logits.set(`${list[0]}:${bank}`, { all: F.memoryLogits(embeddings[list[0]!]!, memory, keys, { temperature: options.temperature }) });
+          continue;
+        }
+        const all = F.memoryLogits(F.stack(list.map((embedding) => embeddings[embedding]!), 0), memory, keys, { temperature: options.temperature });
+        list.forEach((embedding, q) => logits.set(`${embedding}:${bank}`, { all: F.reshape(F.slice(all, 0, q, q + 1), [batch, K]) }));
       }
-      const all = F.memoryLogits(F.stack(list.map((embedding) => embeddings[embedding]!), 0), memory, indices, { temperature: options.temperature });
-      list.forEach((embedding, q) => logits.set(`${embedding}:${bank}`, { all: F.reshape(F.slice(all, 0, q, q + 1), [batch, K]) }));
+    } finally {
+      keys.dispose();
     }
     const logitsOf = (embedding: number, bank: number): LogitsBlock => logits.get(`${embedding}:${bank}`)!;
     // VCL keys drop the item's own row (column 0).
@@ -257,15 +265,24 @@ export class BankContrast {
   /** After the main step's backward: every network's final embedding into its bank at the batch's rows. */
   write(finalEmbeddings: readonly Tensor[], batch: StepBatch): void {
     const last = lastOccurrences(batch.indices);
-    finalEmbeddings.forEach((z, n) => {
-      if (last === null) {
-        F.memoryUpdate_(this.banks.at(n), batch.indices, z.detach(), { momentum: this.settings.nceM });
-        return;
-      }
-      const rows = F.indexSelect(z.detach(), 0, last);
-      F.memoryUpdate_(this.banks.at(n), Int32Array.from(last, (position) => batch.indices[position]!), rows, { momentum: this.settings.nceM });
-      rows.dispose();
-    });
+    const device = this.banks.at(0).device;
+    // The bank rows (and, with repeated items, the batch positions) once for every network's bank.
+    const bankRows = IndexTensor.from(last === null ? batch.indices : Int32Array.from(last, (position) => batch.indices[position]!), device);
+    const positions = last === null ? null : IndexTensor.from(last, device);
+    try {
+      finalEmbeddings.forEach((z, n) => {
+        if (positions === null) {
+          F.memoryUpdate_(this.banks.at(n), bankRows, z.detach(), { momentum: this.settings.nceM });
+          return;
+        }
+        const rows = F.indexSelect(z.detach(), 0, positions);
+        F.memoryUpdate_(this.banks.at(n), bankRows, rows, { momentum: this.settings.nceM });
+        rows.dispose();
+      });
+    } finally {
+      bankRows.dispose();
+      positions?.dispose();
+    }
   }
 
   /** The loss keeps the batch's final embeddings (one per network) for writeHeld. */

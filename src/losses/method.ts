@@ -16,6 +16,7 @@
 import type { Module } from '../nn/module.js';
 import type { SGD, SGDOptions } from '../optim/sgd.js';
 import type { Tensor } from '../tensor/tensor.js';
+import type { IndexInput } from '../tensor/index_tensor.js';
 import type { Student, StudentOutput } from '../models/types.js';
 import type { LossParts } from './parts.js';
 
@@ -23,8 +24,9 @@ import type { LossParts } from './parts.js';
 export interface StepBatch {
   /** Normalised images [B, C, H, W]. */
   x: Tensor;
-  /** Labels (host memory: they come from the loader, reading them costs nothing). */
-  y: Int32Array;
+  /** Labels: the trainer makes one IndexTensor per batch on the run's device (so no op copies them
+   *  there again); a host Int32Array also works (each op then copies it for its call). */
+  y: IndexInput;
   /** Dataset indices of the batch items (memory banks address their rows with them). */
   indices: Int32Array;
 }

@@ -6,6 +6,7 @@
 //             p = softmax(o_n / T), q = softmax(stopgrad(o_m) / T)        (DML / KD, "batchmean")
 import * as F from '../ops/functional.js';
 import type { Tensor } from '../tensor/tensor.js';
+import type { IndexInput } from '../tensor/index_tensor.js';
 import type { StudentOutput } from '../models/types.js';
 import type { LossParts } from './parts.js';
 
@@ -13,7 +14,7 @@ import type { LossParts } from './parts.js';
  * Σ over every network and head of the mean cross-entropy. Parts: 'ce', 'ce/net<n>' (the network's
  * heads summed) and, for networks with auxiliary heads, 'ce/net<n>/aux<s>' and 'ce/net<n>/final'.
  */
-export function crossEntropyTerms(outputs: StudentOutput[], labels: Int32Array, parts: LossParts): Tensor {
+export function crossEntropyTerms(outputs: StudentOutput[], labels: IndexInput, parts: LossParts): Tensor {
   let total: Tensor | null = null;
   const all: Tensor[] = [];
   outputs.forEach((output, n) => {

@@ -46,6 +46,13 @@ export interface NativeFmaPeak {
 export interface NativeAddon {
   // ---- storage (native/binding/storage.cpp) ----
   alloc(device: NativeDevice, bytes: number): NativeStorage;
+  /** An index storage: a read-only copy of `values` (int32) on `device`; ops take it for labels,
+   *  gather indices and bank indices / rows. Float readers and writers refuse it. */
+  allocIndices(device: NativeDevice, values: Int32Array): NativeStorage;
+  /** A copy of an index storage's values, from its host side (no device read). */
+  indexValues(storage: NativeStorage): Int32Array;
+  /** An index storage's value count (no copy). */
+  indexLength(storage: NativeStorage): number;
   free(storage: NativeStorage): void;
   upload(storage: NativeStorage, source: Float32Array | Int32Array, byteOffset: number): void;
   download(storage: NativeStorage, byteOffset: number, count: number): Float32Array;
@@ -103,11 +110,13 @@ export interface NativeAddon {
    *  Serves permute, concat, slice and slice-backward. src and dst must be different storages. */
   stridedCopy(src: NativeStorage, srcOffset: number, srcStrides: number[], dst: NativeStorage, dstOffset: number,
     dstStrides: number[], shape: number[]): void;
+  // Index operands (labels, indices, rows) are index storages (allocIndices); their length is
+  // the value count they were made with.
   /** x [outer, n, inner] → out [outer, indices.length, inner]: out[o, j] = x[o, indices[j]]. */
-  indexSelect(x: NativeStorage, out: NativeStorage, outer: number, n: number, inner: number, indices: Int32Array): void;
+  indexSelect(x: NativeStorage, out: NativeStorage, outer: number, n: number, inner: number, indices: NativeStorage): void;
   /** grad [outer, indices.length, inner] → out [outer, n, inner] (overwritten):
    *  out[o, r] = Σ_{j: indices[j] = r} grad[o, j], summed in increasing j (deterministic). */
-  indexAdd(grad: NativeStorage, out: NativeStorage, outer: number, n: number, inner: number, indices: Int32Array): void;
+  indexAdd(grad: NativeStorage, out: NativeStorage, outer: number, n: number, inner: number, indices: NativeStorage): void;
 
   // ---- sgd (native/binding/sgd.cpp) ----
   /** In place, PyTorch 1.13 SGD: d = ±g + wd·p; b = firstStep ? d : momentum·b + (1−dampening)·d;
@@ -169,10 +178,10 @@ export interface NativeAddon {
     inner: number, log: boolean): void;
   /** logits [batch, classes], labels[batch] in [0, classes). reduction: 0 none (out: batch floats), 1 sum,
    *  2 mean (out: 1 float). stats [batch, 2] = (row max, log Σ exp(x − max)), kept for the backward. */
-  crossEntropyForward(logits: NativeStorage, labels: Int32Array, out: NativeStorage, stats: NativeStorage,
+  crossEntropyForward(logits: NativeStorage, labels: NativeStorage, out: NativeStorage, stats: NativeStorage,
     batch: number, classes: number, reduction: number): void;
   /** gradInput = (softmax(logits) − onehot(labels)) · scale · grad[gradPerRow ? i : 0]. */
-  crossEntropyBackward(logits: NativeStorage, labels: Int32Array, stats: NativeStorage, grad: NativeStorage,
+  crossEntropyBackward(logits: NativeStorage, labels: NativeStorage, stats: NativeStorage, grad: NativeStorage,
     gradInput: NativeStorage, batch: number, classes: number, scale: number, gradPerRow: boolean): void;
 
   // ---- normalize (native/binding/normalize.cpp) ----
@@ -197,11 +206,11 @@ export interface NativeAddon {
   // Embeddings [batch, dim], logits [batch, classes]; weights [batch] or null (all 1); loss: 1 float.
   /** Supervised InfoNCE of anchor·contrastᵀ/τ (method.md §0.1); rowStats [batch, 2] = (lse, row term). */
   /** direction (optional, [batch, batch]) receives the rows softmax_{≠u} − P_u/|P_u| for a backward without recomputation. */
-  supConInfoNCEForward(anchor: NativeStorage, contrast: NativeStorage, labels: Int32Array, weights: NativeStorage | null,
+  supConInfoNCEForward(anchor: NativeStorage, contrast: NativeStorage, labels: NativeStorage, weights: NativeStorage | null,
     loss: NativeStorage, rowStats: NativeStorage, direction: NativeStorage | null, batch: number, dim: number,
     temperature: number): void;
   /** Gradients of grad[0]·loss (from the forward's direction when given); a null output is skipped. */
-  supConInfoNCEBackward(anchor: NativeStorage, contrast: NativeStorage, labels: Int32Array, weights: NativeStorage | null,
+  supConInfoNCEBackward(anchor: NativeStorage, contrast: NativeStorage, labels: NativeStorage, weights: NativeStorage | null,
     rowStats: NativeStorage, direction: NativeStorage | null, grad: NativeStorage, gradAnchor: NativeStorage | null, gradContrast: NativeStorage | null,
     gradWeights: NativeStorage | null, batch: number, dim: number, temperature: number): void;
   /** T²·Σ w·KL(softmax(teacher sims/(τT)) ‖ softmax(student sims/(τT)))/batch; rowStats [batch, 3] = (lse_s, lse_t, KL). */
@@ -223,11 +232,11 @@ export interface NativeAddon {
   /** All four terms of every pair: embeddings `count` storages of [batch, dim], pairs int32 [P, 2], weights [P, batch] or null,
    *  out [P, 4]; softmax and probabilities [count·batch, count·batch] (the row softmaxes of the used blocks) and
    *  stats (cohortStatsFloats floats) are kept for the backward. */
-  cohortContrastiveForward(embeddings: NativeStorage[], labels: Int32Array, pairs: Int32Array, weights: NativeStorage | null,
+  cohortContrastiveForward(embeddings: NativeStorage[], labels: NativeStorage, pairs: Int32Array, weights: NativeStorage | null,
     out: NativeStorage, softmax: NativeStorage, probabilities: NativeStorage, stats: NativeStorage, count: number,
     batch: number, dim: number, temperature: number, klTemperature: number): void;
   /** Gradients of Σ grad ⊙ out (grad [P, 4]); a null output is skipped. */
-  cohortContrastiveBackward(embeddings: NativeStorage[], labels: Int32Array, pairs: Int32Array, weights: NativeStorage | null,
+  cohortContrastiveBackward(embeddings: NativeStorage[], labels: NativeStorage, pairs: Int32Array, weights: NativeStorage | null,
     softmax: NativeStorage, probabilities: NativeStorage, stats: NativeStorage, grad: NativeStorage,
     gradEmbeddings: (NativeStorage | null)[],
     gradWeights: NativeStorage | null, count: number, batch: number, dim: number, temperature: number,
@@ -239,23 +248,23 @@ export interface NativeAddon {
   // u·columns..), logits / grad [batch, columns]; scale = 1/temperature > 0. Indices outside
   // [0, bankRows) are an Error (checked before any work). All overwrite their outputs.
   /** logits[q, u, k] = scale · ⟨bank[indices[u·columns + k]], query[q, u]⟩ (query [queries, batch, dim], logits [queries, batch, columns]). */
-  memoryLogitsForward(query: NativeStorage, bank: NativeStorage, indices: Int32Array, logits: NativeStorage,
+  memoryLogitsForward(query: NativeStorage, bank: NativeStorage, indices: NativeStorage, logits: NativeStorage,
     batch: number, columns: number, dim: number, bankRows: number, scale: number, queries: number): void;
   /** out[q, u] = scale · Σ_k grad[q, u, k] · bank[indices[u·columns + k]]  ([queries, batch, dim]). */
-  memoryLogitsTranspose(grad: NativeStorage, bank: NativeStorage, indices: Int32Array, out: NativeStorage,
+  memoryLogitsTranspose(grad: NativeStorage, bank: NativeStorage, indices: NativeStorage, out: NativeStorage,
     batch: number, columns: number, dim: number, bankRows: number, scale: number, queries: number): void;
   /** Fused InfoNCE: writes logits, stats [batch, 2] = (lse_u, term_u = lse_u − mean_{k<positives} logits[u, k])
    *  and loss (1 float) = Σ_u w_u · term_u / batch (weights null: w ≡ 1). */
-  memoryInfoNceForward(query: NativeStorage, bank: NativeStorage, indices: Int32Array, weights: NativeStorage | null,
+  memoryInfoNceForward(query: NativeStorage, bank: NativeStorage, indices: NativeStorage, weights: NativeStorage | null,
     loss: NativeStorage, logits: NativeStorage, stats: NativeStorage, batch: number, columns: number, dim: number,
     bankRows: number, scale: number, positives: number): void;
   /** From the forward's logits and stats, for the scalar upstream grad: gradQuery[u] = scale · Σ_k c[u, k] ·
    *  bank[idx[u, k]] with c = (w_u / batch)(softmax − [k < positives] / positives) · grad, gradWeights[u] =
    *  term_u / batch · grad. A null output is skipped. */
-  memoryInfoNceBackward(bank: NativeStorage, indices: Int32Array, logits: NativeStorage, stats: NativeStorage,
+  memoryInfoNceBackward(bank: NativeStorage, indices: NativeStorage, logits: NativeStorage, stats: NativeStorage,
     weights: NativeStorage | null, grad: NativeStorage, gradQuery: NativeStorage | null, gradWeights: NativeStorage | null,
     batch: number, columns: number, dim: number, bankRows: number, scale: number, positives: number): void;
   /** In place: bank[rows[i]] ← normalize(momentum · bank[rows[i]] + (1 − momentum) · z[i]) (no epsilon; z
    *  [rows.length, dim]). Rows out of range or repeated, or a mixed row of norm 0 / non-finite: an Error, bank unchanged. */
-  memoryUpdate(bank: NativeStorage, rows: Int32Array, z: NativeStorage, bankRows: number, dim: number, momentum: number): void;
+  memoryUpdate(bank: NativeStorage, rows: NativeStorage, z: NativeStorage, bankRows: number, dim: number, momentum: number): void;
 }

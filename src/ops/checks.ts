@@ -1,5 +1,7 @@
 // Argument checks shared by the ops: every failure is an Error that names the op and the problem.
-import { Tensor, formatShape } from '../tensor/tensor.js';
+import { Tensor, formatShape, type Device } from '../tensor/tensor.js';
+import { IndexTensor } from '../tensor/index_tensor.js';
+import type { NativeStorage } from '../native/index.js';
 
 /** Throws unless value is a live Tensor. */
 export function checkTensor(value: unknown, op: string, argument: string): asserts value is Tensor {
@@ -79,4 +81,56 @@ export function readOptions(options: unknown, allowed: readonly string[], op: st
     if (!allowed.includes(key)) throw new Error(`${op}: unknown option '${key}' (expected ${allowed.join(', ')})`);
   }
   return options as Record<string, unknown>;
+}
+
+export type { IndexInput } from '../tensor/index_tensor.js';
+
+/** An index operand held for one op call and, when a graph node keeps it, for its backward. */
+export interface HeldIndices {
+  /** The op's own handle on the values (pass it on to the ops of a backward). */
+  readonly tensor: IndexTensor;
+  /** The index storage the native kernels take. */
+  readonly handle: NativeStorage;
+  /** The values on the host (shared, never written): range checks and composite paths. */
+  readonly values: Int32Array;
+  readonly length: number;
+  /** Ends this hold (pass it as the graph node's onRelease, or call it after an untracked op). */
+  readonly release: () => void;
+}
+
+/**
+ * Holds `value` (an IndexTensor on `device`, or an Int32Array copied to `device`) for an op; an
+ * IndexTensor on another device is an Error, as for float operands (ops never copy between
+ * devices). The hold keeps the block alive even if the caller disposes its IndexTensor.
+ */
+export function holdIndices(value: unknown, device: Device, op: string, name: string): HeldIndices {
+  let tensor: IndexTensor;
+  if (value instanceof IndexTensor) {
+    value.assertAlive(`${op} (argument '${name}')`);
+    if (value.device !== device) {
+      throw new Error(`${op}: argument '${name}' is on '${value.device}' but the tensors are on '${device}' (use ${name}.to('${device}'))`);
+    }
+    tensor = value.share();
+  } else if (value instanceof Int32Array) {
+    tensor = IndexTensor.from(value, device);
+  } else {
+    throw new TypeError(`${op}: argument '${name}' must be an IndexTensor or an Int32Array, got ${describeValue(value)}`);
+  }
+  return {
+    tensor,
+    handle: tensor.storage.handle,
+    values: tensor.hostView(),
+    length: tensor.length,
+    release: () => tensor.dispose(),
+  };
+}
+
+/** The first position of `values` outside [0, limit), or -1: through the IndexTensor's cached
+ *  range when the operand is one (an O(1) check per call for a tensor made once per batch). */
+export function firstOutOfRange(operand: unknown, values: Int32Array, limit: number): number {
+  if (operand instanceof IndexTensor && operand.alive) return operand.firstOutOfRange(limit);
+  const length = values.length;
+  // As unsigned, a negative value is >= 2^31 > limit: one comparison per value.
+  for (let position = 0; position < length; position += 1) if (values[position]! >>> 0 >= limit) return position;
+  return -1;
 }

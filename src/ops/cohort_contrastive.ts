@@ -17,7 +17,7 @@ import { fusedOrComposite } from '../autograd/fused.js';
 import { noGrad } from '../autograd/mode.js';
 import { recordOperation } from '../autograd/node.js';
 import { Tensor, formatShape } from '../tensor/tensor.js';
-import { checkSameDevice, checkTensor, checkRank, describeValue, readOptions } from './checks.js';
+import { checkSameDevice, checkTensor, checkRank, describeValue, readOptions, type IndexInput } from './checks.js';
 import { gradientOfComposite } from './composite.js';
 import { checkLabels, checkTemperature, checkWeights } from './contrastive_checks.js';
 import { klFromLogits } from './contrastive_kl.js';
@@ -59,7 +59,7 @@ function checkPairs(pairs: unknown, count: number, op: string): Int32Array {
 }
 
 /** The [P, 4] = (VCL, ICL, SoftVCL, SoftICL) terms of every listed pair. */
-export function cohortContrastive(embeddings: readonly Tensor[], labels: Int32Array, options: CohortContrastiveOptions): Tensor {
+export function cohortContrastive(embeddings: readonly Tensor[], labels: IndexInput, options: CohortContrastiveOptions): Tensor {
   const op = 'cohortContrastive';
   if (!Array.isArray(embeddings) || embeddings.length === 0) {
     throw new TypeError(`${op}: embeddings must be a non-empty array of [batch, dim] tensors, got ${describeValue(embeddings)}`);
@@ -82,7 +82,7 @@ export function cohortContrastive(embeddings: readonly Tensor[], labels: Int32Ar
   const temperature = checkTemperature(values.temperature, op, 'temperature');
   const klTemperature = checkTemperature(values.klTemperature, op, 'klTemperature');
   const weights = checkWeights(values.weights, [pairCount, batch], device, op);
-  const savedLabels = checkLabels(labels, batch, op);
+  const savedLabels = checkLabels(labels, batch, device, op);
 
   const out = Tensor.empty([pairCount, 4], device);
   // The row softmaxes of the used similarity blocks, kept for the backward (2·(E·B)² floats).
@@ -90,11 +90,12 @@ export function cohortContrastive(embeddings: readonly Tensor[], labels: Int32Ar
   const probabilities = Tensor.empty([count * batch, count * batch], device);
   const stats = Tensor.empty([native().cohortStatsFloats(count, batch, pairCount)], device);
   try {
-    native().cohortContrastiveForward(embeddings.map((embedding) => embedding.storage.handle), savedLabels, pairs, weights?.storage.handle ?? null,
+    native().cohortContrastiveForward(embeddings.map((embedding) => embedding.storage.handle), savedLabels.handle, pairs, weights?.storage.handle ?? null,
       out.storage.handle, softmax.storage.handle, probabilities.storage.handle, stats.storage.handle, count, batch, dim,
       temperature, klTemperature);
   } catch (error) {
     for (const owned of [out, softmax, probabilities, stats]) owned.dispose();
+    savedLabels.release();
     throw error;
   }
   const inputs = weights ? [...embeddings, weights] : [...embeddings];
@@ -108,17 +109,17 @@ export function cohortContrastive(embeddings: readonly Tensor[], labels: Int32Ar
       fused: () => {
         const gradEmbeddings = savedEmbeddings.map((_, index) => (context.needsInputGrad[index] ? Tensor.empty([batch, dim], device) : null));
         const gradWeights = needWeights ? Tensor.empty([pairCount, batch], device) : null;
-        native().cohortContrastiveBackward(savedEmbeddings.map((embedding) => embedding.storage.handle), savedLabels, pairs,
+        native().cohortContrastiveBackward(savedEmbeddings.map((embedding) => embedding.storage.handle), savedLabels.handle, pairs,
           savedWeights?.storage.handle ?? null, savedSoftmax.storage.handle, savedProbabilities.storage.handle,
           savedStats.storage.handle, grad.storage.handle, gradEmbeddings.map((gradient) => gradient?.storage.handle ?? null),
           gradWeights?.storage.handle ?? null, count, batch, dim, temperature, klTemperature);
         return weights ? [...gradEmbeddings, gradWeights] : gradEmbeddings;
       },
       composite: () => gradientOfComposite(context, saved.slice(0, inputs.length), grad, (...views) =>
-        cohortContrastiveComposite(views.slice(0, count), savedLabels, pairs,
+        cohortContrastiveComposite(views.slice(0, count), savedLabels.values, pairs,
           { temperature, klTemperature, weights: weights ? views[count]! : null })),
     });
-  });
+  }, savedLabels.release);
   for (const owned of [softmax, probabilities, stats]) owned.dispose();
   return result;
 }

@@ -1,8 +1,8 @@
 // Argument checks shared by the contrastive losses (infonce.ts, contrastive_kl.ts,
 // cohort_contrastive.ts): options objects, temperatures, embedding pairs, labels, weights.
 import { isGradEnabled } from '../autograd/mode.js';
-import { Tensor, formatShape } from '../tensor/tensor.js';
-import { checkRank, checkSameDevice, checkTensor, describeValue } from './checks.js';
+import { Tensor, formatShape, type Device } from '../tensor/tensor.js';
+import { checkRank, checkSameDevice, checkTensor, describeValue, holdIndices, type HeldIndices } from './checks.js';
 
 /** A finite temperature > 0 (required). */
 export function checkTemperature(value: unknown, op: string, name: string): number {
@@ -31,12 +31,18 @@ export function checkMatrices(op: string, named: Record<string, unknown>, layout
   return [shape![0]!, shape![1]!];
 }
 
-/** Labels: an Int32Array of the batch size (compared only for equality); returns a private copy. */
-export function checkLabels(labels: unknown, batch: number, op: string): Int32Array {
-  if (!(labels instanceof Int32Array)) throw new TypeError(`${op}: labels must be an Int32Array, got ${describeValue(labels)}`);
-  if (labels.length !== batch) throw new Error(`${op}: labels has length ${labels.length} but the batch size is ${batch}`);
-  // A private copy: the backward must see the labels of this call even if the caller reuses its array.
-  return labels.slice();
+/**
+ * Labels (compared only for equality): an IndexTensor on `device` or an Int32Array, of the batch
+ * size; returns the hold (see holdIndices) — the backward sees this call's labels even if the
+ * caller reuses its array or disposes its tensor.
+ */
+export function checkLabels(labels: unknown, batch: number, device: Device, op: string): HeldIndices {
+  const held = holdIndices(labels, device, op, 'labels');
+  if (held.length !== batch) {
+    held.release();
+    throw new Error(`${op}: labels has length ${held.length} but the batch size is ${batch}`);
+  }
+  return held;
 }
 
 /** Optional weights of a given shape on the device of the other operands. */

@@ -1,5 +1,6 @@
 // Cross-entropy of class logits against integer labels (torch.nn.functional.cross_entropy with
-// class-index targets; no class weights, ignore_index or label smoothing).
+// class-index targets; no class weights, ignore_index or label smoothing). Labels are an
+// IndexTensor (or an Int32Array, copied to the logits' device per call).
 // Native kernels: native/src/cpu/softmax.cpp. Tests: test/ops/cross_entropy.test.ts.
 //
 //   loss_i = logsumexp(x_i) − x_{i, label_i};  'mean' → Σ loss_i / B, 'sum' → Σ loss_i, 'none' → [B]
@@ -12,7 +13,7 @@ import { fusedOrComposite } from '../autograd/fused.js';
 import { recordOperation } from '../autograd/node.js';
 import { Tensor, formatShape, shapeSize } from '../tensor/tensor.js';
 import { tensor } from '../tensor/creation.js';
-import { checkRank, checkTensor, describeValue } from './checks.js';
+import { checkRank, checkTensor, describeValue, firstOutOfRange, holdIndices, type IndexInput } from './checks.js';
 import { affine, mul, sub } from './elementwise.js';
 import { reshape } from './layout.js';
 import { softmax } from './softmax.js';
@@ -41,29 +42,32 @@ function parseOptions(options: unknown): CrossEntropyReduction {
   return reduction;
 }
 
-/** Cross-entropy of logits [B, C] against labels (Int32Array of length B, values in [0, C)). */
-export function crossEntropy(logits: Tensor, labels: Int32Array, options?: CrossEntropyOptions): Tensor {
+/**
+ * Cross-entropy of logits [B, C] against labels: an IndexTensor of length B on the logits'
+ * device (made once per batch), or an Int32Array (copied to that device for this call); values
+ * in [0, C).
+ */
+export function crossEntropy(logits: Tensor, labels: IndexInput, options?: CrossEntropyOptions): Tensor {
   checkTensor(logits, 'crossEntropy', 'logits');
   checkRank(logits, 2, 'crossEntropy', 'logits', '[batch, classes]');
-  if (!(labels instanceof Int32Array)) {
-    throw new TypeError(`crossEntropy: labels must be an Int32Array, got ${describeValue(labels)}`);
-  }
   const reduction = parseOptions(options);
   const [batch, classes] = logits.shape as [number, number];
-  if (labels.length !== batch) {
-    throw new Error(`crossEntropy: labels has length ${labels.length} but logits ${formatShape(logits.shape)} has batch size ${batch}`);
-  }
-  // A private copy: the backward must see the labels of this call even if the caller reuses its array.
-  const saved = labels.slice();
-  for (let index = 0; index < batch; index += 1) {
-    const label = saved[index]!;
-    if (label < 0 || label >= classes) {
-      throw new Error(`crossEntropy: label ${label} at index ${index} is out of range for ${classes} classes`);
+  const held = holdIndices(labels, logits.device, 'crossEntropy', 'labels');
+  try {
+    if (held.length !== batch) {
+      throw new Error(`crossEntropy: labels has length ${held.length} but logits ${formatShape(logits.shape)} has batch size ${batch}`);
     }
+    const position = firstOutOfRange(labels, held.values, classes);
+    if (position >= 0) {
+      throw new Error(`crossEntropy: label ${held.values[position]} at index ${position} is out of range for ${classes} classes`);
+    }
+  } catch (error) {
+    held.release();
+    throw error;
   }
   const out = Tensor.empty(reduction === 'none' ? [batch] : [], logits.device);
   const stats = Tensor.empty([batch, 2], logits.device);
-  native().crossEntropyForward(logits.storage.handle, saved, out.storage.handle, stats.storage.handle, batch, classes,
+  native().crossEntropyForward(logits.storage.handle, held.handle, out.storage.handle, stats.storage.handle, batch, classes,
     reductionCodes[reduction]);
   const scale = reduction === 'mean' ? (batch > 0 ? 1 / batch : 0) : 1;
   const result = recordOperation('crossEntropy', out, [logits], [logits, stats], (grad, context) => {
@@ -71,13 +75,13 @@ export function crossEntropy(logits: Tensor, labels: Int32Array, options?: Cross
     return [fusedOrComposite('crossEntropy', context, {
       fused: () => {
         const gradInput = Tensor.empty(savedLogits.shape, savedLogits.device);
-        native().crossEntropyBackward(savedLogits.storage.handle, saved, savedStats.storage.handle, grad.storage.handle,
+        native().crossEntropyBackward(savedLogits.storage.handle, held.handle, savedStats.storage.handle, grad.storage.handle,
           gradInput.storage.handle, batch, classes, scale, reduction === 'none');
         return gradInput;
       },
-      composite: () => crossEntropyBackwardComposite(savedLogits, saved, grad, reduction === 'none', scale),
+      composite: () => crossEntropyBackwardComposite(savedLogits, held.values, grad, reduction === 'none', scale),
     })];
-  });
+  }, held.release);
   stats.dispose();
   return result;
 }

@@ -14,7 +14,7 @@ import { noGrad } from '../autograd/mode.js';
 import { recordOperation } from '../autograd/node.js';
 import { Tensor } from '../tensor/tensor.js';
 import { tensor } from '../tensor/creation.js';
-import { readOptions } from './checks.js';
+import { readOptions, type IndexInput } from './checks.js';
 import { gradientOfComposite } from './composite.js';
 import { checkLabels, checkMatrices, checkTemperature, checkWeights, keepsDirection } from './contrastive_checks.js';
 import { add, affine, mul } from './elementwise.js';
@@ -31,22 +31,23 @@ export interface SupConInfoNCEOptions {
 }
 
 /** ℓ(anchor·contrastᵀ/τ, w) of method.md §0.1 (a scalar). */
-export function supConInfoNCE(anchor: Tensor, contrast: Tensor, labels: Int32Array, options: SupConInfoNCEOptions): Tensor {
+export function supConInfoNCE(anchor: Tensor, contrast: Tensor, labels: IndexInput, options: SupConInfoNCEOptions): Tensor {
   const op = 'supConInfoNCE';
   const [batch, dim] = checkMatrices(op, { anchor, contrast }, '[batch, dim]');
   const values = readOptions(options, ['temperature', 'weights'], op);
   const temperature = checkTemperature(values.temperature, op, 'temperature');
   const weights = checkWeights(values.weights, [batch], anchor.device, op);
-  const savedLabels = checkLabels(labels, batch, op);
+  const savedLabels = checkLabels(labels, batch, anchor.device, op);
   const inputs = weights ? [anchor, contrast, weights] : [anchor, contrast];
   const out = Tensor.empty([], anchor.device);
   const rowStats = Tensor.empty([batch, 2], anchor.device);
   const direction = keepsDirection(batch, inputs) ? Tensor.empty([batch, batch], anchor.device) : null;
   try {
-    native().supConInfoNCEForward(anchor.storage.handle, contrast.storage.handle, savedLabels, weights?.storage.handle ?? null,
+    native().supConInfoNCEForward(anchor.storage.handle, contrast.storage.handle, savedLabels.handle, weights?.storage.handle ?? null,
       out.storage.handle, rowStats.storage.handle, direction?.storage.handle ?? null, batch, dim, temperature);
   } catch (error) {
     for (const owned of [out, rowStats, direction]) owned?.dispose();
+    savedLabels.release();
     throw error;
   }
   const extras = direction ? [rowStats, direction] : [rowStats];
@@ -61,16 +62,16 @@ export function supConInfoNCE(anchor: Tensor, contrast: Tensor, labels: Int32Arr
         const gradAnchor = needAnchor ? Tensor.empty([batch, dim], anchor.device) : null;
         const gradContrast = needContrast ? Tensor.empty([batch, dim], anchor.device) : null;
         const gradWeights = weights && needWeights ? Tensor.empty([batch], anchor.device) : null;
-        native().supConInfoNCEBackward(savedAnchor!.storage.handle, savedContrast!.storage.handle, savedLabels,
+        native().supConInfoNCEBackward(savedAnchor!.storage.handle, savedContrast!.storage.handle, savedLabels.handle,
           savedWeights?.storage.handle ?? null, savedStats.storage.handle, savedDirection?.storage.handle ?? null, grad.storage.handle,
           gradAnchor?.storage.handle ?? null, gradContrast?.storage.handle ?? null, gradWeights?.storage.handle ?? null,
           batch, dim, temperature);
         return weights ? [gradAnchor, gradContrast, gradWeights] : [gradAnchor, gradContrast];
       },
       composite: () => gradientOfComposite(context, context.saved.slice(0, inputs.length), grad, (a, c, w) =>
-        supConInfoNCEComposite(a!, c!, savedLabels, { temperature, weights: w ?? null })),
+        supConInfoNCEComposite(a!, c!, savedLabels.values, { temperature, weights: w ?? null })),
     });
-  });
+  }, savedLabels.release);
   rowStats.dispose();
   direction?.dispose();
   return result;

@@ -2,8 +2,9 @@
 // Native kernels: native/src/cpu/layout.cpp. Tests: test/ops/layout.test.ts.
 import { native } from '../native/index.js';
 import { recordOperation } from '../autograd/node.js';
-import { Tensor, checkShape, formatShape, shapeSize } from '../tensor/tensor.js';
-import { checkSameDevice, checkTensor, describeValue, normaliseDim } from './checks.js';
+import { Tensor, checkShape, formatShape, shapeSize, type Device } from '../tensor/tensor.js';
+import { IndexTensor } from '../tensor/index_tensor.js';
+import { checkSameDevice, checkTensor, describeValue, firstOutOfRange, holdIndices, normaliseDim, type HeldIndices, type IndexInput } from './checks.js';
 
 /** A view of x with another shape of the same size; one extent may be -1 (inferred). */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
@@ -299,39 +300,44 @@ export function split(x: Tensor, size: number | readonly number[], dim = 0): Ten
   return pieces;
 }
 
-function toIndexArray(indices: unknown, op: string): Int32Array {
-  if (indices instanceof Int32Array) return Int32Array.from(indices);
-  if (Array.isArray(indices) && indices.every((item) => Number.isInteger(item) && item >= -(2 ** 31) && item < 2 ** 31)) {
-    return Int32Array.from(indices as number[]);
+/** The indices of indexSelect / indexAdd held on `device` (an array of integers is copied too). */
+function holdIndexOperand(indices: unknown, device: Device, op: string): HeldIndices {
+  if (Array.isArray(indices)) {
+    if (!indices.every((item) => Number.isInteger(item) && item >= -(2 ** 31) && item < 2 ** 31)) {
+      throw new TypeError(`${op}: indices must be an IndexTensor, an Int32Array or an array of integers, got ${describeValue(indices)}`);
+    }
+    return holdIndices(Int32Array.from(indices as number[]), device, op, 'indices');
   }
-  throw new TypeError(`${op}: indices must be an Int32Array (or an array of integers), got ${describeValue(indices)}`);
+  if (!(indices instanceof Int32Array) && !(indices instanceof IndexTensor)) {
+    throw new TypeError(`${op}: indices must be an IndexTensor, an Int32Array or an array of integers, got ${describeValue(indices)}`);
+  }
+  return holdIndices(indices, device, op, 'indices');
 }
 
-function checkIndexRange(indices: Int32Array, extent: number, axis: number, op: string): void {
-  for (let position = 0; position < indices.length; position += 1) {
-    const index = indices[position]!;
-    if (index < 0 || index >= extent) {
-      throw new Error(`${op}: index ${index} at position ${position} is out of range for dim ${axis} of extent ${extent}`);
-    }
-  }
+/** Releases `held` and throws when an index is outside [0, extent). */
+function checkIndexRange(operand: unknown, held: HeldIndices, extent: number, axis: number, op: string): void {
+  const position = firstOutOfRange(operand, held.values, extent);
+  if (position < 0) return;
+  held.release();
+  throw new Error(`${op}: index ${held.values[position]} at position ${position} is out of range for dim ${axis} of extent ${extent}`);
 }
 
 /**
  * Gathers the entries at `indices` along dim (torch.index_select): out.shape[dim] =
  * indices.length; repeats allowed, negative indices are not. Backward: indexAdd.
  */
-export function indexSelect(x: Tensor, dim: number, indices: Int32Array | readonly number[]): Tensor {
+export function indexSelect(x: Tensor, dim: number, indices: IndexInput | readonly number[]): Tensor {
   checkTensor(x, 'indexSelect', 'x');
   if (x.shape.length === 0) throw new Error('indexSelect: x must have at least one dimension');
   const axis = normaliseDim(dim, x.shape.length, 'indexSelect');
-  const index = toIndexArray(indices, 'indexSelect');
+  const held = holdIndexOperand(indices, x.device, 'indexSelect');
   const [outer, extent, inner] = splitAround(x.shape, axis);
-  checkIndexRange(index, extent, axis, 'indexSelect');
+  checkIndexRange(indices, held, extent, axis, 'indexSelect');
   const outShape = [...x.shape];
-  outShape[axis] = index.length;
+  outShape[axis] = held.length;
   const out = Tensor.empty(outShape, x.device);
-  native().indexSelect(x.storage.handle, out.storage.handle, outer, extent, inner, index);
-  return recordOperation('indexSelect', out, [x], [], (grad) => [indexAdd(grad, axis, index, extent)]);
+  native().indexSelect(x.storage.handle, out.storage.handle, outer, extent, inner, held.handle);
+  return recordOperation('indexSelect', out, [x], [], (grad) => [indexAdd(grad, axis, held.tensor, extent)], held.release);
 }
 
 /**
@@ -340,22 +346,23 @@ export function indexSelect(x: Tensor, dim: number, indices: Int32Array | readon
  * source)). Repeated indices sum in increasing j, so the result is deterministic. Linear in
  * source; its backward is indexSelect.
  */
-export function indexAdd(source: Tensor, dim: number, indices: Int32Array | readonly number[], size: number): Tensor {
+export function indexAdd(source: Tensor, dim: number, indices: IndexInput | readonly number[], size: number): Tensor {
   checkTensor(source, 'indexAdd', 'source');
   if (source.shape.length === 0) throw new Error('indexAdd: source must have at least one dimension');
   const axis = normaliseDim(dim, source.shape.length, 'indexAdd');
-  const index = toIndexArray(indices, 'indexAdd');
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
     throw new Error(`indexAdd: size must be a non-negative integer, got ${describeValue(size)}`);
   }
-  if (source.shape[axis] !== index.length) {
-    throw new Error(`indexAdd: source has extent ${source.shape[axis]} along dim ${axis} but ${index.length} indices were given`);
+  const held = holdIndexOperand(indices, source.device, 'indexAdd');
+  if (source.shape[axis] !== held.length) {
+    held.release();
+    throw new Error(`indexAdd: source has extent ${source.shape[axis]} along dim ${axis} but ${held.length} indices were given`);
   }
-  checkIndexRange(index, size, axis, 'indexAdd');
+  checkIndexRange(indices, held, size, axis, 'indexAdd');
   const outShape = [...source.shape];
   outShape[axis] = size;
   const [outer, , inner] = splitAround(source.shape, axis);
   const out = Tensor.empty(outShape, source.device);
-  native().indexAdd(source.storage.handle, out.storage.handle, outer, size, inner, index);
-  return recordOperation('indexAdd', out, [source], [], (grad) => [indexSelect(grad, axis, index)]);
+  native().indexAdd(source.storage.handle, out.storage.handle, outer, size, inner, held.handle);
+  return recordOperation('indexAdd', out, [source], [], (grad) => [indexSelect(grad, axis, held.tensor)], held.release);
 }

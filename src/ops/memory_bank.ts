@@ -26,11 +26,11 @@
 // from memoryLogits, softmax / logSoftmax, slice and mean (fusedOrComposite).
 import { native } from '../native/index.js';
 import { fusedOrComposite } from '../autograd/fused.js';
-import { isGradEnabled } from '../autograd/mode.js';
 import { recordOperation, type BackwardContext } from '../autograd/node.js';
 import { Tensor, formatShape } from '../tensor/tensor.js';
+import type { Storage } from '../tensor/storage.js';
 import { tensor } from '../tensor/creation.js';
-import { checkRank, checkSameDevice, checkTensor, describeValue, readOptions } from './checks.js';
+import { checkRank, checkSameDevice, checkTensor, describeValue, firstOutOfRange, holdIndices, readOptions, type HeldIndices, type IndexInput } from './checks.js';
 import { checkTemperature, checkWeights } from './contrastive_checks.js';
 import { affine, mul, neg, sub } from './elementwise.js';
 import { reshape, slice } from './layout.js';
@@ -68,8 +68,16 @@ interface BankGeometry {
   bankRows: number;
   /** 1/τ as the kernels use it. */
   scale: number;
-  /** When a node keeps this geometry, a private copy: the backward must see this call's indices even if the caller reuses its array. */
-  indices: Int32Array;
+  /** The index block (an IndexTensor's storage): every node that keeps this geometry holds a
+   *  reference to it (retainIndices), so its backward reads this call's indices whatever the
+   *  caller does with its tensor or array afterwards. */
+  indexStorage: Storage;
+}
+
+/** A reference to the geometry's index block for a graph node; returns its onRelease. */
+function retainIndices(geometry: BankGeometry): () => void {
+  geometry.indexStorage.retain();
+  return () => geometry.indexStorage.release();
 }
 
 function scaleOf(value: unknown, op: string): number {
@@ -89,22 +97,13 @@ function checkBank(bank: unknown, op: string): asserts bank is Tensor {
   }
 }
 
-/** The first position holding a value outside [0, limit), or −1. A small function of its own so V8
- *  optimises the loop once (2 M indices per call at the benchmark size). */
-function firstOutOfRange(values: Int32Array, limit: number): number {
-  const length = values.length;
-  // As unsigned, a negative value is >= 2^31 > limit: one comparison per value.
-  for (let position = 0; position < length; position += 1) if (values[position]! >>> 0 >= limit) return position;
-  return -1;
-}
-
 /**
- * Checks query, bank and indices; returns the geometry. `recorded`: a graph node will keep the
- * geometry, so it gets a private copy of the indices (the caller may reuse its array before the
- * backward); a forward that records nothing skips the copy (8 MB at the benchmark size).
+ * Checks query, bank and indices; returns the geometry and the call's hold on the indices (an
+ * IndexTensor on the query's device, or an Int32Array copied there), which the caller releases
+ * once its nodes are recorded (each node retains the block itself).
  */
 function geometryOf(query: unknown, bank: unknown, indices: unknown, temperature: unknown, op: string,
-  recorded: (query: Tensor) => boolean, allowQueries = false): BankGeometry {
+  allowQueries = false): [BankGeometry, HeldIndices] {
   checkTensor(query, op, 'query');
   if (allowQueries && query.dim === 3) {
     if (query.shape[0] === 0) throw new Error(`${op}: argument 'query' [queries, batch, dim] must hold at least one query, got shape ${formatShape(query.shape)}`);
@@ -119,55 +118,64 @@ function geometryOf(query: unknown, bank: unknown, indices: unknown, temperature
     throw new Error(`${op}: argument 'bank' ${formatShape(bank.shape)} has rows of ${bankDim} but query ${formatShape(query.shape)} has dim ${dim}`);
   }
   if (batch === 0) throw new Error(`${op}: argument 'query' must have at least one row, got shape ${formatShape(query.shape)}`);
-  if (!(indices instanceof Int32Array)) {
-    throw new TypeError(`${op}: argument 'indices' must be an Int32Array, got ${describeValue(indices)}`);
-  }
-  if (indices.length === 0 || indices.length % batch !== 0) {
-    throw new Error(`${op}: argument 'indices' has length ${indices.length}, which is not a positive multiple of the batch size ${batch}`);
-  }
   const scale = scaleOf(temperature, op);
-  const position = firstOutOfRange(indices, bankRows);
-  if (position >= 0) {
-    throw new Error(`${op}: argument 'indices' holds ${indices[position]} at position ${position}, out of range for a bank of ${bankRows} rows`);
+  const held = holdIndices(indices, query.device, op, 'indices');
+  try {
+    if (held.length === 0 || held.length % batch !== 0) {
+      throw new Error(`${op}: argument 'indices' has length ${held.length}, which is not a positive multiple of the batch size ${batch}`);
+    }
+    const position = firstOutOfRange(indices, held.values, bankRows);
+    if (position >= 0) {
+      throw new Error(`${op}: argument 'indices' holds ${held.values[position]} at position ${position}, out of range for a bank of ${bankRows} rows`);
+    }
+  } catch (error) {
+    held.release();
+    throw error;
   }
-  const kept = recorded(query) ? indices.slice() : indices;
-  return { queries, queryShape: query.shape, batch, columns: indices.length / batch, dim, bankRows, scale, indices: kept };
+  const geometry = { queries, queryShape: query.shape, batch, columns: held.length / batch, dim, bankRows, scale,
+    indexStorage: held.tensor.storage };
+  return [geometry, held];
 }
 
 // ---- the two linear ops, each the other's backward -----------------------------------------------
 
 function memoryLogitsRecorded(query: Tensor, bank: Tensor, geometry: BankGeometry): Tensor {
-  const { queries, queryShape, batch, columns, dim, bankRows, scale, indices } = geometry;
+  const { queries, queryShape, batch, columns, dim, bankRows, scale, indexStorage } = geometry;
   const out = Tensor.empty(queryShape.length === 3 ? [queries, batch, columns] : [batch, columns], query.device);
-  native().memoryLogitsForward(query.storage.handle, bank.storage.handle, indices, out.storage.handle, batch, columns, dim,
-    bankRows, scale, queries);
+  native().memoryLogitsForward(query.storage.handle, bank.storage.handle, indexStorage.handle, out.storage.handle, batch, columns,
+    dim, bankRows, scale, queries);
   return recordOperation('memoryLogits', out, [query], [bank], (grad, context) => [
     memoryLogitsTransposeRecorded(grad, context.saved[0]!, geometry),
-  ]);
+  ], retainIndices(geometry));
 }
 
 /** (1/τ) Σ_k g[u, k] · bank[idx[u, k]]: the query gradient of memoryLogits, as a recorded op. */
 function memoryLogitsTransposeRecorded(grad: Tensor, bank: Tensor, geometry: BankGeometry): Tensor {
-  const { queries, queryShape, batch, columns, dim, bankRows, scale, indices } = geometry;
+  const { queries, queryShape, batch, columns, dim, bankRows, scale, indexStorage } = geometry;
   const out = Tensor.empty(queryShape, grad.device);
-  native().memoryLogitsTranspose(grad.storage.handle, bank.storage.handle, indices, out.storage.handle, batch, columns, dim,
-    bankRows, scale, queries);
+  native().memoryLogitsTranspose(grad.storage.handle, bank.storage.handle, indexStorage.handle, out.storage.handle, batch, columns,
+    dim, bankRows, scale, queries);
   return recordOperation('memoryLogitsTranspose', out, [grad], [bank], (gradOut, context) => [
     memoryLogitsRecorded(gradOut, context.saved[0]!, geometry),
-  ]);
+  ], retainIndices(geometry));
 }
 
 /**
  * logits[u, k] = ⟨bank[indices[u·K + k]], query[u]⟩ / temperature: query [B, D], bank [M, D]
- * (must not require grad), indices Int32Array of B·K values in [0, M) → [B, K]. A query
+ * (must not require grad), indices: B·K values in [0, M) (an IndexTensor on the query's device,
+ * or an Int32Array copied there for this call) → [B, K]. A query
  * [Q, B, D] (Q embeddings of the same B items, sharing the keys) gives [Q, B, K], each slice q
  * bit-identical to memoryLogits(query[q]) and each gathered bank row read once for all Q.
  */
-export function memoryLogits(query: Tensor, bank: Tensor, indices: Int32Array, options: MemoryLogitsOptions): Tensor {
+export function memoryLogits(query: Tensor, bank: Tensor, indices: IndexInput, options: MemoryLogitsOptions): Tensor {
   const op = 'memoryLogits';
   const { temperature } = readOptions(options, ['temperature'], op);
-  const geometry = geometryOf(query, bank, indices, temperature, op, (checked) => isGradEnabled() && checked.requiresGrad, true);
-  return memoryLogitsRecorded(query, bank, geometry);
+  const [geometry, held] = geometryOf(query, bank, indices, temperature, op, true);
+  try {
+    return memoryLogitsRecorded(query, bank, geometry);
+  } finally {
+    held.release();
+  }
 }
 
 // ---- InfoNCE ------------------------------------------------------------------------------------
@@ -176,29 +184,32 @@ export function memoryLogits(query: Tensor, bank: Tensor, indices: Int32Array, o
  * Σ_u w_u · (mean over the first `positives` columns of −log softmax(logits[u, ·])) / B over the
  * memory logits (a scalar). weights [B] is optional and may require grad.
  */
-export function memoryInfoNCE(query: Tensor, bank: Tensor, indices: Int32Array, options: MemoryInfoNceOptions): Tensor {
+export function memoryInfoNCE(query: Tensor, bank: Tensor, indices: IndexInput, options: MemoryInfoNceOptions): Tensor {
   const op = 'memoryInfoNCE';
   const { positives, temperature, weights: weightOption } = readOptions(options, ['positives', 'temperature', 'weights'], op);
-  const weightsRequireGrad = weightOption instanceof Tensor && weightOption.requiresGrad;
-  const geometry = geometryOf(query, bank, indices, temperature, op,
-    (checked) => isGradEnabled() && (checked.requiresGrad || weightsRequireGrad));
-  const { batch, columns, dim, bankRows, scale } = geometry;
-  if (typeof positives !== 'number' || !Number.isInteger(positives) || positives < 1 || positives > columns) {
-    throw new Error(`${op}: positives must be an integer in [1, K = ${columns}], got ${describeValue(positives)}`);
+  const [geometry, held] = geometryOf(query, bank, indices, temperature, op);
+  try {
+    const { batch, columns, dim, bankRows, scale } = geometry;
+    if (typeof positives !== 'number' || !Number.isInteger(positives) || positives < 1 || positives > columns) {
+      throw new Error(`${op}: positives must be an integer in [1, K = ${columns}], got ${describeValue(positives)}`);
+    }
+    const weights = checkWeights(weightOption, [batch], query.device, op);
+    const loss = Tensor.empty([], query.device);
+    const logits = Tensor.empty([batch, columns], query.device);
+    const stats = Tensor.empty([batch, 2], query.device);
+    native().memoryInfoNceForward(query.storage.handle, bank.storage.handle, geometry.indexStorage.handle,
+      weights ? weights.storage.handle : null, loss.storage.handle, logits.storage.handle, stats.storage.handle, batch, columns, dim,
+      bankRows, scale, positives);
+    const inputs = weights ? [query, weights] : [query];
+    const saved = weights ? [bank, query, logits, stats, weights] : [bank, query, logits, stats];
+    const result = recordOperation(op, loss, inputs, saved, (grad, context) =>
+      memoryInfoNceBackward(grad, context, geometry, positives), retainIndices(geometry));
+    logits.dispose();
+    stats.dispose();
+    return result;
+  } finally {
+    held.release();
   }
-  const weights = checkWeights(weightOption, [batch], query.device, op);
-  const loss = Tensor.empty([], query.device);
-  const logits = Tensor.empty([batch, columns], query.device);
-  const stats = Tensor.empty([batch, 2], query.device);
-  native().memoryInfoNceForward(query.storage.handle, bank.storage.handle, geometry.indices, weights ? weights.storage.handle : null,
-    loss.storage.handle, logits.storage.handle, stats.storage.handle, batch, columns, dim, bankRows, scale, positives);
-  const inputs = weights ? [query, weights] : [query];
-  const saved = weights ? [bank, query, logits, stats, weights] : [bank, query, logits, stats];
-  const result = recordOperation(op, loss, inputs, saved, (grad, context) =>
-    memoryInfoNceBackward(grad, context, geometry, positives));
-  logits.dispose();
-  stats.dispose();
-  return result;
 }
 
 function memoryInfoNceBackward(grad: Tensor, context: BackwardContext, geometry: BankGeometry, positives: number): (Tensor | null)[] {
@@ -207,10 +218,10 @@ function memoryInfoNceBackward(grad: Tensor, context: BackwardContext, geometry:
   const needWeights = context.needsInputGrad[1] ?? false;
   const gradients = fusedOrComposite('memoryInfoNCE', context, {
     fused: () => {
-      const { batch, columns, dim, bankRows, scale, indices } = geometry;
+      const { batch, columns, dim, bankRows, scale, indexStorage } = geometry;
       const gradQuery = needQuery ? Tensor.empty([batch, dim], query.device) : null;
       const gradWeights = needWeights ? Tensor.empty([batch], query.device) : null;
-      native().memoryInfoNceBackward(bank.storage.handle, indices, logits.storage.handle, stats.storage.handle,
+      native().memoryInfoNceBackward(bank.storage.handle, indexStorage.handle, logits.storage.handle, stats.storage.handle,
         weights ? weights.storage.handle : null, grad.storage.handle, gradQuery ? gradQuery.storage.handle : null,
         gradWeights ? gradWeights.storage.handle : null, batch, columns, dim, bankRows, scale, positives);
       return [gradQuery, gradWeights];
@@ -266,13 +277,13 @@ function memoryInfoNceBackwardComposite(grad: Tensor, query: Tensor, bank: Tenso
 
 /**
  * In place, no grad: bank[rows[i]] ← normalize(momentum · bank[rows[i]] + (1 − momentum) · z[i]),
- * normalize(x) = x / ‖x‖₂ with no epsilon (as the reference). rows: unique Int32Array values in
- * [0, M), one per row of z [rows.length, D]; z may require grad (it is read detached). Bumps the
+ * normalize(x) = x / ‖x‖₂ with no epsilon (as the reference). rows: unique values in [0, M) (an
+ * IndexTensor on the bank's device, or an Int32Array), one per row of z [rows.length, D]; z may require grad (it is read detached). Bumps the
  * bank's version, so a pending backward that saved the bank raises the in-place modification
  * error. A mixed row of norm 0 (or non-finite) is an Error naming the row, and the bank is left
  * unchanged: 0/0 would write a NaN row that poisons every later logit against it.
  */
-export function memoryUpdate_(bank: Tensor, rows: Int32Array, z: Tensor, options: MemoryUpdateOptions): void {
+export function memoryUpdate_(bank: Tensor, rows: IndexInput, z: Tensor, options: MemoryUpdateOptions): void {
   const op = 'memoryUpdate_';
   const { momentum } = readOptions(options, ['momentum'], op);
   checkBank(bank, op);
@@ -287,18 +298,22 @@ export function memoryUpdate_(bank: Tensor, rows: Int32Array, z: Tensor, options
   if (typeof momentum !== 'number' || !Number.isFinite(momentum) || momentum < 0 || momentum > 1) {
     throw new Error(`${op}: momentum must be a number in [0, 1], got ${describeValue(momentum)}`);
   }
-  if (!(rows instanceof Int32Array)) throw new TypeError(`${op}: argument 'rows' must be an Int32Array, got ${describeValue(rows)}`);
-  if (rows.length !== z.shape[0]) {
-    throw new Error(`${op}: argument 'rows' has length ${rows.length} but z ${formatShape(z.shape)} has ${z.shape[0]} rows`);
-  }
-  const seen = new Uint8Array(bankRows);
-  rows.forEach((row, position) => {
-    if (row < 0 || row >= bankRows) {
-      throw new Error(`${op}: argument 'rows' holds ${row} at position ${position}, out of range for a bank of ${bankRows} rows`);
+  const held = holdIndices(rows, bank.device, op, 'rows');
+  try {
+    if (held.length !== z.shape[0]) {
+      throw new Error(`${op}: argument 'rows' has length ${held.length} but z ${formatShape(z.shape)} has ${z.shape[0]} rows`);
     }
-    if (seen[row]) throw new Error(`${op}: argument 'rows' holds ${row} more than once (again at position ${position}); rows must be unique`);
-    seen[row] = 1;
-  });
-  native().memoryUpdate(bank.storage.handle, rows, z.storage.handle, bankRows, dim, momentum);
+    const seen = new Uint8Array(bankRows);
+    held.values.forEach((row, position) => {
+      if (row < 0 || row >= bankRows) {
+        throw new Error(`${op}: argument 'rows' holds ${row} at position ${position}, out of range for a bank of ${bankRows} rows`);
+      }
+      if (seen[row]) throw new Error(`${op}: argument 'rows' holds ${row} more than once (again at position ${position}); rows must be unique`);
+      seen[row] = 1;
+    });
+    native().memoryUpdate(bank.storage.handle, held.handle, z.storage.handle, bankRows, dim, momentum);
+  } finally {
+    held.release();
+  }
   bank.storage.version += 1;
 }

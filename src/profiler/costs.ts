@@ -44,9 +44,17 @@ function arrayAt(args: readonly unknown[], index: number): readonly number[] {
   return Array.isArray(value) ? (value as number[]) : [];
 }
 
+/** How the cost models read an index storage's value count (set by the profiler, which owns the
+ *  addon; this file stays free of it). */
+let indexLengthReader: ((storage: unknown) => number) | null = null;
+export function setIndexLengthReader(reader: (storage: unknown) => number): void {
+  indexLengthReader = reader;
+}
+
 function lengthAt(args: readonly unknown[], index: number): number {
   const value = args[index];
-  return value instanceof Int32Array || value instanceof Float32Array ? value.length : 0;
+  if (value instanceof Int32Array || value instanceof Float32Array) return value.length;
+  return value !== null && typeof value === 'object' && indexLengthReader ? indexLengthReader(value) : 0;
 }
 
 function compute(label: string, flops: number): CallCost {
@@ -182,6 +190,7 @@ const models: Record<string, CostModel> = {
   download: (a) => memory('download', numberAt(a, 2)),
   fill: (a) => memory('fill', numberAt(a, 2)),
   copy: (a) => ({ label: 'copy', kind: 'memory', flops: 0, bytes: 2 * numberAt(a, 2) }),
+  allocIndices: (a) => ({ label: 'allocIndices', kind: 'memory', flops: 0, bytes: 4 * lengthAt(a, 1) }),
 };
 
 /**
@@ -191,7 +200,7 @@ const models: Record<string, CostModel> = {
  * gets a model or an explicit decision.
  */
 export const UNMODELLED_OPS: ReadonlySet<string> = new Set([
-  'alloc', 'free', 'memoryStats', 'emptyCache', 'resetMemoryPeak', 'info', 'setNumThreads', 'measureFmaPeak', 'cohortStatsFloats',
+  'alloc', 'free', 'indexValues', 'indexLength', 'memoryStats', 'emptyCache', 'resetMemoryPeak', 'info', 'setNumThreads', 'measureFmaPeak', 'cohortStatsFloats',
   'supConInfoNCEForward', 'supConInfoNCEBackward', 'contrastiveKLForward', 'contrastiveKLBackward', 'distillKLForward',
   'distillKLBackward', 'cohortContrastiveForward', 'cohortContrastiveBackward', 'memoryUpdate',
 ]);

@@ -25,7 +25,7 @@
 import { writeSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { replaceNative, unwrappedNative, type NativeAddon } from '../native/index.js';
-import { callCost, type CostKind } from './costs.js';
+import { callCost, setIndexLengthReader, type CostKind } from './costs.js';
 import { measureFmaPeak } from './peak.js';
 import { buildReport, formatReport, reportJson } from './report.js';
 
@@ -104,6 +104,9 @@ function recordKernel(name: string, args: readonly unknown[], ms: number): void 
 function timingWrapper(): NativeAddon {
   if (wrapper) return wrapper;
   const addon = unwrappedNative() as unknown as Record<string, unknown>;
+  const native = unwrappedNative();
+  // Index operands are storages: the cost models read their length through the unwrapped addon.
+  setIndexLengthReader((storage) => native.indexLength(storage as Parameters<NativeAddon['indexLength']>[0]));
   const timed: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(addon)) {
     if (typeof value !== 'function') {

@@ -30,6 +30,16 @@ export class Storage {
     return new Storage(native().alloc(device, byteLength), device, byteLength);
   }
 
+  /**
+   * An index block (IndexTensor's): a copy of `values` as int32 on `device`, read-only from here
+   * on; on 'cuda' the native side keeps a host copy too, so kernels check and plan on the host
+   * without reading device memory back.
+   */
+  static indices(device: Device, values: Int32Array): Storage {
+    const plain = values.buffer instanceof ArrayBuffer ? values : new Int32Array(values);
+    return new Storage(native().allocIndices(device, plain), device, values.byteLength);
+  }
+
   get alive(): boolean {
     return this.references > 0;
   }

@@ -15,6 +15,7 @@ import { noGrad } from '../autograd/mode.js';
 import { keep, tidy } from '../tensor/scope.js';
 import { tensor } from '../tensor/creation.js';
 import type { Device, Tensor } from '../tensor/tensor.js';
+import { IndexTensor, type IndexInput } from '../tensor/index_tensor.js';
 import type { Student } from '../models/types.js';
 import type { Method } from '../losses/method.js';
 
@@ -40,8 +41,8 @@ export function countTopK(logits: Float32Array, labels: Int32Array, classes: num
 
 /**
  * Masks that let the device count top-1 of a batch exactly like countTopK (strict >, ties at a
- * lower class index count against): built once per batch on the host from the labels (which are
- * host data), shared by every network.
+ * lower class index count against): built once per batch on the host from the labels (an
+ * IndexTensor's host copy, or host labels), shared by every network.
  */
 export interface Top1Masks {
   /** [B, C]: 1 at the label. */
@@ -55,7 +56,8 @@ export interface Top1Masks {
 }
 
 /** The masks for one batch's labels, made on `device` (the logits' device). */
-export function top1Masks(labels: Int32Array, classes: number, device: Device = 'cpu'): Top1Masks {
+export function top1Masks(labelInput: IndexInput, classes: number, device: Device = 'cpu'): Top1Masks {
+  const labels = labelInput instanceof IndexTensor ? labelInput.hostView() : labelInput;
   const rows = labels.length;
   const target = new Float32Array(rows * classes);
   const below = new Float32Array(rows * classes);

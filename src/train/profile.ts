@@ -12,6 +12,7 @@ import { tidy, keep } from '../tensor/scope.js';
 import { manualSeed, defaultGenerator } from '../tensor/random.js';
 import { randn } from '../tensor/creation.js';
 import type { Device } from '../tensor/tensor.js';
+import { IndexTensor } from '../tensor/index_tensor.js';
 import { SGD } from '../optim/sgd.js';
 import { createCohort } from '../models/registry.js';
 import { getMethod, readMethodOptions } from '../losses/registry.js';
@@ -88,7 +89,7 @@ export function profileTraining(options: ProfileTrainingOptions): ProfileReport 
   const images = randn([batchSize, shape.channels, shape.size, shape.size], { generator: defaultGenerator });
   const batch = {
     x: keep(device === 'cpu' ? images : images.to(device)),
-    y: trainLabels.slice(0, batchSize),
+    y: IndexTensor.from(trainLabels.subarray(0, batchSize), device),
     indices: Int32Array.from({ length: batchSize }, (_, index) => index),
   };
   const detachModules = options.modules === false ? () => {} : attachModuleTimers([...networks, ...(method.criterion ? [method.criterion] : [])]);
@@ -117,6 +118,7 @@ export function profileTraining(options: ProfileTrainingOptions): ProfileReport 
   } finally {
     detachModules();
     batch.x.dispose();
+    batch.y.dispose();
     if (images !== batch.x) images.dispose();
     for (const optimizer of optimizers.values()) optimizer.dispose();
     method.dispose();

@@ -29,6 +29,7 @@ import { cohortArchitectures, createCohort } from '../models/registry.js';
 import type { Student } from '../models/types.js';
 import type { Batch } from '../data/types.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { IndexTensor } from '../tensor/index_tensor.js';
 import type { LossParts } from '../losses/parts.js';
 import type { Method, MethodContext, ParameterSet } from '../losses/method.js';
 import { getMethod, readMethodOptions } from '../losses/registry.js';
@@ -473,8 +474,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       let tick = Date.now();
       let dataSeconds = 0;
       let waitStart = tick;
-      for await (const batch of data.train.epoch(epoch, position)) {
+      for await (const loaded of data.train.epoch(epoch, position)) {
         dataSeconds += (Date.now() - waitStart) / 1000;
+        // The labels go to the run's device once per batch; every op of the step reads them there.
+        const batch = { ...loaded, y: IndexTensor.from(loaded.y, config.device) };
         const context = stepContext(method, { epoch, step, batchIndex: position, batchesPerEpoch: batches, lr, classes, networks, optimizers });
         let done: { parts: LossParts; correct: Tensor[] };
         const profiled = stepsThisProcess >= profileFrom && stepsThisProcess < profileUntil;
@@ -491,6 +494,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
           done = profiled ? profileStep(body) : body();
         } finally {
           batch.x.dispose();
+          batch.y.dispose();
         }
         stepsThisProcess += 1;
         if (profiled && stepsThisProcess === profileUntil) reportProfile();

@@ -11,6 +11,7 @@ import { native } from '../../src/native/index.js';
 import { gradcheck, gradgradcheck } from '../helpers/gradcheck.js';
 import { expectClose, randomArray } from '../helpers/random.js';
 import { referenceCohort } from '../reference/contrastive_reference.ts';
+import { indexStorage } from '../helpers/indices.js';
 
 function unitRows(batch: number, dim: number): Tensor {
   const values = randomArray(batch * dim);
@@ -215,7 +216,7 @@ describe('cohortContrastive', () => {
     expect(() => F.cohortContrastive(z, labels, { pairs: [[0, 1]], ...options, weights: tensor(randomArray(4), [4]) })).toThrow(/weights.*\[1, 4\]/);
     // The native entry point checks the pair indices itself (never reads outside the embeddings).
     const storage = (floats: number) => native().alloc('cpu', floats * 4);
-    expect(() => native().cohortContrastiveForward([storage(12), storage(12)], labels, Int32Array.from([0, 9]), null, storage(4), storage(64),
+    expect(() => native().cohortContrastiveForward([storage(12), storage(12)], indexStorage(labels), Int32Array.from([0, 9]), null, storage(4), storage(64),
       storage(64), storage(native().cohortStatsFloats(2, 4, 1)), 2, 4, 3, 0.1, 3)).toThrow(/indexes outside the 2 embeddings/);
   });
 });

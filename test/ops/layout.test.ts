@@ -8,6 +8,7 @@ import { F, Tensor, grad, memory, setNumThreads, tensor, tidy } from '../../src/
 import { native } from '../../src/native/index.js';
 import { gradcheck, gradgradcheck } from '../helpers/gradcheck.js';
 import { expectClose, randomTensor } from '../helpers/random.js';
+import { indexStorage } from '../helpers/indices.js';
 import {
   type Dense,
   dense,
@@ -388,8 +389,8 @@ describe('indexSelect and indexAdd', () => {
     const x = randomTensor([4, 5]);
     expect(() => F.indexSelect(x, 0, Int32Array.from([0, 4]))).toThrow(/indexSelect: index 4 at position 1 is out of range for dim 0 of extent 4/);
     expect(() => F.indexSelect(x, 1, Int32Array.from([-1]))).toThrow(/indexSelect: index -1 at position 0 is out of range/);
-    expect(() => F.indexSelect(x, 0, new Float32Array([1]) as never)).toThrow(/indexSelect: indices must be an Int32Array/);
-    expect(() => F.indexSelect(x, 0, [0.5] as never)).toThrow(/indexSelect: indices must be an Int32Array/);
+    expect(() => F.indexSelect(x, 0, new Float32Array([1]) as never)).toThrow(/indexSelect: indices must be an IndexTensor, an Int32Array or an array of integers/);
+    expect(() => F.indexSelect(x, 0, [0.5] as never)).toThrow(/indexSelect: indices must be an IndexTensor, an Int32Array or an array of integers/);
     expect(() => F.indexSelect(x, 2, [0])).toThrow(/indexSelect: dim 2 is out of range/);
     expect(() => F.indexAdd(x, 0, [0, 1], 3)).toThrow(/indexAdd: source has extent 4 along dim 0 but 2 indices were given/);
     expect(() => F.indexAdd(x, 0, [0, 1, 2, 3], 3)).toThrow(/indexAdd: index 3 at position 3 is out of range/);
@@ -407,8 +408,8 @@ describe('native stridedCopy / indexSelect guard their memory', () => {
     expect(() => addon.stridedCopy(src.storage.handle, 0, [4, -1], dst.storage.handle, 0, [4, 1], [4, 4])).toThrow(/stridedCopy: argument 'src' has a negative stride/);
     expect(() => addon.stridedCopy(src.storage.handle, 0, [4, 1], src.storage.handle, 0, [4, 1], [4, 4])).toThrow(/different storages/);
     expect(() => addon.stridedCopy(src.storage.handle, 0, [1], dst.storage.handle, 0, [4, 1], [4, 4])).toThrow(/same rank/);
-    expect(() => addon.indexSelect(src.storage.handle, dst.storage.handle, 1, 4, 4, Int32Array.from([0, 1, 2, 3, 0]))).toThrow(/indexSelect: argument 'out' holds 16 floats but the op needs 20/);
-    expect(() => addon.indexSelect(src.storage.handle, dst.storage.handle, 1, 4, 4, Int32Array.from([7]))).toThrow(/indexSelect: index 7 at position 0 is out of range for a dimension of size 4/);
-    expect(() => addon.indexAdd(src.storage.handle, dst.storage.handle, 1, 4, 4, Int32Array.from([9, 0, 0, 0]))).toThrow(/indexAdd: index 9/);
+    expect(() => addon.indexSelect(src.storage.handle, dst.storage.handle, 1, 4, 4, indexStorage(Int32Array.from([0, 1, 2, 3, 0])))).toThrow(/indexSelect: argument 'out' holds 16 floats but the op needs 20/);
+    expect(() => addon.indexSelect(src.storage.handle, dst.storage.handle, 1, 4, 4, indexStorage(Int32Array.from([7])))).toThrow(/indexSelect: index 7 at position 0 is out of range for a dimension of size 4/);
+    expect(() => addon.indexAdd(src.storage.handle, dst.storage.handle, 1, 4, 4, indexStorage(Int32Array.from([9, 0, 0, 0])))).toThrow(/indexAdd: index 9/);
   });
 });

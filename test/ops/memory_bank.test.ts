@@ -261,7 +261,7 @@ describe('memoryUpdate_', () => {
     expect(() => F.memoryUpdate_(bank, Int32Array.of(1, 5, 10), z, { momentum: 0.5 })).toThrow(/'rows' holds 10 at position 2, out of range/);
     expect(() => F.memoryUpdate_(bank, Int32Array.of(1, 5, -1), z, { momentum: 0.5 })).toThrow(/'rows' holds -1/);
     expect(() => F.memoryUpdate_(bank, Int32Array.of(1, 5), z, { momentum: 0.5 })).toThrow(/'rows' has length 2 but z \[3, 4\] has 3 rows/);
-    expect(() => F.memoryUpdate_(bank, [1, 2, 3] as unknown as Int32Array, z, { momentum: 0.5 })).toThrow(/'rows' must be an Int32Array/);
+    expect(() => F.memoryUpdate_(bank, [1, 2, 3] as unknown as Int32Array, z, { momentum: 0.5 })).toThrow(/'rows' must be an IndexTensor or an Int32Array/);
     for (const momentum of [-0.1, 1.5, Number.NaN]) {
       expect(() => F.memoryUpdate_(bank, Int32Array.of(1, 2, 3), z, { momentum })).toThrow(/momentum must be a number in \[0, 1\]/);
     }
@@ -319,7 +319,7 @@ describe('memory bank determinism and errors', () => {
     expect(() => F.memoryLogits(randomTensor([2, 4, 7]), bank, indices, options)).toThrow(/'bank' \[20, 8\] has rows of 8 but query \[2, 4, 7\] has dim 7/);
     expect(() => F.memoryLogits(query, randomTensor([20]), indices, options)).toThrow(/'bank' must be 2-D/);
     expect(() => F.memoryLogits(query, randomTensor([20, 7]), indices, options)).toThrow(/'bank' \[20, 7\] has rows of 7 but query \[4, 8\] has dim 8/);
-    expect(() => F.memoryLogits(query, bank, [1, 2, 3, 4] as unknown as Int32Array, options)).toThrow(/'indices' must be an Int32Array/);
+    expect(() => F.memoryLogits(query, bank, [1, 2, 3, 4] as unknown as Int32Array, options)).toThrow(/'indices' must be an IndexTensor or an Int32Array/);
     expect(() => F.memoryLogits(query, bank, randomIndices(10, 20), options)).toThrow(/'indices' has length 10, which is not a positive multiple of the batch size 4/);
     expect(() => F.memoryLogits(query, bank, new Int32Array(0), options)).toThrow(/'indices' has length 0/);
     const bad = indices.slice();

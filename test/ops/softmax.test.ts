@@ -190,7 +190,7 @@ describe('softmax determinism and errors', () => {
           addon.softmaxBackward(y, g, dx, outer, dim, inner, log); read(dx, n);
         }
       }
-      const logits = store(random(130 * 257, 20)), labels = Int32Array.from({ length: 130 }, (_, i) => (i * 31) % 257);
+      const logits = store(random(130 * 257, 20)), labels = addon.allocIndices('cpu', Int32Array.from({ length: 130 }, (_, i) => (i * 31) % 257));
       const out = store(new Float32Array(130)), stats = store(new Float32Array(260)), dl = store(new Float32Array(130 * 257));
       for (const reduction of [0, 1, 2]) { addon.crossEntropyForward(logits, labels, out, stats, 130, 257, reduction); read(out, reduction === 0 ? 130 : 1); read(stats, 260); }
       addon.crossEntropyBackward(logits, labels, stats, store(random(130, 1)), dl, 130, 257, 1, true); read(dl, 130 * 257);

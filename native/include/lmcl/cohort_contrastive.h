@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "lmcl/index_array.h"
 #include "lmcl/status.h"
 
 namespace lmcl {
@@ -22,7 +23,7 @@ namespace cpu {
 // use (InfoNCE at 1/τ with the diagonal 0; KL at 1/(τ·T)), kept for the backward (other blocks are
 // not written); stats: cohort_stats_floats(...) floats.
 Status cohort_contrastive_forward(int64_t count, int64_t batch, int64_t dim, const float* const* embeddings,
-                                  const int32_t* labels, int64_t pair_count, const int32_t* pairs,
+                                  IndexArray labels, int64_t pair_count, const int32_t* pairs,
                                   const float* weights, float temperature, float kl_temperature, float* out,
                                   float* softmax, float* probabilities, float* stats);
 
@@ -37,7 +38,7 @@ namespace cpu {
 // (count pointers to [batch, dim], each nullptr when not needed; embeddings in no pair get 0) and
 // the weights ([pair_count, batch], or nullptr). Reads the forward's softmax, probabilities and stats.
 Status cohort_contrastive_backward(int64_t count, int64_t batch, int64_t dim, const float* const* embeddings,
-                                   const int32_t* labels, int64_t pair_count, const int32_t* pairs,
+                                   IndexArray labels, int64_t pair_count, const int32_t* pairs,
                                    const float* weights, float temperature, float kl_temperature,
                                    const float* softmax, const float* probabilities, const float* stats,
                                    const float* grad_output, float* const* grad_embeddings, float* grad_weights);

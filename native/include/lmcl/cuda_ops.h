@@ -4,10 +4,11 @@
 // namespace lmcl (the op family headers below). Device memory itself: lmcl/cuda_memory.h.
 //
 // Which pointers are device pointers: every float* / int32_t* that the binding read from a tensor
-// storage (native/binding/args.h floats(); max-pool argmax indices included). NOT yet: the int32
-// arrays that bindings take as JavaScript Int32Arrays (class labels, cohort pairs, indexSelect /
-// indexAdd indices, memory-bank indices and rows) are HOST pointers for both devices today; a CUDA
-// kernel must copy them to the device itself until they become int32 device tensors.
+// storage (native/binding/args.h floats(); max-pool argmax indices included). Index operands
+// (class labels, indexSelect / indexAdd indices, memory-bank indices and rows) are IndexArrays
+// (lmcl/index_array.h): .device is device memory, .host the host copy the index tensor keeps, for
+// checks and launch plans. Still HOST-only: the cohort kernels' `pairs` (a per-call constant
+// the binding takes as an Int32Array; the kernel stages it with its plan).
 #pragma once
 
 #include <cstdint>

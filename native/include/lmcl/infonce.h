@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "lmcl/index_array.h"
 #include "lmcl/status.h"
 
 namespace lmcl {
@@ -19,14 +20,14 @@ namespace cpu {
 // batch] to receive the rows softmax_{k≠u}(L_u) − [k∈P_u]/|P_u| (zero rows without positives) that
 // let the backward skip recomputing the similarities.
 Status supcon_infonce_forward(int64_t batch, int64_t dim, const float* anchor, const float* contrast,
-                              const int32_t* labels, const float* weights, float temperature, float* loss,
+                              IndexArray labels, const float* weights, float temperature, float* loss,
                               float* row_stats, float* direction);
 
 // Gradients of g·loss (g = grad_output[0]) from the forward's row_stats (and its direction rows
 // when it wrote them; nullptr: recompute); each output may be nullptr (not needed).
 // grad_anchor, grad_contrast: [batch, dim]; grad_weights: [batch].
 Status supcon_infonce_backward(int64_t batch, int64_t dim, const float* anchor, const float* contrast,
-                               const int32_t* labels, const float* weights, float temperature,
+                               IndexArray labels, const float* weights, float temperature,
                                const float* row_stats, const float* direction, const float* grad_output,
                                float* grad_anchor, float* grad_contrast, float* grad_weights);
 

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "lmcl/index_array.h"
 #include "lmcl/status.h"
 
 namespace lmcl {
@@ -24,13 +25,13 @@ Status strided_copy(int rank, const int64_t* shape, const float* src, const int6
 
 // x viewed as [outer, n, inner], out as [outer, k, inner]:
 //   out[o, j, :] = x[o, indices[j], :]           (0 <= indices[j] < n, checked)
-Status index_select(int64_t outer, int64_t n, int64_t inner, const float* x, int64_t k, const int32_t* indices,
+Status index_select(int64_t outer, int64_t n, int64_t inner, const float* x, int64_t k, IndexArray indices,
                     float* out);
 
 // grad viewed as [outer, k, inner], out as [outer, n, inner] (overwritten):
 //   out[o, r, :] = Σ_{j : indices[j] = r, in increasing j} grad[o, j, :]   (0 where no j hits r)
 // Deterministic: each output row sums its contributions in index order, whatever the threads.
-Status index_add(int64_t outer, int64_t n, int64_t inner, const float* grad, int64_t k, const int32_t* indices,
+Status index_add(int64_t outer, int64_t n, int64_t inner, const float* grad, int64_t k, IndexArray indices,
                  float* out);
 
 }  // namespace cpu

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 
+#include "lmcl/index_array.h"
 #include "lmcl/status.h"
 
 namespace lmcl {
@@ -22,20 +23,20 @@ namespace cpu {
 // same batch items share its key rows, and each gathered row is read once for all of them; every
 // logit has the bits of a queries = 1 call on its own query.
 Status memory_logits_forward(int64_t queries, int64_t batch, int64_t columns, int64_t dim, int64_t bank_rows,
-                             const float* query, const float* bank, const int32_t* indices, float scale, float* logits);
+                             const float* query, const float* bank, IndexArray indices, float scale, float* logits);
 
 // The transpose (the query gradient of memory_logits_forward):
 //   out[q, u] = scale · Σ_k grad[q, u, k] · bank[indices[u·K + k]]     (grad [queries, batch, columns],
 //   out [queries, batch, dim]; again each out[q, u] has the bits of a queries = 1 call)
 Status memory_logits_transpose(int64_t queries, int64_t batch, int64_t columns, int64_t dim, int64_t bank_rows,
-                               const float* grad, const float* bank, const int32_t* indices, float scale, float* out);
+                               const float* grad, const float* bank, IndexArray indices, float scale, float* out);
 
 // Fused InfoNCE over memory logits, with P = positives (1 <= P <= K) and weights w (null: w ≡ 1):
 //   logits[u, k] as memory_logits_forward                         ([batch, columns], kept for backward)
 //   stats[u] = (lse_u = log Σ_k exp(logits[u, k]),  term_u = −(1/P) Σ_{k<P} (logits[u, k] − lse_u))
 //   loss = (1/B) Σ_u w_u · term_u                                 (1 float)
 Status memory_info_nce_forward(int64_t batch, int64_t columns, int64_t dim, int64_t bank_rows, int64_t positives,
-                               const float* query, const float* bank, const int32_t* indices, const float* weights,
+                               const float* query, const float* bank, IndexArray indices, const float* weights,
                                float scale, float* loss, float* logits, float* stats);
 
 // Its backward for the scalar upstream gradient g (*grad), from the forward's logits and stats:
@@ -43,7 +44,7 @@ Status memory_info_nce_forward(int64_t batch, int64_t columns, int64_t dim, int6
 //   grad_query[u]  = scale · Σ_k c[u, k] · bank[indices[u·K + k]]          (skipped when null)
 //   grad_weights[u] = term_u / B · g                                         (skipped when null)
 Status memory_info_nce_backward(int64_t batch, int64_t columns, int64_t dim, int64_t bank_rows, int64_t positives,
-                                const float* bank, const int32_t* indices, const float* logits, const float* stats,
+                                const float* bank, IndexArray indices, const float* logits, const float* stats,
                                 const float* weights, const float* grad, float scale, float* grad_query,
                                 float* grad_weights);
 
@@ -51,7 +52,7 @@ Status memory_info_nce_backward(int64_t batch, int64_t columns, int64_t dim, int
 // normalize(x) = x / ‖x‖₂ with no epsilon (the mix and the norm in double precision). Rows must be
 // in [0, bank_rows) and unique, momentum in [0, 1]; a mixed row whose norm is 0 or not finite is an
 // error naming it. Everything is checked before the first write: on error the bank is unchanged.
-Status memory_update(int64_t bank_rows, int64_t dim, int64_t count, float* bank, const int32_t* rows, const float* z,
+Status memory_update(int64_t bank_rows, int64_t dim, int64_t count, float* bank, IndexArray rows, const float* z,
                      double momentum);
 
 }  // namespace cpu

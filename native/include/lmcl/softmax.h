@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "lmcl/index_array.h"
 #include "lmcl/status.h"
 
 namespace lmcl {
@@ -33,12 +34,12 @@ namespace cpu {
 //   loss[i]  = ls_i − (x[i, label_i] − m_i)                         (= logsumexp − x[i, label_i])
 //   out      = loss (kNone: batch floats) | Σ_i loss[i] (kSum: 1 float) | Σ_i loss[i] / batch (kMean)
 // Labels are validated before any work ("label 105 at index 3 is out of range for 100 classes").
-Status cross_entropy_forward(int64_t batch, int64_t classes, const float* logits, const int32_t* labels,
+Status cross_entropy_forward(int64_t batch, int64_t classes, const float* logits, IndexArray labels,
                              CrossEntropyReduction reduction, float* out, float* stats);
 
 // dx[i, j] = (exp(x_ij − m_i − ls_i) − [j == label_i]) · scale · grad[grad_per_row ? i : 0], from the
 // forward's stats. Overwrites dx.
-Status cross_entropy_backward(int64_t batch, int64_t classes, const float* logits, const int32_t* labels,
+Status cross_entropy_backward(int64_t batch, int64_t classes, const float* logits, IndexArray labels,
                               const float* stats, const float* grad, bool grad_per_row, float scale, float* dx);
 
 }  // namespace cpu

@@ -290,9 +290,10 @@ Status stack_embeddings(int64_t count, int64_t batch, int64_t dim, const float* 
 }
 
 Status cohort_contrastive_forward(int64_t count, int64_t batch, int64_t dim, const float* const* embeddings,
-                                  const int32_t* labels, int64_t pair_count, const int32_t* pairs,
+                                  IndexArray labels_array, int64_t pair_count, const int32_t* pairs,
                                   const float* weights, float temperature, float kl_temperature, float* out,
                                   float* softmax, float* probabilities, float* stats) {
+  const int32_t* labels = labels_array.host;
   LMCL_RETURN_IF_ERROR(check_arguments(count, batch, dim, pair_count, temperature, kl_temperature));
   CohortPlan plan;
   LMCL_RETURN_IF_ERROR(make_plan(count, pair_count, pairs, &plan));
@@ -340,11 +341,12 @@ Status cohort_contrastive_forward(int64_t count, int64_t batch, int64_t dim, con
 }
 
 Status cohort_contrastive_backward(int64_t count, int64_t batch, int64_t dim, const float* const* embeddings,
-                                   const int32_t* labels, int64_t pair_count, const int32_t* pairs,
+                                   IndexArray labels_array, int64_t pair_count, const int32_t* pairs,
                                    const float* weights, float temperature, float kl_temperature,
                                    const float* softmax, const float* probabilities, const float* stats,
                                    const float* grad_output,
                                    float* const* grad_embeddings, float* grad_weights) {
+  const int32_t* labels = labels_array.host;
   LMCL_RETURN_IF_ERROR(check_arguments(count, batch, dim, pair_count, temperature, kl_temperature));
   CohortPlan plan;
   LMCL_RETURN_IF_ERROR(make_plan(count, pair_count, pairs, &plan));

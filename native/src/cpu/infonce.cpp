@@ -108,8 +108,9 @@ Status check_arguments(int64_t batch, int64_t dim, float temperature) {
 }  // namespace
 
 Status supcon_infonce_forward(int64_t batch, int64_t dim, const float* anchor, const float* contrast,
-                              const int32_t* labels, const float* weights, float temperature, float* loss,
+                              IndexArray labels_array, const float* weights, float temperature, float* loss,
                               float* row_stats, float* direction) {
+  const int32_t* labels = labels_array.host;
   LMCL_RETURN_IF_ERROR(check_arguments(batch, dim, temperature));
   std::vector<int32_t> positives(static_cast<size_t>(batch));
   const int64_t rows_with_positives = count_positives(batch, labels, positives.data());
@@ -133,9 +134,10 @@ Status supcon_infonce_forward(int64_t batch, int64_t dim, const float* anchor, c
 }
 
 Status supcon_infonce_backward(int64_t batch, int64_t dim, const float* anchor, const float* contrast,
-                               const int32_t* labels, const float* weights, float temperature,
+                               IndexArray labels_array, const float* weights, float temperature,
                                const float* row_stats, const float* direction, const float* grad_output,
                                float* grad_anchor, float* grad_contrast, float* grad_weights) {
+  const int32_t* labels = labels_array.host;
   LMCL_RETURN_IF_ERROR(check_arguments(batch, dim, temperature));
   std::vector<int32_t> positives(static_cast<size_t>(batch));
   const int64_t rows_with_positives = count_positives(batch, labels, positives.data());

@@ -297,8 +297,9 @@ Status strided_copy(int rank, const int64_t* shape, const float* src, const int6
   return Status::ok();
 }
 
-Status index_select(int64_t outer, int64_t n, int64_t inner, const float* x, int64_t k, const int32_t* indices,
+Status index_select(int64_t outer, int64_t n, int64_t inner, const float* x, int64_t k, IndexArray indices_array,
                     float* out) {
+  const int32_t* indices = indices_array.host;
   LMCL_CHECK_ARG(outer >= 0 && n >= 0 && inner >= 0 && k >= 0, "negative extent");
   LMCL_RETURN_IF_ERROR(check_indices(n, k, indices));
   const int64_t rows = outer * k;
@@ -316,8 +317,9 @@ Status index_select(int64_t outer, int64_t n, int64_t inner, const float* x, int
   return Status::ok();
 }
 
-Status index_add(int64_t outer, int64_t n, int64_t inner, const float* grad, int64_t k, const int32_t* indices,
+Status index_add(int64_t outer, int64_t n, int64_t inner, const float* grad, int64_t k, IndexArray indices_array,
                  float* out) {
+  const int32_t* indices = indices_array.host;
   LMCL_CHECK_ARG(outer >= 0 && n >= 0 && inner >= 0 && k >= 0, "negative extent");
   LMCL_RETURN_IF_ERROR(check_indices(n, k, indices));
   const int64_t rows = outer * n;

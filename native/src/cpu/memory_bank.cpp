@@ -285,7 +285,8 @@ Status check_queries(int64_t queries) {
 }  // namespace
 
 Status memory_logits_forward(int64_t queries, int64_t batch, int64_t columns, int64_t dim, int64_t bank_rows,
-                             const float* query, const float* bank, const int32_t* indices, float scale, float* logits) {
+                             const float* query, const float* bank, IndexArray indices_array, float scale, float* logits) {
+  const int32_t* indices = indices_array.host;
   LMCL_RETURN_IF_ERROR(check_queries(queries));
   LMCL_RETURN_IF_ERROR(check_geometry(batch, columns, dim, bank_rows));
   LMCL_RETURN_IF_ERROR(check_scale(scale));
@@ -298,7 +299,8 @@ Status memory_logits_forward(int64_t queries, int64_t batch, int64_t columns, in
 }
 
 Status memory_logits_transpose(int64_t queries, int64_t batch, int64_t columns, int64_t dim, int64_t bank_rows,
-                               const float* grad, const float* bank, const int32_t* indices, float scale, float* out) {
+                               const float* grad, const float* bank, IndexArray indices_array, float scale, float* out) {
+  const int32_t* indices = indices_array.host;
   LMCL_RETURN_IF_ERROR(check_queries(queries));
   LMCL_RETURN_IF_ERROR(check_geometry(batch, columns, dim, bank_rows));
   LMCL_RETURN_IF_ERROR(check_scale(scale));
@@ -311,8 +313,9 @@ Status memory_logits_transpose(int64_t queries, int64_t batch, int64_t columns, 
 }
 
 Status memory_info_nce_forward(int64_t batch, int64_t columns, int64_t dim, int64_t bank_rows, int64_t positives,
-                               const float* query, const float* bank, const int32_t* indices, const float* weights,
+                               const float* query, const float* bank, IndexArray indices_array, const float* weights,
                                float scale, float* loss, float* logits, float* stats) {
+  const int32_t* indices = indices_array.host;
   LMCL_RETURN_IF_ERROR(check_geometry(batch, columns, dim, bank_rows));
   LMCL_RETURN_IF_ERROR(check_scale(scale));
   LMCL_CHECK_ARG(positives >= 1 && positives <= columns,
@@ -331,9 +334,10 @@ Status memory_info_nce_forward(int64_t batch, int64_t columns, int64_t dim, int6
 }
 
 Status memory_info_nce_backward(int64_t batch, int64_t columns, int64_t dim, int64_t bank_rows, int64_t positives,
-                                const float* bank, const int32_t* indices, const float* logits, const float* stats,
+                                const float* bank, IndexArray indices_array, const float* logits, const float* stats,
                                 const float* weights, const float* grad, float scale, float* grad_query,
                                 float* grad_weights) {
+  const int32_t* indices = indices_array.host;
   LMCL_RETURN_IF_ERROR(check_geometry(batch, columns, dim, bank_rows));
   LMCL_RETURN_IF_ERROR(check_scale(scale));
   LMCL_CHECK_ARG(positives >= 1 && positives <= columns,
@@ -356,8 +360,9 @@ Status memory_info_nce_backward(int64_t batch, int64_t columns, int64_t dim, int
   return Status::ok();
 }
 
-Status memory_update(int64_t bank_rows, int64_t dim, int64_t count, float* bank, const int32_t* rows, const float* z,
+Status memory_update(int64_t bank_rows, int64_t dim, int64_t count, float* bank, IndexArray rows_array, const float* z,
                      double momentum) {
+  const int32_t* rows = rows_array.host;
   LMCL_CHECK_ARG(bank_rows >= 0 && dim >= 0 && count >= 0,
                  "negative extent in [bankRows, dim, count] = " + describe_shape({bank_rows, dim, count}));
   LMCL_CHECK_ARG(momentum >= 0.0 && momentum <= 1.0, "momentum must be in [0, 1], got " + std::to_string(momentum));

@@ -267,8 +267,9 @@ Status softmax_backward(bool log, int64_t outer, int64_t dim, int64_t inner, con
   return Status::ok();
 }
 
-Status cross_entropy_forward(int64_t batch, int64_t classes, const float* logits, const int32_t* labels,
+Status cross_entropy_forward(int64_t batch, int64_t classes, const float* logits, IndexArray labels_array,
                              CrossEntropyReduction reduction, float* out, float* stats) {
+  const int32_t* labels = labels_array.host;
   LMCL_CHECK_ARG(batch >= 0 && classes >= 0, "negative extent in logits shape " + describe_shape({batch, classes}));
   LMCL_CHECK_ARG(reduction == CrossEntropyReduction::kNone || reduction == CrossEntropyReduction::kSum ||
                      reduction == CrossEntropyReduction::kMean,
@@ -289,8 +290,9 @@ Status cross_entropy_forward(int64_t batch, int64_t classes, const float* logits
   return Status::ok();
 }
 
-Status cross_entropy_backward(int64_t batch, int64_t classes, const float* logits, const int32_t* labels,
+Status cross_entropy_backward(int64_t batch, int64_t classes, const float* logits, IndexArray labels_array,
                               const float* stats, const float* grad, bool grad_per_row, float scale, float* dx) {
+  const int32_t* labels = labels_array.host;
   LMCL_CHECK_ARG(batch >= 0 && classes >= 0, "negative extent in logits shape " + describe_shape({batch, classes}));
   LMCL_RETURN_IF_ERROR(check_labels(batch, classes, labels));
   if (batch == 0) return Status::ok();

@@ -11,9 +11,10 @@
 // the all-column row KL at 1/(τ·T) (contrastive_kl.h).
 // Layouts, as the CPU (the forward's outputs are the backward's inputs, so they must match bit for
 // bit in meaning): embeddings and their gradients are HOST arrays of `count` device pointers to
-// [B, D] (uploaded here as pointer tables); labels int32 [B] and pairs int32 [P, 2] are HOST
-// arrays (JavaScript Int32Arrays in the binding), validated on the host and staged with
-// DeviceScratch together with the plan derived from them; weights and ∂weights [P, B] (weights may
+// [B, D] (uploaded here as pointer tables); labels int32 [B] are an IndexArray (the kernels read
+// its device side; the plan's |P_u| come from its host side); pairs int32 [P, 2] are a HOST array
+// (a JavaScript Int32Array in the binding), validated on the host and staged with DeviceScratch
+// together with the plan derived from them; weights and ∂weights [P, B] (weights may
 // be null); out and grad_output [P, 4] on the device; softmax and probabilities [E·B, E·B] (only the
 // blocks the pairs use are written); stats = per ordered block x = i·E + j the rows lse_off, term,
 // lse_all ([3, E², B]), then per distinct KL term k its KL row.
@@ -301,7 +302,7 @@ Status check_arguments(int64_t count, int64_t batch, int64_t dim, int64_t pair_c
 // The CPU's make_plan, flattened into one int32 table (offsets below) for the device.
 struct HostPlan {
   std::vector<int32_t> table;
-  int64_t needed, ordered, kl_terms, pair_blocks, pair_kl, term_offsets, term_list, labels, positives;
+  int64_t needed, ordered, kl_terms, pair_blocks, pair_kl, term_offsets, term_list, positives;
   int64_t ordered_count = 0, term_count = 0, rows_with_positives = 0;
 };
 
@@ -366,8 +367,6 @@ Status make_plan(int64_t count, int64_t batch, int64_t pair_count, const int32_t
   for (int64_t x = 0; x < count * count; ++x)
     for (int64_t k = 0; k < term_count; ++k)
       if (terms[2 * k] == x) t.push_back(static_cast<int32_t>(k));
-  plan->labels = static_cast<int64_t>(t.size());
-  t.insert(t.end(), labels, labels + batch);
   plan->positives = static_cast<int64_t>(t.size());
   std::unordered_map<int32_t, int32_t> per_label;
   for (int64_t u = 0; u < batch; ++u) per_label[labels[u]] += 1;
@@ -383,8 +382,8 @@ Status make_plan(int64_t count, int64_t batch, int64_t pair_count, const int32_t
 }
 
 // The device view over a staged table and pointer list.
-Plan device_plan(const HostPlan& host, const int32_t* table, const float* const* embeddings, int64_t count,
-                 int64_t batch, int64_t dim, float temperature, float kl_temperature, float* stats) {
+Plan device_plan(const HostPlan& host, const int32_t* table, const int32_t* labels, const float* const* embeddings,
+                 int64_t count, int64_t batch, int64_t dim, float temperature, float kl_temperature, float* stats) {
   Plan plan;
   plan.count = count;
   plan.batch = batch;
@@ -399,7 +398,7 @@ Plan device_plan(const HostPlan& host, const int32_t* table, const float* const*
   plan.pair_kl = table + host.pair_kl;
   plan.term_offsets = table + host.term_offsets;
   plan.term_list = table + host.term_list;
-  plan.labels = table + host.labels;
+  plan.labels = labels;
   plan.positives = table + host.positives;
   plan.embeddings = embeddings;
   plan.stats = stats;
@@ -418,12 +417,12 @@ Status stage(const HostPlan& host, const void* pointers, size_t pointer_bytes, d
 }  // namespace
 
 Status cohort_contrastive_forward(int64_t count, int64_t batch, int64_t dim, const float* const* embeddings,
-                                  const int32_t* labels, int64_t pair_count, const int32_t* pairs,
+                                  IndexArray labels, int64_t pair_count, const int32_t* pairs,
                                   const float* weights, float temperature, float kl_temperature, float* out,
                                   float* softmax, float* probabilities, float* stats) {
   LMCL_RETURN_IF_ERROR(check_arguments(count, batch, dim, pair_count, temperature, kl_temperature));
   HostPlan host;
-  LMCL_RETURN_IF_ERROR(make_plan(count, batch, pair_count, pairs, labels, &host));
+  LMCL_RETURN_IF_ERROR(make_plan(count, batch, pair_count, pairs, labels.host, &host));
   if (batch == 0 || pair_count == 0) return pair_count > 0 ? fill(out, 0.0f, 4 * pair_count) : Status::ok();
   const int64_t width = count * batch;
   detail::DeviceScratch table(sizeof(int32_t) * host.table.size());
@@ -431,8 +430,9 @@ Status cohort_contrastive_forward(int64_t count, int64_t batch, int64_t dim, con
   LMCL_RETURN_IF_ERROR(stage(host, embeddings, sizeof(const float*) * static_cast<size_t>(count), table, pointer_table));
   detail::DeviceScratch similarity(sizeof(float) * static_cast<size_t>(width * width));
   if (!similarity.ok()) return similarity.status();
-  const Plan plan = device_plan(host, table.ints(), static_cast<const float* const*>(pointer_table.data()), count,
-                                batch, dim, temperature, kl_temperature, stats);
+  const Plan plan = device_plan(host, table.ints(), labels.device,
+                                static_cast<const float* const*>(pointer_table.data()), count, batch, dim, temperature,
+                                kl_temperature, stats);
   cohort_row_stats<<<static_cast<unsigned int>(host.ordered_count * batch), detail::kThreads>>>(
       plan, similarity.floats(), softmax, probabilities);
   LMCL_RETURN_IF_ERROR(detail::launch_status("cohortContrastive (rows)"));
@@ -447,13 +447,13 @@ Status cohort_contrastive_forward(int64_t count, int64_t batch, int64_t dim, con
 }
 
 Status cohort_contrastive_backward(int64_t count, int64_t batch, int64_t dim, const float* const* embeddings,
-                                   const int32_t* labels, int64_t pair_count, const int32_t* pairs,
+                                   IndexArray labels, int64_t pair_count, const int32_t* pairs,
                                    const float* weights, float temperature, float kl_temperature,
                                    const float* softmax, const float* probabilities, const float* stats,
                                    const float* grad_output, float* const* grad_embeddings, float* grad_weights) {
   LMCL_RETURN_IF_ERROR(check_arguments(count, batch, dim, pair_count, temperature, kl_temperature));
   HostPlan host;
-  LMCL_RETURN_IF_ERROR(make_plan(count, batch, pair_count, pairs, labels, &host));
+  LMCL_RETURN_IF_ERROR(make_plan(count, batch, pair_count, pairs, labels.host, &host));
   const int64_t width = count * batch;
   const float info_divisor = host.rows_with_positives > 0 ? static_cast<float>(host.rows_with_positives) : 1.0f;
   const float kl_factor = kl_temperature * kl_temperature / static_cast<float>(batch > 0 ? batch : 1);
@@ -469,8 +469,9 @@ Status cohort_contrastive_backward(int64_t count, int64_t batch, int64_t dim, co
     pointers[count + e] = grad_embeddings[e];
   }
   LMCL_RETURN_IF_ERROR(stage(host, pointers.data(), sizeof(void*) * pointers.size(), table, pointer_table));
-  const Plan plan = device_plan(host, table.ints(), static_cast<const float* const*>(pointer_table.data()), count,
-                                batch, dim, temperature, kl_temperature, const_cast<float*>(stats));
+  const Plan plan = device_plan(host, table.ints(), labels.device,
+                                static_cast<const float* const*>(pointer_table.data()), count, batch, dim, temperature,
+                                kl_temperature, const_cast<float*>(stats));
   float* const* device_grads = static_cast<float* const*>(pointer_table.data()) + count;
   if (grad_weights && pair_count * batch > 0) {
     cohort_grad_weights<<<detail::blocks_for(pair_count * batch), detail::kThreads>>>(plan, pair_count, grad_output,

@@ -7,9 +7,9 @@
 //   loss = Σ_{u: P_u≠∅} w_u·term_u / R,  R = #{u : P_u ≠ ∅}
 //   G_uk = (g/R)·(w_u/τ)·(softmax_{k≠u}(L_u)_k − [k∈P_u]/|P_u|)  (0 on the diagonal, 0 without positives)
 //   ∂anchor = G·contrast,  ∂contrast = Gᵀ·anchor,  ∂w_u = (g/R)·term_u
-// Layouts: anchor, contrast [B, D] row-major; labels int32 [B] (a HOST array: the binding passes a
-// JavaScript Int32Array, so it is staged here with DeviceScratch, with the per-row positive counts
-// computed on the host as the CPU does); weights [B] or null; row_stats [B, 2] = (lse_u, term_u) as
+// Layouts: anchor, contrast [B, D] row-major; labels int32 [B] (an IndexArray: the kernels read its
+// device side; the per-row positive counts |P_u| are computed from its host side as the CPU does
+// and staged with DeviceScratch, B ints per call); weights [B] or null; row_stats [B, 2] = (lse_u, term_u) as
 // on the CPU; direction [B, B] optional; loss and grad_output are 1-float device arrays.
 //
 // Launch geometry:
@@ -226,45 +226,42 @@ int64_t count_positives(int64_t batch, const int32_t* labels, std::vector<int32_
   return rows;
 }
 
-// labels and |P_u| staged on the device: [labels (B) | positives (B)].
-Status stage_labels(int64_t batch, const int32_t* labels, const std::vector<int32_t>& positives,
-                    detail::DeviceScratch& staged) {
-  const size_t bytes = sizeof(int32_t) * static_cast<size_t>(batch);
+// |P_u| staged on the device (B ints).
+Status stage_positives(const std::vector<int32_t>& positives, detail::DeviceScratch& staged) {
   if (!staged.ok()) return staged.status();
-  LMCL_RETURN_IF_ERROR(staged.upload(labels, bytes));
-  return copy_host_to_device(staged.ints() + batch, positives.data(), bytes);
+  return staged.upload(positives.data(), sizeof(int32_t) * positives.size());
 }
 
 }  // namespace
 
 Status supcon_infonce_forward(int64_t batch, int64_t dim, const float* anchor, const float* contrast,
-                              const int32_t* labels, const float* weights, float temperature, float* loss,
+                              IndexArray labels, const float* weights, float temperature, float* loss,
                               float* row_stats, float* direction) {
   LMCL_RETURN_IF_ERROR(check_arguments(batch, dim, temperature));
   if (batch == 0) return fill(loss, 0.0f, 1);
   std::vector<int32_t> positives;
-  const int64_t rows_with_positives = count_positives(batch, labels, positives);
-  detail::DeviceScratch staged(2 * sizeof(int32_t) * static_cast<size_t>(batch));
-  LMCL_RETURN_IF_ERROR(stage_labels(batch, labels, positives, staged));
+  const int64_t rows_with_positives = count_positives(batch, labels.host, positives);
+  detail::DeviceScratch staged(sizeof(int32_t) * static_cast<size_t>(batch));
+  LMCL_RETURN_IF_ERROR(stage_positives(positives, staged));
   infonce_forward_rows<<<static_cast<unsigned int>(batch), detail::kThreads>>>(
-      batch, dim, anchor, contrast, staged.ints(), staged.ints() + batch, 1.0f / temperature, row_stats, direction);
+      batch, dim, anchor, contrast, labels.device, staged.ints(), 1.0f / temperature, row_stats, direction);
   LMCL_RETURN_IF_ERROR(detail::launch_status("supConInfoNCE"));
-  infonce_loss<<<1, detail::kThreads>>>(batch, weights, staged.ints() + batch, row_stats, rows_with_positives, loss);
+  infonce_loss<<<1, detail::kThreads>>>(batch, weights, staged.ints(), row_stats, rows_with_positives, loss);
   return detail::launch_status("supConInfoNCE (loss)");
 }
 
 Status supcon_infonce_backward(int64_t batch, int64_t dim, const float* anchor, const float* contrast,
-                               const int32_t* labels, const float* weights, float temperature,
+                               IndexArray labels, const float* weights, float temperature,
                                const float* row_stats, const float* direction, const float* grad_output,
                                float* grad_anchor, float* grad_contrast, float* grad_weights) {
   LMCL_RETURN_IF_ERROR(check_arguments(batch, dim, temperature));
   if (batch == 0) return Status::ok();
   std::vector<int32_t> positives;
-  const int64_t rows_with_positives = count_positives(batch, labels, positives);
-  detail::DeviceScratch staged(2 * sizeof(int32_t) * static_cast<size_t>(batch));
-  LMCL_RETURN_IF_ERROR(stage_labels(batch, labels, positives, staged));
-  const int32_t* device_labels = staged.ints();
-  const int32_t* device_positives = staged.ints() + batch;
+  const int64_t rows_with_positives = count_positives(batch, labels.host, positives);
+  detail::DeviceScratch staged(sizeof(int32_t) * static_cast<size_t>(batch));
+  LMCL_RETURN_IF_ERROR(stage_positives(positives, staged));
+  const int32_t* device_labels = labels.device;
+  const int32_t* device_positives = staged.ints();
   if (grad_weights) {
     infonce_grad_weights<<<detail::blocks_for(batch), detail::kThreads>>>(batch, device_positives, row_stats, grad_output,
                                                                           rows_with_positives, grad_weights);

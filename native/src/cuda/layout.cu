@@ -20,9 +20,10 @@
 //              coalesced; grid (q tiles, p tiles, the other dimensions), grid-stride in each;
 //   generic:   a thread per element in destination order (writes coalesced when the innermost
 //              destination stride is 1), decoding the index over the merged dims.
-// index_select: a thread per output element, grid-stride (coalesced along inner).
-// index_add: the stable counting sort of the CPU is built on the host (the indices are there
-// anyway): start[r]..start[r+1] lists the j with idx[j] == r in increasing j. A thread per output
+// indices are an IndexArray (lmcl/index_array.h): checked on its host side with the CPU's message.
+// index_select: a thread per output element, grid-stride (coalesced along inner), reading the
+// indices' device side.
+// index_add: the stable counting sort of the CPU is built from the indices' host side: start[r]..start[r+1] lists the j with idx[j] == r in increasing j. A thread per output
 // element then sums its contributions in that order, starting from the first one exactly like the
 // CPU (copy, then +=), so the result equals the CPU bit for bit and is deterministic (no atomics);
 // a row hit many times costs its threads that many reads (the contributions of one row are serial).
@@ -283,28 +284,26 @@ Status strided_copy(int rank, const int64_t* shape, const float* src, const int6
   return launch_strided_copy<int64_t>(rank_merged, dims, total, src, dst);
 }
 
-Status index_select(int64_t outer, int64_t n, int64_t inner, const float* x, int64_t k, const int32_t* indices,
+Status index_select(int64_t outer, int64_t n, int64_t inner, const float* x, int64_t k, IndexArray indices,
                     float* out) {
   LMCL_CHECK_ARG(outer >= 0 && n >= 0 && inner >= 0 && k >= 0, "negative extent");
-  LMCL_RETURN_IF_ERROR(check_indices(n, k, indices));  // host array: checked before any upload
+  LMCL_RETURN_IF_ERROR(check_indices(n, k, indices.host));  // before any work
   const int64_t rows = outer * k;
   if (rows == 0 || inner == 0) return Status::ok();
-  detail::DeviceScratch device_indices(static_cast<size_t>(k) * sizeof(int32_t));
-  LMCL_RETURN_IF_ERROR(device_indices.upload(indices, static_cast<size_t>(k) * sizeof(int32_t)));
   const int64_t total = rows * inner;
   if (total <= kInt32Limit && outer * n * inner <= kInt32Limit) {
     index_select_kernel<uint32_t><<<detail::blocks_for(total), kThreads>>>(
-        uint32_t(total), uint32_t(n), uint32_t(k), uint32_t(inner), x, device_indices.ints(), out);
+        uint32_t(total), uint32_t(n), uint32_t(k), uint32_t(inner), x, indices.device, out);
   } else {
-    index_select_kernel<int64_t><<<detail::blocks_for(total), kThreads>>>(total, n, k, inner, x, device_indices.ints(), out);
+    index_select_kernel<int64_t><<<detail::blocks_for(total), kThreads>>>(total, n, k, inner, x, indices.device, out);
   }
   return detail::launch_status("index_select");
 }
 
-Status index_add(int64_t outer, int64_t n, int64_t inner, const float* grad, int64_t k, const int32_t* indices,
+Status index_add(int64_t outer, int64_t n, int64_t inner, const float* grad, int64_t k, IndexArray indices,
                  float* out) {
   LMCL_CHECK_ARG(outer >= 0 && n >= 0 && inner >= 0 && k >= 0, "negative extent");
-  LMCL_RETURN_IF_ERROR(check_indices(n, k, indices));
+  LMCL_RETURN_IF_ERROR(check_indices(n, k, indices.host));
   const int64_t rows = outer * n;
   if (rows == 0 || inner == 0) return Status::ok();
   // The CPU's stable counting sort, on the host: table = [start (n + 1) | order (k)].
@@ -317,10 +316,10 @@ Status index_add(int64_t outer, int64_t n, int64_t inner, const float* grad, int
   }
   int64_t* start = table.data();
   int64_t* order = start + n + 1;
-  for (int64_t j = 0; j < k; ++j) ++start[indices[j] + 1];
+  for (int64_t j = 0; j < k; ++j) ++start[indices.host[j] + 1];
   for (int64_t r = 0; r < n; ++r) start[r + 1] += start[r];
   std::copy(start, start + n, cursor.begin());
-  for (int64_t j = 0; j < k; ++j) order[cursor[indices[j]]++] = j;
+  for (int64_t j = 0; j < k; ++j) order[cursor[indices.host[j]]++] = j;
   const size_t table_bytes = table.size() * sizeof(int64_t);
   detail::DeviceScratch device_table(table_bytes);
   LMCL_RETURN_IF_ERROR(device_table.upload(table.data(), table_bytes));

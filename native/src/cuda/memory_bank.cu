@@ -10,9 +10,10 @@
 //              ∂query[u] = s · Σ_k c[u, k] · bank[idx[u, k]],  ∂w_u = term_u / B · g
 //   update     bank[r_i] ← v_i / ‖v_i‖₂,  v_i = m · bank[r_i] + (1 − m) · z[i]   (double; no epsilon)
 // Layouts: query [Q, B, D], bank [M, D], logits / grad [Q, B, K] (the InfoNCE: Q = 1), stats
-// [B, 2] = (lse_u, term_u) as on the CPU, z [R, D]; all device memory. indices int32 [B·K] and rows int32 [R] are HOST arrays (the
-// binding passes JavaScript Int32Arrays): they are validated on the host with the CPU's checks and
-// messages (so nothing is read outside the bank) and staged with DeviceScratch.
+// [B, 2] = (lse_u, term_u) as on the CPU, z [R, D]; all device memory. indices int32 [B·K] and rows
+// int32 [R] are IndexArrays (lmcl/index_array.h): the kernels read their device side; the host side
+// is validated with the CPU's checks and messages first (so nothing is read outside the bank), and
+// no call copies indices to the device.
 //
 // Launch geometry:
 //  - logits: one warp per (u, k) entry, grid-stride over the entries; the warp reads the gathered
@@ -218,11 +219,6 @@ Status check_indices(int64_t count, const int32_t* indices, int64_t bank_rows) {
   return Status::ok();
 }
 
-Status stage_indices(int64_t count, const int32_t* indices, detail::DeviceScratch& staged) {
-  if (!staged.ok()) return staged.status();
-  return staged.upload(indices, sizeof(int32_t) * static_cast<size_t>(count));
-}
-
 unsigned int warp_blocks(int64_t entries) {
   return detail::blocks_for(entries * 32);  // one warp per entry, grid-stride beyond the cap
 }
@@ -234,57 +230,51 @@ dim3 row_chunks(int64_t batch, int64_t dim) {
 }  // namespace
 
 Status memory_logits_forward(int64_t queries, int64_t batch, int64_t columns, int64_t dim, int64_t bank_rows,
-                             const float* query, const float* bank, const int32_t* indices, float scale, float* logits) {
+                             const float* query, const float* bank, IndexArray indices, float scale, float* logits) {
   LMCL_RETURN_IF_ERROR(check_queries(queries));
   LMCL_RETURN_IF_ERROR(check_geometry(batch, columns, dim, bank_rows));
   LMCL_RETURN_IF_ERROR(check_scale(scale));
-  LMCL_RETURN_IF_ERROR(check_indices(batch * columns, indices, bank_rows));
+  LMCL_RETURN_IF_ERROR(check_indices(batch * columns, indices.host, bank_rows));
   if (batch == 0 || columns == 0) return Status::ok();
-  detail::DeviceScratch staged(sizeof(int32_t) * static_cast<size_t>(batch * columns));
-  LMCL_RETURN_IF_ERROR(stage_indices(batch * columns, indices, staged));
   memory_logits<<<warp_blocks(batch * columns), detail::kThreads>>>(queries, batch, columns, dim, query, bank,
-                                                                    staged.ints(), scale, logits);
+                                                                    indices.device, scale, logits);
   return detail::launch_status("memoryLogits");
 }
 
 // One launch per query (each re-reads the gathered rows; a shared-row version is still to write).
 Status memory_logits_transpose(int64_t queries, int64_t batch, int64_t columns, int64_t dim, int64_t bank_rows,
-                               const float* grad, const float* bank, const int32_t* indices, float scale, float* out) {
+                               const float* grad, const float* bank, IndexArray indices, float scale, float* out) {
   LMCL_RETURN_IF_ERROR(check_queries(queries));
   LMCL_RETURN_IF_ERROR(check_geometry(batch, columns, dim, bank_rows));
   LMCL_RETURN_IF_ERROR(check_scale(scale));
-  LMCL_RETURN_IF_ERROR(check_indices(batch * columns, indices, bank_rows));
+  LMCL_RETURN_IF_ERROR(check_indices(batch * columns, indices.host, bank_rows));
   if (batch == 0 || dim == 0) return Status::ok();
-  detail::DeviceScratch staged(sizeof(int32_t) * static_cast<size_t>(batch * columns));
-  LMCL_RETURN_IF_ERROR(stage_indices(batch * columns, indices, staged));
   for (int64_t q = 0; q < queries; ++q) {
     accumulate_bank_rows<<<row_chunks(batch, dim), detail::kThreads>>>(
-        columns, dim, bank, staged.ints(), PlainCoefficient{grad + q * batch * columns, columns}, scale, out + q * batch * dim);
+        columns, dim, bank, indices.device, PlainCoefficient{grad + q * batch * columns, columns}, scale, out + q * batch * dim);
     LMCL_RETURN_IF_ERROR(detail::launch_status("memoryLogitsTranspose"));
   }
   return Status::ok();
 }
 
 Status memory_info_nce_forward(int64_t batch, int64_t columns, int64_t dim, int64_t bank_rows, int64_t positives,
-                               const float* query, const float* bank, const int32_t* indices, const float* weights,
+                               const float* query, const float* bank, IndexArray indices, const float* weights,
                                float scale, float* loss, float* logits, float* stats) {
   LMCL_RETURN_IF_ERROR(check_geometry(batch, columns, dim, bank_rows));
   LMCL_RETURN_IF_ERROR(check_scale(scale));
   LMCL_CHECK_ARG(positives >= 1 && positives <= columns,
                  "positives must be in [1, columns = " + std::to_string(columns) + "], got " + std::to_string(positives));
   LMCL_CHECK_ARG(batch >= 1, "the batch must not be empty (the loss is a mean over it)");
-  LMCL_RETURN_IF_ERROR(check_indices(batch * columns, indices, bank_rows));
-  detail::DeviceScratch staged(sizeof(int32_t) * static_cast<size_t>(batch * columns));
-  LMCL_RETURN_IF_ERROR(stage_indices(batch * columns, indices, staged));
+  LMCL_RETURN_IF_ERROR(check_indices(batch * columns, indices.host, bank_rows));
   memory_info_nce_rows<<<static_cast<unsigned int>(batch), detail::kThreads>>>(columns, dim, positives, query, bank,
-                                                                               staged.ints(), scale, logits, stats);
+                                                                               indices.device, scale, logits, stats);
   LMCL_RETURN_IF_ERROR(detail::launch_status("memoryInfoNCE"));
   memory_info_nce_loss<<<1, detail::kThreads>>>(batch, weights, stats, loss);
   return detail::launch_status("memoryInfoNCE (loss)");
 }
 
 Status memory_info_nce_backward(int64_t batch, int64_t columns, int64_t dim, int64_t bank_rows, int64_t positives,
-                                const float* bank, const int32_t* indices, const float* logits, const float* stats,
+                                const float* bank, IndexArray indices, const float* logits, const float* stats,
                                 const float* weights, const float* grad, float scale, float* grad_query,
                                 float* grad_weights) {
   LMCL_RETURN_IF_ERROR(check_geometry(batch, columns, dim, bank_rows));
@@ -292,21 +282,19 @@ Status memory_info_nce_backward(int64_t batch, int64_t columns, int64_t dim, int
   LMCL_CHECK_ARG(positives >= 1 && positives <= columns,
                  "positives must be in [1, columns = " + std::to_string(columns) + "], got " + std::to_string(positives));
   LMCL_CHECK_ARG(batch >= 1, "the batch must not be empty (the loss is a mean over it)");
-  LMCL_RETURN_IF_ERROR(check_indices(batch * columns, indices, bank_rows));
+  LMCL_RETURN_IF_ERROR(check_indices(batch * columns, indices.host, bank_rows));
   if (grad_weights) {
     memory_grad_weights<<<detail::blocks_for(batch), detail::kThreads>>>(batch, stats, grad, grad_weights);
     LMCL_RETURN_IF_ERROR(detail::launch_status("memoryInfoNCE backward (weights)"));
   }
   if (!grad_query || dim == 0) return Status::ok();
-  detail::DeviceScratch staged(sizeof(int32_t) * static_cast<size_t>(batch * columns));
-  LMCL_RETURN_IF_ERROR(stage_indices(batch * columns, indices, staged));
   const InfoNceCoefficient c{logits, stats, weights, grad, batch, columns, positives};
-  accumulate_bank_rows<<<row_chunks(batch, dim), detail::kThreads>>>(columns, dim, bank, staged.ints(), c, scale,
+  accumulate_bank_rows<<<row_chunks(batch, dim), detail::kThreads>>>(columns, dim, bank, indices.device, c, scale,
                                                                      grad_query);
   return detail::launch_status("memoryInfoNCE backward");
 }
 
-Status memory_update(int64_t bank_rows, int64_t dim, int64_t count, float* bank, const int32_t* rows, const float* z,
+Status memory_update(int64_t bank_rows, int64_t dim, int64_t count, float* bank, IndexArray rows, const float* z,
                      double momentum) {
   LMCL_CHECK_ARG(bank_rows >= 0 && dim >= 0 && count >= 0,
                  "negative extent in [bankRows, dim, count] = " + describe_shape({bank_rows, dim, count}));
@@ -315,29 +303,27 @@ Status memory_update(int64_t bank_rows, int64_t dim, int64_t count, float* bank,
   LMCL_CHECK_ARG(dim >= 1, "dim must be >= 1 to normalise rows, got " + std::to_string(dim));
   std::vector<unsigned char> seen(static_cast<size_t>(bank_rows), 0);
   for (int64_t i = 0; i < count; ++i) {
-    const int32_t row = rows[i];
+    const int32_t row = rows.host[i];
     LMCL_CHECK_ARG(row >= 0 && row < bank_rows, "row " + std::to_string(row) + " at position " + std::to_string(i) +
                                                     " is out of range for a bank of " + std::to_string(bank_rows) + " rows");
     LMCL_CHECK_ARG(!seen[row], "row " + std::to_string(row) + " appears more than once (at position " + std::to_string(i) +
                                    "); rows must be unique");
     seen[row] = 1;
   }
-  detail::DeviceScratch staged(sizeof(int32_t) * static_cast<size_t>(count));
-  LMCL_RETURN_IF_ERROR(stage_indices(count, rows, staged));
   detail::DeviceScratch norms(sizeof(double) * static_cast<size_t>(count));
   if (!norms.ok()) return norms.status();
   const double keep = momentum, take = 1.0 - momentum;
-  memory_update_norms<<<static_cast<unsigned int>(count), detail::kThreads>>>(dim, bank, staged.ints(), z, keep, take,
+  memory_update_norms<<<static_cast<unsigned int>(count), detail::kThreads>>>(dim, bank, rows.device, z, keep, take,
                                                                               norms.doubles());
   LMCL_RETURN_IF_ERROR(detail::launch_status("memoryUpdate (norms)"));
   std::vector<double> host_norms(static_cast<size_t>(count));
   LMCL_RETURN_IF_ERROR(copy_device_to_host(host_norms.data(), norms.data(), sizeof(double) * host_norms.size()));
   for (int64_t i = 0; i < count; ++i) {
     LMCL_CHECK_ARG(std::isfinite(host_norms[i]) && host_norms[i] > 0.0,
-                   "the updated bank row " + std::to_string(rows[i]) + " (position " + std::to_string(i) + ") has norm " +
+                   "the updated bank row " + std::to_string(rows.host[i]) + " (position " + std::to_string(i) + ") has norm " +
                        std::to_string(host_norms[i]) + "; normalising it would write a non-finite row (the bank is unchanged)");
   }
-  memory_update_rows<<<static_cast<unsigned int>(count), detail::kThreads>>>(dim, bank, staged.ints(), z, keep, take,
+  memory_update_rows<<<static_cast<unsigned int>(count), detail::kThreads>>>(dim, bank, rows.device, z, keep, take,
                                                                              norms.doubles());
   return detail::launch_status("memoryUpdate");
 }

@@ -9,7 +9,8 @@
 //                   out = loss | Σ loss | Σ loss / batch;  dx_ij = (exp(x_ij − m_i − ls_i) − [j = label_i])·scale·g_i
 //
 // Layouts: x contiguous, viewed as [outer, dim, inner]; the reduction runs along dim. Logits
-// [batch, classes], labels int32 [batch], stats [batch, 2].
+// [batch, classes], labels int32 [batch] (an IndexArray: the kernels read its device side, the
+// range check runs on its host side before any work, with the CPU's message), stats [batch, 2].
 // Launch geometry (all memory-bound: a few flops per element):
 //   inner == 1: one row per "group" — a warp (32 lanes, 8 rows per 256-thread block) when
 //     dim <= 1024, else a whole 256-thread block; lanes stride the row (coalesced), maxima and
@@ -253,26 +254,24 @@ Status softmax_backward(bool log, int64_t outer, int64_t dim, int64_t inner, con
   return detail::launch_status("softmax_backward");
 }
 
-Status cross_entropy_forward(int64_t batch, int64_t classes, const float* logits, const int32_t* labels,
+Status cross_entropy_forward(int64_t batch, int64_t classes, const float* logits, IndexArray labels,
                              CrossEntropyReduction reduction, float* out, float* stats) {
   LMCL_CHECK_ARG(batch >= 0 && classes >= 0, "negative extent in logits shape " + describe_shape({batch, classes}));
   LMCL_CHECK_ARG(reduction == CrossEntropyReduction::kNone || reduction == CrossEntropyReduction::kSum ||
                      reduction == CrossEntropyReduction::kMean,
                  "unknown reduction " + std::to_string(static_cast<int>(reduction)));
-  LMCL_RETURN_IF_ERROR(check_labels(batch, classes, labels));  // host labels, before any work
+  LMCL_RETURN_IF_ERROR(check_labels(batch, classes, labels.host));  // host labels, before any work
   const bool reduced = reduction != CrossEntropyReduction::kNone;
   if (batch > 0) {  // batch > 0 implies classes > 0: every label passed the range check
-    detail::DeviceScratch device_labels(sizeof(int32_t) * static_cast<size_t>(batch));
-    LMCL_RETURN_IF_ERROR(device_labels.upload(labels, sizeof(int32_t) * static_cast<size_t>(batch)));
     detail::DeviceScratch scratch(reduced ? sizeof(float) * static_cast<size_t>(batch) : 0);
     if (!scratch.ok()) return scratch.status();
     float* losses = reduced ? scratch.floats() : out;
     if (classes <= kWarpRowLimit)
       cross_entropy_rows_kernel<kWarp>
-          <<<row_blocks<kWarp>(batch), detail::kThreads>>>(batch, classes, logits, device_labels.ints(), losses, stats);
+          <<<row_blocks<kWarp>(batch), detail::kThreads>>>(batch, classes, logits, labels.device, losses, stats);
     else
       cross_entropy_rows_kernel<detail::kThreads><<<row_blocks<detail::kThreads>(batch), detail::kThreads>>>(
-          batch, classes, logits, device_labels.ints(), losses, stats);
+          batch, classes, logits, labels.device, losses, stats);
     LMCL_RETURN_IF_ERROR(detail::launch_status("cross_entropy_forward"));
     // The scratch blocks go back to the caching allocator at scope exit; a later user of the
     // same block is ordered after these kernels on the legacy default stream.
@@ -289,15 +288,13 @@ Status cross_entropy_forward(int64_t batch, int64_t classes, const float* logits
   return Status::ok();
 }
 
-Status cross_entropy_backward(int64_t batch, int64_t classes, const float* logits, const int32_t* labels,
+Status cross_entropy_backward(int64_t batch, int64_t classes, const float* logits, IndexArray labels,
                               const float* stats, const float* grad, bool grad_per_row, float scale, float* dx) {
   LMCL_CHECK_ARG(batch >= 0 && classes >= 0, "negative extent in logits shape " + describe_shape({batch, classes}));
-  LMCL_RETURN_IF_ERROR(check_labels(batch, classes, labels));
+  LMCL_RETURN_IF_ERROR(check_labels(batch, classes, labels.host));
   if (batch == 0) return Status::ok();
-  detail::DeviceScratch device_labels(sizeof(int32_t) * static_cast<size_t>(batch));
-  LMCL_RETURN_IF_ERROR(device_labels.upload(labels, sizeof(int32_t) * static_cast<size_t>(batch)));
   cross_entropy_backward_kernel<<<detail::blocks_for(batch * classes), detail::kThreads>>>(
-      batch, classes, logits, device_labels.ints(), stats, grad, grad_per_row, scale, dx);
+      batch, classes, logits, labels.device, stats, grad, grad_per_row, scale, dx);
   return detail::launch_status("cross_entropy_backward");
 }
 

@@ -252,7 +252,7 @@ void add_cohort_contrastive_cases(std::vector<OpCase>& list) {
   list.push_back({"cohort_contrastive_forward 3 embeddings", 1e-4, 2e-5, forward_inputs(kTriple),
                   LMCL_KERNEL_CALL([&] {
                     const float* z[kCount] = {p[0], p[1], p[2]};
-                    return cohort_contrastive_forward(kCount, kBatch, kDim, z, kLabels, kPairCount, kPairs, p[3], kTemperature,
+                    return cohort_contrastive_forward(kCount, kBatch, kDim, z, index_view(kOnCuda, kLabels), kPairCount, kPairs, p[3], kTemperature,
                                                       kKlTemperature, p[4], p[5], p[6], p[7]);
                   }()),
                   [](const std::vector<HostOperand>& o, std::vector<std::vector<double>>& want) {
@@ -261,7 +261,7 @@ void add_cohort_contrastive_cases(std::vector<OpCase>& list) {
   list.push_back({"cohort_contrastive_forward 1 pair", 1e-4, 2e-5, forward_inputs(kSingle),
                   LMCL_KERNEL_CALL([&] {
                     const float* z[2] = {p[0], p[1]};
-                    return cohort_contrastive_forward(2, kPairBatch, kPairDim, z, kPairLabels, 1, kSinglePair, nullptr,
+                    return cohort_contrastive_forward(2, kPairBatch, kPairDim, z, index_view(kOnCuda, kPairLabels), 1, kSinglePair, nullptr,
                                                       kTemperature, kKlTemperature, p[3], p[4], p[5], p[6]);
                   }()),
                   [](const std::vector<HostOperand>& o, std::vector<std::vector<double>>& want) {
@@ -271,7 +271,7 @@ void add_cohort_contrastive_cases(std::vector<OpCase>& list) {
                   LMCL_KERNEL_CALL([&] {
                     const float* z[kCount] = {p[0], p[1], p[2]};
                     float* grad_z[kCount] = {p[8], p[9], p[10]};
-                    return cohort_contrastive_backward(kCount, kBatch, kDim, z, kLabels, kPairCount, kPairs, p[3], kTemperature,
+                    return cohort_contrastive_backward(kCount, kBatch, kDim, z, index_view(kOnCuda, kLabels), kPairCount, kPairs, p[3], kTemperature,
                                                        kKlTemperature, p[4], p[5], p[6], p[7], grad_z, p[11]);
                   }()),
                   [](const std::vector<HostOperand>& o, std::vector<std::vector<double>>& want) {
@@ -281,7 +281,7 @@ void add_cohort_contrastive_cases(std::vector<OpCase>& list) {
                   LMCL_KERNEL_CALL([&] {
                     const float* z[kCount] = {p[0], p[1], p[2]};
                     float* grad_z[kCount] = {p[8], p[9], p[10]};
-                    return cohort_contrastive_backward(kCount, kBatch, kDim, z, kLabels, kMirrorPairCount, kMirrorPairs, nullptr,
+                    return cohort_contrastive_backward(kCount, kBatch, kDim, z, index_view(kOnCuda, kLabels), kMirrorPairCount, kMirrorPairs, nullptr,
                                                        kTemperature, kKlTemperature, p[4], p[5], p[6], p[7], grad_z, p[11]);
                   }()),
                   [](const std::vector<HostOperand>& o, std::vector<std::vector<double>>& want) {

@@ -2,7 +2,7 @@
 // through lmcl::cpu:: and lmcl::cuda:: against a float64 reference (native/test/driver.h).
 // The reference is the formula of native/include/lmcl/infonce.h in double; the gradients are
 // central finite differences of that double loss (independent of the kernels' derivation).
-// Labels are host arrays (as the binding passes them) with repeats and singletons, so some rows
+// Labels (index operands: index_view) have repeats and singletons, so some rows
 // have positives and some have none; one forward case has no positive anywhere (loss 0, zero terms and direction).
 // A D = 300 backward case covers more than one 256-float chunk of the gradient kernel.
 // Tolerances: rtol 1e-4, atol 2e-5 (float32 dots and exps against double).
@@ -152,7 +152,7 @@ constexpr int64_t kWideDim = 300;
 
 void add_infonce_cases(std::vector<OpCase>& list) {
   list.push_back({"supcon_infonce_forward weighted+direction", 1e-4, 2e-5, forward_inputs(kBatch, kDim),
-                  LMCL_KERNEL_CALL(supcon_infonce_forward(kBatch, kDim, p[0], p[1], kLabels, p[2], kTemperature, p[3], p[4], p[5])),
+                  LMCL_KERNEL_CALL(supcon_infonce_forward(kBatch, kDim, p[0], p[1], index_view(kOnCuda, kLabels), p[2], kTemperature, p[3], p[4], p[5])),
                   [](const std::vector<HostOperand>& o, std::vector<std::vector<double>>& want) {
                     forward_reference(kBatch, kDim, kLabels, true, true, o, want);
                   }});
@@ -162,23 +162,23 @@ void add_infonce_cases(std::vector<OpCase>& list) {
                     o[5].output = false;  // direction not requested
                     return o;
                   },
-                  LMCL_KERNEL_CALL(supcon_infonce_forward(kSmallBatch, kSmallDim, p[0], p[1], kSmallLabels, nullptr, kTemperature, p[3], p[4], nullptr)),
+                  LMCL_KERNEL_CALL(supcon_infonce_forward(kSmallBatch, kSmallDim, p[0], p[1], index_view(kOnCuda, kSmallLabels), nullptr, kTemperature, p[3], p[4], nullptr)),
                   [](const std::vector<HostOperand>& o, std::vector<std::vector<double>>& want) {
                     forward_reference(kSmallBatch, kSmallDim, kSmallLabels, false, false, o, want);
                   }});
   list.push_back({"supcon_infonce_forward no positives", 1e-4, 2e-5, forward_inputs(kUniqueBatch, kUniqueDim),
-                  LMCL_KERNEL_CALL(supcon_infonce_forward(kUniqueBatch, kUniqueDim, p[0], p[1], kUniqueLabels, p[2], kTemperature, p[3], p[4], p[5])),
+                  LMCL_KERNEL_CALL(supcon_infonce_forward(kUniqueBatch, kUniqueDim, p[0], p[1], index_view(kOnCuda, kUniqueLabels), p[2], kTemperature, p[3], p[4], p[5])),
                   [](const std::vector<HostOperand>& o, std::vector<std::vector<double>>& want) {
                     forward_reference(kUniqueBatch, kUniqueDim, kUniqueLabels, true, true, o, want);
                   }});
   list.push_back({"supcon_infonce_backward recompute", 1e-4, 2e-5, backward_inputs(kDim),
-                  LMCL_KERNEL_CALL(supcon_infonce_backward(kBatch, kDim, p[0], p[1], kLabels, p[2], kTemperature, p[3], nullptr, p[5], p[6], p[7], p[8])),
+                  LMCL_KERNEL_CALL(supcon_infonce_backward(kBatch, kDim, p[0], p[1], index_view(kOnCuda, kLabels), p[2], kTemperature, p[3], nullptr, p[5], p[6], p[7], p[8])),
                   backward_reference(kDim)});
   list.push_back({"supcon_infonce_backward direction", 1e-4, 2e-5, backward_inputs(kDim),
-                  LMCL_KERNEL_CALL(supcon_infonce_backward(kBatch, kDim, p[0], p[1], kLabels, p[2], kTemperature, p[3], p[4], p[5], p[6], p[7], p[8])),
+                  LMCL_KERNEL_CALL(supcon_infonce_backward(kBatch, kDim, p[0], p[1], index_view(kOnCuda, kLabels), p[2], kTemperature, p[3], p[4], p[5], p[6], p[7], p[8])),
                   backward_reference(kDim)});
   list.push_back({"supcon_infonce_backward wide", 1e-4, 2e-5, backward_inputs(kWideDim),
-                  LMCL_KERNEL_CALL(supcon_infonce_backward(kBatch, kWideDim, p[0], p[1], kLabels, p[2], kTemperature, p[3], nullptr, p[5], p[6], p[7], p[8])),
+                  LMCL_KERNEL_CALL(supcon_infonce_backward(kBatch, kWideDim, p[0], p[1], index_view(kOnCuda, kLabels), p[2], kTemperature, p[3], nullptr, p[5], p[6], p[7], p[8])),
                   backward_reference(kWideDim)});
 }
 

@@ -4,7 +4,7 @@
 // source), a 4-d permute, a stepped slice, a concat into a wider destination (prefilled with random
 // values: the elements outside the box must keep them) and a one-element box. index_select /
 // index_add: random indices with repeats (index_add also with rows no index hits, and with k = 0).
-// Shapes, strides and indices are host arrays, as the bindings pass them. Copies are exact (tolerance
+// Shapes and strides are host arrays, as the bindings pass them; indices go through index_view. Copies are exact (tolerance
 // 0); index_add sums in float32 (rtol 1e-6, atol 1e-5 for up to ~60 terms of magnitude <= 2).
 #include "../driver.h"
 
@@ -70,8 +70,8 @@ void add_copy_case(std::vector<OpCase>& list, const char* name) {
 
 // ---- index_select / index_add ------------------------------------------------------------------
 
-// The indices are drawn in make() into the case's own host array (index_select/index_add read a
-// host Int32Array), from [0, kHit) so rows kHit..n-1 are never hit.
+// The indices are drawn in make() into the case's own host array (the call passes it through
+// index_view), from [0, kHit) so rows kHit..n-1 are never hit.
 #define LMCL_INDEX_CASE(Name, Outer, N, Inner, K, Hit)                                      \
   struct Name {                                                                             \
     static constexpr int64_t kOuter = Outer, kN = N, kInner = Inner, kK = K, kHit = Hit;    \
@@ -101,7 +101,7 @@ void add_select_case(std::vector<OpCase>& list, const char* name) {
                     return std::vector<HostOperand>{input("x", random_floats(rng, C::kOuter * C::kN * C::kInner)),
                                                     output("out", C::kOuter * C::kK * C::kInner)};
                   },
-                  LMCL_KERNEL_CALL(index_select(C::kOuter, C::kN, C::kInner, p[0], C::kK, C::indices.data(), p[1])),
+                  LMCL_KERNEL_CALL(index_select(C::kOuter, C::kN, C::kInner, p[0], C::kK, index_view(kOnCuda, C::indices), p[1])),
                   [](const std::vector<HostOperand>& o, std::vector<std::vector<double>>& want) {
                     for (int64_t b = 0; b < C::kOuter; ++b)
                       for (int64_t j = 0; j < C::kK; ++j)
@@ -118,7 +118,7 @@ void add_index_add_case(std::vector<OpCase>& list, const char* name) {
                     return std::vector<HostOperand>{input("grad", random_floats(rng, C::kOuter * C::kK * C::kInner)),
                                                     output("out", C::kOuter * C::kN * C::kInner)};
                   },
-                  LMCL_KERNEL_CALL(index_add(C::kOuter, C::kN, C::kInner, p[0], C::kK, C::indices.data(), p[1])),
+                  LMCL_KERNEL_CALL(index_add(C::kOuter, C::kN, C::kInner, p[0], C::kK, index_view(kOnCuda, C::indices), p[1])),
                   [](const std::vector<HostOperand>& o, std::vector<std::vector<double>>& want) {
                     want[1].assign(static_cast<size_t>(C::kOuter * C::kN * C::kInner), 0.0);
                     for (int64_t b = 0; b < C::kOuter; ++b)

@@ -2,7 +2,7 @@
 // through lmcl::cpu:: and lmcl::cuda:: against a float64 reference (native/test/driver.h).
 // The references gather the bank rows explicitly (the kernels never do) and follow the formulas
 // of native/include/lmcl/memory_bank.h in double; the InfoNCE query gradient is central finite
-// differences of the double loss. Indices and rows are host arrays (as the binding passes them),
+// differences of the double loss. Indices and rows are index operands (index_view),
 // with repeats across queries; D = 37 and D = 300 (> one 256-float chunk) exercise the tails.
 // memory_update works in place: the bank operand is an output that starts random, and rows not
 // updated must come back unchanged. Tolerances: rtol 1e-4, atol 2e-5 (memory_update 1e-6, 1e-7).
@@ -114,7 +114,7 @@ void add_logits_cases(std::vector<OpCase>& list, const char* forward_name, const
                                                     input("bank", random_floats(rng, kBankRows * kDim, -1, 1)),
                                                     output("logits", Q * kBatch * kColumns)};
                   },
-                  LMCL_KERNEL_CALL(memory_logits_forward(Q, kBatch, kColumns, kDim, kBankRows, p[0], p[1], kIndices, kScale, p[2])),
+                  LMCL_KERNEL_CALL(memory_logits_forward(Q, kBatch, kColumns, kDim, kBankRows, p[0], p[1], index_view(kOnCuda, kIndices), kScale, p[2])),
                   [](const std::vector<HostOperand>& o, std::vector<std::vector<double>>& want) {
                     const std::vector<double> query = to_double(o[0].data), bank = to_double(o[1].data);
                     want[2].clear();
@@ -130,7 +130,7 @@ void add_logits_cases(std::vector<OpCase>& list, const char* forward_name, const
                                                     input("bank", random_floats(rng, kBankRows * kWideDim, -1, 1)),
                                                     output("out", Q * kBatch * kWideDim)};
                   },
-                  LMCL_KERNEL_CALL(memory_logits_transpose(Q, kBatch, kColumns, kWideDim, kBankRows, p[0], p[1], kIndices, kScale, p[2])),
+                  LMCL_KERNEL_CALL(memory_logits_transpose(Q, kBatch, kColumns, kWideDim, kBankRows, p[0], p[1], index_view(kOnCuda, kIndices), kScale, p[2])),
                   [](const std::vector<HostOperand>& o, std::vector<std::vector<double>>& want) {
                     want[2].assign(Q * kBatch * kWideDim, 0);
                     for (int64_t q = 0; q < Q; ++q)
@@ -159,7 +159,7 @@ void add_memory_bank_cases(std::vector<OpCase>& list) {
                                                     output("loss", 1), output("logits", kBatch * kColumns),
                                                     output("stats", 2 * kBatch)};
                   },
-                  LMCL_KERNEL_CALL(memory_info_nce_forward(kBatch, kColumns, kDim, kBankRows, kPositives, p[0], p[1], kIndices, p[2], kScale, p[3], p[4], p[5])),
+                  LMCL_KERNEL_CALL(memory_info_nce_forward(kBatch, kColumns, kDim, kBankRows, kPositives, p[0], p[1], index_view(kOnCuda, kIndices), p[2], kScale, p[3], p[4], p[5])),
                   [](const std::vector<HostOperand>& o, std::vector<std::vector<double>>& want) {
                     const InfoNceReference r = info_nce(kDim, to_double(o[0].data), to_double(o[1].data), to_double(o[2].data));
                     want[3] = {r.loss};
@@ -167,10 +167,10 @@ void add_memory_bank_cases(std::vector<OpCase>& list) {
                     want[5] = r.stats;
                   }});
   list.push_back({"memory_info_nce_backward", 1e-4, 2e-5, info_nce_backward_inputs(kDim),
-                  LMCL_KERNEL_CALL(memory_info_nce_backward(kBatch, kColumns, kDim, kBankRows, kPositives, p[0], kIndices, p[1], p[2], p[3], p[4], kScale, p[5], p[6])),
+                  LMCL_KERNEL_CALL(memory_info_nce_backward(kBatch, kColumns, kDim, kBankRows, kPositives, p[0], index_view(kOnCuda, kIndices), p[1], p[2], p[3], p[4], kScale, p[5], p[6])),
                   info_nce_backward_reference(kDim)});
   list.push_back({"memory_info_nce_backward wide", 1e-4, 2e-5, info_nce_backward_inputs(kWideDim),
-                  LMCL_KERNEL_CALL(memory_info_nce_backward(kBatch, kColumns, kWideDim, kBankRows, kPositives, p[0], kIndices, p[1], p[2], nullptr, p[4], kScale, p[5], p[6])),
+                  LMCL_KERNEL_CALL(memory_info_nce_backward(kBatch, kColumns, kWideDim, kBankRows, kPositives, p[0], index_view(kOnCuda, kIndices), p[1], p[2], nullptr, p[4], kScale, p[5], p[6])),
                   [](const std::vector<HostOperand>& o, std::vector<std::vector<double>>& want) {
                     const std::vector<double> bank = to_double(o[0].data), query = to_double(o[7].data);
                     const double g = o[4].data[0];
@@ -184,7 +184,7 @@ void add_memory_bank_cases(std::vector<OpCase>& list) {
                     return std::vector<HostOperand>{{"bank", random_floats(rng, kBankRows * kUpdateDim, -1, 1), true},
                                                     input("z", random_floats(rng, kUpdateCount * kUpdateDim, -1, 1))};
                   },
-                  LMCL_KERNEL_CALL(memory_update(kBankRows, kUpdateDim, kUpdateCount, p[0], kRows, p[1], kMomentum)),
+                  LMCL_KERNEL_CALL(memory_update(kBankRows, kUpdateDim, kUpdateCount, p[0], index_view(kOnCuda, kRows), p[1], kMomentum)),
                   [](const std::vector<HostOperand>& o, std::vector<std::vector<double>>& want) {
                     want[0] = to_double(o[0].data);
                     for (int64_t i = 0; i < kUpdateCount; ++i) {

@@ -2,7 +2,7 @@
 // through lmcl::cpu:: and lmcl::cuda:: against a float64 reference (native/test/driver.h).
 // Sizes: rows shorter than a warp's stride and not a multiple of 16 (the CPU's lane tails), rows
 // longer than 1024 (the CUDA block-per-row path), column views with inner > 64 and a partial
-// column block. Cross-entropy labels are HOST arrays (the binding passes an Int32Array), so each
+// column block. Cross-entropy labels are index operands (index_view over a host array), so each
 // case keeps them in a file-level vector that its make() fills and its call reads.
 // Tolerances: rtol 1e-5 / atol 1e-6 (float sums of up to ~1500 terms; exp within a few ulps).
 #include <algorithm>
@@ -151,7 +151,7 @@ void add_softmax_cases(std::vector<OpCase>& list) {
                     return std::vector<HostOperand>{input("logits", random_floats(rng, kCeBatch * kCeClasses, -6, 6)),
                                                     output("out", kCeBatch), output("stats", 2 * kCeBatch)};
                   },
-                  LMCL_KERNEL_CALL(cross_entropy_forward(kCeBatch, kCeClasses, p[0], ce_none_labels.data(),
+                  LMCL_KERNEL_CALL(cross_entropy_forward(kCeBatch, kCeClasses, p[0], index_view(kOnCuda, ce_none_labels),
                                                          CrossEntropyReduction::kNone, p[1], p[2])),
                   [](const std::vector<HostOperand>& o, std::vector<std::vector<double>>& want) {
                     cross_entropy_reference(kCeBatch, kCeClasses, o[0].data, ce_none_labels, want[2], want[1]);
@@ -163,7 +163,7 @@ void add_softmax_cases(std::vector<OpCase>& list) {
                         input("logits", random_floats(rng, kCeWideBatch * kCeWideClasses, -6, 6)), output("out", 1),
                         output("stats", 2 * kCeWideBatch)};
                   },
-                  LMCL_KERNEL_CALL(cross_entropy_forward(kCeWideBatch, kCeWideClasses, p[0], ce_sum_labels.data(),
+                  LMCL_KERNEL_CALL(cross_entropy_forward(kCeWideBatch, kCeWideClasses, p[0], index_view(kOnCuda, ce_sum_labels),
                                                          CrossEntropyReduction::kSum, p[1], p[2])),
                   [](const std::vector<HostOperand>& o, std::vector<std::vector<double>>& want) {
                     std::vector<double> losses;
@@ -179,7 +179,7 @@ void add_softmax_cases(std::vector<OpCase>& list) {
                         input("logits", random_floats(rng, kCeMeanBatch * kCeMeanClasses, -6, 6)), output("out", 1),
                         output("stats", 2 * kCeMeanBatch)};
                   },
-                  LMCL_KERNEL_CALL(cross_entropy_forward(kCeMeanBatch, kCeMeanClasses, p[0], ce_mean_labels.data(),
+                  LMCL_KERNEL_CALL(cross_entropy_forward(kCeMeanBatch, kCeMeanClasses, p[0], index_view(kOnCuda, ce_mean_labels),
                                                          CrossEntropyReduction::kMean, p[1], p[2])),
                   [](const std::vector<HostOperand>& o, std::vector<std::vector<double>>& want) {
                     std::vector<double> losses;
@@ -200,7 +200,7 @@ void add_softmax_cases(std::vector<OpCase>& list) {
                                                     input("grad", random_floats(rng, kCeBatch)),
                                                     output("dx", kCeBatch * kCeClasses)};
                   },
-                  LMCL_KERNEL_CALL(cross_entropy_backward(kCeBatch, kCeClasses, p[0], ce_back_labels.data(), p[1], p[2],
+                  LMCL_KERNEL_CALL(cross_entropy_backward(kCeBatch, kCeClasses, p[0], index_view(kOnCuda, ce_back_labels), p[1], p[2],
                                                           true, 0.37f, p[3])),
                   [](const std::vector<HostOperand>& o, std::vector<std::vector<double>>& want) {
                     for (int64_t i = 0; i < kCeBatch; ++i)
@@ -221,7 +221,7 @@ void add_softmax_cases(std::vector<OpCase>& list) {
                                                     input("grad", random_floats(rng, 1, 0.5f, 2)),
                                                     output("dx", kCeWideBatch * kCeWideClasses)};
                   },
-                  LMCL_KERNEL_CALL(cross_entropy_backward(kCeWideBatch, kCeWideClasses, p[0], ce_back_wide_labels.data(),
+                  LMCL_KERNEL_CALL(cross_entropy_backward(kCeWideBatch, kCeWideClasses, p[0], index_view(kOnCuda, ce_back_wide_labels),
                                                           p[1], p[2], false, 1.0f / kCeWideBatch, p[3])),
                   [](const std::vector<HostOperand>& o, std::vector<std::vector<double>>& want) {
                     for (int64_t i = 0; i < kCeWideBatch; ++i)
@@ -236,7 +236,7 @@ void add_softmax_cases(std::vector<OpCase>& list) {
   // driver's comparison cannot accept, so only kSum is checked).
   list.push_back({"cross_entropy_fwd empty sum", 0, 0,
                   [](Rng&) { return std::vector<HostOperand>{output("out", 1)}; },
-                  LMCL_KERNEL_CALL(cross_entropy_forward(0, 10, nullptr, nullptr, CrossEntropyReduction::kSum, p[0], nullptr)),
+                  LMCL_KERNEL_CALL(cross_entropy_forward(0, 10, nullptr, IndexArray{}, CrossEntropyReduction::kSum, p[0], nullptr)),
                   [](const std::vector<HostOperand>&, std::vector<std::vector<double>>& want) { want[0] = {0.0}; }});
   // Validation: an out-of-range label fails before any work, with the CPU's message, on both
   // devices (no outputs: the call itself checks the Status).
@@ -245,7 +245,7 @@ void add_softmax_cases(std::vector<OpCase>& list) {
                     return std::vector<HostOperand>{input("logits", random_floats(rng, 4 * 100)),
                                                     input("stats", random_floats(rng, 2 * 4)), input("grad", {1.0f})};
                   },
-                  LMCL_KERNEL_CALL(expect_error(cross_entropy_forward(4, 100, p[0], kBadLabels, CrossEntropyReduction::kMean,
+                  LMCL_KERNEL_CALL(expect_error(cross_entropy_forward(4, 100, p[0], index_view(kOnCuda, kBadLabels), CrossEntropyReduction::kMean,
                                                                       p[2], p[1]),
                                                 "label 105 at index 3 is out of range for 100 classes")),
                   [](const std::vector<HostOperand>&, std::vector<std::vector<double>>&) {}});
@@ -255,7 +255,7 @@ void add_softmax_cases(std::vector<OpCase>& list) {
                                                     input("stats", random_floats(rng, 2 * 4)), input("grad", {1.0f}),
                                                     input("dx", random_floats(rng, 4 * 100))};
                   },
-                  LMCL_KERNEL_CALL(expect_error(cross_entropy_backward(4, 100, p[0], kBadLabels, p[1], p[2], false, 1.0f, p[3]),
+                  LMCL_KERNEL_CALL(expect_error(cross_entropy_backward(4, 100, p[0], index_view(kOnCuda, kBadLabels), p[1], p[2], false, 1.0f, p[3]),
                                                 "label 105 at index 3 is out of range for 100 classes")),
                   [](const std::vector<HostOperand>&, std::vector<std::vector<double>>&) {}});
 }
