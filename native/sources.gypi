@@ -58,6 +58,7 @@
       "src/cuda/cohort_contrastive.cu",
       "src/cuda/contrastive_kl.cu",
       "src/cuda/conv2d.cu",
+      "src/cuda/deferred_error.cu",
       "src/cuda/elementwise.cu",
       "src/cuda/gemm.cu",
       "src/cuda/infonce.cu",

@@ -94,6 +94,18 @@ inline Status expect_error(const Status& status, const std::string& message) {
                         (status.is_ok() ? std::string("ok") : "\"" + status.message() + "\""));
 }
 
+// For a check the CUDA kernel defers (native/src/cuda/common.cuh): on the CPU the call returns
+// the error; on CUDA the call must succeed, and the next synchronisation returns the same message
+// prefixed with the op and followed by where it was found (and clears it, so the case goes on to
+// compare its outputs: a deferred check must still leave them as the CPU does).
+inline Status expect_deferred_error(bool on_cuda, const Status& status, const char* op, const std::string& message) {
+  if (!on_cuda) return expect_error(status, message);
+  if (status.code() == StatusCode::kNotCompiled) return status;
+  if (!status.is_ok()) return internal_error("expected the check to be deferred (ok at the call), got \"" + status.message() + "\"");
+  return expect_error(cuda::synchronize(),
+                      std::string(op) + ": " + message + " [checked on the GPU; reported at the next host read]");
+}
+
 // int32 values stored bit for bit in a float operand (a kernel reads it through int32_t*).
 inline HostOperand int_operand(const char* name, const std::vector<int32_t>& values, bool is_output = false) {
   std::vector<float> data(values.size());

@@ -281,7 +281,10 @@ function memoryInfoNceBackwardComposite(grad: Tensor, query: Tensor, bank: Tenso
  * IndexTensor on the bank's device, or an Int32Array), one per row of z [rows.length, D]; z may require grad (it is read detached). Bumps the
  * bank's version, so a pending backward that saved the bank raises the in-place modification
  * error. A mixed row of norm 0 (or non-finite) is an Error naming the row, and the bank is left
- * unchanged: 0/0 would write a NaN row that poisons every later logit against it.
+ * unchanged: 0/0 would write a NaN row that poisons every later logit against it. On CUDA the
+ * norms are device values, so that check is deferred (no host wait per step): the Error is thrown
+ * by the next host read (`toFloat32Array()`, `item()`; the trainer reads once per log interval and
+ * before every checkpoint), and the version is bumped although the bank stayed unchanged.
  */
 export function memoryUpdate_(bank: Tensor, rows: IndexInput, z: Tensor, options: MemoryUpdateOptions): void {
   const op = 'memoryUpdate_';

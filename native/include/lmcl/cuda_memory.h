@@ -20,7 +20,9 @@ Status free(void* pointer);
 // Queued on the default stream through a pinned staging ring (ordered with the kernels; it does
 // not wait for them); host_source may be reused or freed as soon as this returns.
 Status copy_host_to_device(void* device_destination, const void* host_source, size_t bytes);
-// Synchronous: waits for the queued work, then the values are in host_destination.
+// Synchronous: waits for the queued work, then the values are in host_destination. A device
+// check that failed in that work (argmax indices, a bank row's norm) is returned here as an
+// invalid_argument naming its op (src/cuda/deferred_error.cu); so is it by synchronize.
 Status copy_device_to_host(void* host_destination, const void* device_source, size_t bytes);
 Status copy_device_to_device(void* destination, const void* source, size_t bytes);
 Status fill(float* device_destination, float value, int64_t count);

@@ -1,7 +1,8 @@
 // What every CUDA kernel file shares (native/src/cuda/<stem>.cu): turning CUDA errors into a
 // Status (nothing here aborts the process), launch geometry, device scratch memory from the
-// caching allocator, host → device staging of small host arrays (labels, index lists, shapes that
-// arrive as host pointers until int32 device tensors land), and deterministic block reductions.
+// caching allocator, host → device staging of small host tables (cohort pair plans, sort tables),
+// deferred device checks (a check of device data reported at the next host read), and
+// deterministic block reductions.
 //
 // Conventions of the CUDA kernels (see native/include/lmcl/ops.def for the mechanism):
 // - the entry point is `Status lmcl::cuda::<name>(<the ops.def parameters>)`, defined qualified so a
@@ -82,6 +83,48 @@ class DeviceScratch {
   size_t bytes_ = 0;
   Status status_ = Status::ok();
 };
+
+// ---- deferred device checks ----------------------------------------------------------------------
+// Some checks can only look at device data (argmax indices, the norm of an updated bank row).
+// Copying their verdict back would make the host wait for the whole queue at every call (a
+// training step would drain the pipeline per op). Instead the op records a failure in one
+// device-resident slot and returns; the next synchronising call (copy_device_to_host, i.e. any
+// host read, and synchronize) reads the slot and returns the failure as its Status — an
+// invalid_argument naming the op, reported at the next host read (the trainer reads once per log
+// interval and before every checkpoint, so a failed check never reaches a saved file). The slot
+// keeps the first failure until it is read, then is cleared. An op that must write nothing on
+// failure (memory_update) makes its writing kernel skip itself after a failed check.
+enum class DeferredCheck : int32_t {
+  kNone = 0,
+  kArgmaxOutOfRange,     // first: the plane size
+  kArgmaxOutsideWindow,  // an in-range argmax outside its own window
+  kBankRowNorm,          // first: the row, second: its position, value: the norm
+};
+enum class DeferredOp : int32_t { kMaxPool2dBackward = 0, kMaxPool2dGather, kMemoryUpdate };
+
+struct DeferredError {
+  int32_t check;  // a DeferredCheck; kNone while nothing failed
+  int32_t op;     // a DeferredOp
+  int64_t first, second;
+  double value;
+};
+
+// The slot (device memory, zeroed on creation), made on first use outside the caching allocator.
+Status deferred_error_slot(DeferredError** slot);
+
+// Device side: records the failure unless an earlier one is still unread (the first one wins).
+__device__ inline void report_deferred(DeferredError* slot, DeferredCheck check, DeferredOp op, int64_t first,
+                                       int64_t second, double value) {
+  if (atomicCAS(&slot->check, 0, static_cast<int32_t>(check)) != 0) return;
+  slot->op = static_cast<int32_t>(op);
+  slot->first = first;
+  slot->second = second;
+  slot->value = value;
+}
+
+// Host side, after the device has finished the queued work: a recorded failure becomes the
+// returned Status (and the slot is cleared); Status::ok() when nothing failed or no slot exists.
+Status take_deferred_error();
 
 // Deterministic sum over a block (blockDim.x a power of two <= 1024, every thread calls it with
 // its partial): a fixed shared-memory tree, the same order on every run; every thread gets the

@@ -6,7 +6,8 @@
 // copied into page-locked memory and an async copy is queued on the default stream, so an upload
 // (a batch, a parameter) does not wait for the kernels already queued — a plain cudaMemcpy from
 // pageable memory synchronises the stream first. Device-to-host copies stay synchronous: the
-// host reads the values right after.
+// host reads the values right after. Every synchronising call (a copy to the host, synchronize)
+// then reports a deferred device check that failed in the work before it (deferred_error.cu).
 // Every CUDA error becomes a Status; nothing here aborts the process.
 #include <cuda_runtime.h>
 
@@ -18,6 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common.cuh"
 #include "lmcl/cuda_memory.h"
 
 namespace lmcl {
@@ -227,7 +229,8 @@ Status copy_host_to_device(void* destination, const void* source, size_t bytes) 
   return staging_ring().upload(destination, source, bytes);
 }
 Status copy_device_to_host(void* destination, const void* source, size_t bytes) {
-  return from_cuda(cudaMemcpy(destination, source, bytes, cudaMemcpyDeviceToHost), "copy to host");
+  LMCL_RETURN_IF_ERROR(from_cuda(cudaMemcpy(destination, source, bytes, cudaMemcpyDeviceToHost), "copy to host"));
+  return detail::take_deferred_error();
 }
 Status copy_device_to_device(void* destination, const void* source, size_t bytes) {
   return from_cuda(cudaMemcpy(destination, source, bytes, cudaMemcpyDeviceToDevice), "device copy");
@@ -238,7 +241,10 @@ Status fill(float* destination, float value, int64_t count) {
   fill_kernel<<<blocks, 256>>>(destination, value, count);
   return from_cuda(cudaGetLastError(), "fill");
 }
-Status synchronize() { return from_cuda(cudaDeviceSynchronize(), "synchronize"); }
+Status synchronize() {
+  LMCL_RETURN_IF_ERROR(from_cuda(cudaDeviceSynchronize(), "synchronize"));
+  return detail::take_deferred_error();
+}
 int64_t live_bytes() {
   std::lock_guard<std::mutex> lock(cache().mutex);
   return cache().live_bytes;

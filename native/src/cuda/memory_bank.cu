@@ -25,8 +25,9 @@
 //    an online (max, Σ exp) and the positive sum, merged in warp order; the loss is one block
 //    summing w_u·term_u in double by a fixed tree.
 //  - update: one block per updated row: the squared norm of the mix in double (fixed tree) into a
-//    scratch, copied to the host to check every norm before any write (the CPU's contract: on
-//    error the bank is unchanged; this copy synchronises), then one block per row writes it.
+//    scratch; one thread checks the norms in position order (the CPU's first failure, recorded as
+//    a deferred check: reported at the next host read, common.cuh — no host wait per step); then
+//    one block per row writes it, unless the check failed (the CPU's contract: the bank unchanged).
 // Bound: memory (random bank rows: ≈ B·K·D·4 bytes per pass, read through L2).
 #include <cmath>
 #include <string>
@@ -180,9 +181,26 @@ __global__ void memory_update_norms(int64_t dim, const float* __restrict__ bank,
   if (threadIdx.x == 0) norms[i] = sqrt(total);
 }
 
+// The norms in position order by one thread (count is a batch: small): the first bad one is the
+// CPU's error, recorded in the deferred slot; `failed` then makes memory_update_rows skip itself.
+__global__ void memory_update_verdict(int64_t count, const int32_t* __restrict__ rows, const double* __restrict__ norms,
+                                      int32_t* __restrict__ failed, detail::DeferredError* slot) {
+  for (int64_t i = 0; i < count; ++i) {
+    const double norm = norms[i];
+    if (!(isfinite(norm) && norm > 0.0)) {
+      *failed = 1;
+      detail::report_deferred(slot, detail::DeferredCheck::kBankRowNorm, detail::DeferredOp::kMemoryUpdate, rows[i], i,
+                              norm);
+      return;
+    }
+  }
+  *failed = 0;
+}
+
 __global__ void memory_update_rows(int64_t dim, float* __restrict__ bank, const int32_t* __restrict__ rows,
                                    const float* __restrict__ z, double keep, double take,
-                                   const double* __restrict__ norms) {
+                                   const double* __restrict__ norms, const int32_t* __restrict__ failed) {
+  if (*failed) return;  // the verdict kernel found a bad norm: the bank stays as it was
   const int64_t i = blockIdx.x;
   float* old_row = bank + int64_t{rows[i]} * dim;
   const float* new_row = z + i * dim;
@@ -310,21 +328,20 @@ Status memory_update(int64_t bank_rows, int64_t dim, int64_t count, float* bank,
                                    "); rows must be unique");
     seen[row] = 1;
   }
-  detail::DeviceScratch norms(sizeof(double) * static_cast<size_t>(count));
+  // The norm check needs the device's values: it is deferred (common.cuh), so no host wait here.
+  detail::DeferredError* slot = nullptr;
+  LMCL_RETURN_IF_ERROR(detail::deferred_error_slot(&slot));
+  detail::DeviceScratch norms(sizeof(double) * static_cast<size_t>(count) + sizeof(double));
   if (!norms.ok()) return norms.status();
+  int32_t* failed = reinterpret_cast<int32_t*>(norms.doubles() + count);
   const double keep = momentum, take = 1.0 - momentum;
   memory_update_norms<<<static_cast<unsigned int>(count), detail::kThreads>>>(dim, bank, rows.device, z, keep, take,
                                                                               norms.doubles());
   LMCL_RETURN_IF_ERROR(detail::launch_status("memoryUpdate (norms)"));
-  std::vector<double> host_norms(static_cast<size_t>(count));
-  LMCL_RETURN_IF_ERROR(copy_device_to_host(host_norms.data(), norms.data(), sizeof(double) * host_norms.size()));
-  for (int64_t i = 0; i < count; ++i) {
-    LMCL_CHECK_ARG(std::isfinite(host_norms[i]) && host_norms[i] > 0.0,
-                   "the updated bank row " + std::to_string(rows.host[i]) + " (position " + std::to_string(i) + ") has norm " +
-                       std::to_string(host_norms[i]) + "; normalising it would write a non-finite row (the bank is unchanged)");
-  }
+  memory_update_verdict<<<1, 1>>>(count, rows.device, norms.doubles(), failed, slot);
+  LMCL_RETURN_IF_ERROR(detail::launch_status("memoryUpdate (norm check)"));
   memory_update_rows<<<static_cast<unsigned int>(count), detail::kThreads>>>(dim, bank, rows.device, z, keep, take,
-                                                                             norms.doubles());
+                                                                             norms.doubles(), failed);
   return detail::launch_status("memoryUpdate");
 }
 

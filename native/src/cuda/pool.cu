@@ -22,8 +22,9 @@
 // in float (32 lanes), chunks combined in double, then a fixed xor tree (like the CPU: float
 // chunks, double across).
 // Index validation: the argmax arrays are device memory, so a bad index is flagged by the kernel
-// (an integer atomicMax of an error code into a device word, which is order-independent) and the
-// entry point copies the word back (a synchronising copy) to return the CPU's Status. The gather
+// (an integer atomicMax of an error code into a device word, which is order-independent) and a
+// one-thread kernel turns the word into a deferred check (common.cuh): the CPU's message,
+// reported at the next host read, so the backward does not wait for the queue. The gather
 // backward only sees indices that lie inside their own output's window (max_pool2d_forward only
 // makes those); an in-range index outside its window — which the CPU's scatter would still add —
 // is reported as an invalid_argument rather than dropped silently.
@@ -183,6 +184,14 @@ __global__ void max_gather_kernel(Geometry g, const float* __restrict__ source, 
   }
 }
 
+// One thread: the per-call flag (the worst code any index raised) into the deferred slot.
+__global__ void index_verdict_kernel(const int32_t* __restrict__ flag, int64_t limit, detail::DeferredOp op,
+                                     detail::DeferredError* slot) {
+  const int32_t code = *flag;
+  if (code == kIndexOutOfRange) detail::report_deferred(slot, detail::DeferredCheck::kArgmaxOutOfRange, op, limit, 0, 0.0);
+  if (code == kIndexOutsideWindow) detail::report_deferred(slot, detail::DeferredCheck::kArgmaxOutsideWindow, op, 0, 0, 0.0);
+}
+
 // ---- adaptive average pooling --------------------------------------------------------------------
 
 __device__ inline int64_t bin_begin(int64_t o, int64_t in, int64_t out) { return (o * in) / out; }
@@ -276,17 +285,13 @@ Status zeroed_flag(detail::DeviceScratch& flag, const char* op) {
   return detail::from_cuda_error(cudaMemsetAsync(flag.data(), 0, sizeof(int32_t), 0), op);
 }
 
-// Reads the flag back (synchronises with the kernels before it) and turns it into the Status.
-Status index_status(const detail::DeviceScratch& flag, const Pool2dShape& s, const char* op) {
-  int32_t code = kIndexOk;
-  LMCL_RETURN_IF_ERROR(copy_device_to_host(&code, flag.data(), sizeof(int32_t)));
-  const int64_t limit = s.in_h * s.in_w;
-  LMCL_CHECK_ARG(code != kIndexOutOfRange,
-                 "argmax indices out of range for a plane of " + std::to_string(limit) + " elements");
-  LMCL_CHECK_ARG(code != kIndexOutsideWindow,
-                 std::string(op) + ": an argmax index lies outside its pooling window (the CUDA backward gathers "
-                                   "over windows; indices must come from max_pool2d_forward)");
-  return Status::ok();
+// Queues the flag's verdict into the deferred-check slot (no host wait; common.cuh).
+Status defer_index_status(const detail::DeviceScratch& flag, const Pool2dShape& s, detail::DeferredOp op,
+                          const char* name) {
+  detail::DeferredError* slot = nullptr;
+  LMCL_RETURN_IF_ERROR(detail::deferred_error_slot(&slot));
+  index_verdict_kernel<<<1, 1>>>(flag.ints(), s.in_h * s.in_w, op, slot);
+  return detail::launch_status(name);
 }
 
 }  // namespace
@@ -328,7 +333,7 @@ Status max_pool2d_backward(const Pool2dShape& shape, const float* grad_out, cons
   LMCL_RETURN_IF_ERROR(detail::launch_status("max_pool2d_backward"));
   max_backward_kernel<<<detail::blocks_for(g.planes * g.in_h * g.in_w), detail::kThreads>>>(g, grad_out, indices, grad_in);
   LMCL_RETURN_IF_ERROR(detail::launch_status("max_pool2d_backward"));
-  return index_status(flag, shape, "max_pool2d_backward");
+  return defer_index_status(flag, shape, detail::DeferredOp::kMaxPool2dBackward, "max_pool2d_backward");
 }
 
 Status max_pool2d_gather(const Pool2dShape& shape, const float* source, const int32_t* indices, float* out) {
@@ -340,7 +345,7 @@ Status max_pool2d_gather(const Pool2dShape& shape, const float* source, const in
   LMCL_RETURN_IF_ERROR(zeroed_flag(flag, "max_pool2d_gather"));
   max_gather_kernel<<<detail::blocks_for(count), detail::kThreads>>>(g, source, indices, out, flag.ints());
   LMCL_RETURN_IF_ERROR(detail::launch_status("max_pool2d_gather"));
-  return index_status(flag, shape, "max_pool2d_gather");
+  return defer_index_status(flag, shape, detail::DeferredOp::kMaxPool2dGather, "max_pool2d_gather");
 }
 
 Status adaptive_avg_pool2d_forward(const AdaptivePool2dShape& shape, const float* x, float* out) {

@@ -178,6 +178,19 @@ void add_memory_bank_cases(std::vector<OpCase>& list) {
                     want[6] = finite_difference([&](const std::vector<double>& x) { return g * info_nce(kWideDim, query, bank, x).loss; },
                                                 std::vector<double>(kBatch, 1.0));
                   }});
+  // memory_update with a row whose mix has norm 0 (momentum 0, z's row at position 1 zero): the
+  // CPU's error at the call; on CUDA a deferred check (reported at the next synchronisation) —
+  // on both, the bank must come back unchanged (nothing written half).
+  list.push_back({"memory_update zero row", 0, 0,
+                  [](Rng& rng) {
+                    std::vector<float> z = random_floats(rng, kUpdateCount * kUpdateDim, -1, 1);
+                    std::fill(z.begin() + kUpdateDim, z.begin() + 2 * kUpdateDim, 0.0f);
+                    return std::vector<HostOperand>{{"bank", random_floats(rng, kBankRows * kUpdateDim, -1, 1), true},
+                                                    input("z", z)};
+                  },
+                  LMCL_KERNEL_CALL(expect_deferred_error(kOnCuda, memory_update(kBankRows, kUpdateDim, kUpdateCount, p[0], index_view(kOnCuda, kRows), p[1], 0.0),
+                                                         "memory_update", "the updated bank row 0 (position 1) has norm 0.000000; normalising it would write a non-finite row (the bank is unchanged)")),
+                  [](const std::vector<HostOperand>& o, std::vector<std::vector<double>>& want) { want[0] = to_double(o[0].data); }});
   // memory_update: bank (in place, starts random), z.
   list.push_back({"memory_update", 1e-6, 1e-7,
                   [](Rng& rng) {
