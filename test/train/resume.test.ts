@@ -1,7 +1,7 @@
 // Resume robustness on a tiny job (two resnet8, 160 images of the bundled sample, 2 epochs):
 // checkpoints/best rebuilt after a crash between the regular and the best save; a damaged newest
 // checkpoint is named when the resume falls back; lost optimizer state is refused, not restarted;
-// a damaged state.json is refused naming the field.
+// a damaged state.json is refused naming the field; 1 thread gives the bits of 2.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -44,6 +44,13 @@ beforeAll(async () => {
 
 describe('resume', () => {
   const epochCheckpoint = (run: string, epoch: number): string => path.join(run, 'checkpoints', `checkpoint-e000${epoch}-s${epoch * 5}`);
+
+  it('gives the same bits on 1 thread as on 2 (every kernel splits its sums by shape, never by thread count)', async () => {
+    const single = await train({ config: { ...tiny, threads: 1, out: root, name: 'one-thread' }, console: null, handleSignals: false });
+    expect(single.status).toBe('completed');
+    release(single);
+    expect(networkBits(epochCheckpoint(single.runDir, 2))).toEqual(networkBits(epochCheckpoint(finished, 2)));
+  }, 120_000);
 
   it('rewrites a missing checkpoints/best (the process died between the regular and the best save)', async () => {
     const run = copyRun(finished, 'best-missing');

@@ -681,11 +681,36 @@ Status backward_input_depthwise(const Conv2dShape& s, const float* grad_output, 
 
 // ---- backward weight ----------------------------------------------------------------------------
 
+// The batch split of both weight-gradient kernels below: chunk c sums images
+// [c·N/C, (c+1)·N/C) in image order into its own partial (chunk 0 into grad_weight), and the
+// partials are added in chunk order. C depends on the shape only, never on the thread count, so
+// dW has the same bits for any --threads (a run resumed with another thread count continues bit
+// for bit). Each chunk costs a pass over its dW-sized partial, so a chunk gets at least
+// kMinPositions output positions of work (small planes: fewer, larger chunks); at most kMaxChunks
+// (parallelism for 16 threads); fewer when the partials would pass kPartialFloats (a big
+// ImageNet layer's dW, 2.4M floats, gets 4).
+int64_t weight_gradient_chunks(const Conv2dShape& s) {
+  constexpr int64_t kMaxChunks = 16, kMinPositions = 2048;
+  constexpr int64_t kPartialFloats = int64_t(8) << 20;  // 32 MiB of partial sums
+  const int64_t positions = std::max<int64_t>(1, s.out_height() * s.out_width());
+  const int64_t by_work = std::max<int64_t>(1, s.batch * positions / kMinPositions);
+  const int64_t by_memory = 1 + kPartialFloats / std::max<int64_t>(1, s.weight_numel());
+  return std::max<int64_t>(1, std::min({s.batch, kMaxChunks, by_work, by_memory}));
+}
+
+// Runs body(chunk, n0, n1) for every chunk of weight_gradient_chunks, spread over the threads.
+template <typename Body>
+void for_each_weight_chunk(int64_t batch, int64_t chunks, const Body& body) {
+  parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t chunk = c0; chunk < c1; ++chunk) body(chunk, chunk * batch / chunks, (chunk + 1) * batch / chunks);
+  });
+}
+
 // dW_g^T[k][co] = sum_{n,p} X_k[n][p] * dY[n][g*cout_g + co][p] with the gemm.h row-gather kernel:
 // A rows X_k are read in place from the compact layout (contiguous over p = oh*out_w + ow, no
 // garbage columns), B = dY^T is packed per unit of ~kUnit grid positions into nr-wide panels
-// (amortised over all kg/mr row tiles). Threads split the batch; each thread sums its units in
-// order into its own dW^T buffer, and the per-thread partials are added in thread order.
+// (amortised over all kg/mr row tiles). The batch is split by weight_gradient_chunks; each chunk
+// sums its units in order into its own dW^T buffer, and the partials are added in chunk order.
 Status backward_weight_rows(const Conv2dShape& s, const float* input, const float* grad_output, float* grad_weight) {
   const MicroKernels& mk = gemm_detail::micro_kernels();
   const bool direct_shape = s.kernel_height == 1 && s.kernel_width == 1 && s.stride_height == 1 &&
@@ -705,12 +730,12 @@ Status backward_weight_rows(const Conv2dShape& s, const float* input, const floa
   const int64_t unit_length = std::min(plen, kUnit);
   const int64_t x_floats = l.direct ? 0 : l.floats;
 
-  const int64_t chunks = chunk_count_for(0, s.batch, 1);
+  const int64_t chunks = weight_gradient_chunks(s);
   const int64_t weight_numel = s.weight_numel();
   ScratchBuffer partials(sizeof(float) * std::max<int64_t>(0, chunks - 1) * weight_numel);
   if (!partials.ok()) return out_of_memory("conv2d_backward_weight: cannot allocate partial sums");
   Status failure;
-  parallel_for_chunks(0, s.batch, 1, [&](int64_t chunk, int64_t n0, int64_t n1) {
+  for_each_weight_chunk(s.batch, chunks, [&](int64_t chunk, int64_t n0, int64_t n1) {
     float* partial = chunk == 0 ? grad_weight : partials.floats() + (chunk - 1) * weight_numel;
     const int64_t images_here = std::min(unit_images, n1 - n0);
     ScratchBuffer xbuf(sizeof(float) * std::max<int64_t>(1, x_floats * images_here));
@@ -798,12 +823,12 @@ Status backward_weight_general(const Conv2dShape& s, const float* input, const f
   const int64_t x_floats = l.direct ? 0 : l.floats;
   const int64_t dy_floats = expand ? s.out_channels * l.nq : 0;
 
-  const int64_t chunks = chunk_count_for(0, s.batch, 1);
+  const int64_t chunks = weight_gradient_chunks(s);
   const int64_t weight_numel = s.weight_numel();
   ScratchBuffer partials(sizeof(float) * std::max<int64_t>(0, chunks - 1) * weight_numel);
   if (!partials.ok()) return out_of_memory("conv2d_backward_weight: cannot allocate partial sums");
   Status failure;
-  parallel_for_chunks(0, s.batch, 1, [&](int64_t chunk, int64_t n0, int64_t n1) {
+  for_each_weight_chunk(s.batch, chunks, [&](int64_t chunk, int64_t n0, int64_t n1) {
     float* partial = chunk == 0 ? grad_weight : partials.floats() + (chunk - 1) * weight_numel;
     std::memset(partial, 0, sizeof(float) * weight_numel);
     // Images per pass: enough grid positions to amortise the kernel's final reductions, within
