@@ -1,6 +1,7 @@
 // Storage bindings: allocate/free device blocks and index storages, copy data in and out, fill, memory stats,
 // engine information. Dispatches on the storage's device (cpu or cuda).
 #include <cstring>
+#include <vector>
 
 #include "args.h"
 #include "lmcl/allocator.h"
@@ -98,21 +99,79 @@ Napi::Value upload(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// The (storage, byteOffset, floatCount) arguments of download / downloadAsync, checked.
+struct DownloadRange {
+  StorageHandle* storage;
+  const uint8_t* source;
+  size_t count;
+};
+DownloadRange download_range(const Napi::CallbackInfo& info, const char* op) {
+  StorageHandle* storage = get_storage(info, 0, op, "storage");
+  refuse_indices(info.Env(), storage, op, "storage");
+  int64_t offset = get_int(info, 1, op, "byteOffset");
+  int64_t count = get_int(info, 2, op, "count");
+  if (offset < 0 || count < 0 || static_cast<uint64_t>(offset) + static_cast<uint64_t>(count) * 4 > storage->bytes()) {
+    throw_error(info.Env(), std::string(op) + ": range outside the block");
+  }
+  return {storage, static_cast<const uint8_t*>(storage->data()) + offset, static_cast<size_t>(count)};
+}
+
 // download(storage, byteOffset, floatCount) -> Float32Array (a copy)
 Napi::Value download(const Napi::CallbackInfo& info) {
-  StorageHandle* storage = get_storage(info, 0, "download", "storage");
-  refuse_indices(info.Env(), storage, "download", "storage");
-  int64_t offset = get_int(info, 1, "download", "byteOffset");
-  int64_t count = get_int(info, 2, "download", "count");
-  if (offset < 0 || count < 0 || static_cast<uint64_t>(offset) + static_cast<uint64_t>(count) * 4 > storage->bytes()) {
-    throw_error(info.Env(), "download: range outside the block");
-  }
-  Napi::Float32Array result = Napi::Float32Array::New(info.Env(), static_cast<size_t>(count));
-  if (count == 0) return result;
-  const uint8_t* source = static_cast<const uint8_t*>(storage->data()) + offset;
-  if (storage->device() == Device::kCpu) std::memcpy(result.Data(), source, count * 4);
-  else throw_if_error(info.Env(), cuda::copy_device_to_host(result.Data(), source, count * 4), "download");
+  const DownloadRange range = download_range(info, "download");
+  Napi::Float32Array result = Napi::Float32Array::New(info.Env(), range.count);
+  if (range.count == 0) return result;
+  if (range.storage->device() == Device::kCpu) std::memcpy(result.Data(), range.source, range.count * 4);
+  else throw_if_error(info.Env(), cuda::copy_device_to_host(result.Data(), range.source, range.count * 4), "download");
   return result;
+}
+
+// Finishes a device copy begun on the main thread (queued on the stream in order with the work
+// before it) on a libuv worker thread, so the event loop keeps running while the device catches
+// up; then resolves the promise with the values (or rejects it with the error, a deferred device
+// check included).
+class FinishDownload : public Napi::AsyncWorker {
+ public:
+  FinishDownload(Napi::Env env, cuda::PendingCopy* copy, size_t count)
+      : Napi::AsyncWorker(env, "lmcl.downloadAsync"), copy_(copy), values_(count), deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise promise() const { return deferred_.Promise(); }
+
+  void Execute() override {
+    const Status status = cuda::finish_copy_to_host(copy_, values_.data());
+    copy_ = nullptr;
+    if (!status.is_ok()) SetError("downloadAsync: " + status.message());
+  }
+  void OnOK() override {
+    Napi::Float32Array result = Napi::Float32Array::New(Env(), values_.size());
+    if (!values_.empty()) std::memcpy(result.Data(), values_.data(), values_.size() * 4);
+    deferred_.Resolve(result);
+  }
+  void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
+
+ private:
+  cuda::PendingCopy* copy_;
+  std::vector<float> values_;
+  Napi::Promise::Deferred deferred_;
+};
+
+// downloadAsync(storage, byteOffset, floatCount) -> Promise<Float32Array>: the values as of this
+// call (a CPU block is copied now; a device copy is queued now and waited for off the main
+// thread), so the caller may overwrite or free the block right after.
+Napi::Value download_async(const Napi::CallbackInfo& info) {
+  const DownloadRange range = download_range(info, "downloadAsync");
+  if (range.storage->device() == Device::kCpu) {
+    Napi::Float32Array result = Napi::Float32Array::New(info.Env(), range.count);
+    if (range.count > 0) std::memcpy(result.Data(), range.source, range.count * 4);
+    Napi::Promise::Deferred done = Napi::Promise::Deferred::New(info.Env());
+    done.Resolve(result);
+    return done.Promise();
+  }
+  cuda::PendingCopy* copy = nullptr;
+  throw_if_error(info.Env(), cuda::begin_copy_to_host(range.source, range.count * 4, &copy), "downloadAsync");
+  auto* worker = new FinishDownload(info.Env(), copy, range.count);  // deletes itself after OnOK/OnError
+  Napi::Promise promise = worker->promise();
+  worker->Queue();
+  return promise;
 }
 
 // fill(storage, value, count): sets the first count floats.
@@ -213,6 +272,7 @@ void register_storage(Napi::Env env, Napi::Object exports) {
   exports.Set("free", Napi::Function::New(env, free_storage, "free"));
   exports.Set("upload", Napi::Function::New(env, upload, "upload"));
   exports.Set("download", Napi::Function::New(env, download, "download"));
+  exports.Set("downloadAsync", Napi::Function::New(env, download_async, "downloadAsync"));
   exports.Set("fill", Napi::Function::New(env, fill, "fill"));
   exports.Set("copy", Napi::Function::New(env, copy, "copy"));
   exports.Set("memoryStats", Napi::Function::New(env, memory_stats, "memoryStats"));

@@ -56,6 +56,9 @@ export interface NativeAddon {
   free(storage: NativeStorage): void;
   upload(storage: NativeStorage, source: Float32Array | Int32Array, byteOffset: number): void;
   download(storage: NativeStorage, byteOffset: number, count: number): Float32Array;
+  /** The values as of this call, without blocking the event loop: a device copy is queued now and
+   *  waited for on a worker thread (the block may be overwritten or freed right after the call). */
+  downloadAsync(storage: NativeStorage, byteOffset: number, count: number): Promise<Float32Array>;
   fill(storage: NativeStorage, value: number, count: number): void;
   copy(destination: NativeStorage, source: NativeStorage, bytes: number): void;
   memoryStats(): NativeMemoryStats;

@@ -188,6 +188,8 @@ const models: Record<string, CostModel> = {
     return { label: 'upload', kind: 'memory', flops: 0, bytes: source instanceof Float32Array || source instanceof Int32Array ? source.byteLength : 0 };
   },
   download: (a) => memory('download', numberAt(a, 2)),
+  // Timed while queued only: the wait happens off the main thread.
+  downloadAsync: (a) => memory('downloadAsync', numberAt(a, 2)),
   fill: (a) => memory('fill', numberAt(a, 2)),
   copy: (a) => ({ label: 'copy', kind: 'memory', flops: 0, bytes: 2 * numberAt(a, 2) }),
   allocIndices: (a) => ({ label: 'allocIndices', kind: 'memory', flops: 0, bytes: 4 * lengthAt(a, 1) }),

@@ -166,10 +166,27 @@ export class Tensor {
     return native().download(this.storage.handle, 0, this.size);
   }
 
+  /**
+   * toFloat32Array() without blocking the event loop while a device finishes the queued work: the
+   * values as of this call (the copy is queued now, in order with the work before it), so the
+   * tensor may be changed in place or disposed right after. On the CPU the copy is made now. A
+   * device check that failed before the copy rejects the promise (as it throws from the sync read).
+   */
+  toFloat32ArrayAsync(): Promise<Float32Array> {
+    this.assertAlive('toFloat32ArrayAsync');
+    return native().downloadAsync(this.storage.handle, 0, this.size);
+  }
+
   /** The value of a one-element tensor. */
   item(): number {
     if (this.size !== 1) throw new Error(`item: tensor has ${this.size} elements (shape ${formatShape(this.shape)}), expected 1`);
     return this.toFloat32Array()[0]!;
+  }
+
+  /** item() without blocking the event loop (see toFloat32ArrayAsync). */
+  async itemAsync(): Promise<number> {
+    if (this.size !== 1) throw new Error(`itemAsync: tensor has ${this.size} elements (shape ${formatShape(this.shape)}), expected 1`);
+    return (await this.toFloat32ArrayAsync())[0]!;
   }
 
   /** Nested arrays of numbers, for printing and tests. */

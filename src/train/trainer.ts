@@ -16,8 +16,8 @@
 // built) and the data loader (its own generator, restored from the loader state). A checkpoint
 // holds every network, the optimizer buffers and hyper-parameters, the schedule position (epoch,
 // step, batch position), both RNG states and the partial-epoch meters, so an interrupted and
-// resumed run performs exactly the same floating-point operations as an uninterrupted one (same
-// thread count) and ends with the same bits.
+// resumed run performs exactly the same floating-point operations as an uninterrupted one (on
+// any thread count: the kernels split their sums by shape) and ends with the same bits.
 import fs from 'node:fs';
 import path from 'node:path';
 import '../autograd/engine.js'; // installs Tensor.backward
@@ -396,10 +396,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   // The newest checkpoint known to hold only finite values: the one resumed from (checked above)
   // or the last one this process wrote (checked before writing).
   let lastFiniteCheckpoint: string | null = checkpoint;
-  /** Reads the waiting steps into the meters; a non-finite total stops the run (NonFiniteError). */
-  const readPending = (): void => {
-    lastRead = Date.now();
-    const bad: NonFiniteStep | null = readings.readInto(meters);
+  /** A non-finite total read back stops the run (NonFiniteError). */
+  const stopIfNonFinite = (bad: NonFiniteStep | null): void => {
     if (bad) {
       const where = bad.step;
       // The loop reports the steps that completed with a finite loss.
@@ -407,6 +405,16 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       throw new NonFiniteError('loss', `loss is ${bad.values.total} at epoch ${where.epoch + 1}, batch ${where.batchIndex + 1} (step ${where.step + 1}): ` +
         `${Object.entries(bad.values).map(([k, v]) => `${k}=${v}`).join(' ')}`);
     }
+  };
+  /** Reads the waiting steps into the meters (before a checkpoint and at an epoch's end). */
+  const readPending = (): void => {
+    lastRead = Date.now();
+    stopIfNonFinite(readings.readInto(meters));
+  };
+  /** The same for a progress line: the event loop keeps running while the device catches up. */
+  const readPendingAsync = async (): Promise<void> => {
+    lastRead = Date.now();
+    stopIfNonFinite(await readings.readIntoAsync(meters));
   };
 
   /** Writes a checkpoint; the caller has read every pending step (readPending). */
@@ -511,7 +519,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
 
         // Read the step's numbers only when a line is due (or the log interval passed, for quiet runs).
         if (progress.due(position, batches) || now - lastRead >= config.logInterval * 1000) {
-          readPending();
+          await readPendingAsync();
           const rate = meters.seen / Math.max(meters.trainSeconds, 1e-9);
           const remainingBatches = (config.epochs - epoch) * batches - position;
           progress.update({
@@ -523,8 +531,11 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         options.onStepEnd?.({ epoch, batchIndex: position - 1, step: step - 1 });
 
         // Step boundary: honour Ctrl-C (the await lets the signal handler run).
+        const yieldStart = Date.now();
         await new Promise<void>((resolve) => setImmediate(resolve));
-        tick += Date.now() - now; // the yield is not training time
+        // The yield is not training time; a read above is (on a device it waits for the queued
+        // steps to finish: leaving it out would count kernel launches, not images trained).
+        tick += Date.now() - yieldStart;
         // --save-every-steps: a mid-epoch checkpoint (long epochs lose at most N steps to a kill);
         // an epoch's last step is saved by the epoch end just below.
         if (config.saveEverySteps > 0 && step % config.saveEverySteps === 0 && position < batches) {

@@ -227,11 +227,11 @@ describe('checkpoint format 1 (one optimizer, <index>.momentum_buffer)', () => {
 });
 
 describe('host reads', () => {
-  it('download is reached only through Tensor.toFloat32Array (so spying on it sees every read); the loop uses no other host read', () => {
+  it('download is reached only through Tensor.toFloat32Array / toFloat32ArrayAsync (so spying on them sees every read); the loop uses no other host read', () => {
     const walk = (dir: string): string[] => fs.readdirSync(dir, { withFileTypes: true })
       .flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : [path.join(dir, e.name)]));
     const src = path.join(import.meta.dirname, '..', '..', 'src');
-    const callers = walk(src).filter((file) => file.endsWith('.ts') && /\.download\(/.test(fs.readFileSync(file, 'utf8')));
+    const callers = walk(src).filter((file) => file.endsWith('.ts') && /\.download(Async)?\(/.test(fs.readFileSync(file, 'utf8')));
     expect(callers.map((file) => path.relative(src, file))).toEqual([path.join('tensor', 'tensor.ts')]);
     // The other host read (a count returned by the addon) is used only by the finiteness check a
     // state passes before it is saved or resumed (train/finite.ts); the per-step test below counts
@@ -243,6 +243,7 @@ describe('host reads', () => {
 
   async function downloadsPerStep(logInterval: number): Promise<number[]> {
     const spy = vi.spyOn(Tensor.prototype, 'toFloat32Array');
+    const spyAsync = vi.spyOn(Tensor.prototype, 'toFloat32ArrayAsync');
     const counting = vi.spyOn(native(), 'countNonFinite');
     const counts: number[] = [];
     try {
@@ -250,7 +251,7 @@ describe('host reads', () => {
       const result = await train({
         config: { ...tiny, logInterval, out: root, name: `reads-${logInterval}` }, console: null, progress: { quiet: true }, handleSignals: false,
         onStepEnd: () => {
-          const reads = spy.mock.calls.length + counting.mock.calls.length;
+          const reads = spy.mock.calls.length + spyAsync.mock.calls.length + counting.mock.calls.length;
           counts.push(reads - before);
           before = reads;
         },
@@ -258,6 +259,7 @@ describe('host reads', () => {
       release(result);
     } finally {
       spy.mockRestore();
+      spyAsync.mockRestore();
       counting.mockRestore();
     }
     return counts;
@@ -275,34 +277,39 @@ describe('host reads', () => {
     expect([1, 2, 3, 4, 6, 7, 8, 9].map((k) => eager[k])).toEqual([1, 1, 1, 1, 1, 1, 1, 1]);
   });
 
-  it('PendingReadings: one download for many steps, the same float64 sums as reading each at once, stops at a NaN total', () => {
-    const readings = new PendingReadings();
-    const expected = emptyMeters(2);
-    const values: number[][] = [[0.5, 1.25, 2], [0.75, 0.125, 3], [Number.NaN, 1, 1]];
-    values.forEach(([ce, kd, correct], step) => {
-      const parts = new LossParts().add('ce', tensor(Float32Array.of(ce!), [])).add('ce', tensor(Float32Array.of(kd!), [])).add('total', tensor(Float32Array.of(ce! + kd!), []));
-      readings.push({ epoch: 0, batchIndex: step, step, batchSize: 4, parts, correct: [tensor(Float32Array.of(correct!), []), tensor(Float32Array.of(1), [])] });
-      if (step < 2) {
-        expected.lossSums.ce = (expected.lossSums.ce ?? 0) + (Math.fround(ce!) + Math.fround(kd!)) * 4;
-        expected.lossSums.total = (expected.lossSums.total ?? 0) + Math.fround(ce! + kd!) * 4;
-        expected.correct[0]! += correct!;
-        expected.correct[1]! += 1;
+  for (const mode of ['readInto', 'readIntoAsync'] as const) {
+    it(`PendingReadings.${mode}: one download for many steps, the same float64 sums as reading each at once, stops at a NaN total`, async () => {
+      const readings = new PendingReadings();
+      const expected = emptyMeters(2);
+      const values: number[][] = [[0.5, 1.25, 2], [0.75, 0.125, 3], [Number.NaN, 1, 1]];
+      const liveBefore = native().memoryStats().cpuLiveBytes;
+      values.forEach(([ce, kd, correct], step) => {
+        // As a step makes them: in a tidy scope, the parts keeping their own views.
+        const parts = tidy(() => new LossParts().add('ce', tensor(Float32Array.of(ce!), [])).add('ce', tensor(Float32Array.of(kd!), [])).add('total', tensor(Float32Array.of(ce! + kd!), [])));
+        readings.push({ epoch: 0, batchIndex: step, step, batchSize: 4, parts, correct: [tensor(Float32Array.of(correct!), []), tensor(Float32Array.of(1), [])] });
+        if (step < 2) {
+          expected.lossSums.ce = (expected.lossSums.ce ?? 0) + (Math.fround(ce!) + Math.fround(kd!)) * 4;
+          expected.lossSums.total = (expected.lossSums.total ?? 0) + Math.fround(ce! + kd!) * 4;
+          expected.correct[0]! += correct!;
+          expected.correct[1]! += 1;
+        }
+      });
+      const spy = vi.spyOn(Tensor.prototype, mode === 'readInto' ? 'toFloat32Array' : 'toFloat32ArrayAsync');
+      const meters = emptyMeters(2);
+      let bad;
+      try {
+        bad = mode === 'readInto' ? readings.readInto(meters) : await readings.readIntoAsync(meters);
+        expect(spy).toHaveBeenCalledTimes(1);
+      } finally {
+        spy.mockRestore();
       }
+      expect(bad!.step.step).toBe(2);
+      expect(Number.isNaN(bad!.values.total)).toBe(true);
+      expect(meters).toEqual(expected);
+      expect(readings.size).toBe(0);
+      expect(native().memoryStats().cpuLiveBytes).toBe(liveBefore); // every step's scalars released
     });
-    const spy = vi.spyOn(Tensor.prototype, 'toFloat32Array');
-    const meters = emptyMeters(2);
-    let bad;
-    try {
-      bad = readings.readInto(meters);
-      expect(spy).toHaveBeenCalledTimes(1);
-    } finally {
-      spy.mockRestore();
-    }
-    expect(bad!.step.step).toBe(2);
-    expect(Number.isNaN(bad!.values.total)).toBe(true);
-    expect(meters).toEqual(expected);
-    expect(readings.size).toBe(0);
-  });
+  }
 });
 
 describe('top-1 counted on the device', () => {

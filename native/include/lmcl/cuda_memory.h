@@ -25,6 +25,16 @@ Status copy_host_to_device(void* device_destination, const void* host_source, si
 // invalid_argument naming its op (src/cuda/deferred_error.cu); so is it by synchronize.
 Status copy_device_to_host(void* host_destination, const void* device_source, size_t bytes);
 Status copy_device_to_device(void* destination, const void* source, size_t bytes);
+// A copy to the host in two halves, so a host read need not block the thread that queues work:
+// begin_copy_to_host queues the copy on the stream (ordered after the work queued before it, so
+// it reads the values as of this call; the source may be overwritten or freed right after) into
+// pinned memory and returns at once; finish_copy_to_host waits for it — it may block, and may be
+// called from any thread — puts the bytes in host_destination, reports a deferred check that
+// failed before the copy (as copy_device_to_host does) and releases the copy. Every begun copy is
+// finished exactly once (on error too).
+struct PendingCopy;
+Status begin_copy_to_host(const void* device_source, size_t bytes, PendingCopy** copy);
+Status finish_copy_to_host(PendingCopy* copy, void* host_destination);
 Status fill(float* device_destination, float value, int64_t count);
 Status synchronize();
 int64_t live_bytes();

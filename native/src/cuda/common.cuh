@@ -125,6 +125,12 @@ __device__ inline void report_deferred(DeferredError* slot, DeferredCheck check,
 // Host side, after the device has finished the queued work: a recorded failure becomes the
 // returned Status (and the slot is cleared); Status::ok() when nothing failed or no slot exists.
 Status take_deferred_error();
+// The pieces of take_deferred_error for a copy read without a wait (begin/finish_copy_to_host):
+// the slot if one was made (else nullptr), the Status a slot's contents stand for, and a queued
+// clear of the slot.
+DeferredError* existing_deferred_slot();
+Status deferred_status(const DeferredError& failure);
+Status clear_deferred_error();
 
 // Deterministic sum over a block (blockDim.x a power of two <= 1024, every thread calls it with
 // its partial): a fixed shared-memory tree, the same order on every run; every thread gets the

@@ -4,7 +4,10 @@
 //
 // The slot is a plain cudaMalloc block, not the caching allocator's, so it never shows in the
 // live-bytes counters. take_deferred_error is called by copy_device_to_host and synchronize after
-// they have waited for the queue, so the slot holds every failure of the work before them. The
+// they have waited for the queue, so the slot holds every failure of the work before them; a
+// copy read without a wait (begin/finish_copy_to_host) copies the slot beside its data instead
+// and clears it with a queued memset when it held a failure (a second failure recorded between
+// that copy and the clear is dropped: the run already stops on the first). The
 // messages are the CPU kernels' for the same input, prefixed with the op (the host read that
 // reports it belongs to another call) and followed by where it was found.
 // Tested by the parity driver's bad-input cases (native/test/cases/pool.cpp, memory_bank.cpp),
@@ -77,17 +80,33 @@ Status deferred_error_slot(DeferredError** slot) {
   return Status::ok();
 }
 
-Status take_deferred_error() {
+DeferredError* existing_deferred_slot() {
   SlotState& state = slot_state();
   std::lock_guard<std::mutex> lock(state.mutex);
-  if (!state.slot) return Status::ok();  // no op with a deferred check has run
-  DeferredError failure{};
-  LMCL_RETURN_IF_ERROR(from_cuda_error(cudaMemcpy(&failure, state.slot, sizeof(failure), cudaMemcpyDeviceToHost),
-                                       "reading the deferred-check slot"));
+  return state.slot;
+}
+
+Status deferred_status(const DeferredError& failure) {
   if (failure.check == static_cast<int32_t>(DeferredCheck::kNone)) return Status::ok();
-  LMCL_RETURN_IF_ERROR(from_cuda_error(cudaMemset(state.slot, 0, sizeof(DeferredError)), "clearing the deferred-check slot"));
   return Status(StatusCode::kInvalidArgument, std::string(op_name(failure.op)) + ": " + describe(failure) +
                                                   " [checked on the GPU; reported at the next host read]");
+}
+
+Status clear_deferred_error() {
+  DeferredError* slot = existing_deferred_slot();
+  if (!slot) return Status::ok();
+  return from_cuda_error(cudaMemsetAsync(slot, 0, sizeof(DeferredError), 0), "clearing the deferred-check slot");
+}
+
+Status take_deferred_error() {
+  DeferredError* slot = existing_deferred_slot();
+  if (!slot) return Status::ok();  // no op with a deferred check has run
+  DeferredError failure{};
+  LMCL_RETURN_IF_ERROR(from_cuda_error(cudaMemcpy(&failure, slot, sizeof(failure), cudaMemcpyDeviceToHost),
+                                       "reading the deferred-check slot"));
+  if (failure.check == static_cast<int32_t>(DeferredCheck::kNone)) return Status::ok();
+  LMCL_RETURN_IF_ERROR(clear_deferred_error());
+  return deferred_status(failure);
 }
 
 }  // namespace detail

@@ -155,10 +155,85 @@ StagingRing& staging_ring() {
   return *instance;
 }
 
+// Pinned host blocks for the copies read without a wait (begin/finish_copy_to_host). Blocks up to
+// kKeptBytes are kept for reuse (cudaHostAlloc is slow, and cudaFreeHost may synchronise the
+// device); larger ones are made for the copy and freed after it. Events record with
+// cudaEventBlockingSync, so the finishing thread sleeps instead of spinning.
+class PinnedReads {
+ public:
+  static constexpr size_t kKeptBytes = size_t(16) << 20;
+
+  Status take(size_t bytes, PendingCopy** copy);
+  void give(PendingCopy* copy);
+
+ private:
+  std::mutex mutex_;
+  std::vector<PendingCopy*> free_;
+};
+
+PinnedReads& pinned_reads() {
+  static PinnedReads* instance = new PinnedReads();  // never destroyed, like the staging ring
+  return *instance;
+}
+
 __global__ void fill_kernel(float* destination, float value, int64_t count) {
   int64_t index = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (; index < count; index += stride) destination[index] = value;
+}
+
+}  // namespace
+
+// The data at the start of the block, the deferred-check slot's copy after it (256-aligned).
+struct PendingCopy {
+  char* pinned = nullptr;
+  size_t capacity = 0;
+  size_t bytes = 0;
+  bool with_slot = false;
+  cudaEvent_t event = nullptr;
+};
+
+namespace {
+
+size_t slot_offset(size_t bytes) { return (bytes + 255) / 256 * 256; }
+
+Status PinnedReads::take(size_t bytes, PendingCopy** copy) {
+  const size_t needed = slot_offset(bytes) + sizeof(detail::DeferredError);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (size_t i = 0; i < free_.size(); ++i) {
+      if (free_[i]->capacity < needed) continue;
+      *copy = free_[i];
+      free_.erase(free_.begin() + static_cast<std::ptrdiff_t>(i));
+      return Status::ok();
+    }
+  }
+  auto* made = new PendingCopy();
+  made->capacity = needed <= kKeptBytes ? std::max<size_t>(4096, size_t(1) << (64 - __builtin_clzll(needed - 1))) : needed;
+  Status status = from_cuda(cudaHostAlloc(reinterpret_cast<void**>(&made->pinned), made->capacity, cudaHostAllocDefault),
+                            "pinned memory for a copy to the host");
+  if (status.is_ok())
+    status = from_cuda(cudaEventCreateWithFlags(&made->event, cudaEventDisableTiming | cudaEventBlockingSync),
+                       "an event for a copy to the host");
+  if (!status.is_ok()) {
+    if (made->pinned) cudaFreeHost(made->pinned);
+    delete made;
+    cudaGetLastError();
+    return status;
+  }
+  *copy = made;
+  return Status::ok();
+}
+
+void PinnedReads::give(PendingCopy* copy) {
+  if (copy->capacity <= kKeptBytes) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    free_.push_back(copy);
+    return;
+  }
+  cudaFreeHost(copy->pinned);
+  cudaEventDestroy(copy->event);
+  delete copy;
 }
 
 }  // namespace
@@ -231,6 +306,43 @@ Status copy_host_to_device(void* destination, const void* source, size_t bytes) 
 Status copy_device_to_host(void* destination, const void* source, size_t bytes) {
   LMCL_RETURN_IF_ERROR(from_cuda(cudaMemcpy(destination, source, bytes, cudaMemcpyDeviceToHost), "copy to host"));
   return detail::take_deferred_error();
+}
+Status begin_copy_to_host(const void* source, size_t bytes, PendingCopy** copy) {
+  *copy = nullptr;
+  PendingCopy* pending = nullptr;
+  LMCL_RETURN_IF_ERROR(pinned_reads().take(bytes, &pending));
+  pending->bytes = bytes;
+  detail::DeferredError* slot = detail::existing_deferred_slot();
+  pending->with_slot = slot != nullptr;
+  Status status = Status::ok();
+  if (bytes > 0)
+    status = from_cuda(cudaMemcpyAsync(pending->pinned, source, bytes, cudaMemcpyDeviceToHost, 0), "copy to host (queued)");
+  if (status.is_ok() && slot)
+    status = from_cuda(cudaMemcpyAsync(pending->pinned + slot_offset(bytes), slot, sizeof(detail::DeferredError),
+                                       cudaMemcpyDeviceToHost, 0),
+                       "copy to host (queued: the deferred-check slot)");
+  if (status.is_ok()) status = from_cuda(cudaEventRecord(pending->event, 0), "copy to host (recording its event)");
+  if (!status.is_ok()) {
+    pinned_reads().give(pending);
+    return status;
+  }
+  *copy = pending;
+  return Status::ok();
+}
+
+Status finish_copy_to_host(PendingCopy* copy, void* destination) {
+  if (!copy) return Status(StatusCode::kInvalidArgument, "finish_copy_to_host: no copy was begun");
+  Status status = from_cuda(cudaEventSynchronize(copy->event), "copy to host (waiting)");
+  detail::DeferredError failure{};
+  if (status.is_ok()) {
+    if (copy->bytes > 0) std::memcpy(destination, copy->pinned, copy->bytes);
+    if (copy->with_slot) std::memcpy(&failure, copy->pinned + slot_offset(copy->bytes), sizeof(failure));
+  }
+  pinned_reads().give(copy);
+  LMCL_RETURN_IF_ERROR(status);
+  if (failure.check == static_cast<int32_t>(detail::DeferredCheck::kNone)) return Status::ok();
+  LMCL_RETURN_IF_ERROR(detail::clear_deferred_error());
+  return detail::deferred_status(failure);
 }
 Status copy_device_to_device(void* destination, const void* source, size_t bytes) {
   return from_cuda(cudaMemcpy(destination, source, bytes, cudaMemcpyDeviceToDevice), "device copy");

@@ -24,6 +24,11 @@ Status free(void*) { return not_compiled(); }
 Status copy_host_to_device(void*, const void*, size_t) { return not_compiled(); }
 Status copy_device_to_host(void*, const void*, size_t) { return not_compiled(); }
 Status copy_device_to_device(void*, const void*, size_t) { return not_compiled(); }
+Status begin_copy_to_host(const void*, size_t, PendingCopy** copy) {
+  *copy = nullptr;
+  return not_compiled();
+}
+Status finish_copy_to_host(PendingCopy*, void*) { return not_compiled(); }
 Status fill(float*, float, int64_t) { return not_compiled(); }
 Status synchronize() { return not_compiled(); }
 int64_t live_bytes() { return 0; }
