@@ -24,7 +24,7 @@ if (!existsSync(fileURLToPath(dist))) {
   console.error('cuda_ops bench: build the JavaScript first (npx tsc -p tsconfig.json)');
   process.exit(2);
 }
-const { F, grad, randn, tensor, zeros, engineInfo, noGrad } = await import(dist.href);
+const { F, grad, randn, tensor, zeros, engineInfo, noGrad, setFloat32MatmulPrecision } = await import(dist.href);
 const { cohortContrastiveComposite } = await import(new URL('../dist/src/ops/cohort_contrastive.js', import.meta.url).href);
 
 const args = process.argv.slice(2);
@@ -108,6 +108,11 @@ console.log(`  device-to-device copy: ${copyGbps.toFixed(0)} GB/s (read + write)
 const side = small ? 256 : 4096;
 const gemm4096 = check(`matmul ${side}³`, () => [randn([side, side]), randn([side, side])], (a, b) => F.matmul(a, b), { flops: 2 * side ** 3, reps: 3 });
 const gemmCeiling = gemm4096.gflops ?? null;
+// The TF32 tensor-core path (matmul precision 'high'): agreement with the CPU's FP32 within TF32's
+// rounding (about 2^-11 relative per operand; 2e-3 of the result's scale is far above it).
+setFloat32MatmulPrecision('high');
+check(`matmul ${side}³ TF32 (precision high)`, () => [randn([side, side]), randn([side, side])], (a, b) => F.matmul(a, b), { flops: 2 * side ** 3, reps: 3, tolerance: 2e-3 });
+setFloat32MatmulPrecision('highest');
 const nominal = { H200: 67000, H100: 67000, A100: 19500, L4: 30300, A10: 31200, V100: 15700 };
 const cardName = (info.cudaStatus ?? '').toString();
 const nominalEntry = Object.entries(nominal).find(([card]) => cardName.includes(card));

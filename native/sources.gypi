@@ -3,6 +3,7 @@
     "core_files": [
       "src/core/allocator.cpp",
       "src/core/cpu_features.cpp",
+      "src/core/matmul_precision.cpp",
       "src/core/parallel.cpp"
     ],
     "cpu_files": [

@@ -130,20 +130,24 @@ fi
 if command -v python3 >/dev/null 2>&1 && python3 -c "import torch; assert torch.cuda.is_available()" 2>/dev/null; then
   timeout "$(limit 100)" python3 bench/pytorch_mcl_step.py --device cuda --steps 10 --formats nchw,cl > "$LOGS/mcl_torch.log" 2>&1
   row "MCL step PyTorch eager (ms)" "$(grep -h 'median' "$LOGS/mcl_torch.log" | sed 's/ (min.*//' | tr '\n' ';')"
-  # An outside FP32 ceiling: cuBLAS at 4096³ with TF32 off (our GEMM has no tensor-core path by default).
+  # Outside ceilings: cuBLAS at 4096³ with TF32 off (for our default FP32 GEMM) and on (for our
+  # TF32 path, matmul precision 'high': the "matmul 4096³ TF32" row of cuda_ops).
   timeout "$(limit 40)" python3 -c "
 import torch
-torch.backends.cuda.matmul.allow_tf32 = False
 a, b = torch.randn(4096, 4096, device='cuda'), torch.randn(4096, 4096, device='cuda')
-for _ in range(3): a @ b
 start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-times = []
-for _ in range(9):
-    start.record(); a @ b; end.record(); torch.cuda.synchronize(); times.append(start.elapsed_time(end))
-ms = sorted(times)[4]
-print(f'cuBLAS FP32 4096^3: {2 * 4096**3 / ms / 1e6:.0f} GFLOP/s (median of 9, {ms:.3f} ms)')
+for tf32, label in ((False, 'FP32'), (True, 'TF32')):
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    for _ in range(3): a @ b
+    times = []
+    for _ in range(9):
+        start.record(); a @ b; end.record(); torch.cuda.synchronize(); times.append(start.elapsed_time(end))
+    ms = sorted(times)[4]
+    print(f'cuBLAS {label} 4096^3: {2 * 4096**3 / ms / 1e6:.0f} GFLOP/s (median of 9, {ms:.3f} ms)')
 " > "$LOGS/cublas.log" 2>&1
-  row "  cuBLAS FP32 ceiling" "$(tail -1 "$LOGS/cublas.log" | cut -c1-100)"
+  row "  cuBLAS FP32 ceiling" "$(grep -h 'cuBLAS FP32' "$LOGS/cublas.log" | tail -1 | cut -c1-100)"
+  row "  cuBLAS TF32 ceiling" "$(grep -h 'cuBLAS TF32' "$LOGS/cublas.log" | tail -1 | cut -c1-100)"
+  row "  our TF32 GEMM" "$(grep -h 'TF32 (precision high)' "$LOGS/cuda_ops.log" | tail -1 | sed 's/  */ /g' | cut -c1-120)"
 else
   row "MCL step PyTorch eager" "skipped: no PyTorch with CUDA here"
 fi

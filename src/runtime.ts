@@ -1,5 +1,6 @@
 // Engine-wide runtime controls and counters.
 import { native, nativeInfo } from './native/index.js';
+import type { Float32MatmulPrecision } from './native/addon.js';
 import { storageCounters } from './tensor/storage.js';
 import { tensorCounters } from './tensor/tensor.js';
 
@@ -39,6 +40,23 @@ export function resetMemoryPeak(): void {
 /** Sets the size of the native CPU thread pool (default: the number of cores, or LMCL_NUM_THREADS). */
 export function setNumThreads(count: number): void {
   native().setNumThreads(count);
+}
+
+/**
+ * The float32 precision of matrix products on CUDA, as torch.set_float32_matmul_precision:
+ * 'highest' (the default: FP32 on the CUDA cores) or 'high' (TF32 tensor cores on compute
+ * capability >= 8.0: inputs rounded to 10 mantissa bits, products summed in FP32 — faster, about
+ * 1e-3 relative error). Applies to the GEMM (linear layers, matmul); convolutions and the fused
+ * contrastive kernels stay FP32, and the CPU always computes in FP32. LMCL_MATMUL_PRECISION sets
+ * it at start-up. 'medium' (BF16) is not implemented and is an Error.
+ */
+export function setFloat32MatmulPrecision(precision: Float32MatmulPrecision): void {
+  native().setMatmulPrecision(precision);
+}
+
+/** The precision in effect (see setFloat32MatmulPrecision). */
+export function getFloat32MatmulPrecision(): Float32MatmulPrecision {
+  return native().info().matmulPrecision;
 }
 
 /** Which native binary is loaded and why, SIMD level, threads, CUDA availability. */

@@ -7,6 +7,7 @@
 #include "lmcl/allocator.h"
 #include "lmcl/cpu_features.h"
 #include "lmcl/cuda_memory.h"
+#include "lmcl/matmul_precision.h"
 #include "lmcl/parallel.h"
 
 namespace lmcl {
@@ -252,7 +253,18 @@ Napi::Value engine_info(const Napi::CallbackInfo& info) {
   Status status = cuda::device_count(&count);
   result.Set("cudaDevices", Napi::Number::New(env, count));
   result.Set("cudaStatus", Napi::String::New(env, status.is_ok() ? "ok" : status.message()));
+  result.Set("matmulPrecision", Napi::String::New(env, matmul_precision_name(matmul_precision())));
   return result;
+}
+
+// setMatmulPrecision('highest' | 'high'): the CUDA GEMM's float32 precision (lmcl/matmul_precision.h).
+Napi::Value set_precision(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsString())
+    throw Napi::TypeError::New(info.Env(), "setMatmulPrecision: precision must be a string ('highest' or 'high')");
+  MatmulPrecision precision = MatmulPrecision::kHighest;
+  throw_if_error(info.Env(), parse_matmul_precision(info[0].As<Napi::String>().Utf8Value(), &precision), "setMatmulPrecision");
+  set_matmul_precision(precision);
+  return info.Env().Undefined();
 }
 
 Napi::Value set_threads(const Napi::CallbackInfo& info) {
@@ -280,6 +292,7 @@ void register_storage(Napi::Env env, Napi::Object exports) {
   exports.Set("resetMemoryPeak", Napi::Function::New(env, reset_memory_peak, "resetMemoryPeak"));
   exports.Set("info", Napi::Function::New(env, engine_info, "info"));
   exports.Set("setNumThreads", Napi::Function::New(env, set_threads, "setNumThreads"));
+  exports.Set("setMatmulPrecision", Napi::Function::New(env, set_precision, "setMatmulPrecision"));
 }
 
 }  // namespace binding

@@ -29,7 +29,12 @@ export interface NativeEngineInfo {
   cudaCompiled: boolean;
   cudaDevices: number;
   cudaStatus: string;
+  /** The CUDA GEMM's float32 precision: 'highest' (FP32) or 'high' (TF32 tensor cores). */
+  matmulPrecision: Float32MatmulPrecision;
 }
+
+/** torch.set_float32_matmul_precision's names; 'medium' (BF16) is not implemented. */
+export type Float32MatmulPrecision = 'highest' | 'high';
 
 /** One measurement of the FP32 FMA peak (native/include/lmcl/peak.h). */
 export interface NativeFmaPeak {
@@ -67,6 +72,8 @@ export interface NativeAddon {
   resetMemoryPeak(): void;
   info(): NativeEngineInfo;
   setNumThreads(count: number): void;
+  /** The CUDA GEMM's float32 precision, process-wide (native/include/lmcl/matmul_precision.h). */
+  setMatmulPrecision(precision: string): void;
 
   // ---- peak (native/binding/peak.cpp) ----
   /** Runs `threads` (1..info().threads) concurrent FMA loops at the build's widest SIMD level, best of

@@ -44,24 +44,40 @@ let loaded: LoadedAddon | null = null;
 
 export function loadAddon(): LoadedAddon {
   if (loaded) return loaded;
+  const found = locateAddon();
+  applyEnvironmentSettings(found.addon);
+  loaded = found;
+  return loaded;
+}
+
+/**
+ * Engine settings read from the environment once, at load: LMCL_MATMUL_PRECISION (highest |
+ * high; see setFloat32MatmulPrecision). A bad value is an Error naming the variable, not ignored.
+ */
+function applyEnvironmentSettings(addon: NativeAddon): void {
+  const precision = process.env.LMCL_MATMUL_PRECISION;
+  if (precision === undefined || precision === '') return;
+  try {
+    addon.setMatmulPrecision(precision);
+  } catch (error) {
+    throw new Error(`lmcl: LMCL_MATMUL_PRECISION: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+function locateAddon(): LoadedAddon {
   const root = findPackageRoot(dirname(fileURLToPath(import.meta.url)));
   const override = process.env.LMCL_NATIVE_PATH;
   if (override) {
     const path = resolve(override);
     if (!existsSync(path)) throw new Error(`lmcl: LMCL_NATIVE_PATH points to a missing file: ${path}`);
-    loaded = { addon: require(path) as NativeAddon, path, reason: 'LMCL_NATIVE_PATH override' };
-    return loaded;
+    return { addon: require(path) as NativeAddon, path, reason: 'LMCL_NATIVE_PATH override' };
   }
   const cudaBuild = join(root, 'build-cuda', 'Release', 'lmcl.node');
   if (existsSync(cudaBuild)) {
-    loaded = { addon: require(cudaBuild) as NativeAddon, path: cudaBuild, reason: 'cmake-js build in build-cuda/' };
-    return loaded;
+    return { addon: require(cudaBuild) as NativeAddon, path: cudaBuild, reason: 'cmake-js build in build-cuda/' };
   }
   const cudaPackage = loadCudaPackage();
-  if (cudaPackage.loaded) {
-    loaded = cudaPackage.loaded;
-    return loaded;
-  }
+  if (cudaPackage.loaded) return cudaPackage.loaded;
   let nodeGypBuild: (directory: string) => unknown;
   try {
     nodeGypBuild = require('node-gyp-build') as (directory: string) => unknown;
@@ -85,8 +101,7 @@ export function loadAddon(): LoadedAddon {
   const reason = /[\\/]prebuilds[\\/]/.test(path)
     ? `node-gyp-build: the prebuilt CPU binary shipped for ${process.platform}-${process.arch} (no compiler was needed)`
     : 'node-gyp-build: the local CPU build in build/ (compiled by npm install or npm run build:native)';
-  loaded = { addon, path, reason: cudaPackage.skipped ? `${reason}; ${cudaPackage.skipped}` : reason };
-  return loaded;
+  return { addon, path, reason: cudaPackage.skipped ? `${reason}; ${cudaPackage.skipped}` : reason };
 }
 
 /** The name of the optional CUDA package for this platform (only linux-x64 is built today). */

@@ -202,7 +202,7 @@ const models: Record<string, CostModel> = {
  * gets a model or an explicit decision.
  */
 export const UNMODELLED_OPS: ReadonlySet<string> = new Set([
-  'alloc', 'free', 'indexValues', 'indexLength', 'memoryStats', 'emptyCache', 'resetMemoryPeak', 'info', 'setNumThreads', 'measureFmaPeak', 'cohortStatsFloats',
+  'alloc', 'free', 'indexValues', 'indexLength', 'memoryStats', 'emptyCache', 'resetMemoryPeak', 'info', 'setNumThreads', 'setMatmulPrecision', 'measureFmaPeak', 'cohortStatsFloats',
   'supConInfoNCEForward', 'supConInfoNCEBackward', 'contrastiveKLForward', 'contrastiveKLBackward', 'distillKLForward',
   'distillKLBackward', 'cohortContrastiveForward', 'cohortContrastiveBackward', 'memoryUpdate',
 ]);

@@ -43,4 +43,15 @@ describe('native loader', () => {
       env: { ...process.env, LMCL_NUM_THREADS: '1' }, encoding: 'utf8' });
     expect(result.stdout.trim()).toBe('1');
   });
+
+  it.runIf(compiled)('LMCL_MATMUL_PRECISION sets the matmul precision; a bad value is an Error naming it', () => {
+    const under = (value: string) => spawnSync(process.execPath, ['--input-type=module', '-e',
+      `import('${join(root, 'dist', 'src', 'index.js')}').then((lmcl) => console.log(lmcl.getFloat32MatmulPrecision())).catch((error) => { console.error(error.message); process.exit(3); });`], {
+      env: { ...process.env, LMCL_MATMUL_PRECISION: value }, encoding: 'utf8' });
+    expect(under('high').stdout.trim()).toBe('high');
+    expect(under('highest').stdout.trim()).toBe('highest');
+    const bad = under('medium');
+    expect(bad.status).toBe(3);
+    expect(bad.stderr).toMatch(/LMCL_MATMUL_PRECISION: setMatmulPrecision: matmul precision 'medium' \(BF16 tensor cores\) is not implemented/);
+  });
 });

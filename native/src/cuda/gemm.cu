@@ -1,4 +1,5 @@
-// Single-precision GEMM on the GPU (FP32 CUDA cores only; no tensor-core TF32/BF16 path yet).
+// Single-precision GEMM on the GPU: FP32 on the CUDA cores by default; TF32 tensor cores when the
+// matmul precision is 'high' (lmcl/matmul_precision.h; a BF16 path is not implemented).
 //
 //   C[m x n] = alpha * op(A)[m x k] * op(B)[k x n] + beta * C        (row-major)
 //
@@ -30,7 +31,20 @@
 // Bound: compute. Intended share of the FP32 peak: about 60-70% on large, square-ish products
 // (m, n, k >= 1024) on A100/H100-class cards, the usual ceiling of a non-tensor-core, non-assembly
 // 128x128x8 SGEMM; skinny or small products (few tiles) are latency/occupancy bound and get less.
+//
+// TF32 path (precision 'high', compute capability >= 8.0; older cards keep the FP32 path): the
+// same slice loaders and double-buffered k-major shared tiles (BK = 16) feed nvcuda::wmma
+// 16x16x8 TF32 fragments. Block tile 128x128 (8 warps, 64x32 each) or 64x64 (4 warps, 32x32),
+// chosen by the same tile count rule. op(A)'s k-major tile is op(A) column-major, op(B)'s is
+// op(B) row-major, so both load as fragments in place (rows padded to a multiple of 8 floats: the
+// 32-byte alignment wmma needs). Fragment elements are rounded to TF32 (__float_to_tf32, to
+// nearest) after loading and the tensor cores sum the products in FP32; each accumulator then
+// goes through a per-warp 16x16 staging tile to C with the same alpha/beta and bounds rules.
+// Results are run-to-run deterministic but not the FP32 path's bits: inputs lose their low 13
+// mantissa bits (relative error ~2^-11 per operand). Parity cases (native/test/cases/gemm.cpp,
+// "tf32 ...") use inputs TF32 represents exactly, where both paths and the CPU are exact.
 #include <cuda_runtime.h>
+#include <mma.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -38,6 +52,7 @@
 
 #include "common.cuh"
 #include "lmcl/cuda_ops.h"
+#include "lmcl/matmul_precision.h"
 
 namespace lmcl {
 namespace cuda {
@@ -212,6 +227,106 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN), 2)
   }
 }
 
+// The TF32 tensor-core tile (see the header): WM x WN warps, each a (BM/WM) x (BN/WN) part of the
+// BM x BN block tile as 16x16 accumulator fragments.
+template <int BM, int BN, int WM, int WN, bool kTransA, bool kTransB>
+__global__ void __launch_bounds__(WM * WN * 32) tf32_gemm_kernel(GemmArgs args) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  using namespace nvcuda;
+  constexpr int BK = 16, kFragmentK = 8;
+  constexpr int kBlockThreads = WM * WN * 32;
+  constexpr int kWarpRows = BM / WM, kWarpCols = BN / WN;
+  constexpr int FM = kWarpRows / 16, FN = kWarpCols / 16;
+  static_assert(kWarpRows % 16 == 0 && kWarpCols % 16 == 0, "warp parts are whole fragments");
+  constexpr int kPad = 8;  // rows a multiple of 8 floats: every fragment pointer is 32-byte aligned
+  constexpr int kStrideA = BM + kPad, kStrideB = BN + kPad;
+
+  __shared__ __align__(32) float tile_a[2][BK][kStrideA];  // tile_a[buf][p][i] = op(A)(row0 + i, k0 + p)
+  __shared__ __align__(32) float tile_b[2][BK][kStrideB];  // tile_b[buf][p][j] = op(B)(k0 + p, col0 + j)
+  __shared__ __align__(32) float staging[WM * WN][16 * 16];
+
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int warp_m = warp / WN, warp_n = warp % WN;
+  const int64_t m = args.m, n = args.n, k = args.k;
+  const int64_t matrix = args.batch_offset + blockIdx.z;
+  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * BM;
+  const int64_t col0 = (args.n_tile_offset + blockIdx.y) * BN;
+  float* c = args.c + matrix * args.stride_c;
+  SliceLoader<BM, BK, kBlockThreads, !kTransA> load_a(args.a + matrix * args.stride_a, row0, m,
+                                                      kTransA ? 1 : args.lda, kTransA ? args.lda : 1, k, tid);
+  SliceLoader<BN, BK, kBlockThreads, kTransB> load_b(args.b + matrix * args.stride_b, col0, n,
+                                                     kTransB ? args.ldb : 1, kTransB ? 1 : args.ldb, k, tid);
+
+  wmma::fragment<wmma::accumulator, 16, 16, kFragmentK, float> acc[FM][FN];
+#pragma unroll
+  for (int i = 0; i < FM; ++i)
+#pragma unroll
+    for (int j = 0; j < FN; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
+
+  const int64_t slices = (k + BK - 1) / BK;
+  load_a.fetch();
+  load_b.fetch();
+  load_a.stash(tile_a[0]);
+  load_b.stash(tile_b[0]);
+  __syncthreads();
+  for (int64_t slice = 0; slice < slices; ++slice) {
+    const int buffer = static_cast<int>(slice & 1);
+    const bool more = slice + 1 < slices;
+    if (more) {
+      load_a.fetch();
+      load_b.fetch();
+    }
+#pragma unroll
+    for (int p0 = 0; p0 < BK; p0 += kFragmentK) {
+      wmma::fragment<wmma::matrix_a, 16, 16, kFragmentK, wmma::precision::tf32, wmma::col_major> a_frag[FM];
+      wmma::fragment<wmma::matrix_b, 16, 16, kFragmentK, wmma::precision::tf32, wmma::row_major> b_frag[FN];
+#pragma unroll
+      for (int i = 0; i < FM; ++i) {
+        wmma::load_matrix_sync(a_frag[i], &tile_a[buffer][p0][warp_m * kWarpRows + i * 16], kStrideA);
+#pragma unroll
+        for (int t = 0; t < a_frag[i].num_elements; ++t) a_frag[i].x[t] = wmma::__float_to_tf32(a_frag[i].x[t]);
+      }
+#pragma unroll
+      for (int j = 0; j < FN; ++j) {
+        wmma::load_matrix_sync(b_frag[j], &tile_b[buffer][p0][warp_n * kWarpCols + j * 16], kStrideB);
+#pragma unroll
+        for (int t = 0; t < b_frag[j].num_elements; ++t) b_frag[j].x[t] = wmma::__float_to_tf32(b_frag[j].x[t]);
+      }
+#pragma unroll
+      for (int i = 0; i < FM; ++i)
+#pragma unroll
+        for (int j = 0; j < FN; ++j) wmma::mma_sync(acc[i][j], a_frag[i], b_frag[j], acc[i][j]);
+    }
+    if (more) {  // as in sgemm_kernel: the other buffer's readers passed the previous barrier
+      load_a.stash(tile_a[buffer ^ 1]);
+      load_b.stash(tile_b[buffer ^ 1]);
+    }
+    __syncthreads();
+  }
+
+  const float alpha = args.alpha, beta = args.beta;
+  float* stage = staging[warp];
+#pragma unroll
+  for (int i = 0; i < FM; ++i)
+#pragma unroll
+    for (int j = 0; j < FN; ++j) {
+      wmma::store_matrix_sync(stage, acc[i][j], 16, wmma::mem_row_major);
+      __syncwarp();
+      const int64_t fragment_row = row0 + warp_m * kWarpRows + i * 16;
+      const int64_t fragment_col = col0 + warp_n * kWarpCols + j * 16;
+      for (int e = lane; e < 16 * 16; e += 32) {
+        const int64_t row = fragment_row + e / 16, col = fragment_col + e % 16;
+        if (row >= m || col >= n) continue;
+        float* target = c + row * args.ldc + col;
+        float value = alpha * stage[e];
+        if (beta != 0.0f) value += beta * *target;  // beta == 0: C is never read (NaN poison)
+        *target = value;
+      }
+      __syncwarp();  // the staging tile is rewritten by the next fragment
+    }
+#endif
+}
+
 // C = beta * C over `batch` matrices (the k == 0 / alpha == 0 case); beta == 0 writes zeros
 // without reading C. One block per row (grid-stride over batch*m rows), threads along n.
 __global__ void scale_c_kernel(int64_t batch, int64_t m, int64_t n, float beta, float* c, int64_t ldc,
@@ -222,9 +337,10 @@ __global__ void scale_c_kernel(int64_t batch, int64_t m, int64_t n, float beta, 
   }
 }
 
-template <int BM, int BN, int BK, int TM, int TN, bool kTransA, bool kTransB>
-Status launch_tiles(GemmArgs args, int64_t batch) {
-  constexpr int kBlockThreads = (BM / TM) * (BN / TN);
+// Launches kernel(args) over the grid of BM x BN tiles of every matrix, in chunks of the grid's
+// y / z limits (n tiles and batch).
+template <int BM, int BN, typename Launch>
+Status launch_grid(GemmArgs args, int64_t batch, const Launch& launch) {
   const int64_t m_tiles = (args.m + BM - 1) / BM, n_tiles = (args.n + BN - 1) / BN;
   if (m_tiles > kMaxGridX) return invalid_argument("gemm: m=" + std::to_string(args.m) + " is too large for the CUDA grid");
   for (int64_t b0 = 0; b0 < batch; b0 += kMaxGridYZ) {
@@ -233,11 +349,19 @@ Status launch_tiles(GemmArgs args, int64_t batch) {
       args.n_tile_offset = t0;
       const dim3 grid(static_cast<unsigned int>(m_tiles), static_cast<unsigned int>(std::min(kMaxGridYZ, n_tiles - t0)),
                       static_cast<unsigned int>(std::min(kMaxGridYZ, batch - b0)));
-      sgemm_kernel<BM, BN, BK, TM, TN, kTransA, kTransB><<<grid, kBlockThreads>>>(args);
+      launch(grid, args);
       LMCL_RETURN_IF_ERROR(detail::launch_status("gemm"));
     }
   }
   return Status::ok();
+}
+
+template <int BM, int BN, int BK, int TM, int TN, bool kTransA, bool kTransB>
+Status launch_tiles(const GemmArgs& args, int64_t batch) {
+  constexpr int kBlockThreads = (BM / TM) * (BN / TN);
+  return launch_grid<BM, BN>(args, batch, [](dim3 grid, const GemmArgs& chunk) {
+    sgemm_kernel<BM, BN, BK, TM, TN, kTransA, kTransB><<<grid, kBlockThreads>>>(chunk);
+  });
 }
 
 template <int BM, int BN, int BK, int TM, int TN>
@@ -246,6 +370,32 @@ Status launch_for_transposes(bool transpose_a, bool transpose_b, const GemmArgs&
   if (!transpose_a && transpose_b) return launch_tiles<BM, BN, BK, TM, TN, false, true>(args, batch);
   if (transpose_a && !transpose_b) return launch_tiles<BM, BN, BK, TM, TN, true, false>(args, batch);
   return launch_tiles<BM, BN, BK, TM, TN, true, true>(args, batch);
+}
+
+template <int BM, int BN, int WM, int WN, bool kTransA, bool kTransB>
+Status launch_tf32_tiles(const GemmArgs& args, int64_t batch) {
+  return launch_grid<BM, BN>(args, batch, [](dim3 grid, const GemmArgs& chunk) {
+    tf32_gemm_kernel<BM, BN, WM, WN, kTransA, kTransB><<<grid, WM * WN * 32>>>(chunk);
+  });
+}
+
+template <int BM, int BN, int WM, int WN>
+Status launch_tf32_for_transposes(bool transpose_a, bool transpose_b, const GemmArgs& args, int64_t batch) {
+  if (!transpose_a && !transpose_b) return launch_tf32_tiles<BM, BN, WM, WN, false, false>(args, batch);
+  if (!transpose_a && transpose_b) return launch_tf32_tiles<BM, BN, WM, WN, false, true>(args, batch);
+  if (transpose_a && !transpose_b) return launch_tf32_tiles<BM, BN, WM, WN, true, false>(args, batch);
+  return launch_tf32_tiles<BM, BN, WM, WN, true, true>(args, batch);
+}
+
+// TF32 tensor cores: compute capability 8.0 and later.
+bool has_tf32_tensor_cores() {
+  int device = 0, major = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) {
+    cudaGetLastError();  // unknown: the FP32 path is always correct
+    return false;
+  }
+  return major >= 8;
 }
 
 int multiprocessor_count() {
@@ -273,6 +423,11 @@ Status run_gemm(bool transpose_a, bool transpose_b, int64_t batch, int64_t m, in
   }
   GemmArgs args{m, n, k, alpha, beta, a, lda, stride_a, b, ldb, stride_b, c, ldc, stride_c, 0, 0};
   const int64_t large_tiles = ((m + 127) / 128) * ((n + 127) / 128) * batch;
+  if (matmul_precision() == MatmulPrecision::kHigh && has_tf32_tensor_cores()) {
+    if (large_tiles >= multiprocessor_count())
+      return launch_tf32_for_transposes<128, 128, 2, 4>(transpose_a, transpose_b, args, batch);
+    return launch_tf32_for_transposes<64, 64, 2, 2>(transpose_a, transpose_b, args, batch);
+  }
   if (large_tiles >= multiprocessor_count())
     return launch_for_transposes<128, 128, 8, 8, 8>(transpose_a, transpose_b, args, batch);
   return launch_for_transposes<64, 64, 8, 4, 4>(transpose_a, transpose_b, args, batch);

@@ -10,10 +10,13 @@
 // up to a few hundred, 5e-4 for k ~ 500 (one float fmaf chain per element on the GPU).
 // The batched cases with at least 132 tiles of 128 x 128 (batch · ceil(m/128) · ceil(n/128))
 // take the GPU's 128 x 128 path on A100/H100-class cards (one per transpose combination); the
-// others the 64 x 64 path.
+// others the 64 x 64 path. The "tf32 ..." cases repeat them with matmul precision 'high' (the TF32
+// tensor-core kernels on CUDA) on exactly representable inputs (see the table).
+#include <cmath>
 #include <utility>
 
 #include "../driver.h"
+#include "lmcl/matmul_precision.h"
 
 namespace lmcl {
 namespace driver {
@@ -29,6 +32,7 @@ struct GemmCase {
   int64_t lda_pad, ldb_pad, ldc_pad;  // leading dimension = stored row length + pad
   int64_t gap;                        // floats between consecutive matrices (batched)
   double atol;
+  bool tf32 = false;  // run with matmul precision 'high' (TF32 tensor cores on CUDA; the CPU ignores it)
 };
 
 constexpr GemmCase kGemmCases[] = {
@@ -46,7 +50,35 @@ constexpr GemmCase kGemmCases[] = {
     {"gemm batched nn", false, false, 33, 130, 129, 24, 0.75f, -0.5f, 2, 1, 0, 3, 1e-5},
     {"gemm batched tn", true, false, 40, 129, 140, 12, 1.0f, 0.0f, 1, 0, 5, 0, 1e-5},
     {"gemm batched tn long k", true, false, 3, 65, 129, 517, 1.0f, 0.0f, 2, 1, 1, 9, 5e-4},
+    // The TF32 path, on inputs it represents exactly (multiples of 1/64 in [-2, 2]: 8 significant
+    // bits), where every product and partial sum is exact in FP32 too (|sum| < 2^12 in steps of
+    // 2^-12: 24 bits), so CPU, FP32 and TF32 paths all give the exact sum: only alpha/beta round.
+    {"tf32 gemm nn", false, false, 0, 37, 45, 70, 1.0f, 0.0f, 0, 0, 0, 0, 1e-5, true},
+    {"tf32 gemm tn alpha beta", true, false, 0, 33, 65, 19, -0.75f, 0.5f, 0, 0, 0, 0, 1e-5, true},
+    {"tf32 gemm nt ld", false, true, 0, 66, 31, 47, 1.5f, -1.25f, 3, 5, 7, 0, 1e-5, true},
+    {"tf32 gemm tt ld", true, true, 0, 70, 9, 131, 2.0f, 0.0f, 1, 2, 11, 0, 1e-5, true},
+    {"tf32 batched nt beta", false, true, 20, 260, 300, 33, 1.0f, 0.25f, 1, 0, 2, 5, 1e-5, true},
+    {"tf32 batched tt", true, true, 24, 130, 257, 40, -1.0f, 0.0f, 0, 3, 0, 0, 1e-5, true},
+    {"tf32 batched nn", false, false, 33, 130, 129, 24, 0.75f, -0.5f, 2, 1, 0, 3, 1e-5, true},
+    {"tf32 batched tn", true, false, 40, 129, 140, 12, 1.0f, 0.0f, 1, 0, 5, 0, 1e-5, true},
+    {"tf32 batched tn long k", true, false, 3, 65, 129, 517, 1.0f, 0.0f, 2, 1, 1, 9, 1e-4, true},
 };
+
+// Operands TF32 holds exactly: multiples of 1/64 (the random values in [-2, 2] rounded).
+std::vector<float> tf32_exact(std::vector<float> values) {
+  for (float& v : values) v = std::round(v * 64.0f) / 64.0f;
+  return values;
+}
+
+// Runs `call` with the matmul precision 'high' for a TF32 case, then restores the setting.
+template <typename Call>
+Status with_precision(bool tf32, const Call& call) {
+  const MatmulPrecision before = matmul_precision();
+  set_matmul_precision(tf32 ? MatmulPrecision::kHigh : MatmulPrecision::kHighest);
+  const Status status = call();
+  set_matmul_precision(before);
+  return status;
+}
 
 template <int kIndex>
 void add_gemm_case(std::vector<OpCase>& list) {
@@ -78,17 +110,22 @@ void add_gemm_case(std::vector<OpCase>& list) {
                           for (int64_t j = 0; j < G.n; ++j)
                             c[t * L.stride_c + i * L.ldc + j] = std::numeric_limits<float>::quiet_NaN();
                     }
-                    return std::vector<HostOperand>{
-                        input("a", random_floats(rng, static_cast<size_t>(L.matrices * L.stride_a))),
-                        input("b", random_floats(rng, static_cast<size_t>(L.matrices * L.stride_b))),
-                        HostOperand{"c", std::move(c), true}};
+                    std::vector<float> a = random_floats(rng, static_cast<size_t>(L.matrices * L.stride_a));
+                    std::vector<float> b = random_floats(rng, static_cast<size_t>(L.matrices * L.stride_b));
+                    if (G.tf32) {
+                      a = tf32_exact(std::move(a));
+                      b = tf32_exact(std::move(b));
+                    }
+                    return std::vector<HostOperand>{input("a", std::move(a)), input("b", std::move(b)),
+                                                    HostOperand{"c", std::move(c), true}};
                   },
-                  LMCL_KERNEL_CALL(G.batch > 0
-                                       ? gemm_strided_batched(G.transpose_a, G.transpose_b, G.batch, G.m, G.n, G.k, G.alpha,
+                  LMCL_KERNEL_CALL(with_precision(G.tf32, [&] {
+                    return G.batch > 0 ? gemm_strided_batched(G.transpose_a, G.transpose_b, G.batch, G.m, G.n, G.k, G.alpha,
                                                               p[0], L.lda, L.stride_a, p[1], L.ldb, L.stride_b, G.beta, p[2],
                                                               L.ldc, L.stride_c)
                                        : gemm(G.transpose_a, G.transpose_b, G.m, G.n, G.k, G.alpha, p[0], L.lda, p[1], L.ldb,
-                                              G.beta, p[2], L.ldc)),
+                                              G.beta, p[2], L.ldc);
+                  })),
                   [](const std::vector<HostOperand>& o, std::vector<std::vector<double>>& want) {
                     const std::vector<float>& a = o[0].data;
                     const std::vector<float>& b = o[1].data;
