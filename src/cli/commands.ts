@@ -28,6 +28,7 @@ interface EvalOptions {
   dataset?: string;
   imageSize?: number;
   auxiliary?: boolean;
+  device?: 'cpu' | 'cuda';
 }
 
 /** Per network and head top-1/top-5, the ensemble and the test loss (the text form of `lmcl eval`). */
@@ -65,7 +66,7 @@ async function evalWeights(file: string, options: EvalOptions): Promise<void> {
 export function evalCommand(): Command {
   return new Command('eval')
     .description('evaluate a checkpoint on the test split: top-1/top-5 per network, per head, and the ensemble (mean of softmax of the final heads); ' +
-      'or, with --weights, a bare safetensors state dict (no run directory); runs on the CPU, also for runs trained with --device cuda')
+      'or, with --weights, a bare safetensors state dict (no run directory); on the CPU unless --device cuda, whatever device trained the run')
     .argument('[checkpoints...]', 'a run directory (its latest checkpoint), its checkpoints/ folder, or a checkpoint directory (e.g. .../checkpoints/best); ' +
       'several: their networks evaluated together, the ensemble over all of them (independent runs must share their data)')
     .option('--weights <file>', 'evaluate this .safetensors state dict instead (lmcl export, or torch weights; loaded strictly, the authors\' names through the alias table)')
@@ -77,6 +78,7 @@ export function evalCommand(): Command {
     .option('--limit-test <n>', 'only the first N test images (default: as in the run; with --weights: all)', integer('--limit-test'))
     .option('--eval-batch-size <n>', 'batch size', integer('--eval-batch-size', 1))
     .option('--threads <n>', 'native CPU threads', integer('--threads'))
+    .addOption(new Option('--device <device>', 'where the networks and the test batches live').choices(['cpu', 'cuda']).default('cpu'))
     .option('--json', 'print the result as JSON')
     .showHelpAfterError()
     .action(async (targets: string[], options: EvalOptions) => {

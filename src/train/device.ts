@@ -3,7 +3,8 @@
 // old ones are disposed), so it runs after the method is built on the CPU networks and BEFORE
 // anything holds parameter tensors (method.parameterSets(), the optimizers): those are made from
 // the moved modules. Batches come from the DataLoader already on the device (its `device` option);
-// labels and bank indices stay host Int32Arrays (the kernels validate and stage them).
+// the trainer makes each batch's labels one IndexTensor there. `lmcl eval --device` moves the
+// loaded networks itself (src/train/evaluate.ts).
 import { engineInfo } from '../runtime.js';
 import type { Device } from '../tensor/tensor.js';
 import type { Method } from '../losses/method.js';

@@ -13,11 +13,15 @@ import { resolveTrainConfig, type TrainConfig } from './config.js';
 import { openData } from './data.js';
 import { evaluate, type EvalResult } from './metrics.js';
 import { resolveStateConfig, type TrainState } from './state.js';
+import { requireDevice } from './device.js';
+import type { Device } from '../tensor/tensor.js';
 
 export interface EvaluateCheckpointOptions {
   data?: string;
   limitTest?: number;
   evalBatchSize?: number;
+  /** Where the networks and the test batches live (default 'cpu', whatever device trained them). */
+  device?: Device;
 }
 
 export interface EvaluatedCheckpoints {
@@ -68,7 +72,9 @@ export async function evaluateCheckpoint(target: string | readonly string[], opt
       }
     }
   }
-  const data = openData(first.config, { trainLoader: false });
+  const device = options.device ?? 'cpu';
+  requireDevice(device, 'eval');
+  const data = openData(first.config, { trainLoader: false, device });
   const networks: ReturnType<typeof createCohort> = [];
   const sources: { checkpoint: string; net: number }[] = [];
   try {
@@ -77,6 +83,7 @@ export async function evaluateCheckpoint(target: string | readonly string[], opt
       networks.push(...cohort);
       cohort.forEach((net, n) => {
         net.loadStateDict(loaded.networks[n]!);
+        net.to(device);
         sources.push({ checkpoint: loaded.path, net: n });
       });
     }
@@ -98,6 +105,8 @@ export interface EvaluateWeightsOptions {
   imageSize?: number;
   limitTest?: number;
   evalBatchSize?: number;
+  /** Where the network and the test batches live (default 'cpu'). */
+  device?: Device;
 }
 
 export interface EvaluateWeightsResult {
@@ -142,11 +151,14 @@ export async function evaluateWeights(file: string, options: EvaluateWeightsOpti
     ...(options.limitTest !== undefined ? { limitTest: options.limitTest } : {}),
     ...(options.evalBatchSize !== undefined ? { evalBatchSize: options.evalBatchSize } : {}),
   });
-  const data = openData(config, { trainLoader: false });
+  const device = options.device ?? 'cpu';
+  requireDevice(device, 'eval');
+  const data = openData(config, { trainLoader: false, device });
   let network: ReturnType<typeof createModel> | null = null;
   try {
     network = createModel(architecture, { numClasses: data.classes, inChannels: data.channels, imageSize: data.imageSize, auxiliary });
     const load = loadStateDictContents(network, contents, file, { strict: true });
+    network.to(device);
     const notes: string[] = [];
     if (metadata.architecture !== undefined && metadata.architecture !== architecture) notes.push(`the file's metadata says architecture ${metadata.architecture}`);
     for (const [key, actual] of [['mean', data.mean], ['std', data.std]] as const) {

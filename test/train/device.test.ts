@@ -134,7 +134,7 @@ cudaDescribe(`trainer on CUDA vs CPU${cuda.skipReason === null ? '' : ` [skipped
       }
     }, 120_000);
 
-    it(`${label}: one epoch on CUDA completes, its losses follow the CPU run's, its checkpoint evaluates on the CPU`, async () => {
+    it(`${label}: one epoch on CUDA completes, its losses follow the CPU run's, its checkpoint evaluates on the CPU and on CUDA`, async () => {
       const cpu = await run(tiny, {}, 'cpu', 'epoch');
       const gpu = await run(tiny, {}, 'cuda', 'epoch');
       try {
@@ -149,6 +149,12 @@ cudaDescribe(`trainer on CUDA vs CPU${cuda.skipReason === null ? '' : ` [skipped
         });
         const evaluated = await evaluateCheckpoint(gpu.runDir);
         expect(evaluated.result.networks.map((net) => net.top1)).toEqual(gpu.final?.networks.map((net) => net.top1));
+        // lmcl eval --device cuda: the same images, top-1 within one image of the CPU's (float sums differ).
+        const onDevice = await evaluateCheckpoint(gpu.runDir, { device: 'cuda' });
+        expect(onDevice.result.count).toBe(evaluated.result.count);
+        onDevice.result.networks.forEach((net, n) => {
+          expect(Math.abs(net.top1 - evaluated.result.networks[n]!.top1)).toBeLessThanOrEqual(100 / evaluated.result.count + 1e-9);
+        });
       } finally {
         release(cpu);
         release(gpu);

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { train, type TrainResult } from '../../src/train/trainer.js';
 import { evaluateCheckpoint } from '../../src/train/evaluate.js';
 import { listCheckpoints, loadCheckpoint, saveCheckpoint } from '../../src/io/checkpoint.js';
+import { engineInfo } from '../../src/runtime.js';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'lmcl-resume-'));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -174,5 +175,14 @@ describe('resume', () => {
     await expect(evaluateCheckpoint(path.join(root, 'state-bad-config', 'checkpoints', 'checkpoint-e0001-s5'))).rejects.toThrow(/state\.json: field 'config': --lr /);
     await expect(evaluateCheckpoint(path.join(root, 'state-no-config', 'checkpoints', 'checkpoint-e0001-s5'))).rejects.toThrow(/has no training state \(state\.json without a config\)/);
     expect((await evaluateCheckpoint(path.join(root, 'state-meters-null', 'checkpoints', 'checkpoint-e0001-s5'))).result.count).toBe(64);
+  });
+
+  it('lmcl eval --device: cpu gives the default result; cuda without a device is an Error that says so', async () => {
+    const checkpoint = path.join(finished, 'checkpoints', 'checkpoint-e0002-s10');
+    const byDefault = await evaluateCheckpoint(checkpoint);
+    expect((await evaluateCheckpoint(checkpoint, { device: 'cpu' })).result).toEqual(byDefault.result);
+    if (!(engineInfo().cudaCompiled && engineInfo().cudaDevices > 0)) {
+      await expect(evaluateCheckpoint(checkpoint, { device: 'cuda' })).rejects.toThrow(/^eval --device cuda: no CUDA device/);
+    }
   });
 });
