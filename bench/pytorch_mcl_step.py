@@ -13,7 +13,10 @@ One SGD (lr 0.1, momentum 0.9, Nesterov, wd 5e-4) over both networks and heads. 
 random 3×32×32 images, labels two per class (the m-per-class sampler's batches).
 Warm-up, then the median over --steps, for NCHW and channels_last.
 
-    /usr/bin/python3 bench/pytorch_mcl_step.py [--threads 2] [--steps 9] [--formats nchw,cl] [--device cuda]
+    /usr/bin/python3 bench/pytorch_mcl_step.py [--threads 2] [--steps 9] [--formats nchw,cl] [--device cuda] [--fp32]
+
+On CUDA the first line says whether TF32 was allowed (PyTorch's defaults: on for cuDNN convolutions,
+off for matmul); --fp32 turns it off for both, the like-for-like peer of lmcl's FP32 kernels.
 
 (Preload tcmalloc and unset OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE for a fair peer; see
 docs/architecture.md.)
@@ -116,9 +119,16 @@ def main():
     parser.add_argument('--batch', type=int, default=128)
     parser.add_argument('--formats', default='nchw,cl')
     parser.add_argument('--device', default='cpu', help="cpu or cuda (each step ends in loss.item(), a synchronisation)")
+    parser.add_argument('--fp32', action='store_true',
+                        help="CUDA: turn TF32 off for convolutions too (PyTorch's default lets cuDNN use TF32 tensor cores for "
+                             "convolutions, not for matmul; lmcl computes both in FP32 unless told otherwise)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    where = f"{torch.get_num_threads()} thread(s)" if args.device == 'cpu' else f"device {torch.cuda.get_device_name(0)}"
+    if args.fp32:
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+    where = f"{torch.get_num_threads()} thread(s)" if args.device == 'cpu' else (
+        f"device {torch.cuda.get_device_name(0)}, TF32: conv {torch.backends.cudnn.allow_tf32}, matmul {torch.backends.cuda.matmul.allow_tf32}")
     print(f"torch {torch.__version__} two-network MCL ResNet-32 step: batch {args.batch}, {where}")
     for fmt in args.formats.split(','):
         run(fmt, args)

@@ -128,8 +128,12 @@ if command -v node >/dev/null 2>&1; then
   save
 fi
 if command -v python3 >/dev/null 2>&1 && python3 -c "import torch; assert torch.cuda.is_available()" 2>/dev/null; then
+  # PyTorch's defaults (cuDNN convolutions in TF32), then --fp32 (TF32 off: like for like).
   timeout "$(limit 100)" python3 bench/pytorch_mcl_step.py --device cuda --steps 10 --formats nchw,cl > "$LOGS/mcl_torch.log" 2>&1
   row "MCL step PyTorch eager (ms)" "$(grep -h 'median' "$LOGS/mcl_torch.log" | sed 's/ (min.*//' | tr '\n' ';')"
+  row "  its TF32 settings" "$(grep -h 'TF32:' "$LOGS/mcl_torch.log" | sed 's/.*TF32: /TF32: /' | head -1)"
+  timeout "$(limit 60)" python3 bench/pytorch_mcl_step.py --device cuda --steps 10 --formats nchw,cl --fp32 > "$LOGS/mcl_torch_fp32.log" 2>&1
+  row "MCL step PyTorch eager, FP32 (ms)" "$(grep -h 'median' "$LOGS/mcl_torch_fp32.log" | sed 's/ (min.*//' | tr '\n' ';')"
   # Outside ceilings: cuBLAS at 4096³ with TF32 off (for our default FP32 GEMM) and on (for our
   # TF32 path, matmul precision 'high': the "matmul 4096³ TF32" row of cuda_ops).
   timeout "$(limit 40)" python3 -c "
