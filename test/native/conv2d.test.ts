@@ -135,45 +135,34 @@ describe(`conv2d kernels vs float64 reference (simd ${addon.info().simd})`, () =
   });
 });
 
+/** Forward, backward input and backward weight of one shape, repeated and on 1 / 2 threads: the same bits. */
+function expectDeterministicPasses(p: Conv2dParams, inChannels: number, inSize: number, outChannels: number): void {
+  const [oh, ow] = outSize(p);
+  const xCount = p.batch * inChannels * inSize * inSize, wCount = outChannels * inChannels * 9, yCount = p.batch * outChannels * oh * ow;
+  const xs = upload(random(xCount)), ws = upload(random(wCount)), dys = upload(random(yCount));
+  const run = (): Float32Array[] => {
+    const ys = garbage(yCount), dxs = garbage(xCount), dws = garbage(wCount);
+    const params = toParamArray(p);
+    addon.conv2dForward(xs, ws, null, ys, params);
+    addon.conv2dBackwardInput(dys, ws, dxs, params);
+    addon.conv2dBackwardWeight(xs, dys, dws, params);
+    const out = [addon.download(ys, 0, yCount), addon.download(dxs, 0, xCount), addon.download(dws, 0, wCount)];
+    for (const s of [ys, dxs, dws]) addon.free(s);
+    return out;
+  };
+  expectSameBitsAcrossRunsAndThreads(run);
+  for (const s of [xs, ws, dys]) addon.free(s);
+}
+
 describe('conv2d determinism', () => {
   it('two runs and 1 or 2 threads give identical bits for every pass (the weight gradient splits the batch by shape only)', () => {
-    const p = shapeOf(6, 8, 12, 12, 16, 3, 3, [1, 1], [1, 1]);
-    const [oh, ow] = outSize(p);
-    const xCount = p.batch * 8 * 144, wCount = 16 * 8 * 9, yCount = p.batch * 16 * oh * ow;
-    const xs = upload(random(xCount)), ws = upload(random(wCount)), dys = upload(random(yCount));
-    const run = (): Float32Array[] => {
-      const ys = garbage(yCount), dxs = garbage(xCount), dws = garbage(wCount);
-      const params = toParamArray(p);
-      addon.conv2dForward(xs, ws, null, ys, params);
-      addon.conv2dBackwardInput(dys, ws, dxs, params);
-      addon.conv2dBackwardWeight(xs, dys, dws, params);
-      const out = [addon.download(ys, 0, yCount), addon.download(dxs, 0, xCount), addon.download(dws, 0, wCount)];
-      for (const s of [ys, dxs, dws]) addon.free(s);
-      return out;
-    };
-    expectSameBitsAcrossRunsAndThreads(run);
-    for (const s of [xs, ws, dys]) addon.free(s);
+    expectDeterministicPasses(shapeOf(6, 8, 12, 12, 16, 3, 3, [1, 1], [1, 1]), 8, 12, 16);
   });
 });
 
 describe('conv2d determinism, compact layout and row-gather weight gradient', () => {
   it('two runs and 1 or 2 threads give identical bits for every pass (the weight gradient splits the batch by shape only)', () => {
-    const p = shapeOf(7, 12, 9, 9, 48, 3, 3, [1, 1], [1, 1]);
-    const [oh, ow] = outSize(p);
-    const xCount = p.batch * 12 * 81, wCount = 48 * 12 * 9, yCount = p.batch * 48 * oh * ow;
-    const xs = upload(random(xCount)), ws = upload(random(wCount)), dys = upload(random(yCount));
-    const run = (): Float32Array[] => {
-      const ys = garbage(yCount), dxs = garbage(xCount), dws = garbage(wCount);
-      const params = toParamArray(p);
-      addon.conv2dForward(xs, ws, null, ys, params);
-      addon.conv2dBackwardInput(dys, ws, dxs, params);
-      addon.conv2dBackwardWeight(xs, dys, dws, params);
-      const out = [addon.download(ys, 0, yCount), addon.download(dxs, 0, xCount), addon.download(dws, 0, wCount)];
-      for (const s of [ys, dxs, dws]) addon.free(s);
-      return out;
-    };
-    expectSameBitsAcrossRunsAndThreads(run);
-    for (const s of [xs, ws, dys]) addon.free(s);
+    expectDeterministicPasses(shapeOf(7, 12, 9, 9, 48, 3, 3, [1, 1], [1, 1]), 12, 9, 48);
   });
   // The compact layout has no discarded columns: an Inf in the input only reaches the weight
   // gradients whose terms really multiply it (here kw = 0 never touches input column 7 of 8).
