@@ -70,7 +70,8 @@
       "src/cuda/reduce.cu",
       "src/cuda/sgd.cu",
       "src/cuda/softmax.cu",
-      "src/cuda/common.cuh"
+      "src/cuda/common.cuh",
+      "src/cuda/gradient_rows.cuh"
     ],
     "driver_files": [
       "test/driver.cpp",

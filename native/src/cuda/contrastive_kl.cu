@@ -21,9 +21,9 @@
 //    p − q (the row cannot park two values in one direction slot).
 //  - distill forward: one block per row, threads over the C classes (coalesced), the same online
 //    state merged by a fixed shared-memory tree. Backward: one thread per element, grid-stride.
-//  - contrastive backward: one block per output row (and per 256-float chunk of D), warps over the
-//    other side's rows, ∂S recomputed from the two dots and the saved lses (or read from direction),
-//    per-warp partial rows summed in warp order.
+//  - contrastive backward (gradient_rows.cuh, shared with infonce.cu): one block per output row
+//    (and per 256-float chunk of D), warps over the other side's rows, ∂S recomputed from the two
+//    dots and the saved lses (or read from direction), per-warp partial rows summed in warp order.
 //  - the loss: one block, Σ w_u·KL_u in double by a fixed tree. No float atomics.
 // Bound: contrastive — compute (≈ 4·B²·D flops per pass, warp dots); distill — memory (2 reads of
 // the [B, C] logits).
@@ -31,6 +31,7 @@
 #include <string>
 
 #include "common.cuh"
+#include "gradient_rows.cuh"
 #include "lmcl/cuda_ops.h"
 
 namespace lmcl {
@@ -41,7 +42,6 @@ using detail::warp_dot;
 using detail::warp_sum;
 
 constexpr int kWarps = detail::kThreads / 32;
-constexpr int kChunk = 256;
 
 // Online state of one KL row: the student (max, Σ exp) at scale s, the teacher's, and
 // Σ exp(s·t − teacher max)·(t − x) (rescaled with the teacher sum).
@@ -193,6 +193,7 @@ __global__ void distill_kl_gradient(int64_t batch, int64_t classes, const float*
 // ∂S_uv recomputed: the student dot comes from the gradient kernel, the teacher dot here (warp-wide).
 struct RecomputedCoefficient {
   static constexpr bool kNeedsDot = true;
+  static constexpr bool kSkipZero = false;
   int64_t dim;
   float scale, factor;  // factor = T_kl²·s/B (times g and w_u below)
   const float* teacher_anchor;
@@ -209,6 +210,7 @@ struct RecomputedCoefficient {
 
 struct StoredCoefficient {
   static constexpr bool kNeedsDot = false;
+  static constexpr bool kSkipZero = false;
   int64_t batch;
   float factor;
   const float* weights;
@@ -218,47 +220,6 @@ struct StoredCoefficient {
     return grad_output[0] * factor * (weights ? weights[u] : 1.0f) * direction[u * batch + v];
   }
 };
-
-// out[r] = Σ_j ∂S(r, j)·other_j (kSelfIsAnchor) or Σ_j ∂S(j, r)·other_j; block (r, chunk of D),
-// warps over j, per-warp partial rows summed in warp order.
-template <bool kSelfIsAnchor, typename Coefficient>
-__global__ void gradient_rows(int64_t batch, int64_t dim, const float* __restrict__ self,
-                              const float* __restrict__ other, Coefficient coefficient, float* __restrict__ out) {
-  __shared__ float partial[kWarps][kChunk];
-  const int64_t r = blockIdx.x;
-  const int64_t d0 = int64_t{blockIdx.y} * kChunk;
-  const int64_t width = dim - d0 < kChunk ? dim - d0 : kChunk;
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  for (int64_t d = lane; d < width; d += 32) partial[warp][d] = 0.0f;
-  const float* s = self + r * dim;
-  for (int64_t j = warp; j < batch; j += kWarps) {
-    const float* o = other + j * dim;
-    const float dot = Coefficient::kNeedsDot ? warp_dot(s, o, dim, lane) : 0.0f;
-    const float c = kSelfIsAnchor ? coefficient(r, j, dot, lane) : coefficient(j, r, dot, lane);
-    for (int64_t d = lane; d < width; d += 32) partial[warp][d] += c * o[d0 + d];
-  }
-  __syncthreads();
-  for (int64_t d = threadIdx.x; d < width; d += blockDim.x) {
-    float total = partial[0][d];
-    for (int w = 1; w < kWarps; ++w) total += partial[w][d];
-    out[r * dim + d0 + d] = total;
-  }
-}
-
-template <typename Coefficient>
-Status launch_gradients(int64_t batch, int64_t dim, const float* anchor, const float* contrast, const Coefficient& c,
-                        float* grad_anchor, float* grad_contrast) {
-  const dim3 grid(static_cast<unsigned int>(batch), static_cast<unsigned int>((dim + kChunk - 1) / kChunk));
-  if (grad_anchor) {
-    gradient_rows<true><<<grid, detail::kThreads>>>(batch, dim, anchor, contrast, c, grad_anchor);
-    LMCL_RETURN_IF_ERROR(detail::launch_status("contrastiveKL backward (anchor)"));
-  }
-  if (grad_contrast) {
-    gradient_rows<false><<<grid, detail::kThreads>>>(batch, dim, contrast, anchor, c, grad_contrast);
-    LMCL_RETURN_IF_ERROR(detail::launch_status("contrastiveKL backward (contrast)"));
-  }
-  return Status::ok();
-}
 
 Status check_temperature(float value, const char* name) {
   LMCL_CHECK_ARG(std::isfinite(value) && value > 0.0f,
@@ -303,10 +264,10 @@ Status contrastive_kl_backward(int64_t batch, int64_t dim, const float* student_
   const float factor = squared * scale / static_cast<float>(batch);
   if (direction) {
     const StoredCoefficient c{batch, factor, weights, direction, grad_output};
-    return launch_gradients(batch, dim, student_anchor, student_contrast, c, grad_student_anchor, grad_student_contrast);
+    return detail::launch_gradient_rows(batch, dim, student_anchor, student_contrast, c, grad_student_anchor, grad_student_contrast, "contrastiveKL backward");
   }
   const RecomputedCoefficient c{dim, scale, factor, teacher_anchor, teacher_contrast, weights, row_stats, grad_output};
-  return launch_gradients(batch, dim, student_anchor, student_contrast, c, grad_student_anchor, grad_student_contrast);
+  return detail::launch_gradient_rows(batch, dim, student_anchor, student_contrast, c, grad_student_anchor, grad_student_contrast, "contrastiveKL backward");
 }
 
 Status distill_kl_forward(int64_t batch, int64_t classes, const float* student, const float* teacher,

@@ -20,7 +20,7 @@
 //    direction row and turned into softmax − P_u/|P_u| in place after the row's lse is known).
 //    The loss is then one block summing w_u·term_u in double by a fixed tree (deterministic).
 //  - backward: ∂anchor row u = Σ_k G_uk·contrast_k and ∂contrast row k = Σ_u G_uk·anchor_u, both by
-//    the same kernel: one block per output row (and per 256-float chunk of D), warps over the other
+//    the same kernel (gradient_rows.cuh, shared with contrastive_kl.cu): one block per output row (and per 256-float chunk of D), warps over the other
 //    side's rows, G recomputed from the dot and the saved lse (or read from direction), per-warp
 //    partial rows in shared memory summed in warp order. No float atomics anywhere.
 // Bound: compute (≈ 2·B²·D flops per pass, dots of length D by warps); for the B ≤ 2048 of the
@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "common.cuh"
+#include "gradient_rows.cuh"
 #include "lmcl/cuda_ops.h"
 
 namespace lmcl {
@@ -41,7 +42,6 @@ using detail::warp_dot;
 using detail::warp_sum;
 
 constexpr int kWarps = detail::kThreads / 32;
-constexpr int kChunk = 256;  // floats of an output row per block in the gradient kernel
 
 // Online log-sum-exp state plus the positive sum of the row.
 struct RowState {
@@ -133,6 +133,7 @@ __global__ void infonce_grad_weights(int64_t batch, const int32_t* __restrict__ 
 // G_uk from the dot ⟨anchor_u, contrast_k⟩ and the saved lse_u.
 struct RecomputedCoefficient {
   static constexpr bool kNeedsDot = true;
+  static constexpr bool kSkipZero = true;
   int64_t batch, rows_with_positives;
   float scale;
   const int32_t* labels;
@@ -140,7 +141,7 @@ struct RecomputedCoefficient {
   const float* weights;
   const float* row_stats;
   const float* grad_output;
-  __device__ float operator()(int64_t u, int64_t k, float dot) const {
+  __device__ float operator()(int64_t u, int64_t k, float dot, int) const {
     const int32_t count = positives[u];
     if (count == 0 || k == u) return 0.0f;
     const float per_row = grad_output[0] / static_cast<float>(rows_with_positives);
@@ -153,58 +154,17 @@ struct RecomputedCoefficient {
 // G_uk from the forward's direction rows (no dot, no exp).
 struct StoredCoefficient {
   static constexpr bool kNeedsDot = false;
+  static constexpr bool kSkipZero = true;
   int64_t batch, rows_with_positives;
   float scale;
   const float* weights;
   const float* direction;
   const float* grad_output;
-  __device__ float operator()(int64_t u, int64_t k, float) const {
+  __device__ float operator()(int64_t u, int64_t k, float, int) const {
     const float per_row = rows_with_positives > 0 ? grad_output[0] / static_cast<float>(rows_with_positives) : 0.0f;
     return per_row * scale * (weights ? weights[u] : 1.0f) * direction[u * batch + k];
   }
 };
-
-// out[r] = Σ_j G(r, j)·other_j (kSelfIsAnchor: r = u, j = k) or Σ_j G(j, r)·other_j (∂contrast).
-// Block (r, chunk of D); warps over j; per-warp partial rows summed in warp order.
-template <bool kSelfIsAnchor, typename Coefficient>
-__global__ void gradient_rows(int64_t batch, int64_t dim, const float* __restrict__ self,
-                              const float* __restrict__ other, Coefficient coefficient, float* __restrict__ out) {
-  __shared__ float partial[kWarps][kChunk];
-  const int64_t r = blockIdx.x;
-  const int64_t d0 = int64_t{blockIdx.y} * kChunk;
-  const int64_t width = dim - d0 < kChunk ? dim - d0 : kChunk;
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  for (int64_t d = lane; d < width; d += 32) partial[warp][d] = 0.0f;
-  const float* s = self + r * dim;
-  for (int64_t j = warp; j < batch; j += kWarps) {
-    const float* o = other + j * dim;
-    const float dot = Coefficient::kNeedsDot ? warp_dot(s, o, dim, lane) : 0.0f;
-    const float c = kSelfIsAnchor ? coefficient(r, j, dot) : coefficient(j, r, dot);
-    if (c == 0.0f) continue;  // the same in every lane: rows without positives, the diagonal
-    for (int64_t d = lane; d < width; d += 32) partial[warp][d] += c * o[d0 + d];
-  }
-  __syncthreads();
-  for (int64_t d = threadIdx.x; d < width; d += blockDim.x) {
-    float total = partial[0][d];
-    for (int w = 1; w < kWarps; ++w) total += partial[w][d];
-    out[r * dim + d0 + d] = total;
-  }
-}
-
-template <typename Coefficient>
-Status launch_gradients(int64_t batch, int64_t dim, const float* anchor, const float* contrast, const Coefficient& c,
-                        float* grad_anchor, float* grad_contrast) {
-  const dim3 grid(static_cast<unsigned int>(batch), static_cast<unsigned int>((dim + kChunk - 1) / kChunk));
-  if (grad_anchor) {
-    gradient_rows<true><<<grid, detail::kThreads>>>(batch, dim, anchor, contrast, c, grad_anchor);
-    LMCL_RETURN_IF_ERROR(detail::launch_status("supConInfoNCE backward (anchor)"));
-  }
-  if (grad_contrast) {
-    gradient_rows<false><<<grid, detail::kThreads>>>(batch, dim, contrast, anchor, c, grad_contrast);
-    LMCL_RETURN_IF_ERROR(detail::launch_status("supConInfoNCE backward (contrast)"));
-  }
-  return Status::ok();
-}
 
 Status check_arguments(int64_t batch, int64_t dim, float temperature) {
   LMCL_CHECK_ARG(batch >= 0 && dim >= 0, "negative extent in embedding shape " + describe_shape({batch, dim}));
@@ -271,7 +231,7 @@ Status supcon_infonce_backward(int64_t batch, int64_t dim, const float* anchor, 
   const float scale = 1.0f / temperature;
   if (direction) {
     const StoredCoefficient c{batch, rows_with_positives, scale, weights, direction, grad_output};
-    return launch_gradients(batch, dim, anchor, contrast, c, grad_anchor, grad_contrast);
+    return detail::launch_gradient_rows(batch, dim, anchor, contrast, c, grad_anchor, grad_contrast, "supConInfoNCE backward");
   }
   if (rows_with_positives == 0) {  // every G row is 0
     if (grad_anchor) LMCL_RETURN_IF_ERROR(fill(grad_anchor, 0.0f, batch * dim));
@@ -280,7 +240,7 @@ Status supcon_infonce_backward(int64_t batch, int64_t dim, const float* anchor, 
   }
   const RecomputedCoefficient c{batch,  rows_with_positives, scale,     device_labels,
                                 device_positives, weights, row_stats, grad_output};
-  return launch_gradients(batch, dim, anchor, contrast, c, grad_anchor, grad_contrast);
+  return detail::launch_gradient_rows(batch, dim, anchor, contrast, c, grad_anchor, grad_contrast, "supConInfoNCE backward");
 }
 
 }  // namespace cuda
