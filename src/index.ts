@@ -10,7 +10,7 @@ export { Generator, manualSeed, defaultGenerator } from './tensor/random.js';
 export { tidy, keep } from './tensor/scope.js';
 export { grad } from './autograd/engine.js';
 export { noGrad, enableGrad, isGradEnabled } from './autograd/mode.js';
-export { memory, resetMemoryPeak, setNumThreads, engineInfo, setFloat32MatmulPrecision, getFloat32MatmulPrecision } from './runtime.js';
+export { memory, resetMemoryPeak, emptyCache, setNumThreads, engineInfo, setFloat32MatmulPrecision, getFloat32MatmulPrecision } from './runtime.js';
 export type { Float32MatmulPrecision } from './native/addon.js';
 export { measureFmaPeak } from './profiler/peak.js';
 export * as profiler from './profiler/index.js';

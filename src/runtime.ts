@@ -14,7 +14,10 @@ export interface MemoryReport {
   nativeLiveBytes: number;
   nativeCachedBytes: number;
   nativePeakLiveBytes: number;
+  /** The CUDA caching allocator: bytes in live blocks, kept for reuse, and the live high-water mark (torch.cuda.memory_allocated / memory_reserved − allocated / max_memory_allocated). */
   cudaLiveBytes: number;
+  cudaCachedBytes: number;
+  cudaPeakLiveBytes: number;
   /** Native storage handles alive: equals liveStorages in a loop that disposes what it makes (no finalizer backlog). */
   nativeHandles: number;
 }
@@ -28,13 +31,24 @@ export function memory(): MemoryReport {
     nativeCachedBytes: stats.cpuCachedBytes,
     nativePeakLiveBytes: stats.cpuPeakLiveBytes,
     cudaLiveBytes: stats.cudaLiveBytes,
+    cudaCachedBytes: stats.cudaCachedBytes,
+    cudaPeakLiveBytes: stats.cudaPeakLiveBytes,
     nativeHandles: stats.nativeHandles,
   };
 }
 
-/** Starts a new high-water mark: nativePeakLiveBytes becomes the bytes live now (like torch's reset_peak_memory_stats). */
+/** Starts a new high-water mark: nativePeakLiveBytes and cudaPeakLiveBytes become the bytes live now (like torch's reset_peak_memory_stats). */
 export function resetMemoryPeak(): void {
   native().resetMemoryPeak();
+}
+
+/**
+ * Gives the blocks both caching allocators keep for reuse back (the CPU's to the system, the CUDA
+ * device's to the driver; like torch.cuda.empty_cache). Live tensors are untouched. On CUDA it
+ * waits for the device (cudaFree does): for an explicit call between phases, not per step.
+ */
+export function emptyCache(): void {
+  native().emptyCache();
 }
 
 /** Sets the size of the native CPU thread pool (default: the number of cores, or LMCL_NUM_THREADS). */

@@ -229,17 +229,22 @@ Napi::Value memory_stats(const Napi::CallbackInfo& info) {
   result.Set("cpuCachedBytes", Napi::Number::New(info.Env(), static_cast<double>(stats.cached_bytes)));
   result.Set("cpuPeakLiveBytes", Napi::Number::New(info.Env(), static_cast<double>(stats.peak_live_bytes)));
   result.Set("cudaLiveBytes", Napi::Number::New(info.Env(), static_cast<double>(cuda::live_bytes())));
+  result.Set("cudaCachedBytes", Napi::Number::New(info.Env(), static_cast<double>(cuda::cached_bytes())));
+  result.Set("cudaPeakLiveBytes", Napi::Number::New(info.Env(), static_cast<double>(cuda::peak_live_bytes())));
   result.Set("nativeHandles", Napi::Number::New(info.Env(), static_cast<double>(StorageHandle::live_handles())));
   return result;
 }
 
 Napi::Value reset_memory_peak(const Napi::CallbackInfo& info) {
   cpu_reset_peak_live_bytes();
+  cuda::reset_peak_live_bytes();
   return info.Env().Undefined();
 }
 
+// Both caching allocators give their kept blocks back (the CPU's to the system, CUDA's to the driver).
 Napi::Value empty_cache(const Napi::CallbackInfo& info) {
   cpu_empty_cache();
+  throw_if_error(info.Env(), cuda::empty_cache(), "emptyCache");
   return info.Env().Undefined();
 }
 

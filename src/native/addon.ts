@@ -19,6 +19,10 @@ export interface NativeMemoryStats {
   cpuCachedBytes: number;
   cpuPeakLiveBytes: number;
   cudaLiveBytes: number;
+  /** Freed device blocks the CUDA caching allocator keeps for reuse. */
+  cudaCachedBytes: number;
+  /** High-water mark of cudaLiveBytes since the last resetMemoryPeak. */
+  cudaPeakLiveBytes: number;
   /** Native storage handle objects alive (a freed storage's handle is deleted at free()). */
   nativeHandles: number;
 }

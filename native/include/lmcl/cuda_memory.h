@@ -38,6 +38,13 @@ Status finish_copy_to_host(PendingCopy* copy, void* host_destination);
 Status fill(float* device_destination, float value, int64_t count);
 Status synchronize();
 int64_t live_bytes();
+// Bytes of freed blocks the caching allocator keeps for reuse; the high-water mark of live_bytes
+// (since the last reset_peak_live_bytes); empty_cache gives the kept blocks back to the driver
+// (cudaFree, which waits for the device: for an explicit call, as torch.cuda.empty_cache).
+int64_t cached_bytes();
+int64_t peak_live_bytes();
+void reset_peak_live_bytes();
+Status empty_cache();
 
 }  // namespace cuda
 }  // namespace lmcl

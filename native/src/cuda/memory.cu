@@ -44,6 +44,20 @@ struct Cache {
   std::unordered_map<size_t, std::vector<void*>> free_lists;
   std::unordered_map<void*, size_t> live;
   int64_t live_bytes = 0;
+  int64_t cached_bytes = 0;  // in the free lists
+  int64_t peak_live_bytes = 0;
+
+  // Callers hold `mutex`.
+  void note_live(size_t size) {
+    live_bytes += static_cast<int64_t>(size);
+    if (live_bytes > peak_live_bytes) peak_live_bytes = live_bytes;
+  }
+  void release_cached() {
+    for (auto& entry : free_lists)
+      for (void* block : entry.second) cudaFree(block);  // cudaFree waits for the device first
+    free_lists.clear();
+    cached_bytes = 0;
+  }
 };
 
 Cache& cache() {
@@ -261,8 +275,9 @@ Status allocate(size_t bytes, void** pointer) {
     if (found != state.free_lists.end() && !found->second.empty()) {
       *pointer = found->second.back();
       found->second.pop_back();
+      state.cached_bytes -= static_cast<int64_t>(size);
       state.live[*pointer] = size;
-      state.live_bytes += size;
+      state.note_live(size);
       return Status::ok();
     }
   }
@@ -271,9 +286,7 @@ Status allocate(size_t bytes, void** pointer) {
     cudaGetLastError();
     // Release the cache and retry once before reporting out-of-memory.
     std::lock_guard<std::mutex> lock(state.mutex);
-    for (auto& entry : state.free_lists)
-      for (void* block : entry.second) cudaFree(block);
-    state.free_lists.clear();
+    state.release_cached();
     error = cudaMalloc(pointer, size);
     if (error != cudaSuccess) {
       cudaGetLastError();
@@ -284,7 +297,7 @@ Status allocate(size_t bytes, void** pointer) {
   }
   std::lock_guard<std::mutex> lock(state.mutex);
   state.live[*pointer] = size;
-  state.live_bytes += size;
+  state.note_live(size);
   return Status::ok();
 }
 
@@ -294,7 +307,8 @@ Status free(void* pointer) {
   auto found = state.live.find(pointer);
   if (found == state.live.end()) return Status::ok();
   state.free_lists[found->second].push_back(pointer);
-  state.live_bytes -= found->second;
+  state.cached_bytes += static_cast<int64_t>(found->second);
+  state.live_bytes -= static_cast<int64_t>(found->second);
   state.live.erase(found);
   return Status::ok();
 }
@@ -360,6 +374,23 @@ Status synchronize() {
 int64_t live_bytes() {
   std::lock_guard<std::mutex> lock(cache().mutex);
   return cache().live_bytes;
+}
+int64_t cached_bytes() {
+  std::lock_guard<std::mutex> lock(cache().mutex);
+  return cache().cached_bytes;
+}
+int64_t peak_live_bytes() {
+  std::lock_guard<std::mutex> lock(cache().mutex);
+  return cache().peak_live_bytes;
+}
+void reset_peak_live_bytes() {
+  std::lock_guard<std::mutex> lock(cache().mutex);
+  cache().peak_live_bytes = cache().live_bytes;
+}
+Status empty_cache() {
+  std::lock_guard<std::mutex> lock(cache().mutex);
+  cache().release_cached();
+  return from_cuda(cudaGetLastError(), "empty the device cache");
 }
 
 }  // namespace cuda

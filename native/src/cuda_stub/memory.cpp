@@ -32,6 +32,10 @@ Status finish_copy_to_host(PendingCopy*, void*) { return not_compiled(); }
 Status fill(float*, float, int64_t) { return not_compiled(); }
 Status synchronize() { return not_compiled(); }
 int64_t live_bytes() { return 0; }
+int64_t cached_bytes() { return 0; }
+int64_t peak_live_bytes() { return 0; }
+void reset_peak_live_bytes() {}
+Status empty_cache() { return Status::ok(); }  // nothing is cached without CUDA
 
 }  // namespace cuda
 }  // namespace lmcl
