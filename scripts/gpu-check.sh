@@ -10,9 +10,11 @@
 #      ceilings measured in the same run (bench/cuda_ops.bench.mjs), then the vitest suites that
 #      have CUDA blocks (test/helpers/devices.ts forEachDevice), run on the device;
 #   4. a two-network ResNet-32 MCL training step on the GPU (`lmcl profile --device cuda`) next to
-#      PyTorch eager on the same card (bench/pytorch_mcl_step.py --device cuda), batch 128, and
-#      cuBLAS's FP32 GEMM rate (TF32 off) as an outside ceiling;
-#   5. short `lmcl train --device cuda` runs (MCL, and L-MCL with meta phases);
+#      PyTorch eager on the same card (bench/pytorch_mcl_step.py --device cuda: its defaults, and
+#      --fp32 with TF32 off), batch 128, and cuBLAS's GEMM rate with TF32 off and on as outside
+#      ceilings (for our FP32 GEMM and its TF32 path);
+#   5. short `lmcl train --device cuda` runs (MCL, and L-MCL with meta phases), and `lmcl eval`
+#      of the MCL run on the device and on the CPU;
 #   6. where the MCL step's GPU time goes: each kernel's duration under Nsight Compute (ncu), when
 #      ncu is there and time is left;
 #   then a compact table. Made for hosts with no Node and no network:
@@ -163,10 +165,18 @@ if command -v node >/dev/null 2>&1; then
   # trainer path on the device (batches made there, checkpoints, evaluation), 1 epoch each.
   for method in mcl lmcl; do
     if [ $(( budget - $(elapsed) )) -lt 30 ]; then row "lmcl train --device cuda --method $method" "skipped: budget spent"; continue; fi
-    timeout "$(limit 75)" node bin/lmcl.js train --device cuda --method $method --meta-freq 2 --epochs 1 --train-per-class 30 --out /tmp/lmcl-gpu-runs > "$LOGS/train_$method.log" 2>&1
+    timeout "$(limit 75)" node bin/lmcl.js train --device cuda --method $method --meta-freq 2 --epochs 1 --train-per-class 30 --out /tmp/lmcl-gpu-runs --name gpu-$method > "$LOGS/train_$method.log" 2>&1
     row "lmcl train --device cuda --method $method" "exit $? — $(grep -v '^\s*$' "$LOGS/train_$method.log" | tail -1 | cut -c1-110)"
     save
   done
+  # The MCL run's checkpoint evaluated on the device and on the CPU (top-1 within an image or so).
+  if [ -d /tmp/lmcl-gpu-runs/gpu-mcl ] && [ $(( budget - $(elapsed) )) -gt 20 ]; then
+    for where in cuda cpu; do
+      timeout "$(limit 40)" node bin/lmcl.js eval --device $where --json /tmp/lmcl-gpu-runs/gpu-mcl > "$LOGS/eval_$where.json" 2> "$LOGS/eval_$where.err"
+      row "lmcl eval --device $where" "exit $? — top-1 $(node -e "try { const r = JSON.parse(require('fs').readFileSync('$LOGS/eval_$where.json', 'utf8')); console.log(r.networks.map((n) => n.top1.toFixed(2)).join(' / ')); } catch { console.log('(no result)'); }")"
+    done
+    save
+  fi
 fi
 
 # ---- 6. where the MCL step's GPU time goes: every kernel's duration under Nsight Compute --------
