@@ -143,6 +143,25 @@ struct SliceLoader {
   }
 };
 
+// A block's BM x BN tile of one matrix: where it starts, its C, and the two operands' slice
+// loaders (op(A)(i, p) = a[i*a_rs + p*a_cs]; op(B)(p, j) = b[p*b_rs + j*b_cs]). Shared by the FP32
+// and TF32 kernels.
+template <int BM, int BN, int BK, int kBlockThreads, bool kTransA, bool kTransB>
+struct BlockTile {
+  int64_t matrix, row0, col0;
+  float* c;
+  SliceLoader<BM, BK, kBlockThreads, !kTransA> load_a;
+  SliceLoader<BN, BK, kBlockThreads, kTransB> load_b;
+
+  __device__ __forceinline__ BlockTile(const GemmArgs& args, int tid)
+      : matrix(args.batch_offset + blockIdx.z),
+        row0(static_cast<int64_t>(blockIdx.x) * BM),
+        col0((args.n_tile_offset + blockIdx.y) * BN),
+        c(args.c + matrix * args.stride_c),
+        load_a(args.a + matrix * args.stride_a, row0, args.m, kTransA ? 1 : args.lda, kTransA ? args.lda : 1, args.k, tid),
+        load_b(args.b + matrix * args.stride_b, col0, args.n, kTransB ? args.ldb : 1, kTransB ? 1 : args.ldb, args.k, tid) {}
+};
+
 template <int BM, int BN, int BK, int TM, int TN, bool kTransA, bool kTransB>
 __global__ void __launch_bounds__((BM / TM) * (BN / TN), 2)
     sgemm_kernel(GemmArgs args) {
@@ -159,15 +178,11 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN), 2)
 
   const int tid = threadIdx.x;
   const int64_t m = args.m, n = args.n, k = args.k;
-  const int64_t matrix = args.batch_offset + blockIdx.z;
-  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * BM;
-  const int64_t col0 = (args.n_tile_offset + blockIdx.y) * BN;
-  float* c = args.c + matrix * args.stride_c;
-  // op(A)(i, p) = a[i*a_rs + p*a_cs]; op(B)(p, j) = b[p*b_rs + j*b_cs]
-  SliceLoader<BM, BK, kBlockThreads, !kTransA> load_a(args.a + matrix * args.stride_a, row0, m,
-                                                      kTransA ? 1 : args.lda, kTransA ? args.lda : 1, k, tid);
-  SliceLoader<BN, BK, kBlockThreads, kTransB> load_b(args.b + matrix * args.stride_b, col0, n,
-                                                     kTransB ? args.ldb : 1, kTransB ? 1 : args.ldb, k, tid);
+  BlockTile<BM, BN, BK, kBlockThreads, kTransA, kTransB> block(args, tid);
+  const int64_t row0 = block.row0, col0 = block.col0;
+  float* c = block.c;
+  auto& load_a = block.load_a;
+  auto& load_b = block.load_b;
 
   const int tx = tid % kThreadsX, ty = tid / kThreadsX;
   float acc[TM][TN];
@@ -248,14 +263,11 @@ __global__ void __launch_bounds__(WM * WN * 32) tf32_gemm_kernel(GemmArgs args) 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int warp_m = warp / WN, warp_n = warp % WN;
   const int64_t m = args.m, n = args.n, k = args.k;
-  const int64_t matrix = args.batch_offset + blockIdx.z;
-  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * BM;
-  const int64_t col0 = (args.n_tile_offset + blockIdx.y) * BN;
-  float* c = args.c + matrix * args.stride_c;
-  SliceLoader<BM, BK, kBlockThreads, !kTransA> load_a(args.a + matrix * args.stride_a, row0, m,
-                                                      kTransA ? 1 : args.lda, kTransA ? args.lda : 1, k, tid);
-  SliceLoader<BN, BK, kBlockThreads, kTransB> load_b(args.b + matrix * args.stride_b, col0, n,
-                                                     kTransB ? args.ldb : 1, kTransB ? 1 : args.ldb, k, tid);
+  BlockTile<BM, BN, BK, kBlockThreads, kTransA, kTransB> block(args, tid);
+  const int64_t row0 = block.row0, col0 = block.col0;
+  float* c = block.c;
+  auto& load_a = block.load_a;
+  auto& load_b = block.load_b;
 
   wmma::fragment<wmma::accumulator, 16, 16, kFragmentK, float> acc[FM][FN];
 #pragma unroll
